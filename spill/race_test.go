@@ -1,0 +1,5 @@
+//go:build race
+
+package spill_test
+
+func init() { raceEnabled = true }
