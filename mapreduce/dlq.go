@@ -1,0 +1,123 @@
+package mapreduce
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DeadLetter is one row that failed Map on every attempt. Each partition
+// appends them, one JSON object per line, to dlq/p<part>.jsonl in its run
+// directory.
+type DeadLetter struct {
+	Job       string         `json:"job"`
+	Run       string         `json:"run"`
+	Partition int            `json:"partition"`
+	Cursor    int64          `json:"cursor"`
+	Row       map[string]any `json:"row"`
+	Error     string         `json:"error"`
+	Attempts  int            `json:"attempts"`
+	Time      time.Time      `json:"time"`
+}
+
+// dlqWriter appends dead letters to a partition's DLQ file. The file
+// belongs to the partition's checkpoint: each commit syncs it and records
+// its length, and a resumed task cuts it back to that length, so that the
+// rows it re-reads fail into the file exactly once.
+//
+// The file is opened on the first letter, so that partitions without
+// failures cost no file.
+type dlqWriter struct {
+	path string
+	f    *os.File
+	w    *bufio.Writer
+	size int64
+}
+
+// newDLQ returns a writer that appends to path after cutting it back to
+// size, the length its checkpoint recorded.
+func newDLQ(path string, size int64) *dlqWriter {
+	return &dlqWriter{path: path, size: size}
+}
+
+func (d *dlqWriter) open() error {
+	if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(d.size); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Seek(d.size, io.SeekStart); err != nil {
+		f.Close()
+		return err
+	}
+	d.f, d.w = f, bufio.NewWriter(f)
+	return nil
+}
+
+func (d *dlqWriter) append(l *DeadLetter) error {
+	if d.f == nil {
+		if err := d.open(); err != nil {
+			return err
+		}
+	}
+	data, err := json.Marshal(l)
+	if err != nil {
+		// A row value JSON cannot hold (NaN, say): keep the letter, say so.
+		l.Row = map[string]any{"unencodable": fmt.Sprint(l.Row)}
+		if data, err = json.Marshal(l); err != nil {
+			return err
+		}
+	}
+	n, err := d.w.Write(append(data, '\n'))
+	d.size += int64(n)
+	return err
+}
+
+// sync makes every appended letter durable and returns the file's length.
+func (d *dlqWriter) sync() (int64, error) {
+	if d.f == nil {
+		return d.size, nil
+	}
+	if err := d.w.Flush(); err != nil {
+		return 0, err
+	}
+	return d.size, d.f.Sync()
+}
+
+func (d *dlqWriter) close() error {
+	if d.f == nil {
+		return nil
+	}
+	return d.f.Close()
+}
+
+// ReadDeadLetters parses a DLQ file's contents. A malformed line is an
+// error naming its line number; a missing final newline (a letter being
+// written when the process died) is ignored, as a resumed run rewrites it.
+func ReadDeadLetters(data []byte) ([]DeadLetter, error) {
+	var letters []DeadLetter
+	for n := 1; len(data) > 0; n++ {
+		line, rest, complete := bytes.Cut(data, []byte{'\n'})
+		if !complete {
+			break
+		}
+		data = rest
+		var l DeadLetter
+		if err := json.Unmarshal(line, &l); err != nil {
+			return letters, fmt.Errorf("line %d: %w", n, err)
+		}
+		letters = append(letters, l)
+	}
+	return letters, nil
+}

@@ -1,0 +1,70 @@
+// Package mapreduce is mr's engine and its user API: typed jobs, the
+// planner, the map and reduce tasks, checkpoints, the dead-letter queue and
+// the run's state.
+//
+// # Write a job
+//
+// A job reads rows of one table in cursor order, emits (key, value) pairs
+// from each, and folds the values of each key with an associative and
+// commutative Combine. Keys and values are plain Go types; a Codec lays
+// each out as fields, so the engine can hash, spill and write them without
+// reflection:
+//
+//	var Clicks = mapreduce.Job[string, int64]{
+//		Name:   "clicks_per_page",
+//		Input:  mapreduce.Input{Table: "clicks", Columns: []string{"page"}},
+//		Output: mapreduce.Output{Table: "page_clicks"},
+//		Key: mapreduce.Codec[string]{
+//			Fields: []mapreduce.Field{{Name: "page", Type: mapreduce.String}},
+//			Encode: func(k string, e mapreduce.Encoder) { e.String(k) },
+//			Decode: func(d mapreduce.Decoder) string { return d.String() },
+//		},
+//		Value: mapreduce.Codec[int64]{
+//			Fields: []mapreduce.Field{{Name: "clicks", Type: mapreduce.Int64}},
+//			Encode: func(v int64, e mapreduce.Encoder) { e.Int64(v) },
+//			Decode: func(d mapreduce.Decoder) int64 { return d.Int64() },
+//		},
+//		Map: func(ctx context.Context, row mapreduce.Row, emit func(string, int64)) error {
+//			emit(row.String(0), 1)
+//			return nil
+//		},
+//		Combine: func(a, b int64) int64 { return a + b },
+//	}
+//
+// A Map error fails the row: it is retried with backoff, then written to
+// the partition's dead-letter queue, and the run goes on. Wrap an error in
+// Permanent to skip the retries; a panic counts as an error.
+//
+// # Register it
+//
+// Register the job from an init function with jobs.Register, which checks
+// it and panics on a duplicate name, and build your own mr binary whose
+// main imports the package and calls mr.Main. Name is the job's stable
+// identity: run ids derive from it.
+//
+// # Run it
+//
+// From the command line, mr run clicks_per_page --source sqlite:app.db; or
+// from Go, Run with a Source, a Sink and a Config. Running the same command
+// again resumes: each partition continues from its last checkpoint, and
+// each bucket already applied to the sink is skipped.
+//
+// # Test it
+//
+// Run the job over a small SQLite file (sources.OpenSQLite and
+// sinks.OpenSQLite) and compare the output table with the same aggregate
+// computed in SQL.
+//
+// # How a run works
+//
+// The planner splits the cursor range into partitions [lo, hi). A map task
+// per partition reads keyset chunks, maps each row, and combines pairs in a
+// Go map keyed by K. At a commit point (every CheckpointInterval, when the
+// map reaches its share of the memory budget, and at the end of the range)
+// it writes one Arrow spill file per non-empty hash bucket, syncs the DLQ,
+// and only then replaces its Checkpoint, which names the files. When every
+// partition is done, a reduce task per bucket merges the bucket's committed
+// files (re-partitioning under a new seed when they outgrow the budget)
+// and applies the rows to the sink in one transaction that also records
+// the bucket as committed.
+package mapreduce

@@ -1,0 +1,474 @@
+package mapreduce_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mrengine/mr/mapreduce"
+	"github.com/mrengine/mr/partition"
+)
+
+// This file tests the engine against in-memory sources and sinks, with a Go
+// map as the ground truth; the end-to-end tests over SQLite live with the
+// CLI and in e2e_test.go.
+
+// memRow is a source row: a cursor, a group name, an amount and a payload
+// that decides whether Map fails ("poison", "panic", "flaky").
+type memRow struct {
+	id     int64
+	group  string
+	amount int64
+	kind   string
+}
+
+// memSource serves rows from a slice sorted by id, counting what it reads.
+type memSource struct {
+	rows   []memRow
+	chunks atomic.Int64
+	mu     sync.Mutex
+	read   map[int64]int // cursor → times read
+	// afterChunk, if set, runs after each chunk (to cancel a run).
+	afterChunk func(n int64)
+}
+
+func (s *memSource) String() string { return "mem:test" }
+
+func (s *memSource) Describe(context.Context, mapreduce.Input) (mapreduce.TableInfo, error) {
+	if len(s.rows) == 0 {
+		return mapreduce.TableInfo{}, nil
+	}
+	return mapreduce.TableInfo{Min: s.rows[0].id, Max: s.rows[len(s.rows)-1].id, Rows: int64(len(s.rows))}, nil
+}
+
+func (s *memSource) ReadChunk(_ context.Context, _ mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch) error {
+	i := sort.Search(len(s.rows), func(i int) bool { return s.rows[i].id >= r.Lo })
+	s.mu.Lock()
+	for ; i < len(s.rows) && s.rows[i].id < r.Hi && b.Len() < limit; i++ {
+		row := s.rows[i]
+		v := b.Append(row.id)
+		v[0], v[1], v[2] = row.group, row.amount, row.kind
+		s.read[row.id]++
+	}
+	s.mu.Unlock()
+	n := s.chunks.Add(1)
+	if s.afterChunk != nil {
+		s.afterChunk(n)
+	}
+	if b.Len() == 0 {
+		return io.EOF
+	}
+	return nil
+}
+
+// memSink keeps one table and the commit records.
+type memSink struct {
+	mu      sync.Mutex
+	table   map[string]int64 // group → total
+	commits map[string]bool  // commit/bucket
+	applied int
+}
+
+func newMemSink() *memSink {
+	return &memSink{table: map[string]int64{}, commits: map[string]bool{}}
+}
+
+func (s *memSink) String() string                                 { return "mem:sink" }
+func (s *memSink) Prepare(context.Context, mapreduce.Table) error { return nil }
+func (s *memSink) Committed(_ context.Context, c string) ([]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var bs []int
+	for k := range s.commits {
+		if b, ok := strings.CutPrefix(k, c+"/"); ok {
+			var n int
+			fmt.Sscan(b, &n)
+			bs = append(bs, n)
+		}
+	}
+	return bs, nil
+}
+
+func (s *memSink) Apply(_ context.Context, _ mapreduce.Table, commit string, bucket int, rows mapreduce.Rows) error {
+	staged := map[string]int64{}
+	for rows.Next() {
+		v, err := rows.Values()
+		if err != nil {
+			return err
+		}
+		if _, dup := staged[v[0].(string)]; dup {
+			return fmt.Errorf("bucket %d yields key %v twice", bucket, v[0])
+		}
+		staged[v[0].(string)] = v[1].(int64)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := fmt.Sprintf("%s/%d", commit, bucket)
+	if s.commits[key] {
+		return nil
+	}
+	maps.Copy(s.table, staged)
+	s.commits[key] = true
+	s.applied++
+	return nil
+}
+
+// sumJob sums amounts per group. Rows of kind "poison" fail permanently,
+// "panic" panics, "flaky" fails on its first attempt only.
+func sumJob(t *testing.T) *mapreduce.Job[string, int64] {
+	t.Helper()
+	var mu sync.Mutex
+	flaky := map[int64]int{}
+	j := &mapreduce.Job[string, int64]{
+		Name:   "sum_test",
+		Input:  mapreduce.Input{Table: "rows", Columns: []string{"grp", "amount", "kind"}},
+		Output: mapreduce.Output{Table: "sums"},
+		Key: mapreduce.Codec[string]{
+			Fields: []mapreduce.Field{{Name: "grp", Type: mapreduce.String}},
+			Encode: func(k string, e mapreduce.Encoder) { e.String(k) },
+			Decode: func(d mapreduce.Decoder) string { return d.String() },
+		},
+		Value: mapreduce.Codec[int64]{
+			Fields: []mapreduce.Field{{Name: "total", Type: mapreduce.Int64}},
+			Encode: func(v int64, e mapreduce.Encoder) { e.Int64(v) },
+			Decode: func(d mapreduce.Decoder) int64 { return d.Int64() },
+		},
+		Map: func(_ context.Context, row mapreduce.Row, emit func(string, int64)) error {
+			// Emit before failing: a failed attempt's pairs must not count.
+			emit(row.String(0), row.Int64(1))
+			switch row.String(2) {
+			case "poison":
+				return mapreduce.Permanent(errors.New("poison row"))
+			case "panic":
+				panic("boom")
+			case "flaky":
+				mu.Lock()
+				flaky[row.Cursor()]++
+				n := flaky[row.Cursor()]
+				mu.Unlock()
+				if n == 1 {
+					return errors.New("flaky row")
+				}
+			}
+			return nil
+		},
+		Combine: func(a, b int64) int64 { return a + b },
+	}
+	if err := j.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// randomRows makes n rows with gaps in the ids and the given number of
+// groups; kinds are mixed in at the given rate.
+func randomRows(seed uint64, n, groups int, badRate float64) []memRow {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	rows := make([]memRow, n)
+	id := int64(rng.IntN(100)) - 50
+	for i := range rows {
+		id += 1 + int64(rng.IntN(3))*int64(rng.IntN(2)) // gaps
+		kind := "ok"
+		if rng.Float64() < badRate {
+			kind = []string{"poison", "panic", "flaky"}[rng.IntN(3)]
+		}
+		rows[i] = memRow{id: id, group: fmt.Sprintf("g%d", rng.IntN(groups)), amount: int64(rng.IntN(1000)) - 100, kind: kind}
+	}
+	return rows
+}
+
+// truth is the expected sink table: sums over rows that do not fail for good.
+func truth(rows []memRow) map[string]int64 {
+	m := map[string]int64{}
+	for _, r := range rows {
+		if r.kind == "ok" || r.kind == "flaky" {
+			m[r.group] += r.amount
+		}
+	}
+	return m
+}
+
+func badIDs(rows []memRow) []int64 {
+	var ids []int64
+	for _, r := range rows {
+		if r.kind == "poison" || r.kind == "panic" {
+			ids = append(ids, r.id)
+		}
+	}
+	return ids
+}
+
+func testConfig(t *testing.T) mapreduce.Config {
+	return mapreduce.Config{
+		Workdir:    t.TempDir(),
+		RetryDelay: time.Microsecond,
+		Logger:     discardLogger(),
+	}
+}
+
+// dlqIDs returns the cursors in the run's DLQ files, sorted.
+func dlqIDs(t *testing.T, cfg mapreduce.Config, run string) []int64 {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(cfg.Workdir, run, "dlq", "p*.jsonl"))
+	var ids []int64
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		letters, err := mapreduce.ReadDeadLetters(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range letters {
+			ids = append(ids, l.Cursor)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func checkTable(t *testing.T, got, want map[string]int64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("sink has %d groups, want %d", len(got), len(want))
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("group %s = %d, want %d", k, got[k], w)
+		}
+	}
+}
+
+func TestRun_Matrix(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(1, 20_000, 3_000, 0.002)
+	want := truth(rows)
+	for _, c := range []struct {
+		partitions, buckets, workers, chunk int
+		memory                              int64
+	}{
+		{1, 1, 1, 1000, 0},
+		{4, 8, 2, 100, 0},
+		{7, 3, 3, 999, 0},
+		{64, 16, 4, 50, 0},           // more partitions than ids in some ranges
+		{300, 2, 4, 7, 256 << 20}, // many small and empty partitions
+	} {
+		name := fmt.Sprintf("partitions=%d/buckets=%d/workers=%d/chunk=%d/memory=%d", c.partitions, c.buckets, c.workers, c.chunk, c.memory)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			src := &memSource{rows: rows, read: map[int64]int{}}
+			sink := newMemSink()
+			cfg := testConfig(t)
+			cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize, cfg.Memory = c.partitions, c.buckets, c.workers, c.chunk, c.memory
+			s, err := mapreduce.Run(context.Background(), sumJob(t), src, sink, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTable(t, sink.table, want)
+			if got, want := dlqIDs(t, cfg, s.RunID), badIDs(rows); !slices.Equal(got, want) {
+				t.Errorf("DLQ holds %v, want %v", got, want)
+			}
+			for id, n := range src.read {
+				if n != 1 {
+					t.Fatalf("row %d read %d times", id, n)
+				}
+			}
+			if len(src.read) != len(rows) {
+				t.Errorf("read %d distinct rows, want %d", len(src.read), len(rows))
+			}
+			if s.Processed != int64(len(rows)) || s.Failed != int64(len(badIDs(rows))) {
+				t.Errorf("summary %+v: want %d processed, %d failed", s, len(rows), len(badIDs(rows)))
+			}
+		})
+	}
+}
+
+// TestRun_MemoryBudget runs with more keys than the budget holds, so that
+// map tasks flush early and reducers re-partition their buckets.
+func TestRun_MemoryBudget(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(6, 60_000, 50_000, 0.001)
+	for _, buckets := range []int{1, 3} {
+		t.Run(fmt.Sprintf("buckets=%d", buckets), func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.Memory = 3, buckets, 2, 1<<20
+			sink := newMemSink()
+			s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTable(t, sink.table, truth(rows))
+			if s.Groups != int64(len(sink.table)) {
+				t.Errorf("summary counts %d groups, the sink has %d", s.Groups, len(sink.table))
+			}
+		})
+	}
+}
+
+func TestRun_Empty(t *testing.T) {
+	t.Parallel()
+	sink := newMemSink()
+	cfg := testConfig(t)
+	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{read: map[int64]int{}}, sink, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Processed != 0 || len(sink.table) != 0 {
+		t.Errorf("empty source gave %+v and %d groups", s, len(sink.table))
+	}
+}
+
+func TestRun_ResumeAfterCancel(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(2, 30_000, 500, 0.003)
+	cfg := testConfig(t)
+	cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize = 6, 4, 3, 200
+	cfg.CheckpointInterval = time.Nanosecond // commit after every chunk
+	sink := newMemSink()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	first := &memSource{rows: rows, read: map[int64]int{}, afterChunk: func(n int64) {
+		if n == 40 {
+			cancel()
+		}
+	}}
+	s1, err := mapreduce.Run(ctx, sumJob(t), first, sink, cfg)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run returned %v", err)
+	}
+	if s1.Processed == 0 || s1.Processed == int64(len(rows)) {
+		t.Fatalf("cancelled run committed %d of %d rows; the test needs a partial run", s1.Processed, len(rows))
+	}
+
+	second := &memSource{rows: rows, read: map[int64]int{}}
+	s2, err := mapreduce.Run(context.Background(), sumJob(t), second, sink, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, sink.table, truth(rows))
+	if s2.Resumed != s1.Processed {
+		t.Errorf("resumed %d rows, the first run committed %d", s2.Resumed, s1.Processed)
+	}
+	if s2.Read != int64(len(rows))-s1.Processed {
+		t.Errorf("second run read %d rows, want the %d not committed", s2.Read, int64(len(rows))-s1.Processed)
+	}
+	for id := range second.read {
+		if first.read[id] > 0 && s2.Read+s1.Processed == int64(len(rows)) {
+			continue
+		}
+	}
+	if s2.PartitionsResumed == 0 {
+		t.Error("no partition resumed")
+	}
+	if got, want := dlqIDs(t, cfg, s2.RunID), badIDs(rows); !slices.Equal(got, want) {
+		t.Errorf("DLQ holds %d letters %v, want %d", len(got), got, len(want))
+	}
+}
+
+// failingStore fails every checkpoint save after the first n, as a crash
+// between a spill and its checkpoint would.
+type failingStore struct {
+	mapreduce.DirStore
+	left atomic.Int64
+}
+
+var errCrash = errors.New("simulated crash before checkpoint")
+
+func (s *failingStore) SaveCheckpoint(ctx context.Context, run string, cp *mapreduce.Checkpoint) error {
+	if s.left.Add(-1) < 0 {
+		return errCrash
+	}
+	return s.DirStore.SaveCheckpoint(ctx, run, cp)
+}
+
+func TestRun_CrashBetweenSpillAndCheckpoint(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(3, 20_000, 800, 0.003)
+	cfg := testConfig(t)
+	cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize = 4, 4, 2, 300
+	cfg.CheckpointInterval = time.Nanosecond
+	store := &failingStore{DirStore: mapreduce.DirStore{Dir: cfg.Workdir}}
+	store.left.Store(9)
+	cfg.Store = store
+	sink := newMemSink()
+	if _, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); !errors.Is(err, errCrash) {
+		t.Fatalf("run returned %v, want the simulated crash", err)
+	}
+	store.left.Store(1 << 40)
+	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, sink.table, truth(rows))
+	if got, want := dlqIDs(t, cfg, s.RunID), badIDs(rows); !slices.Equal(got, want) {
+		t.Errorf("DLQ holds %v, want %v", got, want)
+	}
+	// Only committed files remain in the shuffle directory.
+	var committed int
+	for part := range s.Partitions {
+		cp, err := store.LoadCheckpoint(context.Background(), s.RunID, part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed += len(cp.Files)
+	}
+	found, _ := filepath.Glob(filepath.Join(cfg.Workdir, s.RunID, "shuffle", "b*", "*"))
+	if len(found) != committed {
+		t.Errorf("shuffle holds %d files, checkpoints name %d", len(found), committed)
+	}
+}
+
+func TestRun_RerunIsIdempotent(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(4, 5_000, 300, 0)
+	cfg := testConfig(t)
+	sink := newMemSink()
+	for i := range 2 {
+		if _, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			continue
+		}
+		if sink.applied != cfg.WithDefaults().Buckets {
+			t.Errorf("the second run applied buckets again: %d applies", sink.applied)
+		}
+	}
+	cfg.Fresh = true
+	if _, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, sink.table, truth(rows))
+}
+
+func TestRun_FailureRate(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(5, 2_000, 10, 0.2)
+	cfg := testConfig(t)
+	sink := newMemSink()
+	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg)
+	if !errors.Is(err, mapreduce.ErrFailureRate) {
+		t.Fatalf("err = %v, want ErrFailureRate", err)
+	}
+	checkTable(t, sink.table, truth(rows))
+	if s.Failed != int64(len(badIDs(rows))) {
+		t.Errorf("summary counts %d failed, want %d", s.Failed, len(badIDs(rows)))
+	}
+}

@@ -1,0 +1,54 @@
+package mapreduce
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+)
+
+// Permanent marks a Map error that retrying cannot fix (a malformed
+// payload, say): the row goes to the dead-letter queue after one attempt.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// IsPermanent reports whether err, or an error it wraps, was marked by
+// Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// PanicError is a panic in user code, recovered into the row's error.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Unwrap exposes a panic value that is an error (such as *ColumnError).
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// recovered returns a *PanicError for a recover() value, or nil.
+func recovered(v any) error {
+	if v == nil {
+		return nil
+	}
+	return &PanicError{Value: v, Stack: string(debug.Stack())}
+}
+
+// ErrFailureRate is returned, with a complete Summary, by a run that
+// finished but whose share of failed rows is above Config.MaxFailureRate.
+var ErrFailureRate = errors.New("failure rate above the threshold")

@@ -1,0 +1,202 @@
+package mapreduce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/mrengine/mr/partition"
+	"github.com/mrengine/mr/shuffle"
+)
+
+// mapTask is one attempt at one partition: it reads keyset chunks from the
+// partition's checkpoint on, maps and combines their rows, and commits
+// (spill, then checkpoint) at chunk boundaries.
+type mapTask struct {
+	r      *runner
+	cp     *Checkpoint
+	table  table
+	writer *shuffle.Writer
+	hasher *partition.Hasher
+	dlq    *dlqWriter
+	// Since the last commit:
+	rows, failed, chunks int64
+	next                 int64
+	lastCommit           time.Time
+	maxEntries           int
+}
+
+func (r *runner) mapPartition(ctx context.Context, part int) error {
+	cp, err := r.cfg.Store.LoadCheckpoint(ctx, r.plan.RunID, part)
+	if err != nil {
+		return fmt.Errorf("partition %d: %w", part, err)
+	}
+	if cp == nil {
+		cp = newCheckpoint(part, r.plan.Partitions[part])
+	} else {
+		r.resumedParts.Add(1)
+		r.resumedRows.Add(cp.Rows)
+	}
+	r.committedRows.Add(cp.Rows)
+	r.committedFailed.Add(cp.Failed)
+	r.spilled.Add(cp.Spilled)
+	r.progress.Add(PhaseMap, cp.Rows)
+	if cp.Done {
+		return nil
+	}
+	dlq := newDLQ(r.dlqPath(part), cp.DLQBytes)
+	defer dlq.close()
+	t := &mapTask{
+		r:          r,
+		cp:         cp,
+		table:      r.def.newTable(),
+		writer:     shuffle.NewWriter(r.schema, r.plan.Buckets, memory.NewGoAllocator()),
+		hasher:     partition.NewHasher(r.plan.Seed),
+		dlq:        dlq,
+		next:       cp.Next,
+		lastCommit: time.Now(),
+	}
+	defer t.writer.Release()
+	t.maxEntries = r.maxEntries(t.table)
+	if err := t.run(ctx); err != nil {
+		return fmt.Errorf("partition %d %s: %w", part, cp.Range, err)
+	}
+	return nil
+}
+
+// maxEntries turns the memory budget, shared by the running tasks, into a
+// number of keys a task's table may hold.
+func (r *runner) maxEntries(t table) int {
+	return max(1, int(r.cfg.Memory/int64(r.cfg.Workers)/int64(t.entryBytes())))
+}
+
+func (t *mapTask) run(ctx context.Context) error {
+	r := t.r
+	batch := NewBatch(r.in.Columns)
+	for {
+		batch.Reset()
+		err := r.src.ReadChunk(ctx, r.in, partition.Range{Lo: t.next, Hi: t.cp.Range.Hi}, r.cfg.ChunkSize, batch)
+		if errors.Is(err, io.EOF) {
+			return t.commit(ctx, true)
+		}
+		if err != nil {
+			return err
+		}
+		for i := range batch.Len() {
+			if err := t.mapRow(ctx, batch.Row(i)); err != nil {
+				return err
+			}
+		}
+		n := int64(batch.Len())
+		t.rows += n
+		t.chunks++
+		t.next = batch.Last() + 1
+		r.read.Add(n)
+		r.chunks.Add(1)
+		r.progress.Add(PhaseMap, n)
+		if t.table.len() >= t.maxEntries || time.Since(t.lastCommit) >= r.cfg.CheckpointInterval {
+			if err := t.commit(ctx, false); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// mapRow maps one row, retrying failures with exponential backoff and
+// jitter, and sends a row that fails every attempt to the DLQ. It returns
+// an error only when the task must stop.
+func (t *mapTask) mapRow(ctx context.Context, row Row) error {
+	cfg := t.r.cfg
+	var err error
+	attempts := 0
+	for delay := cfg.RetryDelay; ; delay *= 2 {
+		attempts++
+		if err = t.table.mapRow(ctx, row); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if IsPermanent(err) || attempts > cfg.MaxRetries {
+			break
+		}
+		jittered := delay/2 + rand.N(delay)
+		select {
+		case <-time.After(jittered):
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	t.failed++
+	return t.dlq.append(&DeadLetter{
+		Job:       t.r.spec.Name,
+		Run:       t.r.plan.RunID,
+		Partition: t.cp.Partition,
+		Cursor:    row.Cursor(),
+		Row:       row.Map(),
+		Error:     err.Error(),
+		Attempts:  attempts,
+		Time:      time.Now().UTC(),
+	})
+}
+
+// commit is the map side's commit point. It spills the table (one file per
+// non-empty bucket, each durable before it returns), syncs the DLQ, then
+// replaces the checkpoint; only that last step makes the files and rows
+// count. A crash before it leaves the previous checkpoint in force.
+func (t *mapTask) commit(ctx context.Context, done bool) error {
+	r, cp := t.r, t.cp
+	t.table.spill(t.writer, t.hasher, r.plan.Buckets)
+	seq := cp.Seq + 1
+	files, err := t.writer.Flush(func(b int) string {
+		return shuffle.Path(filepath.Join(r.dir, "shuffle"), b, cp.Partition, seq, r.attempt)
+	})
+	if err != nil {
+		return err
+	}
+	dlqBytes, err := t.dlq.sync()
+	if err != nil {
+		return fmt.Errorf("sync DLQ: %w", err)
+	}
+	var spilled int64
+	for i := range files {
+		spilled += files[i].Size
+		// Checkpoints name files relative to the run directory, so that a
+		// run resumes from another working directory.
+		if files[i].Path, err = filepath.Rel(r.dir, files[i].Path); err != nil {
+			return err
+		}
+	}
+	next := *cp
+	next.Seq = seq
+	next.Next = t.next
+	next.Done = done
+	next.Files = append(cp.Files[:len(cp.Files):len(cp.Files)], files...)
+	next.Rows += t.rows
+	next.Failed += t.failed
+	next.Chunks += t.chunks
+	next.DLQBytes = dlqBytes
+	next.Updated = time.Now().UTC()
+	next.Spilled += spilled
+	if err := r.cfg.Store.SaveCheckpoint(ctx, r.plan.RunID, &next); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	*cp = next
+	r.committedRows.Add(t.rows)
+	r.committedFailed.Add(t.failed)
+	r.spilled.Add(spilled)
+	t.rows, t.failed, t.chunks = 0, 0, 0
+	t.lastCommit = time.Now()
+	t.maxEntries = r.maxEntries(t.table)
+	return nil
+}
+
+func (r *runner) dlqPath(part int) string {
+	return filepath.Join(r.dir, "dlq", fmt.Sprintf("p%04d.jsonl", part))
+}

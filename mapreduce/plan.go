@@ -1,0 +1,91 @@
+package mapreduce
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mrengine/mr/partition"
+)
+
+// Plan is a run's immutable layout: written once when the run starts and
+// read back by every resume, so that partitions and buckets never change
+// under committed work.
+type Plan struct {
+	// RunID names the run: the job name and a hash of everything that
+	// shapes the result, so the same command resumes the same run.
+	RunID string `json:"run_id"`
+	// Commit is unique to this plan: sinks record applied buckets under
+	// it, so that a --fresh plan of the same run applies every bucket anew.
+	Commit  string    `json:"commit"`
+	Job     string    `json:"job"`
+	Source  string    `json:"source"`
+	Sink    string    `json:"sink"`
+	Input   Input     `json:"input"`
+	Output  string    `json:"output"`
+	Created time.Time `json:"created"`
+
+	Partitions []partition.Range `json:"partitions"`
+	Buckets    int               `json:"buckets"`
+	// Seed seeds the key hash that assigns keys to buckets.
+	Seed uint64 `json:"seed"`
+	// Rows is the source's row count (or estimate) when the plan was made.
+	Rows int64 `json:"rows"`
+}
+
+// runID derives a stable run id from what shapes a run's result.
+func runID(spec Spec, src, sink string, in Input, partitions, buckets int) string {
+	h := sha256.New()
+	for _, s := range []string{spec.Name, src, sink, in.Table, in.Cursor, strings.Join(in.Columns, ","),
+		spec.Output.Name, fmt.Sprint(partitions), fmt.Sprint(buckets)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return spec.Name + "-" + hex.EncodeToString(h.Sum(nil)[:4])
+}
+
+// newPlan describes the source table and splits it into partitions.
+func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, in Input, cfg Config) (*Plan, error) {
+	info, err := src.Describe(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	var nonce [4]byte
+	rand.Read(nonce[:])
+	p := &Plan{
+		RunID:   id,
+		Commit:  id + "." + hex.EncodeToString(nonce[:]),
+		Job:     spec.Name,
+		Source:  src.String(),
+		Sink:    sink.String(),
+		Input:   in,
+		Output:  spec.Output.Name,
+		Created: time.Now().UTC(),
+		Buckets: cfg.Buckets,
+		Seed:    seedOf(id),
+		Rows:    info.Rows,
+	}
+	switch s, ok := src.(Splitter); {
+	case info.Rows == 0:
+		p.Partitions = make([]partition.Range, cfg.Partitions) // all empty
+	case ok:
+		p.Partitions, err = s.Split(ctx, in, info, cfg.Partitions)
+	default:
+		p.Partitions, err = partition.Split(info.Min, info.Max, cfg.Partitions)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// seedOf derives the bucket hash seed from a run id.
+func seedOf(id string) uint64 {
+	sum := sha256.Sum256([]byte(id))
+	return binary.LittleEndian.Uint64(sum[:8])
+}

@@ -1,0 +1,224 @@
+package mapreduce
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"golang.org/x/sync/errgroup"
+)
+
+// Run runs def over src into sink, resuming the run with the same identity
+// if an earlier attempt left state in cfg.Workdir (unless cfg.Fresh). It
+// returns when every partition is mapped and every bucket applied, or at
+// the first error; after an error, running it again resumes.
+//
+// A run that finishes with a failure rate above cfg.MaxFailureRate returns
+// its Summary with an error wrapping ErrFailureRate.
+func Run(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (Summary, error) {
+	start := time.Now()
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Summary{}, err
+	}
+	spec := def.Spec()
+	in := spec.Input
+	if cfg.Table != "" {
+		in.Table = cfg.Table
+	}
+	if cfg.Cursor != "" {
+		in.Cursor = cfg.Cursor
+	}
+	r := &runner{def: def, spec: spec, in: in, src: src, sink: sink, cfg: cfg, progress: cfg.Progress}
+	if r.progress == nil {
+		r.progress = noProgress{}
+	}
+	if err := r.open(ctx); err != nil {
+		return Summary{}, err
+	}
+	if err := r.mapPhase(ctx); err != nil {
+		return r.summary(start), err
+	}
+	if err := r.reducePhase(ctx); err != nil {
+		return r.summary(start), err
+	}
+	s := r.summary(start)
+	if s.FailureRate() > cfg.MaxFailureRate {
+		return s, fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; see mr dlq list %s",
+			ErrFailureRate, 100*s.FailureRate(), cfg.MaxFailureRate, s.RunID)
+	}
+	return s, nil
+}
+
+// runner is the state of one attempt of a run.
+type runner struct {
+	def      Definition
+	spec     Spec
+	in       Input
+	src      Source
+	sink     Sink
+	cfg      Config
+	progress Progress
+
+	plan    *Plan
+	dir     string        // the run's directory: shuffle/, dlq/, reduce/
+	schema  *arrow.Schema // of shuffle records
+	attempt string        // unique to this attempt, in the names of its files
+
+	// Counters, updated by the tasks as they go.
+	read, failed, chunks, spilled, groups atomic.Int64
+	resumedRows, committedRows            atomic.Int64
+	committedFailed                       atomic.Int64
+	resumedParts, resumedBuckets          atomic.Int64
+}
+
+// open loads the run's plan, or makes one, and prepares the sink.
+func (r *runner) open(ctx context.Context) error {
+	id := runID(r.spec, r.src.String(), r.sink.String(), r.in, r.cfg.Partitions, r.cfg.Buckets)
+	store := r.cfg.Store
+	plan, err := store.LoadPlan(ctx, id)
+	switch {
+	case err == nil && !r.cfg.Fresh:
+		r.cfg.Logger.Info("resuming run", "run", id, "created", plan.Created)
+	case err == nil || errors.Is(err, fs.ErrNotExist):
+		if plan, err = newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg); err != nil {
+			return err
+		}
+		for _, sub := range []string{"shuffle", "dlq", "reduce"} {
+			if err := os.RemoveAll(filepath.Join(r.cfg.Workdir, id, sub)); err != nil {
+				return err
+			}
+		}
+		if err := store.SavePlan(ctx, plan); err != nil {
+			return fmt.Errorf("save plan of %s: %w", id, err)
+		}
+		r.cfg.Logger.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
+	default:
+		return fmt.Errorf("load plan of %s: %w", id, err)
+	}
+	r.plan = plan
+	r.dir = filepath.Join(r.cfg.Workdir, id)
+	r.schema = arrowSchema(r.spec.Shuffle)
+	var a [3]byte
+	rand.Read(a[:])
+	r.attempt = hex.EncodeToString(a[:])
+	for b := range plan.Buckets {
+		if err := os.MkdirAll(filepath.Join(r.dir, "shuffle", fmt.Sprintf("b%04d", b)), 0o755); err != nil {
+			return err
+		}
+	}
+	return r.sink.Prepare(ctx, r.spec.Output)
+}
+
+// mapPhase runs one map task per partition on a pool of cfg.Workers.
+func (r *runner) mapPhase(ctx context.Context) error {
+	if err := r.removeUncommitted(ctx); err != nil {
+		return fmt.Errorf("remove uncommitted shuffle files of %s: %w", r.plan.RunID, err)
+	}
+	r.progress.Start(PhaseMap, r.plan.Rows, 0)
+	defer r.progress.Finish(PhaseMap)
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Workers)
+	for part := range r.plan.Partitions {
+		g.Go(func() error { return r.mapPartition(ctx, part) })
+	}
+	return g.Wait()
+}
+
+// reducePhase applies every bucket not yet committed to the sink, on a pool
+// of cfg.Workers.
+func (r *runner) reducePhase(ctx context.Context) error {
+	committed, err := r.sink.Committed(ctx, r.plan.Commit)
+	if err != nil {
+		return fmt.Errorf("read commits of %s from %s: %w", r.plan.RunID, r.sink, err)
+	}
+	done := make([]bool, r.plan.Buckets)
+	for _, b := range committed {
+		if b >= 0 && b < len(done) {
+			done[b] = true
+		}
+	}
+	files, err := r.committedFiles(ctx)
+	if err != nil {
+		return err
+	}
+	r.resumedBuckets.Store(int64(len(committed)))
+	r.progress.Start(PhaseReduce, int64(r.plan.Buckets), int64(len(committed)))
+	defer r.progress.Finish(PhaseReduce)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Workers)
+	for b := range r.plan.Buckets {
+		if done[b] {
+			// The sink committed it but the marker may be missing (a crash
+			// between the two): the sink is the truth.
+			if err := r.cfg.Store.MarkBucketDone(ctx, r.plan.RunID, b); err != nil {
+				return err
+			}
+			continue
+		}
+		g.Go(func() error { return r.reduceBucket(gctx, b, files[b]) })
+	}
+	return g.Wait()
+}
+
+func (r *runner) summary(start time.Time) Summary {
+	return Summary{
+		Job:               r.spec.Name,
+		RunID:             r.plan.RunID,
+		Total:             r.plan.Rows,
+		Processed:         r.committedRows.Load(),
+		Failed:            r.committedFailed.Load(),
+		Read:              r.read.Load(),
+		Resumed:           r.resumedRows.Load(),
+		Chunks:            r.chunks.Load(),
+		Elapsed:           time.Since(start),
+		BytesSpilled:      r.spilled.Load(),
+		PartitionsResumed: int(r.resumedParts.Load()),
+		Partitions:        len(r.plan.Partitions),
+		Buckets:           r.plan.Buckets,
+		BucketsResumed:    int(r.resumedBuckets.Load()),
+		Groups:            r.groups.Load(),
+	}
+}
+
+// removeUncommitted deletes the shuffle files that no checkpoint names: left
+// by attempts that died before their commit. Listing the directory is fine
+// here; finding inputs never does, it reads the checkpoints' manifests.
+func (r *runner) removeUncommitted(ctx context.Context) error {
+	keep := map[string]bool{}
+	for part := range r.plan.Partitions {
+		cp, err := r.cfg.Store.LoadCheckpoint(ctx, r.plan.RunID, part)
+		if err != nil {
+			return err
+		}
+		if cp != nil {
+			for _, f := range cp.Files {
+				keep[f.Path] = true
+			}
+		}
+	}
+	for b := range r.plan.Buckets {
+		dir := filepath.Join(r.dir, "shuffle", fmt.Sprintf("b%04d", b))
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			path := filepath.Join(dir, e.Name())
+			if rel, _ := filepath.Rel(r.dir, path); !keep[rel] {
+				if err := os.Remove(path); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,44 @@
+package mapreduce
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mrengine/mr/partition"
+)
+
+// Source reads the rows of a table in cursor order, one keyset chunk at a
+// time. Implementations are safe for concurrent use by several map tasks.
+type Source interface {
+	// String names the source with any password redacted. It is part of a
+	// run's identity.
+	fmt.Stringer
+
+	// Describe checks that in's table and columns exist and that its cursor
+	// is an integer column with unique values, and returns the cursor's
+	// bounds. An empty table has Rows == 0.
+	Describe(ctx context.Context, in Input) (TableInfo, error)
+
+	// ReadChunk appends to b, in cursor order, at most limit rows whose
+	// cursor lies in r: the keyset query
+	//
+	//	WHERE cursor >= r.Lo AND cursor < r.Hi ORDER BY cursor LIMIT limit
+	//
+	// The engine moves r.Lo past the last cursor it got, so a chunk's cost
+	// does not depend on its position. It returns io.EOF, with b empty,
+	// when r holds no rows.
+	ReadChunk(ctx context.Context, in Input, r partition.Range, limit int, b *Batch) error
+}
+
+// TableInfo is what planning needs to know about a source table.
+type TableInfo struct {
+	Min, Max int64 // smallest and largest cursor values
+	Rows     int64 // number of rows, or an estimate for large tables
+}
+
+// Splitter is implemented by sources that can plan partitions of roughly
+// equal row counts (from statistics or a sample). Without it the planner
+// splits [Min, Max] into ranges of equal width.
+type Splitter interface {
+	Split(ctx context.Context, in Input, info TableInfo, n int) ([]partition.Range, error)
+}

@@ -1,0 +1,53 @@
+package mapreduce
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dustin/go-humanize"
+)
+
+// Summary is the outcome of a run, printed as one line at its end.
+type Summary struct {
+	Job   string
+	RunID string
+	// Total is the planned row count; Processed the rows read so far,
+	// committed by earlier attempts included.
+	Total, Processed int64
+	Failed           int64
+	// Read is the rows this attempt read; Resumed the rows it skipped
+	// because earlier attempts had committed them.
+	Read, Resumed     int64
+	Chunks            int64
+	Elapsed           time.Duration
+	BytesSpilled      int64
+	PartitionsResumed int
+	Partitions        int
+	Buckets           int
+	BucketsResumed    int
+	// Groups is the number of output rows this attempt wrote.
+	Groups int64
+}
+
+// FailureRate is the share of processed rows that failed.
+func (s Summary) FailureRate() float64 {
+	if s.Processed == 0 {
+		return 0
+	}
+	return float64(s.Failed) / float64(s.Processed)
+}
+
+// RowsPerSecond is this attempt's read rate.
+func (s Summary) RowsPerSecond() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Read) / s.Elapsed.Seconds()
+}
+
+// String is the summary line.
+func (s Summary) String() string {
+	return fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s, %.0f items/s, %s spilled, %d/%d partitions resumed, %d groups written",
+		s.RunID, s.Processed, s.Total, s.Failed, 100*s.FailureRate(), s.Elapsed.Round(time.Millisecond),
+		s.RowsPerSecond(), humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Groups)
+}

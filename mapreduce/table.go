@@ -1,0 +1,153 @@
+package mapreduce
+
+import (
+	"context"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/mrengine/mr/partition"
+	"github.com/mrengine/mr/shuffle"
+)
+
+// table is a task's combine table, a Go map keyed by the job's key type. It
+// is the only place where the engine touches K and V; the engine drives it
+// through this interface. A table is owned by one task at a time.
+type table interface {
+	// mapRow runs Map on row and combines what it emitted. A failed
+	// attempt (error or panic) leaves the table as it was.
+	mapRow(ctx context.Context, row Row) error
+	// add decodes and combines every (key, value) record of rec.
+	add(rec arrow.RecordBatch)
+	// len is the number of distinct keys held.
+	len() int
+	// entryBytes estimates the memory one key costs, to turn the memory
+	// budget into a number of keys.
+	entryBytes() int
+	// spill appends every entry to w under its bucket for h and empties the
+	// table.
+	spill(w *shuffle.Writer, h *partition.Hasher, buckets int)
+	// rows empties the table into its finalized output rows.
+	rows() Rows
+}
+
+type pair[K comparable, V any] struct {
+	k K
+	v V
+}
+
+type combineTable[K comparable, V any] struct {
+	job      *Job[K, V]
+	m        map[K]V
+	pending  []pair[K, V] // what the current Map attempt emitted
+	emitFunc func(K, V)
+	key      keyEncoder
+	dec      arrowDecoder
+	keyBytes int // average encoded key size seen at the last spill
+}
+
+func (j *Job[K, V]) newTable() table {
+	t := &combineTable[K, V]{job: j, m: make(map[K]V)}
+	t.emitFunc = func(k K, v V) { t.pending = append(t.pending, pair[K, V]{k, v}) }
+	return t
+}
+
+func (t *combineTable[K, V]) mapRow(ctx context.Context, row Row) (err error) {
+	t.pending = t.pending[:0]
+	defer func() {
+		if r := recover(); r != nil {
+			err = recovered(r)
+		}
+	}()
+	if err := t.job.Map(ctx, row, t.emitFunc); err != nil {
+		return err
+	}
+	for _, p := range t.pending {
+		t.combine(p.k, p.v)
+	}
+	return nil
+}
+
+func (t *combineTable[K, V]) combine(k K, v V) {
+	if old, ok := t.m[k]; ok {
+		v = t.job.Combine(old, v)
+	}
+	t.m[k] = v
+}
+
+func (t *combineTable[K, V]) add(rec arrow.RecordBatch) {
+	t.dec.reset(rec)
+	for range rec.NumRows() {
+		k := t.job.Key.Decode(&t.dec)
+		t.combine(k, t.job.Value.Decode(&t.dec))
+	}
+}
+
+func (t *combineTable[K, V]) len() int { return len(t.m) }
+
+// entryBytes counts the key and value twice (a Go map keeps spare slots,
+// and a spill copies every entry into Arrow builders) plus the string bytes
+// the last spill measured, which unsafe.Sizeof cannot see.
+func (t *combineTable[K, V]) entryBytes() int {
+	var k K
+	var v V
+	return 2*int(unsafe.Sizeof(k)+unsafe.Sizeof(v)) + 2*t.keyBytes + 16
+}
+
+func (t *combineTable[K, V]) spill(w *shuffle.Writer, h *partition.Hasher, buckets int) {
+	encs := make([]*arrowEncoder, buckets)
+	var keyBytes int
+	for k, v := range t.m {
+		t.key.buf = t.key.buf[:0]
+		t.job.Key.Encode(k, &t.key)
+		keyBytes += len(t.key.buf)
+		b := partition.Bucket(h.Sum64(t.key.buf), buckets)
+		if encs[b] == nil {
+			encs[b] = newArrowEncoder(w.Bucket(b))
+		}
+		t.job.Key.Encode(k, encs[b])
+		t.job.Value.Encode(v, encs[b])
+	}
+	if len(t.m) > 0 {
+		t.keyBytes = keyBytes / len(t.m)
+	}
+	clear(t.m)
+}
+
+func (t *combineTable[K, V]) rows() Rows {
+	entries := make([]pair[K, V], 0, len(t.m))
+	for k, v := range t.m {
+		entries = append(entries, pair[K, V]{k, v})
+	}
+	// A fresh map lets the old one, sized for every key, be collected
+	// while the sink drains the entries.
+	t.m = make(map[K]V)
+	return &tableRows[K, V]{job: t.job, entries: entries}
+}
+
+// tableRows yields a table's entries as output rows.
+type tableRows[K comparable, V any] struct {
+	job     *Job[K, V]
+	entries []pair[K, V]
+	enc     valuesEncoder
+}
+
+func (r *tableRows[K, V]) Next() bool {
+	if len(r.entries) == 0 {
+		r.entries = nil
+		return false
+	}
+	e := r.entries[0]
+	r.entries = r.entries[1:]
+	r.enc.values = r.enc.values[:0]
+	r.job.Key.Encode(e.k, &r.enc)
+	if r.job.Finalize != nil {
+		r.job.Finalize(e.v, &r.enc)
+	} else {
+		r.job.Value.Encode(e.v, &r.enc)
+	}
+	return true
+}
+
+func (r *tableRows[K, V]) Values() ([]any, error) { return r.enc.values, nil }
+func (r *tableRows[K, V]) Err() error             { return nil }
