@@ -1,0 +1,22 @@
+// Package sinks writes the reduced rows of a job to its output table, one
+// transaction per bucket, for the reduce tasks of package mapreduce.
+//
+// Open chooses the backend from a URL:
+//
+//	sqlite:PATH or PATH.db        type SQLite: an SQLite file, created if missing
+//	postgres://… postgresql://…   PostgreSQL (arriving soon)
+//
+// Every backend implements mapreduce.Sink with the same contract, which
+// sinktest.Run checks. Apply is the reduce side's commit point: in one
+// transaction it upserts the bucket's rows,
+//
+//	INSERT INTO t (keys…, values…) VALUES … ON CONFLICT (keys…) DO UPDATE SET v = excluded.v, …
+//
+// and records the bucket in
+//
+//	mr_bucket_commits(commit_key, bucket, rows, committed_at, PRIMARY KEY (commit_key, bucket))
+//
+// A bucket already recorded under the same commit key is skipped, so a
+// reduce re-run after a crash, or a whole job run again, leaves the output
+// table as one clean run would.
+package sinks

@@ -1,0 +1,36 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mrengine/mr/mapreduce"
+)
+
+// forms lists the sink URLs Open accepts, for its error messages.
+const forms = "use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB"
+
+// Open returns the sink a URL names (the --sink flag):
+//
+//	sqlite:PATH, or a PATH ending in .db    an SQLite database, created if missing
+//	postgres://… or postgresql://…          PostgreSQL (not yet available)
+//
+// ctx bounds connecting to a database server.
+func Open(ctx context.Context, url string) (mapreduce.Sink, error) {
+	scheme, rest, _ := strings.Cut(url, ":")
+	switch {
+	case scheme == "sqlite":
+		return OpenSQLite(rest)
+	case scheme == "postgres", scheme == "postgresql":
+		return nil, errors.New("sinks: postgres sinks arrive soon; use sqlite:PATH for now")
+	case strings.Contains(url, "://"):
+		// Only the scheme is echoed: the rest may hold a password.
+		return nil, fmt.Errorf("sinks: unsupported sink scheme %q: %s", scheme, forms)
+	case strings.HasSuffix(url, ".db"):
+		return OpenSQLite(url)
+	default:
+		return nil, fmt.Errorf("sinks: unsupported sink %q: %s", url, forms)
+	}
+}

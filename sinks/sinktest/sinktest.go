@@ -1,0 +1,351 @@
+// Package sinktest is the conformance suite of mapreduce.Sink: Run checks
+// one backend against the contract every sink keeps (the output table and
+// its primary key, upserts, a bucket applied at most once per commit key,
+// rollback of a failed bucket, concurrent buckets, checks of an existing
+// table).
+//
+// A backend's test calls Run with a function that opens a sink on a new,
+// empty database and gives the suite a way to look at that database:
+//
+//	func TestSQLite(t *testing.T) {
+//		t.Parallel()
+//		sinktest.Run(t, func(t *testing.T) sinktest.Backend { … })
+//	}
+package sinktest
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mrengine/mr/mapreduce"
+)
+
+// Backend is a sink under test on a new, empty database, with access to
+// that database from outside the sink.
+type Backend struct {
+	Sink mapreduce.Sink // the sink under test, not yet prepared
+	// Exec runs one SQL statement on the database.
+	Exec func(sql string) error
+	// Query runs a query on the database and returns its rows, with values
+	// as int64, float64, string or nil; it fails the test on an error.
+	Query func(sql string) [][]any
+}
+
+// NewFunc returns a Backend on a new, empty database, closed in t.Cleanup.
+// Run calls it from parallel subtests, once per case.
+type NewFunc func(t *testing.T) Backend
+
+// rollup is the output table of every case, with a field of each type that
+// SQLite and PostgreSQL store alike.
+var rollup = mapreduce.Table{
+	Name: "rollup",
+	Keys: []mapreduce.Field{
+		{Name: "account_id", Type: mapreduce.Int64},
+		{Name: "day", Type: mapreduce.DateType},
+		{Name: "category", Type: mapreduce.String},
+	},
+	Values: []mapreduce.Field{
+		{Name: "events", Type: mapreduce.Int64},
+		{Name: "total", Type: mapreduce.Float64},
+		{Name: "flagged", Type: mapreduce.Bool},
+	},
+}
+
+// selectAll reads rollup with its values as int64, float64 or string in
+// both SQLite and PostgreSQL.
+const selectAll = `SELECT "account_id", CAST("day" AS text), "category", "events", "total", CAST("flagged" AS integer)
+	FROM "rollup" ORDER BY 1, 2, 3`
+
+// day is the Date of the first day of the rows, 2026-11-29.
+const day = mapreduce.Date(20786)
+
+// makeRows returns n output rows with keys from first on, each with events
+// set to events: rows for one bucket.
+func makeRows(first, n, events int) [][]any {
+	rows := make([][]any, n)
+	for i := range rows {
+		k := first + i
+		rows[i] = []any{int64(k / 6), day + mapreduce.Date(k%3), []string{"a", "b"}[k/3%2],
+			int64(events), float64(events) / 4, k%2 == 0}
+	}
+	return rows
+}
+
+// stored returns rows as selectAll reads them back.
+func stored(rows [][]any) [][]any {
+	out := make([][]any, len(rows))
+	for i, r := range rows {
+		flagged := int64(0)
+		if r[5].(bool) {
+			flagged = 1
+		}
+		out[i] = []any{r[0], r[1].(mapreduce.Date).String(), r[2], r[3], r[4], flagged}
+	}
+	slices.SortFunc(out, func(a, b []any) int {
+		return cmp.Or(cmp.Compare(a[0].(int64), b[0].(int64)), strings.Compare(a[1].(string), b[1].(string)),
+			strings.Compare(a[2].(string), b[2].(string)))
+	})
+	return out
+}
+
+// sliceRows is a mapreduce.Rows over a slice. If err is set, Values
+// returns it at row failAt, or Err returns it after the last row.
+type sliceRows struct {
+	rows   [][]any
+	i      int
+	err    error
+	failAt int // 0: Err fails; else Values fails on row failAt
+}
+
+func rowsOf(rows [][]any) *sliceRows { return &sliceRows{rows: rows, i: -1} }
+
+func (r *sliceRows) Next() bool {
+	r.i++
+	return r.i < len(r.rows)
+}
+
+func (r *sliceRows) Values() ([]any, error) {
+	if r.err != nil && r.failAt > 0 && r.i == r.failAt {
+		return nil, r.err
+	}
+	return r.rows[r.i], nil
+}
+
+func (r *sliceRows) Err() error {
+	if r.failAt == 0 {
+		return r.err
+	}
+	return nil
+}
+
+var errBoom = errors.New("boom")
+
+// Run runs the conformance suite against the sinks newBackend opens.
+func Run(t *testing.T, newBackend NewFunc) {
+	type testBundle struct {
+		Backend
+		t *testing.T
+	}
+	setup := func(t *testing.T) *testBundle {
+		t.Helper()
+		bundle := &testBundle{Backend: newBackend(t), t: t}
+		if err := bundle.Sink.Prepare(t.Context(), rollup); err != nil {
+			t.Fatal(err)
+		}
+		return bundle
+	}
+	apply := func(b *testBundle, commit string, bucket int, rows mapreduce.Rows) {
+		b.t.Helper()
+		if err := b.Sink.Apply(b.t.Context(), rollup, commit, bucket, rows); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	checkTable := func(b *testBundle, want [][]any) {
+		b.t.Helper()
+		got := b.Query(selectAll)
+		if len(got) != len(want) {
+			b.t.Errorf("table rollup has %d rows, want %d", len(got), len(want))
+			return
+		}
+		for i := range got {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				b.t.Errorf("table rollup row %d:\ngot  %v\nwant %v", i, got[i], want[i])
+				return
+			}
+		}
+	}
+	checkCommitted := func(b *testBundle, commit string, want ...int) {
+		b.t.Helper()
+		got, err := b.Sink.Committed(b.t.Context(), commit)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			b.t.Errorf("Committed(%q) = %v, want %v", commit, got, want)
+		}
+	}
+
+	t.Run("PrepareCreatesTable", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		if err := bundle.Sink.Prepare(t.Context(), rollup); err != nil {
+			t.Fatalf("second Prepare: %v", err)
+		}
+		checkTable(bundle, nil)
+		const insert = `INSERT INTO "rollup" VALUES (1, '2026-11-29', %s, 1, 0.5, TRUE)`
+		if err := bundle.Exec(fmt.Sprintf(insert, "'a'")); err != nil {
+			t.Fatal(err)
+		}
+		if err := bundle.Exec(fmt.Sprintf(insert, "'b'")); err != nil {
+			t.Fatalf("a row differing in the last key column only: %v", err)
+		}
+		if err := bundle.Exec(fmt.Sprintf(insert, "'a'")); err == nil {
+			t.Error("the primary key let a duplicate key in")
+		}
+	})
+
+	t.Run("Apply", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		rows := makeRows(0, 250, 1) // two full statements and a part
+		apply(bundle, "c1", 0, rowsOf(rows))
+		checkTable(bundle, stored(rows))
+		checkCommitted(bundle, "c1", 0)
+	})
+
+	t.Run("ApplyEmptyBucket", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		apply(bundle, "c1", 4, rowsOf(nil))
+		checkTable(bundle, nil)
+		checkCommitted(bundle, "c1", 4)
+	})
+
+	t.Run("ApplyTwice", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		rows := makeRows(0, 150, 1)
+		apply(bundle, "c1", 1, rowsOf(rows))
+		apply(bundle, "c1", 1, rowsOf(makeRows(0, 150, 2)))
+		checkTable(bundle, stored(rows))
+		checkCommitted(bundle, "c1", 1)
+	})
+
+	t.Run("ApplyUpsert", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		apply(bundle, "c1", 0, rowsOf(makeRows(0, 150, 1)))
+		apply(bundle, "c2", 0, rowsOf(makeRows(100, 150, 2)))
+		checkTable(bundle, stored(append(makeRows(0, 100, 1), makeRows(100, 150, 2)...)))
+		checkCommitted(bundle, "c1", 0)
+		checkCommitted(bundle, "c2", 0)
+	})
+
+	t.Run("ApplyFailingRows", func(t *testing.T) {
+		t.Parallel()
+		for name, rows := range map[string]*sliceRows{
+			"Err":    {rows: makeRows(0, 250, 1), i: -1, err: errBoom},
+			"Values": {rows: makeRows(0, 250, 1), i: -1, err: errBoom, failAt: 220},
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				bundle := setup(t)
+				err := bundle.Sink.Apply(t.Context(), rollup, "c1", 3, rows)
+				if !errors.Is(err, errBoom) {
+					t.Fatalf("Apply error = %v, want one wrapping %v", err, errBoom)
+				}
+				checkTable(bundle, nil)
+				checkCommitted(bundle, "c1")
+				rows := makeRows(0, 10, 1) // the failure released the sink
+				apply(bundle, "c1", 3, rowsOf(rows))
+				checkTable(bundle, stored(rows))
+			})
+		}
+	})
+
+	t.Run("ApplyWrongWidth", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		rows := append(makeRows(0, 5, 1), []any{int64(1), day, "a", int64(1)})
+		if err := bundle.Sink.Apply(t.Context(), rollup, "c1", 0, rowsOf(rows)); err == nil || !strings.Contains(err.Error(), "4 values") {
+			t.Fatalf("Apply error = %v, want one about a row of 4 values", err)
+		}
+		checkTable(bundle, nil)
+		checkCommitted(bundle, "c1")
+	})
+
+	t.Run("ApplyConcurrent", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		const buckets, n = 8, 120
+		var wg sync.WaitGroup
+		errs := make([]error, buckets)
+		for b := range buckets {
+			wg.Go(func() {
+				errs[b] = bundle.Sink.Apply(t.Context(), rollup, "c1", b, rowsOf(makeRows(b*n, n, b)))
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		var want [][]any
+		for b := range buckets {
+			want = append(want, makeRows(b*n, n, b)...)
+		}
+		checkTable(bundle, stored(want))
+		checkCommitted(bundle, "c1", 0, 1, 2, 3, 4, 5, 6, 7)
+	})
+
+	t.Run("Committed", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		for i, b := range []int{5, 2, 9} {
+			apply(bundle, "c1", b, rowsOf(makeRows(i*10, 10, 1)))
+		}
+		checkCommitted(bundle, "c1", 2, 5, 9)
+		checkCommitted(bundle, "c2")
+	})
+
+	t.Run("CommittedBeforePrepare", func(t *testing.T) {
+		t.Parallel()
+		bundle := &testBundle{Backend: newBackend(t), t: t}
+		checkCommitted(bundle, "c1")
+	})
+
+	t.Run("PrepareExistingTable", func(t *testing.T) {
+		t.Parallel()
+		const cols = `"account_id" bigint, "day" date, "category" text, "events" bigint, "total" double precision, "flagged" boolean`
+		for _, tt := range []struct {
+			name   string
+			create []string
+			want   []string // what the error names; none if Prepare must succeed
+		}{
+			{"UniqueIndex", []string{
+				`CREATE TABLE "rollup" ("note" text, ` + cols + `)`,
+				`CREATE UNIQUE INDEX "rollup_key" ON "rollup" ("category", "day", "account_id")`}, nil},
+			{"MissingColumns", []string{
+				`CREATE TABLE "rollup" ("account_id" bigint, "day" date, "category" text, "events" bigint,
+				PRIMARY KEY ("account_id", "day", "category"))`}, []string{`"rollup"`, `"total"`, `"flagged"`}},
+			{"PartialIndex", []string{
+				`CREATE TABLE "rollup" (` + cols + `)`,
+				`CREATE UNIQUE INDEX "rollup_key" ON "rollup" ("account_id", "day", "category") WHERE "events" > 0`},
+				[]string{`"rollup"`, "primary key", "unique index"}},
+			{"NoKey", []string{`CREATE TABLE "rollup" (` + cols + `)`}, []string{`"rollup"`, "primary key", "unique index"}},
+			{"OtherKey", []string{`CREATE TABLE "rollup" (` + cols + `, PRIMARY KEY ("account_id", "day"))`},
+				[]string{`"rollup"`, "primary key", `"category"`}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				bundle := &testBundle{Backend: newBackend(t), t: t}
+				for _, stmt := range tt.create {
+					if err := bundle.Exec(stmt); err != nil {
+						t.Fatal(err)
+					}
+				}
+				err := bundle.Sink.Prepare(t.Context(), rollup)
+				if tt.want == nil {
+					if err != nil {
+						t.Fatal(err)
+					}
+					rows := makeRows(0, 20, 1)
+					apply(bundle, "c1", 0, rowsOf(rows))
+					apply(bundle, "c2", 0, rowsOf(rows))
+					checkTable(bundle, stored(rows))
+					return
+				}
+				for _, w := range tt.want {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Errorf("Prepare error = %v, want one naming %s", err, w)
+					}
+				}
+			})
+		}
+	})
+}

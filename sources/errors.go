@@ -1,0 +1,62 @@
+package sources
+
+import (
+	"fmt"
+	"strings"
+)
+
+// SchemaError reports a source table that cannot be read as asked: a
+// missing table or column, or a cursor column that is not a unique integer
+// column free of NULLs. Retrying does not help: its message says what to
+// change. Every backend builds it with the constructors below, so the
+// messages read the same for every database.
+type SchemaError struct {
+	Table  string // the table as the job or --table names it
+	Column string // the column at fault; empty when the table is missing
+	msg    string
+}
+
+// Error returns the message, which names the thing at fault and what to do.
+func (e *SchemaError) Error() string { return "sources: " + e.msg }
+
+func errNoTable(src fmt.Stringer, table string) error {
+	return &SchemaError{Table: table,
+		msg: fmt.Sprintf("table %q not found in %s (check --table)", table, src)}
+}
+
+// errNoColumn reports a missing input column, listing the columns the
+// table has. cursor tells which flag to point the user to.
+func errNoColumn(src fmt.Stringer, table, column string, have []string, cursor bool) error {
+	hint := "check --table, or the job's Input.Columns"
+	if cursor {
+		hint = "check --cursor"
+	}
+	return &SchemaError{Table: table, Column: column,
+		msg: fmt.Sprintf("column %q not found in table %q of %s; it has columns %s (%s)",
+			column, table, src, strings.Join(have, ", "), hint)}
+}
+
+func errCursor(src fmt.Stringer, table, column, format string, args ...any) error {
+	return &SchemaError{Table: table, Column: column,
+		msg: fmt.Sprintf("cursor column %q of table %q in %s ", column, table, src) + fmt.Sprintf(format, args...)}
+}
+
+// errCursorType reports a cursor column of another type than integer. The
+// type is in lower case, as PostgreSQL spells it; SQLite reports it upper.
+func errCursorType(src fmt.Stringer, table, column, typ string) error {
+	return errCursor(src, table, column, "has type %q; it must be an integer column (pick another --cursor)", strings.ToLower(typ))
+}
+
+func errCursorNotUnique(src fmt.Stringer, table, column string) error {
+	return errCursor(src, table, column, "must be unique: add a unique index or pick another --cursor")
+}
+
+func errCursorNulls(src fmt.Stringer, table, column string, n int64) error {
+	return errCursor(src, table, column, "has %d NULL values: fill them or pick another --cursor", n)
+}
+
+// errCursorValue reports a cursor value that is not an integer, which a
+// dynamically typed database such as SQLite lets a row hold.
+func errCursorValue(src fmt.Stringer, table, column string, v any) error {
+	return errCursor(src, table, column, "holds the non-integer value %#v: store integers only or pick another --cursor", v)
+}

@@ -1,0 +1,372 @@
+// Package sourcetest is the conformance suite of mapreduce.Source: Run
+// checks one backend against the contract every source keeps (keyset
+// chunks that neither skip nor repeat a row across chunk and range
+// boundaries, gaps, negative cursors, empty tables and ranges, concurrent
+// readers, and the shared error messages of package sources).
+//
+// A backend's test calls Run with a function that creates tables in a new
+// database and opens a source on it:
+//
+//	func TestSQLite(t *testing.T) {
+//		t.Parallel()
+//		sourcetest.Run(t, func(t *testing.T, tables ...sourcetest.Table) mapreduce.Source { … })
+//	}
+package sourcetest
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mrengine/mr/mapreduce"
+	"github.com/mrengine/mr/partition"
+	"github.com/mrengine/mr/sources"
+)
+
+// Table is a table for a backend to create and fill before a case reads it.
+type Table struct {
+	Name    string
+	Columns []Column
+	Rows    [][]any // one value per column: int64, float64, string, []byte or nil
+}
+
+// Column is a column of a Table.
+type Column struct {
+	Name string
+	// Type is an SQL type both SQLite and PostgreSQL know: bigint, text,
+	// double precision or bytea.
+	Type       string
+	PrimaryKey bool // the table's primary key, alone
+	Unique     bool // has a unique index of its own
+}
+
+// Statements returns the statements that create t, with quoted names:
+// CREATE TABLE, then CREATE UNIQUE INDEX for each Unique column.
+func (t Table) Statements() []string {
+	defs := make([]string, len(t.Columns))
+	var indexes []string
+	for i, c := range t.Columns {
+		defs[i] = quote(c.Name) + " " + c.Type
+		if c.PrimaryKey {
+			defs[i] += " PRIMARY KEY"
+		}
+		if c.Unique {
+			indexes = append(indexes, fmt.Sprintf("CREATE UNIQUE INDEX %s ON %s (%s)",
+				quote(t.Name+"_"+c.Name+"_key"), quote(t.Name), quote(c.Name)))
+		}
+	}
+	create := fmt.Sprintf("CREATE TABLE %s (%s)", quote(t.Name), strings.Join(defs, ", "))
+	return append([]string{create}, indexes...)
+}
+
+// Insert returns an INSERT of one row into t, with param(i) as the
+// placeholder of the i-th value, from 1: "?" for SQLite, "$1"… for
+// PostgreSQL.
+func (t Table) Insert(param func(i int) string) string {
+	names, params := make([]string, len(t.Columns)), make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i], params[i] = quote(c.Name), param(i+1)
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(t.Name), strings.Join(names, ", "), strings.Join(params, ", "))
+}
+
+func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// NewFunc creates tables, with their rows, in a new and empty database and
+// returns a source reading it, closed in t.Cleanup. Run calls it from
+// parallel subtests, once per case.
+type NewFunc func(t *testing.T, tables ...Table) mapreduce.Source
+
+// ids are the cursor values of the events table: negative, zero, runs and
+// gaps of every size.
+var ids = []int64{-7, -3, -1, 0, 1, 2, 3, 5, 8, 13, 21, 22, 23, 100, 1000}
+
+// events returns the table most cases read. Its non-cursor columns repeat
+// values and hold NULLs, and seq is a second unique integer column.
+func events() Table {
+	t := Table{Name: "events", Columns: []Column{
+		{Name: "id", Type: "bigint", PrimaryKey: true},
+		{Name: "account_id", Type: "bigint"},
+		{Name: "category", Type: "text"},
+		{Name: "amount", Type: "double precision"},
+		{Name: "payload", Type: "bytea"},
+		{Name: "seq", Type: "bigint", Unique: true},
+	}}
+	for i, id := range ids {
+		var amount, payload any
+		if i%4 != 3 {
+			amount, payload = float64(id)/4, []byte(fmt.Sprintf(`{"n":%d}`, id))
+		}
+		t.Rows = append(t.Rows, []any{id, id % 3, []string{"a", "b"}[i%2], amount, payload, int64(len(ids) - i)})
+	}
+	return t
+}
+
+var input = mapreduce.Input{Table: "events", Cursor: "id", Columns: []string{"account_id", "category", "amount", "payload"}}
+
+// row is one row read from a source: its cursor and its values.
+type row struct {
+	cursor int64
+	values []any
+}
+
+// want returns the rows of t whose column cursor lies in r, with the given
+// columns, in cursor order: what reading r must give.
+func want(t Table, cursor string, columns []string, r partition.Range) []row {
+	index := func(name string) int {
+		return slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == name })
+	}
+	var rows []row
+	for _, tr := range t.Rows {
+		c := tr[index(cursor)].(int64)
+		if !r.Contains(c) {
+			continue
+		}
+		values := make([]any, len(columns))
+		for i, name := range columns {
+			values[i] = tr[index(name)]
+		}
+		rows = append(rows, row{c, values})
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(a.cursor, b.cursor) })
+	return rows
+}
+
+// read reads r in chunks of at most limit rows the way the engine does,
+// moving r.Lo past the last cursor of each chunk, and checks each chunk.
+func read(t *testing.T, src mapreduce.Source, in mapreduce.Input, r partition.Range, limit int) []row {
+	t.Helper()
+	var rows []row
+	b := mapreduce.NewBatch(in.Columns)
+	for lo := r.Lo; ; {
+		b.Reset()
+		chunk := partition.Range{Lo: lo, Hi: r.Hi}
+		err := src.ReadChunk(t.Context(), in, chunk, limit, b)
+		if err == io.EOF {
+			if b.Len() != 0 {
+				t.Fatalf("ReadChunk(%v) returned io.EOF with %d rows", chunk, b.Len())
+			}
+			return rows
+		}
+		if err != nil {
+			t.Fatalf("ReadChunk(%v): %v", chunk, err)
+		}
+		if b.Len() == 0 || b.Len() > limit {
+			t.Fatalf("ReadChunk(%v, limit %d) gave %d rows", chunk, limit, b.Len())
+		}
+		for i := range b.Len() {
+			br := b.Row(i)
+			if !chunk.Contains(br.Cursor()) || (len(rows) > 0 && br.Cursor() <= rows[len(rows)-1].cursor) {
+				t.Fatalf("ReadChunk(%v) gave cursor %d out of range or order", chunk, br.Cursor())
+			}
+			values := make([]any, len(in.Columns))
+			for c := range values {
+				values[c] = br.Value(c)
+			}
+			rows = append(rows, row{br.Cursor(), values})
+		}
+		lo = b.Last() + 1
+	}
+}
+
+func checkRows(t *testing.T, what string, got, want []row) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\ngot  %v\nwant %v", what, got, want)
+	}
+}
+
+// all is the range of every cursor of the events table.
+var all = partition.Range{Lo: ids[0], Hi: ids[len(ids)-1] + 1}
+
+// Run runs the conformance suite against the sources newSource opens.
+func Run(t *testing.T, newSource NewFunc) {
+	type testBundle struct {
+		src   mapreduce.Source
+		table Table
+	}
+	setup := func(t *testing.T) *testBundle {
+		t.Helper()
+		table := events()
+		return &testBundle{src: newSource(t, table), table: table}
+	}
+
+	t.Run("Describe", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		info, err := bundle.src.Describe(t.Context(), input)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (mapreduce.TableInfo{Min: -7, Max: 1000, Rows: int64(len(ids))}); info != want {
+			t.Errorf("Describe = %+v, want %+v", info, want)
+		}
+	})
+
+	t.Run("DescribeUniqueIndex", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		in := mapreduce.Input{Table: "events", Cursor: "seq", Columns: []string{"id"}}
+		info, err := bundle.src.Describe(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (mapreduce.TableInfo{Min: 1, Max: int64(len(ids)), Rows: int64(len(ids))}); info != want {
+			t.Errorf("Describe = %+v, want %+v", info, want)
+		}
+		r := partition.Range{Lo: 1, Hi: int64(len(ids)) + 1}
+		checkRows(t, "rows by seq", read(t, bundle.src, in, r, 4), want(bundle.table, "seq", in.Columns, r))
+	})
+
+	t.Run("EmptyTable", func(t *testing.T) {
+		t.Parallel()
+		table := events()
+		table.Rows = nil
+		src := newSource(t, table)
+		info, err := src.Describe(t.Context(), input)
+		if err != nil || info != (mapreduce.TableInfo{}) {
+			t.Fatalf("Describe = %+v, %v; want no rows and no error", info, err)
+		}
+		if rows := read(t, src, input, partition.Range{Lo: -1 << 40, Hi: 1 << 40}, 10); len(rows) != 0 {
+			t.Errorf("read %d rows from an empty table", len(rows))
+		}
+	})
+
+	t.Run("ReadChunkLimits", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		for _, limit := range []int{1, 2, 3, 7, 1000} {
+			checkRows(t, fmt.Sprintf("limit %d", limit), read(t, bundle.src, input, all, limit), want(bundle.table, "id", input.Columns, all))
+		}
+	})
+
+	t.Run("ReadChunkAdjacentRanges", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		// Boundaries exactly on ids, between ids, and in a run of ids.
+		cuts := []int64{-7, -3, -2, 0, 1, 2, 5, 13, 22, 23, 100, 101, 1001}
+		for _, limit := range []int{1, 2, 5} {
+			var got []row
+			for i := 1; i < len(cuts); i++ {
+				r := partition.Range{Lo: cuts[i-1], Hi: cuts[i]}
+				rows := read(t, bundle.src, input, r, limit)
+				checkRows(t, fmt.Sprintf("range %v, limit %d", r, limit), rows, want(bundle.table, "id", input.Columns, r))
+				got = append(got, rows...)
+			}
+			checkRows(t, fmt.Sprintf("all ranges, limit %d", limit), got, want(bundle.table, "id", input.Columns, all))
+		}
+	})
+
+	t.Run("ReadChunkSplit", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		for n := 1; n <= 9; n++ {
+			ranges, err := partition.Split(ids[0], ids[len(ids)-1], n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []row
+			for _, r := range ranges {
+				got = append(got, read(t, bundle.src, input, r, 2)...)
+			}
+			checkRows(t, fmt.Sprintf("%d partitions", n), got, want(bundle.table, "id", input.Columns, all))
+		}
+	})
+
+	t.Run("ReadChunkEmptyRange", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		for _, r := range []partition.Range{{Lo: 9, Hi: 13}, {Lo: 5, Hi: 5}, {Lo: 8, Hi: 3}, {Lo: -100, Hi: -7}, {Lo: 1001, Hi: 5000}} {
+			b := mapreduce.NewBatch(input.Columns)
+			if err := bundle.src.ReadChunk(t.Context(), input, r, 10, b); err != io.EOF || b.Len() != 0 {
+				t.Errorf("ReadChunk(%v) = %v with %d rows, want io.EOF and none", r, err, b.Len())
+			}
+		}
+	})
+
+	t.Run("ReadChunkNoColumns", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		in := mapreduce.Input{Table: "events", Cursor: "id"}
+		checkRows(t, "cursors only", read(t, bundle.src, in, all, 4), want(bundle.table, "id", nil, all))
+	})
+
+	t.Run("ReadChunkConcurrent", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		ranges, err := partition.Split(ids[0], ids[len(ids)-1], 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([][]row, len(ranges))
+		var wg sync.WaitGroup
+		for i, r := range ranges {
+			wg.Go(func() {
+				for range 5 {
+					got[i] = read(t, bundle.src, input, r, 1)
+				}
+			})
+		}
+		wg.Wait()
+		checkRows(t, "concurrent partitions", slices.Concat(got...), want(bundle.table, "id", input.Columns, all))
+	})
+
+	t.Run("QuotedNames", func(t *testing.T) {
+		t.Parallel()
+		table := Table{Name: `odd "table"`, Columns: []Column{
+			{Name: "order", Type: "bigint", PrimaryKey: true},
+			{Name: `it's "quoted"`, Type: "text"},
+		}, Rows: [][]any{{int64(1), "a"}, {int64(2), `"; DROP TABLE x; --`}}}
+		src := newSource(t, table)
+		in := mapreduce.Input{Table: table.Name, Cursor: "order", Columns: []string{`it's "quoted"`}}
+		if _, err := src.Describe(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+		r := partition.Range{Lo: 0, Hi: 3}
+		checkRows(t, "quoted names", read(t, src, in, r, 1), want(table, "order", in.Columns, r))
+	})
+
+	t.Run("DescribeErrors", func(t *testing.T) {
+		t.Parallel()
+		withNulls := events()
+		withNulls.Rows = append(withNulls.Rows, []any{int64(2000), nil, nil, nil, nil, nil}, []any{int64(2001), nil, nil, nil, nil, nil})
+		src := newSource(t, withNulls)
+		cols := "id, account_id, category, amount, payload, seq"
+		for _, tt := range []struct {
+			name         string
+			in           mapreduce.Input
+			column, want string // want has %[1]s for the source
+		}{
+			{"NoTable", mapreduce.Input{Table: "evnts", Cursor: "id"}, "",
+				`sources: table "evnts" not found in %[1]s (check --table)`},
+			{"NoColumn", mapreduce.Input{Table: "events", Cursor: "id", Columns: []string{"account_id", "amt"}}, "amt",
+				`sources: column "amt" not found in table "events" of %[1]s; it has columns ` + cols + ` (check --table, or the job's Input.Columns)`},
+			{"NoCursor", mapreduce.Input{Table: "events", Cursor: "event_id"}, "event_id",
+				`sources: column "event_id" not found in table "events" of %[1]s; it has columns ` + cols + ` (check --cursor)`},
+			{"CursorNotInteger", mapreduce.Input{Table: "events", Cursor: "category"}, "category",
+				`sources: cursor column "category" of table "events" in %[1]s has type "text"; it must be an integer column (pick another --cursor)`},
+			{"CursorNotUnique", mapreduce.Input{Table: "events", Cursor: "account_id"}, "account_id",
+				`sources: cursor column "account_id" of table "events" in %[1]s must be unique: add a unique index or pick another --cursor`},
+			{"CursorNulls", mapreduce.Input{Table: "events", Cursor: "seq"}, "seq",
+				`sources: cursor column "seq" of table "events" in %[1]s has 2 NULL values: fill them or pick another --cursor`},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				_, err := src.Describe(t.Context(), tt.in)
+				if want := fmt.Sprintf(tt.want, src); err == nil || err.Error() != want {
+					t.Fatalf("Describe error:\ngot  %v\nwant %s", err, want)
+				}
+				var se *sources.SchemaError
+				if !errors.As(err, &se) || se.Table != tt.in.Table || se.Column != tt.column {
+					t.Errorf("error %#v is not a *sources.SchemaError for table %q, column %q", err, tt.in.Table, tt.column)
+				}
+			})
+		}
+	})
+}
