@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -100,6 +102,23 @@ func (d *dlqWriter) close() error {
 		return nil
 	}
 	return d.f.Close()
+}
+
+// ReadDeadLetterFile reads a partition's DLQ file; a missing file holds no
+// letters.
+func ReadDeadLetterFile(path string) ([]DeadLetter, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	letters, err := ReadDeadLetters(data)
+	if err != nil {
+		return letters, fmt.Errorf("%s: %w", path, err)
+	}
+	return letters, nil
 }
 
 // ReadDeadLetters parses a DLQ file's contents. A malformed line is an
