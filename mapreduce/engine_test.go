@@ -266,7 +266,7 @@ func TestRun_Matrix(t *testing.T) {
 		{1, 1, 1, 1000, 0},
 		{4, 8, 2, 100, 0},
 		{7, 3, 3, 999, 0},
-		{64, 16, 4, 50, 0},           // more partitions than ids in some ranges
+		{64, 16, 4, 50, 0},        // more partitions than ids in some ranges
 		{300, 2, 4, 7, 256 << 20}, // many small and empty partitions
 	} {
 		name := fmt.Sprintf("partitions=%d/buckets=%d/workers=%d/chunk=%d/memory=%d", c.partitions, c.buckets, c.workers, c.chunk, c.memory)
