@@ -38,7 +38,7 @@ func (r *runner) mapPartition(ctx context.Context, part int) error {
 		return fmt.Errorf("partition %d: %w", part, err)
 	}
 	if cp == nil {
-		cp = newCheckpoint(part, r.plan.Partitions[part])
+		cp = newCheckpoint(part, r.plan.Partitions[part].Range)
 	} else {
 		r.resumedParts.Add(1)
 		r.resumedRows.Add(cp.Rows)

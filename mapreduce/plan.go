@@ -30,7 +30,7 @@ type Plan struct {
 	Output  string    `json:"output"`
 	Created time.Time `json:"created"`
 
-	Partitions []partition.Range `json:"partitions"`
+	Partitions []Partition `json:"partitions"`
 	Buckets    int               `json:"buckets"`
 	// Seed seeds the key hash that assigns keys to buckets.
 	Seed uint64 `json:"seed"`
@@ -72,16 +72,37 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	}
 	switch s, ok := src.(Splitter); {
 	case info.Rows == 0:
-		p.Partitions = make([]partition.Range, cfg.Partitions) // all empty
+		p.Partitions = make([]Partition, cfg.Partitions) // all empty
 	case ok:
 		p.Partitions, err = s.Split(ctx, in, info, cfg.Partitions)
 	default:
-		p.Partitions, err = partition.Split(info.Min, info.Max, cfg.Partitions)
+		p.Partitions, err = equalWidth(info, cfg.Partitions)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", id, err)
 	}
 	return p, nil
+}
+
+// Partition is a planned cursor range and the rows it is estimated to hold.
+type Partition struct {
+	partition.Range
+	Rows int64 `json:"rows"`
+}
+
+// equalWidth splits the cursor span into ranges of equal width, and
+// estimates their rows as if the cursor values were spread evenly.
+func equalWidth(info TableInfo, n int) ([]Partition, error) {
+	ranges, err := partition.Split(info.Min, info.Max, n)
+	if err != nil {
+		return nil, err
+	}
+	span := float64(info.Max) - float64(info.Min) + 1
+	parts := make([]Partition, n)
+	for i, r := range ranges {
+		parts[i] = Partition{Range: r, Rows: int64(float64(info.Rows) * (float64(r.Hi) - float64(r.Lo)) / span)}
+	}
+	return parts, nil
 }
 
 // seedOf derives the bucket hash seed from a run id.

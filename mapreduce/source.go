@@ -38,7 +38,9 @@ type TableInfo struct {
 
 // Splitter is implemented by sources that can plan partitions of roughly
 // equal row counts (from statistics or a sample). Without it the planner
-// splits [Min, Max] into ranges of equal width.
+// splits [Min, Max] into ranges of equal width. Split returns n partitions
+// that cover [info.Min, info.Max] exactly, in order, each with its
+// estimated row count.
 type Splitter interface {
-	Split(ctx context.Context, in Input, info TableInfo, n int) ([]partition.Range, error)
+	Split(ctx context.Context, in Input, info TableInfo, n int) ([]Partition, error)
 }
