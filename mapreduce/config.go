@@ -42,7 +42,8 @@ type Config struct {
 	// jitter. Default 50ms.
 	RetryDelay time.Duration
 	// MaxFailureRate is the share of failed rows above which a finished
-	// run reports ErrFailureRate. Default 0.05.
+	// run reports ErrFailureRate. Default 0.05; negative means that any
+	// failed row is an alert.
 	MaxFailureRate float64
 	// CheckpointInterval is how often a map task flushes its combine table
 	// and commits a checkpoint, at the next chunk boundary. It bounds the
@@ -104,6 +105,8 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxFailureRate == 0 {
 		c.MaxFailureRate = DefaultMaxFailureRate
+	} else if c.MaxFailureRate < 0 {
+		c.MaxFailureRate = 0
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
@@ -134,7 +137,7 @@ func (c Config) Validate() error {
 	check(c.ChunkSize >= 1, "--chunk-size must be at least 1, got %d", c.ChunkSize)
 	check(c.Workers >= 1, "--workers must be at least 1, got %d", c.Workers)
 	check(c.Memory >= minMemory, "--memory must be at least 1MiB, got %d bytes", c.Memory)
-	check(c.MaxFailureRate > 0 && c.MaxFailureRate <= 1, "--max-failure-rate must be in (0, 1], got %g", c.MaxFailureRate)
+	check(c.MaxFailureRate >= 0 && c.MaxFailureRate <= 1, "--max-failure-rate must be in [0, 1], got %g", c.MaxFailureRate)
 	check(c.RetryDelay > 0, "retry delay must be positive, got %s", c.RetryDelay)
 	check(c.CheckpointInterval > 0, "checkpoint interval must be positive, got %s", c.CheckpointInterval)
 	return errors.Join(errs...)

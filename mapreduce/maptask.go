@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/partition"
 	"github.com/mrengine/mr/shuffle"
 )
@@ -32,24 +33,9 @@ type mapTask struct {
 	maxEntries           int
 }
 
-func (r *runner) mapPartition(ctx context.Context, part int) error {
-	cp, err := r.cfg.Store.LoadCheckpoint(ctx, r.plan.RunID, part)
-	if err != nil {
-		return fmt.Errorf("partition %d: %w", part, err)
-	}
-	if cp == nil {
-		cp = newCheckpoint(part, r.plan.Partitions[part].Range)
-	} else {
-		r.resumedParts.Add(1)
-		r.resumedRows.Add(cp.Rows)
-	}
-	r.committedRows.Add(cp.Rows)
-	r.committedFailed.Add(cp.Failed)
-	r.spilled.Add(cp.Spilled)
-	r.progress.Add(PhaseMap, cp.Rows)
-	if cp.Done {
-		return nil
-	}
+// mapPartition runs a map task from checkpoint cp on.
+func (r *runner) mapPartition(ctx context.Context, cp *Checkpoint) error {
+	part := cp.Partition
 	dlq := newDLQ(r.dlqPath(part), cp.DLQBytes)
 	defer dlq.close()
 	t := &mapTask{
@@ -164,6 +150,7 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 	if err != nil {
 		return fmt.Errorf("sync DLQ: %w", err)
 	}
+	crashpoint.Hit(crashpoint.MapSpilled)
 	var spilled int64
 	for i := range files {
 		spilled += files[i].Size

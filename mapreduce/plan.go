@@ -31,7 +31,7 @@ type Plan struct {
 	Created time.Time `json:"created"`
 
 	Partitions []Partition `json:"partitions"`
-	Buckets    int               `json:"buckets"`
+	Buckets    int         `json:"buckets"`
 	// Seed seeds the key hash that assigns keys to buckets.
 	Seed uint64 `json:"seed"`
 	// Rows is the source's row count (or estimate) when the plan was made.

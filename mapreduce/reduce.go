@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/partition"
 	"github.com/mrengine/mr/shuffle"
 )
@@ -26,12 +27,12 @@ const (
 // committedFiles reads the manifest of every partition's checkpoint and
 // returns the committed shuffle files of each bucket.
 func (r *runner) committedFiles(ctx context.Context) ([][]shuffle.File, error) {
+	cps, err := r.loadCheckpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
 	files := make([][]shuffle.File, r.plan.Buckets)
-	for part := range r.plan.Partitions {
-		cp, err := r.cfg.Store.LoadCheckpoint(ctx, r.plan.RunID, part)
-		if err != nil {
-			return nil, fmt.Errorf("partition %d: %w", part, err)
-		}
+	for part, cp := range cps {
 		if cp == nil || !cp.Done {
 			return nil, fmt.Errorf("partition %d has not finished its map task", part)
 		}
@@ -59,6 +60,7 @@ func (r *runner) reduceBucket(ctx context.Context, b int, files []shuffle.File) 
 	if err := r.sink.Apply(ctx, r.spec.Output, r.plan.Commit, b, rows); err != nil {
 		return fmt.Errorf("bucket %d: %w", b, err)
 	}
+	crashpoint.Hit(crashpoint.BucketApplied)
 	r.groups.Add(rows.n)
 	r.progress.Add(PhaseReduce, 1)
 	return r.cfg.Store.MarkBucketDone(ctx, r.plan.RunID, b)

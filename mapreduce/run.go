@@ -52,8 +52,8 @@ func Run(ctx context.Context, def Definition, src Source, sink Sink, cfg Config)
 	}
 	s := r.summary(start)
 	if s.FailureRate() > cfg.MaxFailureRate {
-		return s, fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; see mr dlq list %s",
-			ErrFailureRate, 100*s.FailureRate(), cfg.MaxFailureRate, s.RunID)
+		return s, fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; the dead letters are in %s",
+			ErrFailureRate, 100*s.FailureRate(), cfg.MaxFailureRate, filepath.Join(r.dir, "dlq"))
 	}
 	return s, nil
 }
@@ -120,17 +120,48 @@ func (r *runner) open(ctx context.Context) error {
 
 // mapPhase runs one map task per partition on a pool of cfg.Workers.
 func (r *runner) mapPhase(ctx context.Context) error {
-	if err := r.removeUncommitted(ctx); err != nil {
+	cps, err := r.loadCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.removeUncommitted(cps); err != nil {
 		return fmt.Errorf("remove uncommitted shuffle files of %s: %w", r.plan.RunID, err)
 	}
-	r.progress.Start(PhaseMap, r.plan.Rows, 0)
+	for part, cp := range cps {
+		if cp == nil {
+			cps[part] = newCheckpoint(part, r.plan.Partitions[part].Range)
+			continue
+		}
+		r.resumedParts.Add(1)
+		r.resumedRows.Add(cp.Rows)
+		r.committedRows.Add(cp.Rows)
+		r.committedFailed.Add(cp.Failed)
+		r.spilled.Add(cp.Spilled)
+	}
+	r.progress.Start(PhaseMap, r.plan.Rows, r.resumedRows.Load())
 	defer r.progress.Finish(PhaseMap)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Workers)
-	for part := range r.plan.Partitions {
-		g.Go(func() error { return r.mapPartition(ctx, part) })
+	for _, cp := range cps {
+		if !cp.Done {
+			g.Go(func() error { return r.mapPartition(ctx, cp) })
+		}
 	}
 	return g.Wait()
+}
+
+// loadCheckpoints returns every partition's checkpoint, nil where a
+// partition has none yet.
+func (r *runner) loadCheckpoints(ctx context.Context) ([]*Checkpoint, error) {
+	cps := make([]*Checkpoint, len(r.plan.Partitions))
+	for part := range cps {
+		cp, err := r.cfg.Store.LoadCheckpoint(ctx, r.plan.RunID, part)
+		if err != nil {
+			return nil, fmt.Errorf("partition %d of %s: %w", part, r.plan.RunID, err)
+		}
+		cps[part] = cp
+	}
+	return cps, nil
 }
 
 // reducePhase applies every bucket not yet committed to the sink, on a pool
@@ -192,13 +223,9 @@ func (r *runner) summary(start time.Time) Summary {
 // removeUncommitted deletes the shuffle files that no checkpoint names: left
 // by attempts that died before their commit. Listing the directory is fine
 // here; finding inputs never does, it reads the checkpoints' manifests.
-func (r *runner) removeUncommitted(ctx context.Context) error {
+func (r *runner) removeUncommitted(cps []*Checkpoint) error {
 	keep := map[string]bool{}
-	for part := range r.plan.Partitions {
-		cp, err := r.cfg.Store.LoadCheckpoint(ctx, r.plan.RunID, part)
-		if err != nil {
-			return err
-		}
+	for _, cp := range cps {
 		if cp != nil {
 			for _, f := range cp.Files {
 				keep[f.Path] = true
