@@ -1,0 +1,5 @@
+package main
+
+import mr "github.com/mrengine/mr"
+
+func main() { mr.Main() }

@@ -1,0 +1,26 @@
+// Package mr is the mr command line: a MapReduce aggregation engine that
+// turns a large table into aggregates with map/reduce functions written in
+// Go, resumably.
+//
+// The command is a thin layer over package mapreduce: each subcommand (one
+// file each: run.go, demo.go, jobs.go, status.go, dlq.go) parses its flags,
+// fills a mapreduce.Config and calls the engine. Main alone turns errors
+// into exit codes:
+//
+//	0  done
+//	1  failed; running the same command again resumes the run
+//	2  usage error: unknown job or command, bad or missing flag
+//	3  done, but more rows failed than --max-failure-rate allows
+//
+// A binary with its own jobs is five lines: import the packages that
+// register them (see package jobs) and call Main:
+//
+//	package main
+//
+//	import (
+//		mr "github.com/mrengine/mr"
+//		_ "example.com/myjobs"
+//	)
+//
+//	func main() { mr.Main() }
+package mr

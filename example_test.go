@@ -1,0 +1,29 @@
+package mr_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	mr "github.com/mrengine/mr"
+)
+
+// Run is the whole command line: Main calls it with os.Args and exits with
+// the code it returns.
+func ExampleRun() {
+	code := mr.Run(context.Background(), []string{"mr", "jobs"}, os.Stdout, os.Stderr)
+	fmt.Println("exit code", code)
+	// Output:
+	// NAME          DESCRIPTION                                               INPUT   OUTPUT
+	// daily_rollup  events and total cents per account, UTC day and category  events  daily_rollup
+	// exit code 0
+}
+
+func ExampleRun_usageError() {
+	code := mr.Run(context.Background(), []string{"mr", "run", "daily_rollup"}, os.Stdout, os.Stdout)
+	fmt.Println("exit code", code)
+	// Output:
+	// mr: missing --source: the URL of the database holding table events
+	// Try: mr run daily_rollup --source sqlite:PATH
+	// exit code 2
+}

@@ -1,0 +1,221 @@
+package mr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	_ "github.com/mrengine/mr/jobs" // the built-in jobs
+	"github.com/mrengine/mr/mapreduce"
+)
+
+// Exit codes of the mr command.
+const (
+	ExitOK     = 0 // done
+	ExitFailed = 1 // failed; running the same command again resumes
+	ExitUsage  = 2 // unknown job or command, bad or missing flag
+	ExitAlert  = 3 // done, but the failure rate is above --max-failure-rate
+)
+
+// Main runs the mr command line with os.Args and exits with its exit code.
+// SIGINT or SIGTERM stops the run cleanly, at a point it resumes from; a
+// second one kills the process at once.
+func Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // restore the default: a second signal kills
+	}()
+	code := Run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Run runs the command line args (args[0] is the program name), writing
+// results to out and diagnostics to errOut, and returns the exit code. It
+// is the only place where errors become exit codes; the error itself is
+// printed on errOut.
+func Run(ctx context.Context, args []string, out, errOut io.Writer) int {
+	err := NewApp(out, errOut).RunContext(ctx, args)
+	var usage *usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &usage):
+		fmt.Fprintf(errOut, "mr: %v\n", err)
+		return ExitUsage
+	case errors.Is(err, mapreduce.ErrFailureRate):
+		fmt.Fprintf(errOut, "mr: ALERT: %v\n", err)
+		return ExitAlert
+	default:
+		fmt.Fprintf(errOut, "mr: %v\n", err)
+		return ExitFailed
+	}
+}
+
+// NewApp builds the mr command line. Its commands return errors rather
+// than exit: see Run for the exit codes.
+func NewApp(out, errOut io.Writer) *cli.App {
+	app := &cli.App{
+		Name:      "mr",
+		Usage:     "MapReduce aggregations over SQL tables that survive crashes and poison rows",
+		UsageText: "mr COMMAND [flags] [arguments]",
+		Description: `Start with mr demo. Exit codes: 0 done, 1 failed (run the same command
+again to resume), 2 usage error, 3 done but more rows failed than
+--max-failure-rate allows.`,
+		Writer:          out,
+		ErrWriter:       errOut,
+		HideHelp:        true, // see helpFlag
+		HideHelpCommand: true,
+		HideVersion:     true,
+		Flags:           []cli.Flag{helpFlag()},
+		// Main alone exits: urfave/cli must not call os.Exit itself.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands: []*cli.Command{
+			demoCommand(),
+			runCommand(),
+			jobsCommand(),
+			statusCommand(),
+			dlqCommand(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("mr --help", "unknown command %q", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		OnUsageError: onUsageError,
+	}
+	var setup func(cmds []*cli.Command)
+	setup = func(cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			cmd.OnUsageError = onUsageError
+			cmd.HideHelp, cmd.HideHelpCommand = true, true
+			cmd.Flags = append(cmd.Flags, helpFlag())
+			setup(cmd.Subcommands)
+		}
+	}
+	setup(app.Commands)
+	return app
+}
+
+// helpFlag returns a --help flag for one command. urfave/cli would add its
+// global cli.HelpFlag to every command instead, and parsing writes to it:
+// a data race between apps run at once, as in tests.
+func helpFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help", DisableDefaultText: true}
+}
+
+// usageError is a mistake on the command line. Its message ends with a
+// command line to try.
+type usageError struct {
+	msg  string
+	hint string // e.g. "mr jobs"
+}
+
+func (e *usageError) Error() string { return e.msg + "\nTry: " + e.hint }
+
+// usagef returns a usageError with the hint and a formatted message.
+func usagef(hint, format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...), hint: hint}
+}
+
+// onUsageError turns urfave/cli's flag parsing errors into usage errors.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	// Package flag names flags with one dash; mr's help shows two.
+	return usagef(helpHint(c), "%s", flagDashes.ReplaceAllString(err.Error(), "$1 --$2"))
+}
+
+var flagDashes = regexp.MustCompile(`(flag|defined:|argument:) -([a-z])`)
+
+// helpHint is the command line that shows the help of c's command.
+func helpHint(c *cli.Context) string {
+	name := "mr"
+	if c.Command != nil && c.Command.HelpName != "" {
+		name = c.Command.HelpName
+	}
+	return name + " --help"
+}
+
+// errHelpShown stops a command whose help was asked for after its
+// positional arguments; it is not an error for the user.
+var errHelpShown = errors.New("help shown")
+
+// positional returns the positional arguments of c's command, after
+// parsing the flags that follow the first of them: urfave/cli v2, like
+// package flag, stops parsing flags at the first positional argument, but
+// users write `mr run JOB --source URL`.
+func positional(c *cli.Context) ([]string, error) {
+	var args []string
+	rest := c.Args().Slice()
+	for i := 0; i < len(rest); i++ {
+		arg := rest[i]
+		if arg == "--" {
+			args = append(args, rest[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(arg, "-") || arg == "-" {
+			args = append(args, arg)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		f := lookupFlag(c.Command.Flags, name)
+		if f == nil {
+			return nil, usagef(helpHint(c), "flag provided but not defined: %s", arg)
+		}
+		if _, isBool := f.(*cli.BoolFlag); isBool && !hasValue {
+			value, hasValue = "true", true
+		}
+		if !hasValue {
+			if i+1 == len(rest) {
+				return nil, usagef(helpHint(c), "flag needs an argument: %s", arg)
+			}
+			i++
+			value = rest[i]
+		}
+		if name == "help" || name == "h" {
+			if err := cli.ShowCommandHelp(c.Lineage()[1], c.Command.Name); err != nil {
+				return nil, err
+			}
+			return nil, errHelpShown
+		}
+		if err := c.Set(name, value); err != nil {
+			return nil, usagef(helpHint(c), "invalid value %q for flag --%s: %v", value, name, err)
+		}
+	}
+	return args, nil
+}
+
+func lookupFlag(flags []cli.Flag, name string) cli.Flag {
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// action adapts a command's function to urfave/cli: it parses the
+// positional arguments (see positional) and passes them on.
+func action(fn func(c *cli.Context, args []string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		args, err := positional(c)
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fn(c, args)
+	}
+}

@@ -1,0 +1,144 @@
+package mr
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if finished.dir != "" {
+		os.RemoveAll(finished.dir)
+	}
+	os.Exit(code)
+}
+
+// result is what one mr command line did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// runMR runs the mr command line with args, as Main would.
+func runMR(t *testing.T, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Run(context.Background(), append([]string{"mr"}, args...), &out, &errOut)
+	return result{stdout: out.String(), stderr: errOut.String(), code: code}
+}
+
+// checkGolden compares got with testdata/name, or rewrites the file under
+// -update.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run go test -update if the change is right):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestApp_Help(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		golden string
+		args   []string
+	}{
+		{"help/mr.golden", []string{"--help"}},
+		{"help/mr.golden", nil},
+		{"help/demo.golden", []string{"demo", "--help"}},
+		{"help/run.golden", []string{"run", "--help"}},
+		{"help/run.golden", []string{"run", "daily_rollup", "--help"}},
+		{"help/jobs.golden", []string{"jobs", "--help"}},
+		{"help/status.golden", []string{"status", "--help"}},
+		{"help/dlq.golden", []string{"dlq", "--help"}},
+		{"help/dlq.golden", []string{"dlq"}},
+		{"help/dlq-list.golden", []string{"dlq", "list", "--help"}},
+		{"help/dlq-show.golden", []string{"dlq", "show", "--help"}},
+	} {
+		t.Run(strings.Join(append([]string{"mr"}, tt.args...), "_"), func(t *testing.T) {
+			t.Parallel()
+			r := runMR(t, tt.args...)
+			if r.code != ExitOK || r.stderr != "" {
+				t.Fatalf("exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
+			}
+			checkGolden(t, tt.golden, r.stdout)
+		})
+	}
+}
+
+// TestRun_UsageErrors checks the message and exit code 2 of each kind of
+// mistake on the command line. Every message ends with a "Try: mr …" line.
+func TestRun_UsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"UnknownCommand", []string{"nope"}},
+		{"UnknownDLQCommand", []string{"dlq", "replay-all"}},
+		{"UnknownJob", []string{"run", "nope", "--source", "events.db"}},
+		{"MissingJob", []string{"run", "--source", "events.db"}},
+		{"ExtraArgument", []string{"run", "daily_rollup", "more", "--source", "events.db"}},
+		{"MissingSource", []string{"run", "daily_rollup"}},
+		{"BadMemory", []string{"run", "daily_rollup", "--source", "events.db", "--memory", "12XB"}},
+		{"ZeroMemory", []string{"run", "daily_rollup", "--source", "events.db", "--memory", "0"}},
+		{"SmallMemory", []string{"run", "daily_rollup", "--source", "events.db", "--memory", "1KiB"}},
+		{"BadInt", []string{"run", "daily_rollup", "--source", "events.db", "--partitions", "many"}},
+		{"BadIntBeforeJob", []string{"run", "--partitions", "many", "daily_rollup"}},
+		{"NegativePartitions", []string{"run", "daily_rollup", "--source", "events.db", "--partitions", "-3"}},
+		{"NegativeRetries", []string{"run", "daily_rollup", "--source", "events.db", "--max-retries", "-1"}},
+		{"FailureRateAboveOne", []string{"run", "daily_rollup", "--source", "events.db", "--max-failure-rate", "1.5"}},
+		{"UnknownFlag", []string{"run", "daily_rollup", "--source", "events.db", "--bogus"}},
+		{"UnknownFlagBeforeJob", []string{"run", "--bogus", "daily_rollup"}},
+		{"FlagWithoutValue", []string{"run", "daily_rollup", "--source"}},
+		{"DemoRows", []string{"demo", "--rows", "0"}},
+		{"StatusUnknownRun", []string{"status", "nope", "--workdir", "testdata/no-workdir"}},
+		{"DLQShowWithoutRun", []string{"dlq", "show", "--workdir", "testdata/no-workdir"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runMR(t, tt.args...)
+			if r.code != ExitUsage {
+				t.Errorf("exit %d, want %d", r.code, ExitUsage)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "Try: mr ") {
+				t.Errorf("last line %q does not start with %q", last, "Try: mr ")
+			}
+			checkGolden(t, "usage/"+tt.name+".golden", r.stderr)
+		})
+	}
+}
+
+func TestRun_Plugin(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "missing.so")
+	r := runMR(t, "run", "daily_rollup", "--source", "events.db", "--plugin", path)
+	if r.code != ExitUsage || !strings.Contains(r.stderr, path) {
+		t.Fatalf("exit %d, stderr %q; want %d and a message naming %s", r.code, r.stderr, ExitUsage, path)
+	}
+}

@@ -1,0 +1,187 @@
+package mr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"plugin"
+
+	"github.com/dustin/go-humanize"
+	"github.com/urfave/cli/v2"
+
+	"github.com/mrengine/mr/jobs"
+	"github.com/mrengine/mr/mapreduce"
+	"github.com/mrengine/mr/sinks"
+	"github.com/mrengine/mr/sources"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a job over a source table into a sink",
+		ArgsUsage: "JOB",
+		Description: `Runs JOB (see mr jobs) over its input table in --source and upserts the
+aggregates into its output table in --sink, then prints a summary line.
+
+A run is resumable: its state lives in --workdir, and running the same
+command again after a failure, a crash or Ctrl-C resumes it from its
+checkpoints. Rows whose map fails go to the run's dead-letter queue
+(mr dlq list). Exit codes: 0 done, 1 failed (resumable), 2 usage error,
+3 done but more rows failed than --max-failure-rate.
+
+URLs: sqlite:PATH, or a PATH ending in .db.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "source", Usage: "`URL` of the database holding the input table"},
+			&cli.StringFlag{Name: "sink", Usage: "`URL` of the database receiving the output table (default: --source)"},
+			&cli.StringFlag{Name: "table", Usage: "input `TABLE` (default: the job's)"},
+			&cli.StringFlag{Name: "cursor", Usage: "unique integer `COLUMN` that orders the table (default: the job's, usually id)"},
+			&cli.IntFlag{Name: "partitions", Usage: "split the table into `N` cursor ranges, one map task each", DefaultText: "4 per worker"},
+			&cli.IntFlag{Name: "buckets", Usage: "hash the keys into `R` buckets, one reduce task and sink transaction each", DefaultText: "4 per worker"},
+			&cli.IntFlag{Name: "chunk-size", Value: mapreduce.DefaultChunkSize, Usage: "read `ROWS` rows per keyset query"},
+			workersFlag(),
+			&cli.StringFlag{Name: "memory", Value: "512MiB", Usage: "bound the engine's tables to `SIZE`, e.g. 512MiB, 1GiB, 64MB"},
+			&cli.IntFlag{Name: "max-retries", Value: mapreduce.DefaultMaxRetries, Usage: "retry a failed row `N` times before it goes to the dead-letter queue; 0 for none"},
+			&cli.Float64Flag{Name: "max-failure-rate", Value: mapreduce.DefaultMaxFailureRate, Usage: "alert and exit 3 when the share of failed rows is above `RATE`"},
+			workdirFlag(),
+			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over", DisableDefaultText: true},
+			&cli.StringFlag{Name: "plugin", Usage: "Go plugin `FILE.so` whose init registers jobs"},
+		},
+		Action: action(runJob),
+	}
+}
+
+func workersFlag() cli.Flag {
+	return &cli.IntFlag{Name: "workers", Usage: "run `N` tasks at once", DefaultText: "number of CPUs"}
+}
+
+func workdirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "workdir", Value: mapreduce.DefaultWorkdir, Usage: "`DIR` of run state: plans, checkpoints, shuffle files, dead letters"}
+}
+
+func runJob(c *cli.Context, args []string) error {
+	if path := c.String("plugin"); path != "" {
+		if _, err := plugin.Open(path); err != nil {
+			return usagef("mr run --help", "--plugin %s: %v", path, err)
+		}
+	}
+	switch {
+	case len(args) == 0:
+		return usagef("mr jobs", "missing JOB: name the job to run")
+	case len(args) > 1:
+		return usagef("mr run --help", "unexpected arguments after JOB %s: %q", args[0], args[1:])
+	}
+	def, err := jobs.Lookup(args[0])
+	if err != nil {
+		return usagef("mr jobs", "%v", err)
+	}
+	source := c.String("source")
+	if source == "" {
+		return usagef("mr run "+args[0]+" --source sqlite:PATH", "missing --source: the URL of the database holding table %s", def.Spec().Input.Table)
+	}
+	sink := c.String("sink")
+	if sink == "" {
+		sink = source
+	}
+	cfg, err := runConfig(c)
+	if err != nil {
+		return err
+	}
+	_, err = execute(c.Context, c.App.Writer, c.App.ErrWriter, def, source, sink, cfg)
+	return err
+}
+
+// runConfig fills a mapreduce.Config from run's flags and validates it:
+// a value out of range is a usage error.
+func runConfig(c *cli.Context) (mapreduce.Config, error) {
+	hint := "mr run --help"
+	memory, err := humanize.ParseBytes(c.String("memory"))
+	if err != nil || memory == 0 || memory > math.MaxInt64 {
+		return mapreduce.Config{}, usagef(hint, "invalid --memory %q: want a size such as 512MiB, 1GiB or 64MB", c.String("memory"))
+	}
+	// The engine reads 0 as "default" and a negative value as "none".
+	retries := c.Int("max-retries")
+	if retries < 0 {
+		return mapreduce.Config{}, usagef(hint, "--max-retries must be at least 0, got %d", retries)
+	}
+	if retries == 0 {
+		retries = -1
+	}
+	rate := c.Float64("max-failure-rate")
+	if rate < 0 || rate > 1 || math.IsNaN(rate) {
+		return mapreduce.Config{}, usagef(hint, "--max-failure-rate must be between 0 and 1, got %g", rate)
+	}
+	if rate == 0 {
+		rate = -1
+	}
+	cfg := mapreduce.Config{
+		Workdir:        c.String("workdir"),
+		Table:          c.String("table"),
+		Cursor:         c.String("cursor"),
+		Partitions:     c.Int("partitions"),
+		Buckets:        c.Int("buckets"),
+		ChunkSize:      c.Int("chunk-size"),
+		Workers:        c.Int("workers"),
+		Memory:         int64(memory),
+		MaxRetries:     retries,
+		MaxFailureRate: rate,
+		Fresh:          c.Bool("fresh"),
+	}
+	if err := cfg.WithDefaults().Validate(); err != nil {
+		return mapreduce.Config{}, usagef(hint, "%v", err)
+	}
+	return cfg, nil
+}
+
+// execute runs def from the source to the sink, reporting on out (the
+// plan, the summary line) and errOut (progress and logs). An error it
+// returns names a resumable run and holds no password.
+func execute(ctx context.Context, out, errOut io.Writer, def mapreduce.Definition, sourceURL, sinkURL string, cfg mapreduce.Config) (_ mapreduce.Summary, err error) {
+	defer func() { err = redactError(err, sourceURL, sinkURL) }()
+	src, err := sources.Open(ctx, sourceURL)
+	if err != nil {
+		return mapreduce.Summary{}, err
+	}
+	defer closeInto(&err, src)
+	sink, err := sinks.Open(ctx, sinkURL)
+	if err != nil {
+		return mapreduce.Summary{}, err
+	}
+	defer closeInto(&err, sink)
+
+	if cfg.Workdir == "" {
+		cfg.Workdir = mapreduce.DefaultWorkdir
+	}
+	plans := &planStore{Store: mapreduce.DirStore{Dir: cfg.Workdir}, fresh: cfg.Fresh}
+	prog, log := newProgress(errOut)
+	cfg.Store = plans
+	cfg.Logger = log
+	cfg.Progress = &reporter{progress: prog, printPlan: func() {
+		if p, resumed := plans.get(); p != nil {
+			printPlan(out, p, resumed)
+		}
+	}}
+	sum, err := mapreduce.Run(ctx, def, src, sink, cfg)
+	prog.Close(err)
+	if sum.RunID != "" {
+		fmt.Fprintln(out, sum)
+	}
+	switch {
+	case err == nil, errors.Is(err, mapreduce.ErrFailureRate):
+		return sum, err
+	case sum.RunID == "":
+		return sum, err
+	case ctx.Err() != nil:
+		return sum, fmt.Errorf("run %s interrupted: run the same command again to resume it", sum.RunID)
+	default:
+		return sum, fmt.Errorf("%w\nrun %s stopped: fix the cause and run the same command again to resume it", err, sum.RunID)
+	}
+}
+
+// closeInto closes v if it is an io.Closer, adding a failure to *err.
+func closeInto(err *error, v any) {
+	if c, ok := v.(io.Closer); ok {
+		*err = errors.Join(*err, c.Close())
+	}
+}

@@ -1,0 +1,172 @@
+package mr
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mrengine/mr/internal/eventgen"
+)
+
+// seedEvents writes an events table of cfg's rows into a new SQLite file
+// and returns its path.
+func seedEvents(t *testing.T, cfg eventgen.Config) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "events.db")
+	if err := eventgen.SeedSQLite(context.Background(), path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestRun_ExitCodes runs one command line of each exit code class.
+func TestRun_ExitCodes(t *testing.T) {
+	t.Parallel()
+	poisoned := seedEvents(t, eventgen.Config{Rows: 3000, Seed: 9, PoisonRate: 0.1})
+
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string // a part of it
+	}{
+		{"Done", []string{"run", "daily_rollup", "--source", poisoned, "--max-failure-rate", "0.5"}, ExitOK, ""},
+		{"FailedMissingSource", []string{"run", "daily_rollup", "--source", filepath.Join(t.TempDir(), "missing.db")}, ExitFailed, "no such file"},
+		{"FailedMissingTable", []string{"run", "daily_rollup", "--source", poisoned, "--table", "no_events"}, ExitFailed, `table "no_events" not found`},
+		{"Usage", []string{"run", "daily_rollup"}, ExitUsage, "missing --source"},
+		{"AboveFailureRate", []string{"run", "daily_rollup", "--source", poisoned}, ExitAlert, "mr: ALERT: "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := append(tt.args, "--workdir", t.TempDir(), "--sink", filepath.Join(t.TempDir(), "out.db"))
+			r := runMR(t, args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.stderr) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", r.code, r.stderr, tt.code, tt.stderr)
+			}
+			if tt.code == ExitOK || tt.code == ExitAlert {
+				if !strings.Contains(r.stdout, "3000/3000 items") {
+					t.Errorf("stdout lacks the summary line:\n%s", r.stdout)
+				}
+			}
+		})
+	}
+}
+
+// TestRun_MaxRetries checks that --max-retries 0 means no retries: a
+// failed row is tried once.
+func TestRun_MaxRetries(t *testing.T) {
+	t.Parallel()
+	source := seedEvents(t, eventgen.Config{Rows: 500, Seed: 10, PoisonRate: 0.05})
+	workdir := t.TempDir()
+	r := runMR(t, "run", "daily_rollup", "--source", source, "--workdir", workdir, "--max-retries", "0", "--partitions", "1")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	dlq := runMR(t, "dlq", "show", runID(t, r.stdout), "--workdir", workdir)
+	if dlq.code != ExitOK || !strings.Contains(dlq.stdout, `"attempts":1`) {
+		t.Fatalf("exit %d, dead letters:\n%s", dlq.code, dlq.stdout)
+	}
+}
+
+// runID returns the run id in a run's output.
+func runID(t *testing.T, stdout string) string {
+	t.Helper()
+	for line := range strings.Lines(stdout) {
+		if rest, ok := strings.CutPrefix(line, "run "); ok {
+			return strings.Fields(rest)[0]
+		}
+	}
+	t.Fatalf("no run line in:\n%s", stdout)
+	return ""
+}
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want string }{
+		{"postgres://user:secret@host/db", "postgres://user:xxxxx@host/db"},
+		{"postgres://user:secret@host:5432/db?sslmode=disable", "postgres://user:xxxxx@host:5432/db?sslmode=disable"},
+		{"postgres://user@host/db?password=secret&sslmode=disable", "postgres://user@host/db?password=xxxxx&sslmode=disable"},
+		{"postgres://host/db", "postgres://host/db"},
+		{"sqlite:events.db", "sqlite:events.db"},
+		{"/tmp/events.db", "/tmp/events.db"},
+		{"", ""},
+	} {
+		if got := redact(tt.in); got != tt.want {
+			t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRun_RedactsErrors(t *testing.T) {
+	t.Parallel()
+	for _, url := range []string{
+		"postgres://alice:s3cret@127.0.0.1:1/db",
+		"mysql://alice:s3cret@127.0.0.1:1/db",
+		"postgres://alice@127.0.0.1:1/db?password=s3cret",
+	} {
+		r := runMR(t, "run", "daily_rollup", "--source", url, "--workdir", t.TempDir())
+		if r.code == ExitOK || strings.Contains(r.stdout+r.stderr, "s3cret") {
+			t.Errorf("--source %s: exit %d, output shows the password:\n%s%s", url, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// cancelWriter collects what it is written and cancels a context when a
+// write contains a given text: a log line marks the moment to interrupt.
+type cancelWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	on     string
+	cancel context.CancelFunc
+}
+
+func (w *cancelWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if bytes.Contains(p, []byte(w.on)) {
+		w.cancel()
+	}
+	return w.buf.Write(p)
+}
+
+// TestRun_Interrupted stops runs the way Ctrl-C does, at the start of each
+// phase, and checks that the run says so, exits 1, and that running the
+// same command again finishes it with the right output.
+func TestRun_Interrupted(t *testing.T) {
+	t.Parallel()
+	for _, phase := range []string{"map", "reduce"} {
+		t.Run(phase, func(t *testing.T) {
+			t.Parallel()
+			b := setupDemo(t)
+			if err := eventgen.SeedSQLite(context.Background(), b.db, demoEvents(20_000)); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"mr", "run", "daily_rollup", "--source", b.db, "--workdir", b.workdir, "--workers", "2"}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var out bytes.Buffer
+			errOut := &cancelWriter{on: "phase=" + phase, cancel: cancel}
+			if code := Run(ctx, args, &out, errOut); code != ExitFailed {
+				t.Fatalf("interrupted run: exit %d, want %d; stderr:\n%s", code, ExitFailed, errOut.buf.String())
+			}
+			if !strings.Contains(errOut.buf.String(), "interrupted: run the same command again to resume it") {
+				t.Errorf("interrupted run: stderr lacks the hint:\n%s", errOut.buf.String())
+			}
+
+			r := runMR(t, args[1:]...)
+			if r.code != ExitOK || !strings.Contains(r.stdout, "(resumed") || !strings.Contains(r.stdout, "20000/20000 items") {
+				t.Fatalf("resumed run: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+			}
+			if n := b.count(t, groundTruth+` EXCEPT `+output); n != 0 {
+				t.Errorf("%d groups missing or wrong after the resume", n)
+			}
+			if n := b.count(t, output+` EXCEPT `+groundTruth); n != 0 {
+				t.Errorf("%d groups too many after the resume", n)
+			}
+		})
+	}
+}
