@@ -13,6 +13,12 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestMain(m *testing.M) {
+	// The crash tests run the test binary itself as mr, in a child process
+	// they can kill -9: see mrCommand.
+	if args := os.Getenv(envChildArgs); args != "" {
+		os.Args = append([]string{"mr"}, strings.Split(args, "\n")...)
+		Main()
+	}
 	flag.Parse()
 	code := m.Run()
 	if finished.dir != "" {

@@ -44,6 +44,7 @@ URLs: sqlite:PATH, or a PATH ending in .db.`,
 			&cli.StringFlag{Name: "memory", Value: "512MiB", Usage: "bound the engine's tables to `SIZE`, e.g. 512MiB, 1GiB, 64MB"},
 			&cli.IntFlag{Name: "max-retries", Value: mapreduce.DefaultMaxRetries, Usage: "retry a failed row `N` times before it goes to the dead-letter queue; 0 for none"},
 			&cli.Float64Flag{Name: "max-failure-rate", Value: mapreduce.DefaultMaxFailureRate, Usage: "alert and exit 3 when the share of failed rows is above `RATE`"},
+			&cli.DurationFlag{Name: "checkpoint-interval", Value: mapreduce.DefaultCheckpointInterval, Usage: "commit each map task's progress every `DURATION`: the most work a crash loses"},
 			workdirFlag(),
 			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over", DisableDefaultText: true},
 			&cli.StringFlag{Name: "plugin", Usage: "Go plugin `FILE.so` whose init registers jobs"},
@@ -116,17 +117,18 @@ func runConfig(c *cli.Context) (mapreduce.Config, error) {
 		rate = -1
 	}
 	cfg := mapreduce.Config{
-		Workdir:        c.String("workdir"),
-		Table:          c.String("table"),
-		Cursor:         c.String("cursor"),
-		Partitions:     c.Int("partitions"),
-		Buckets:        c.Int("buckets"),
-		ChunkSize:      c.Int("chunk-size"),
-		Workers:        c.Int("workers"),
-		Memory:         int64(memory),
-		MaxRetries:     retries,
-		MaxFailureRate: rate,
-		Fresh:          c.Bool("fresh"),
+		Workdir:            c.String("workdir"),
+		Table:              c.String("table"),
+		Cursor:             c.String("cursor"),
+		Partitions:         c.Int("partitions"),
+		Buckets:            c.Int("buckets"),
+		ChunkSize:          c.Int("chunk-size"),
+		Workers:            c.Int("workers"),
+		Memory:             int64(memory),
+		MaxRetries:         retries,
+		MaxFailureRate:     rate,
+		CheckpointInterval: c.Duration("checkpoint-interval"),
+		Fresh:              c.Bool("fresh"),
 	}
 	if err := cfg.WithDefaults().Validate(); err != nil {
 		return mapreduce.Config{}, usagef(hint, "%v", err)

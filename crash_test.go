@@ -1,0 +1,126 @@
+package mr
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mrengine/mr/internal/crashpoint"
+	"github.com/mrengine/mr/internal/eventgen"
+)
+
+// envChildArgs carries the arguments of an mr child process, one per line:
+// TestMain runs Main with them instead of the tests.
+const envChildArgs = "MR_TEST_CHILD_ARGS"
+
+// mrCommand returns a command that runs mr with args in a child process
+// (the test binary, see TestMain), so that a test can kill it for real.
+func mrCommand(t *testing.T, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), append(env, envChildArgs+"="+strings.Join(args, "\n"))...)
+	return cmd
+}
+
+// killed reports whether err is the exit of a process killed by SIGKILL.
+func killed(err error) bool {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return false
+	}
+	status, ok := exit.Sys().(syscall.WaitStatus)
+	return ok && status.Signaled() && status.Signal() == syscall.SIGKILL
+}
+
+// crashBundle is a seeded SQLite file and the mr run command over it.
+type crashBundle struct {
+	*demoBundle
+	args []string
+}
+
+func setupCrash(t *testing.T, rows int64) *crashBundle {
+	t.Helper()
+	b := setupDemo(t)
+	if err := eventgen.SeedSQLite(context.Background(), b.db, demoEvents(rows)); err != nil {
+		t.Fatal(err)
+	}
+	return &crashBundle{demoBundle: b, args: []string{"run", "daily_rollup", "--source", b.db, "--workdir", b.workdir,
+		"--workers", "2", "--partitions", "6", "--buckets", "4", "--chunk-size", "200", "--checkpoint-interval", "1ns"}}
+}
+
+// finish runs the command to its end in this process and checks the
+// output table and the dead letters against the ground truth.
+func (b *crashBundle) finish(t *testing.T) result {
+	t.Helper()
+	r := runMR(t, b.args...)
+	if r.code != ExitOK {
+		t.Fatalf("resumed run: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if n := b.count(t, groundTruth+` EXCEPT `+output); n != 0 {
+		t.Errorf("%d groups of the ground truth are missing or differ after the crash", n)
+	}
+	if n := b.count(t, output+` EXCEPT `+groundTruth); n != 0 {
+		t.Errorf("%d groups too many after the crash", n)
+	}
+	poison := b.ids(t, `SELECT id FROM events
+		WHERE NOT CASE WHEN json_valid(payload) THEN json_type(payload) = 'object' ELSE 0 END ORDER BY id`)
+	if got := b.deadLetterIDs(t, runID(t, r.stdout)); len(poison) == 0 || !slices.Equal(got, poison) {
+		t.Errorf("after the crash the DLQ holds %d letters, want the %d poison rows exactly once", len(got), len(poison))
+	}
+	return r
+}
+
+// TestCrash_Points kills mr with SIGKILL at the narrow windows between a
+// durable write and the commit that follows it, then resumes.
+func TestCrash_Points(t *testing.T) {
+	t.Parallel()
+	for _, point := range []string{
+		crashpoint.MapSpilled + ":5",    // shuffle files written, checkpoint not
+		crashpoint.BucketApplied + ":2", // sink committed, done marker not
+	} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			b := setupCrash(t, 20_000)
+			out, err := mrCommand(t, []string{crashpoint.Env + "=" + point}, b.args...).CombinedOutput()
+			if !killed(err) {
+				t.Fatalf("mr was not killed at %s: %v\n%s", point, err, out)
+			}
+			r := b.finish(t)
+			if !strings.Contains(r.stdout, "(resumed") {
+				t.Errorf("the run after the crash did not resume:\n%s", r.stdout)
+			}
+		})
+	}
+}
+
+// TestCrash_KillAtRandom kills mr with SIGKILL at random moments, several
+// times in a row, then lets it finish.
+func TestCrash_KillAtRandom(t *testing.T) {
+	t.Parallel()
+	b := setupCrash(t, 60_000)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+	kills := 0
+	for range 5 {
+		cmd := mrCommand(t, nil, b.args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); killed(err) {
+			kills++
+		}
+	}
+	if kills == 0 {
+		t.Fatal("no run was killed: they all finished before the kill")
+	}
+	t.Logf("killed %d runs", kills)
+	b.finish(t)
+}
