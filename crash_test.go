@@ -63,14 +63,13 @@ func (b *crashBundle) finish(t *testing.T) result {
 	if r.code != ExitOK {
 		t.Fatalf("resumed run: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
-	if n := b.count(t, groundTruth+` EXCEPT `+output); n != 0 {
+	if n := b.count(t, eventgen.SQLiteTruth+` EXCEPT `+output); n != 0 {
 		t.Errorf("%d groups of the ground truth are missing or differ after the crash", n)
 	}
-	if n := b.count(t, output+` EXCEPT `+groundTruth); n != 0 {
+	if n := b.count(t, output+` EXCEPT `+eventgen.SQLiteTruth); n != 0 {
 		t.Errorf("%d groups too many after the crash", n)
 	}
-	poison := b.ids(t, `SELECT id FROM events
-		WHERE NOT CASE WHEN json_valid(payload) THEN json_type(payload) = 'object' ELSE 0 END ORDER BY id`)
+	poison := b.ids(t, eventgen.SQLitePoisonIDs)
 	if got := b.deadLetterIDs(t, runID(t, r.stdout)); len(poison) == 0 || !slices.Equal(got, poison) {
 		t.Errorf("after the crash the DLQ holds %d letters, want the %d poison rows exactly once", len(got), len(poison))
 	}

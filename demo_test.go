@@ -13,17 +13,6 @@ import (
 	"github.com/mrengine/mr/internal/eventgen"
 )
 
-// groundTruth is daily_rollup computed by SQLite alone: rows whose payload
-// is a JSON object, grouped by account, UTC day of ts and category.
-// date(ts) turns RFC 3339 text with an offset into the UTC day (the
-// eventgen tests check it); json_type is guarded by json_valid because it
-// fails on malformed JSON.
-const groundTruth = `
-	SELECT account_id, date(ts) AS day, category, count(*) AS events, sum(amount_cents) AS total_cents
-	FROM events
-	WHERE CASE WHEN json_valid(payload) THEN json_type(payload) = 'object' ELSE 0 END
-	GROUP BY account_id, date(ts), category`
-
 const output = `SELECT account_id, day, category, events, total_cents FROM daily_rollup`
 
 // demoBundle is a demo run in its own directory.
@@ -155,20 +144,19 @@ func TestDemo_GroundTruth(t *testing.T) {
 		}
 	}
 
-	if n := b.count(t, groundTruth); n < rows/2 {
+	if n := b.count(t, eventgen.SQLiteTruth); n < rows/2 {
 		t.Fatalf("ground truth has %d groups, too few for %d rows", n, rows)
 	}
-	if n := b.count(t, groundTruth+` EXCEPT `+output); n != 0 {
+	if n := b.count(t, eventgen.SQLiteTruth+` EXCEPT `+output); n != 0 {
 		t.Errorf("%d groups of the ground truth are missing from daily_rollup or differ", n)
 	}
-	if n := b.count(t, output+` EXCEPT `+groundTruth); n != 0 {
+	if n := b.count(t, output+` EXCEPT `+eventgen.SQLiteTruth); n != 0 {
 		t.Errorf("daily_rollup has %d groups that the ground truth has not", n)
 	}
 
 	// The dead letters are exactly the poison rows, as SQL and the
 	// generator see them.
-	poison := b.ids(t, `SELECT id FROM events
-		WHERE NOT CASE WHEN json_valid(payload) THEN json_type(payload) = 'object' ELSE 0 END ORDER BY id`)
+	poison := b.ids(t, eventgen.SQLitePoisonIDs)
 	var generated []int64
 	for e := range demoEvents(rows).All() {
 		if e.Poison {
@@ -209,10 +197,10 @@ func TestDemo_Twice(t *testing.T) {
 	if !strings.Contains(third.stdout, "seeded 6000 events") || !strings.Contains(third.stdout, "(new)") {
 		t.Errorf("third demo: stdout:\n%s", third.stdout)
 	}
-	if n := b.count(t, output+` EXCEPT `+groundTruth); n != 0 {
+	if n := b.count(t, output+` EXCEPT `+eventgen.SQLiteTruth); n != 0 {
 		t.Errorf("after a reseed daily_rollup has %d stale groups", n)
 	}
-	if n := b.count(t, groundTruth+` EXCEPT `+output); n != 0 {
+	if n := b.count(t, eventgen.SQLiteTruth+` EXCEPT `+output); n != 0 {
 		t.Errorf("after a reseed %d groups are missing from daily_rollup", n)
 	}
 }

@@ -161,10 +161,10 @@ func TestRun_Interrupted(t *testing.T) {
 			if r.code != ExitOK || !strings.Contains(r.stdout, "(resumed") || !strings.Contains(r.stdout, "20000/20000 items") {
 				t.Fatalf("resumed run: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 			}
-			if n := b.count(t, groundTruth+` EXCEPT `+output); n != 0 {
+			if n := b.count(t, eventgen.SQLiteTruth+` EXCEPT `+output); n != 0 {
 				t.Errorf("%d groups missing or wrong after the resume", n)
 			}
-			if n := b.count(t, output+` EXCEPT `+groundTruth); n != 0 {
+			if n := b.count(t, output+` EXCEPT `+eventgen.SQLiteTruth); n != 0 {
 				t.Errorf("%d groups too many after the resume", n)
 			}
 		})

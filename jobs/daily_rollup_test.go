@@ -23,20 +23,6 @@ import (
 	"github.com/mrengine/mr/sources"
 )
 
-// groundTruth is daily_rollup computed by SQLite alone, over the rows whose
-// payload is a JSON object. SQLite's date() converts the offset timestamps
-// to UTC before taking the day.
-const groundTruth = `
-SELECT account_id, date(ts) AS day, category, count(*) AS events, sum(amount_cents) AS total_cents
-FROM events
-WHERE payload IS NOT NULL AND json_valid(payload) AND json_type(payload) = 'object'
-GROUP BY 1, 2, 3`
-
-const poisonIDs = `
-SELECT id FROM events
-WHERE payload IS NULL OR NOT json_valid(payload) OR json_type(payload) != 'object'
-ORDER BY id`
-
 type testBundle struct {
 	db     string // the SQLite file, source and sink at once
 	src    *sources.SQLite
@@ -102,10 +88,10 @@ func (b *testBundle) count(t *testing.T, query string) int64 {
 func (b *testBundle) checkOutput(t *testing.T) {
 	t.Helper()
 	out := `SELECT account_id, day, category, events, total_cents FROM daily_rollup`
-	if n := b.count(t, `SELECT count(*) FROM (`+out+` EXCEPT `+groundTruth+`)`); n != 0 {
+	if n := b.count(t, `SELECT count(*) FROM (`+out+` EXCEPT `+eventgen.SQLiteTruth+`)`); n != 0 {
 		t.Errorf("daily_rollup has %d rows the ground truth lacks", n)
 	}
-	if n := b.count(t, `SELECT count(*) FROM (`+groundTruth+` EXCEPT `+out+`)`); n != 0 {
+	if n := b.count(t, `SELECT count(*) FROM (`+eventgen.SQLiteTruth+` EXCEPT `+out+`)`); n != 0 {
 		t.Errorf("daily_rollup lacks %d rows of the ground truth", n)
 	}
 	if n := b.count(t, `SELECT count(*) FROM daily_rollup`); n == 0 {
@@ -116,7 +102,7 @@ func (b *testBundle) checkOutput(t *testing.T) {
 // checkDLQ checks that the DLQ holds each poison row exactly once.
 func (b *testBundle) checkDLQ(t *testing.T, run string) {
 	t.Helper()
-	rows, err := b.sqlDB.Query(poisonIDs)
+	rows, err := b.sqlDB.Query(eventgen.SQLitePoisonIDs)
 	if err != nil {
 		t.Fatal(err)
 	}
