@@ -73,6 +73,27 @@ func (s *memSource) ReadChunk(_ context.Context, _ mapreduce.Input, r partition.
 	return nil
 }
 
+// streamingSource reads a range as one stream, the way a source with a
+// single query per range does.
+type streamingSource struct{ *memSource }
+
+func (s streamingSource) Stream(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch, fn func(*mapreduce.Batch) error) error {
+	for {
+		b.Reset()
+		err := s.ReadChunk(ctx, in, r, limit, b)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+		r.Lo = b.Last() + 1
+	}
+}
+
 // memSink keeps one table and the commit records.
 type memSink struct {
 	mu      sync.Mutex
@@ -262,21 +283,28 @@ func TestRun_Matrix(t *testing.T) {
 	for _, c := range []struct {
 		partitions, buckets, workers, chunk int
 		memory                              int64
+		stream                              bool
 	}{
-		{1, 1, 1, 1000, 0},
-		{4, 8, 2, 100, 0},
-		{7, 3, 3, 999, 0},
-		{64, 16, 4, 50, 0},        // more partitions than ids in some ranges
-		{300, 2, 4, 7, 256 << 20}, // many small and empty partitions
+		{1, 1, 1, 1000, 0, false},
+		{4, 8, 2, 100, 0, false},
+		{7, 3, 3, 999, 0, false},
+		{64, 16, 4, 50, 0, false},        // more partitions than ids in some ranges
+		{300, 2, 4, 7, 256 << 20, false}, // many small and empty partitions
+		{5, 4, 2, 333, 0, true},
+		{3, 2, 2, 1000, 1 << 20, true},
 	} {
-		name := fmt.Sprintf("partitions=%d/buckets=%d/workers=%d/chunk=%d/memory=%d", c.partitions, c.buckets, c.workers, c.chunk, c.memory)
+		name := fmt.Sprintf("partitions=%d/buckets=%d/workers=%d/chunk=%d/memory=%d/stream=%t", c.partitions, c.buckets, c.workers, c.chunk, c.memory, c.stream)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			src := &memSource{rows: rows, read: map[int64]int{}}
+			var source mapreduce.Source = src
+			if c.stream {
+				source = streamingSource{src}
+			}
 			sink := newMemSink()
 			cfg := testConfig(t)
 			cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize, cfg.Memory = c.partitions, c.buckets, c.workers, c.chunk, c.memory
-			s, err := mapreduce.Run(context.Background(), sumJob(t), src, sink, cfg)
+			s, err := mapreduce.Run(context.Background(), sumJob(t), source, sink, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -337,6 +365,15 @@ func TestRun_Empty(t *testing.T) {
 
 func TestRun_ResumeAfterCancel(t *testing.T) {
 	t.Parallel()
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%t", stream), func(t *testing.T) {
+			t.Parallel()
+			testResumeAfterCancel(t, stream)
+		})
+	}
+}
+
+func testResumeAfterCancel(t *testing.T, stream bool) {
 	rows := randomRows(2, 30_000, 500, 0.003)
 	cfg := testConfig(t)
 	cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize = 6, 4, 3, 200
@@ -349,12 +386,29 @@ func TestRun_ResumeAfterCancel(t *testing.T) {
 			cancel()
 		}
 	}}
-	s1, err := mapreduce.Run(ctx, sumJob(t), first, sink, cfg)
+	var source mapreduce.Source = first
+	if stream {
+		source = streamingSource{first}
+	}
+	s1, err := mapreduce.Run(ctx, sumJob(t), source, sink, cfg)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled run returned %v", err)
 	}
 	if s1.Processed == 0 || s1.Processed == int64(len(rows)) {
 		t.Fatalf("cancelled run committed %d of %d rows; the test needs a partial run", s1.Processed, len(rows))
+	}
+
+	// The cursor ranges the first run committed: [Range.Lo, Next) of each
+	// partition.
+	var committed []partition.Range
+	for part := range s1.Partitions {
+		cp, err := mapreduce.DirStore{Dir: cfg.Workdir}.LoadCheckpoint(context.Background(), s1.RunID, part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp != nil {
+			committed = append(committed, partition.Range{Lo: cp.Range.Lo, Hi: cp.Next})
+		}
 	}
 
 	second := &memSource{rows: rows, read: map[int64]int{}}
@@ -370,8 +424,10 @@ func TestRun_ResumeAfterCancel(t *testing.T) {
 		t.Errorf("second run read %d rows, want the %d not committed", s2.Read, int64(len(rows))-s1.Processed)
 	}
 	for id := range second.read {
-		if first.read[id] > 0 && s2.Read+s1.Processed == int64(len(rows)) {
-			continue
+		for _, r := range committed {
+			if r.Contains(id) {
+				t.Fatalf("row %d was committed by the first run (%v) and read again", id, r)
+			}
 		}
 	}
 	if s2.PartitionsResumed == 0 {

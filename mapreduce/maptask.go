@@ -64,34 +64,49 @@ func (r *runner) maxEntries(t table) int {
 
 func (t *mapTask) run(ctx context.Context) error {
 	r := t.r
+	rest := partition.Range{Lo: t.next, Hi: t.cp.Range.Hi}
 	batch := NewBatch(r.in.Columns)
+	if s, ok := r.src.(Streamer); ok {
+		if err := s.Stream(ctx, r.in, rest, r.cfg.ChunkSize, batch, func(b *Batch) error { return t.chunk(ctx, b) }); err != nil {
+			return err
+		}
+		return t.commit(ctx, true)
+	}
 	for {
 		batch.Reset()
-		err := r.src.ReadChunk(ctx, r.in, partition.Range{Lo: t.next, Hi: t.cp.Range.Hi}, r.cfg.ChunkSize, batch)
+		err := r.src.ReadChunk(ctx, r.in, partition.Range{Lo: t.next, Hi: rest.Hi}, r.cfg.ChunkSize, batch)
 		if errors.Is(err, io.EOF) {
 			return t.commit(ctx, true)
 		}
 		if err != nil {
 			return err
 		}
-		for i := range batch.Len() {
-			if err := t.mapRow(ctx, batch.Row(i)); err != nil {
-				return err
-			}
-		}
-		n := int64(batch.Len())
-		t.rows += n
-		t.chunks++
-		t.next = batch.Last() + 1
-		r.read.Add(n)
-		r.chunks.Add(1)
-		r.progress.Add(PhaseMap, n)
-		if t.table.len() >= t.maxEntries || time.Since(t.lastCommit) >= r.cfg.CheckpointInterval {
-			if err := t.commit(ctx, false); err != nil {
-				return err
-			}
+		if err := t.chunk(ctx, batch); err != nil {
+			return err
 		}
 	}
+}
+
+// chunk maps the rows of one chunk and commits when the table is full or
+// the checkpoint interval has passed: commits fall on chunk boundaries.
+func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
+	r := t.r
+	for i := range b.Len() {
+		if err := t.mapRow(ctx, b.Row(i)); err != nil {
+			return err
+		}
+	}
+	n := int64(b.Len())
+	t.rows += n
+	t.chunks++
+	t.next = b.Last() + 1
+	r.read.Add(n)
+	r.chunks.Add(1)
+	r.progress.Add(PhaseMap, n)
+	if t.table.len() >= t.maxEntries || time.Since(t.lastCommit) >= r.cfg.CheckpointInterval {
+		return t.commit(ctx, false)
+	}
+	return nil
 }
 
 // mapRow maps one row, retrying failures with exponential backoff and

@@ -44,3 +44,13 @@ type TableInfo struct {
 type Splitter interface {
 	Split(ctx context.Context, in Input, info TableInfo, n int) ([]Partition, error)
 }
+
+// Streamer is implemented by sources that can read a whole range with one
+// query, which costs less per row than a query per chunk. Stream reads the
+// rows of r in cursor order and hands them to fn in chunks of at most
+// limit rows, filling b anew (Reset) for each; it returns fn's first error,
+// or nil at the end of r. The engine commits between chunks, so a crash
+// loses at most the chunks since the last commit, as with ReadChunk.
+type Streamer interface {
+	Stream(ctx context.Context, in Input, r partition.Range, limit int, b *Batch, fn func(*Batch) error) error
+}
