@@ -4,7 +4,7 @@
 // Open chooses the backend from a URL:
 //
 //	sqlite:PATH or PATH.db        type SQLite: an SQLite file, the embedded default
-//	postgres://… postgresql://…   PostgreSQL (arriving soon)
+//	postgres://… postgresql://…   type Postgres: a PostgreSQL database, through a pgx pool
 //
 // Every backend implements mapreduce.Source with the same contract, which
 // sourcetest.Run checks. ReadChunk runs one keyset query, never OFFSET, so

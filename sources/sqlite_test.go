@@ -186,8 +186,6 @@ func TestOpen(t *testing.T) {
 		{"sqlite:" + path, "sqlite:" + path},
 		{path, "sqlite:" + path},
 		{"sqlite:nope.db", "sources: sqlite:nope.db: no such file"},
-		{"postgres://mr:secret@localhost/mr", "sources: postgres sources arrive soon; use sqlite:PATH for now"},
-		{"postgresql://localhost/mr", "sources: postgres sources arrive soon; use sqlite:PATH for now"},
 		{"mysql://mr:secret@localhost/mr.db", `sources: unsupported source scheme "mysql": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
 		{"events.csv", `sources: unsupported source "events.csv": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
 	} {

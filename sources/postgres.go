@@ -1,0 +1,545 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mrengine/mr/mapreduce"
+	"github.com/mrengine/mr/partition"
+)
+
+// Postgres is a Source reading a table of a PostgreSQL database through a
+// pgx connection pool. It is safe for concurrent use: each call takes its
+// own connection from the pool. It also implements mapreduce.Splitter,
+// planning partitions of about equal row counts (see Split).
+//
+// # Tables and columns
+//
+// A table name of the form schema.table (split at the first dot) names a
+// table of that schema; any other name is resolved through the
+// connection's search_path. Table and column names are matched exactly, as
+// quoted identifiers: "Events" is not events.
+//
+// # Values
+//
+// ReadChunk uses the binary protocol with prepared statements and stores
+// each value in the Batch as:
+//
+//	smallint, integer, bigint, oid        int64
+//	real, double precision                float64
+//	text, varchar, char(n), name          string
+//	bytea                                 []byte
+//	boolean                               bool
+//	timestamptz, timestamp                time.Time in UTC (a timestamp without
+//	                                      time zone is taken as UTC)
+//	date                                  time.Time, midnight UTC
+//	json, jsonb                           []byte, the JSON text
+//	numeric                               string, its exact decimal text ("12.50",
+//	                                      "NaN"): Row.Float64 and Row.Int64 parse it
+//	any other type (uuid, interval,       string, its text form: "{1,2}" for an
+//	arrays, enums, …)                     int[], "1 day 02:00:00" for an interval
+//	NULL                                  nil
+//
+// The timestamps and dates infinity and -infinity are stored as the strings
+// "infinity" and "-infinity", so that Row.Time fails the row, not the run.
+//
+// # Connection faults
+//
+// Describe, ReadChunk and Split retry transient faults (a refused or
+// broken connection, a server shutting down or starting up) with
+// exponential backoff and jitter for up to RetryBudget, so that a server
+// restart or a failover only pauses a run. A server that stays away gives
+// an *UnavailableError; nothing is lost, and the run resumes from its
+// checkpoints when started again. Opening does not retry: a mistake in the
+// URL shows at once.
+type Postgres struct {
+	// RetryBudget bounds how long one call keeps retrying transient
+	// connection faults, from the first fault: DefaultRetryBudget when
+	// zero, no retries when negative. Set it before the first call.
+	RetryBudget time.Duration
+
+	pool     *pgxpool.Pool
+	name     string // the URL with the password redacted: String
+	addr     string // host:port (or the unix socket) of the server, for messages
+	database string
+	password string // only to scrub it from error messages
+
+	// Sampling thresholds of Split, fields so that tests can lower them.
+	fullReadMax  int64 // up to this many rows, Split reads every cursor value
+	bernoulliMax int64 // up to this many rows, it samples rows, beyond that pages
+}
+
+var (
+	_ mapreduce.Source   = (*Postgres)(nil)
+	_ mapreduce.Splitter = (*Postgres)(nil)
+)
+
+const (
+	// DefaultRetryBudget is the default of Postgres.RetryBudget: long
+	// enough to ride out a restart or a managed failover (typically 5 to
+	// 30 seconds), short enough that a server that is really gone fails
+	// the run while someone is still watching.
+	DefaultRetryBudget = 30 * time.Second
+
+	// connectTimeout bounds one connection attempt unless the URL sets
+	// connect_timeout, so that an unreachable host (packets dropped, not
+	// refused) costs one retry, not the kernel's two-minute TCP timeout.
+	connectTimeout = 10 * time.Second
+
+	// spareConns are the pool's connections beyond one per worker: for
+	// Describe, Split and a progress query while every map task holds
+	// one.
+	spareConns = 2
+)
+
+// OpenPostgres connects to the PostgreSQL database that dsn names (a
+// postgres:// URL, or key=value pairs as libpq takes them) and checks the
+// connection with a ping. Close it when done.
+//
+// The pool holds at most GOMAXPROCS+2 connections: one per map task at the
+// default --workers, plus spares. Set pool_max_conns in the URL to change
+// it (run with --workers N and pool_max_conns=N+2, say).
+func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
+	s := &Postgres{
+		name:         redactDSN(dsn),
+		password:     dsnPassword(dsn),
+		fullReadMax:  defaultFullReadMax,
+		bernoulliMax: defaultBernoulliMax,
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// The parser may quote the URL, password included, in its message.
+		return nil, s.scrub(fmt.Errorf("sources: cannot parse the PostgreSQL URL %s: %w (the form is postgres://USER:PASSWORD@HOST:PORT/DATABASE)", s, err))
+	}
+	s.password = cfg.ConnConfig.Password // also when it came from PGPASSWORD or a .pgpass file
+	s.addr = serverAddr(cfg.ConnConfig.Host, cfg.ConnConfig.Port)
+	s.database = cfg.ConnConfig.Database
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = int32(runtime.GOMAXPROCS(0) + spareConns)
+	}
+	// CacheStatement prepares each query once per connection and then
+	// binds it with binary results: the fastest mode for a query run
+	// thousands of times with new parameters. It is pgx's default; it is
+	// set here because ReadChunk's decoding counts on binary results.
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "mr"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, s.scrub(fmt.Errorf("sources: %s: %w", s, err))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, s.scrub(fmt.Errorf("sources: cannot connect to %s (server %s, database %q): %w (%s)",
+			s, s.addr, s.database, err, connectHint(err)))
+	}
+	s.pool = pool
+	return s, nil
+}
+
+// connectHint tells what to check after a failed connection.
+func connectHint(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01", "28000": // invalid_password, invalid_authorization_specification
+			return "check the user and password of the --source URL"
+		case "3D000": // invalid_catalog_name
+			return "check the database name of the --source URL"
+		}
+	}
+	return "check that the server is up, and the host and port of the --source URL"
+}
+
+// serverAddr names the server for messages: host:port, or the path of its
+// unix socket.
+func serverAddr(host string, port uint16) string {
+	if strings.HasPrefix(host, "/") {
+		return fmt.Sprintf("%s/.s.PGSQL.%d", host, port)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// Close closes the pool's connections. It always returns nil; it returns
+// an error at all so that a Postgres is an io.Closer, like the other
+// backends.
+func (s *Postgres) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// String returns the URL the source was opened with, password redacted
+// and pool_* settings dropped (they do not change what a run reads, and
+// the name is part of a run's identity).
+func (s *Postgres) String() string { return s.name }
+
+// redactedPassword replaces passwords in names and messages.
+const redactedPassword = "xxxxx"
+
+// kvPassword matches the password of a key=value DSN, quoted or not.
+var kvPassword = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S*)`)
+
+// kvPool matches a pool_* setting of a key=value DSN.
+var kvPool = regexp.MustCompile(`\s*pool_\w+\s*=\s*('(?:[^'\\]|\\.)*'|\S*)`)
+
+// redactDSN returns dsn fit to print: its password, in the user info or a
+// password parameter, replaced by xxxxx, and its pool_* parameters dropped.
+func redactDSN(dsn string) string {
+	if !strings.Contains(dsn, "://") {
+		dsn = kvPool.ReplaceAllString(dsn, "")
+		return strings.TrimSpace(kvPassword.ReplaceAllString(dsn, "password="+redactedPassword))
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// Not a URL that pgx could use either; show the scheme only, since
+		// anything after it may hold a password.
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return scheme + "://…"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			if strings.HasPrefix(k, "pool_") {
+				q.Del(k)
+			}
+		}
+		if q.Has("password") {
+			q.Set("password", redactedPassword)
+		}
+		// libpq decodes only %XX in URLs, not '+'.
+		u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
+	}
+	return u.Redacted()
+}
+
+// dsnPassword returns the password written in dsn, best effort, for
+// scrubbing the messages of a DSN that does not parse.
+func dsnPassword(dsn string) string {
+	if !strings.Contains(dsn, "://") {
+		if m := kvPassword.FindStringSubmatch(dsn); m != nil {
+			return strings.Trim(m[1], "'")
+		}
+		return ""
+	}
+	_, rest, _ := strings.Cut(dsn, "://")
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		if _, pw, ok := strings.Cut(rest[:i], ":"); ok {
+			if dec, err := url.PathUnescape(pw); err == nil {
+				return dec
+			}
+			return pw
+		}
+	}
+	if u, err := url.Parse(dsn); err == nil {
+		return u.Query().Get("password")
+	}
+	return ""
+}
+
+// scrub returns err with the source's password replaced in its message,
+// in case a message quotes the URL. errors.Is and errors.As see through it.
+func (s *Postgres) scrub(err error) error {
+	if err == nil || s.password == "" {
+		return err
+	}
+	return &scrubbedError{err: err, secret: s.password}
+}
+
+type scrubbedError struct {
+	err    error
+	secret string
+}
+
+func (e *scrubbedError) Error() string {
+	msg := e.err.Error()
+	for _, s := range []string{e.secret, url.QueryEscape(e.secret), url.PathEscape(e.secret)} {
+		msg = strings.ReplaceAll(msg, s, redactedPassword)
+	}
+	return msg
+}
+
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// tableIdent is the quoted name of table: schema.table if it has a dot
+// (split at the first one), else a name resolved through search_path.
+// ok is false when a part is empty, which names no table, or the name
+// holds a NUL byte, which no PostgreSQL name can (and which Sanitize
+// would drop, naming another table).
+func tableIdent(table string) (ident string, ok bool) {
+	if strings.IndexByte(table, 0) >= 0 {
+		return "", false
+	}
+	schema, name, qualified := strings.Cut(table, ".")
+	if !qualified {
+		return pgx.Identifier{table}.Sanitize(), table != ""
+	}
+	return pgx.Identifier{schema, name}.Sanitize(), schema != "" && name != ""
+}
+
+func quotePG(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// relation is a table as pg_class describes it.
+type relation struct {
+	oid       uint32
+	schema    string
+	name      string
+	kind      string  // relkind: r table, p partitioned table, v view, m materialized view, f foreign table
+	reltuples float64 // rows at the last VACUUM or ANALYZE; -1 (0 before PostgreSQL 14) if never
+	relpages  int64   // pages then
+	pages     int64   // pages now
+}
+
+// resolve finds table; ok is false if there is no such table (or view).
+func (s *Postgres) resolve(ctx context.Context, table string) (rel relation, ok bool, err error) {
+	ident, ok := tableIdent(table)
+	if !ok {
+		return rel, false, nil
+	}
+	// to_regclass returns NULL for a missing table or schema, where a
+	// ::regclass cast would fail.
+	err = s.pool.QueryRow(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text, c.reltuples::float8, c.relpages::int8,
+			coalesce(pg_relation_size(c.oid) / current_setting('block_size')::int8, 0)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`, ident).
+		Scan(&rel.oid, &rel.schema, &rel.name, &rel.kind, &rel.reltuples, &rel.relpages, &rel.pages)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rel, false, nil
+	}
+	return rel, err == nil, err
+}
+
+// pgColumn is a column of a table as pg_attribute describes it.
+type pgColumn struct {
+	num     int16
+	name    string
+	typ     string // as format_type prints it: "bigint", "numeric(10,2)"
+	integer bool   // smallint, integer or bigint, or a domain over one
+	notNull bool
+}
+
+func (s *Postgres) columns(ctx context.Context, rel relation) ([]pgColumn, error) {
+	rows, err := s.pool.Query(ctx, `SELECT a.attnum, a.attname::text, format_type(a.atttypid, a.atttypmod), 
+			(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END) IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype),
+			a.attnotnull
+		FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, rel.oid)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (c pgColumn, err error) {
+		err = row.Scan(&c.num, &c.name, &c.typ, &c.integer, &c.notNull)
+		return c, err
+	})
+}
+
+// Describe checks in against the table and returns the cursor's bounds
+// (min and max, which an index answers at once) and its row count: an
+// estimate from the statistics of the last VACUUM or ANALYZE, scaled by
+// how the table grew since, or count(*) for a table never analyzed.
+func (s *Postgres) Describe(ctx context.Context, in mapreduce.Input) (mapreduce.TableInfo, error) {
+	var info mapreduce.TableInfo
+	err := s.retry(ctx, func(ctx context.Context) (err error) {
+		info, err = s.describe(ctx, in)
+		return err
+	})
+	var schemaErr *SchemaError
+	if err != nil && !errors.As(err, &schemaErr) {
+		err = s.scrub(fmt.Errorf("sources: describe table %q in %s: %w", in.Table, s, err))
+	}
+	return info, err
+}
+
+func (s *Postgres) describe(ctx context.Context, in mapreduce.Input) (mapreduce.TableInfo, error) {
+	var info mapreduce.TableInfo
+	rel, ok, err := s.resolve(ctx, in.Table)
+	if err != nil {
+		return info, err
+	}
+	if !ok {
+		return info, errNoTable(s, in.Table)
+	}
+	cols, err := s.columns(ctx, rel)
+	if err != nil {
+		return info, err
+	}
+	find := func(name string) (pgColumn, bool) {
+		for _, c := range cols {
+			if c.name == name {
+				return c, true
+			}
+		}
+		return pgColumn{}, false
+	}
+	missing := func(name string, cursor bool) error {
+		names := make([]string, len(cols))
+		for i, c := range cols {
+			names[i] = c.name
+		}
+		return errNoColumn(s, in.Table, name, names, cursor)
+	}
+	cursor, ok := find(in.Cursor)
+	if !ok {
+		return info, missing(in.Cursor, true)
+	}
+	for _, name := range in.Columns {
+		if _, ok := find(name); !ok {
+			return info, missing(name, false)
+		}
+	}
+	if !cursor.integer {
+		return info, errCursorType(s, in.Table, in.Cursor, cursor.typ)
+	}
+	// A unique index of the cursor alone: not partial (rows outside its
+	// predicate are unconstrained), not on an expression, and valid (a
+	// failed CREATE UNIQUE INDEX CONCURRENTLY leaves an invalid one, often
+	// because of duplicates). INCLUDE columns do not matter.
+	var unique bool
+	err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_index
+		WHERE indrelid = $1 AND indisunique AND indisvalid AND indpred IS NULL AND indexprs IS NULL
+		AND indnkeyatts = 1 AND indkey[0] = $2)`, rel.oid, cursor.num).Scan(&unique)
+	if err != nil {
+		return info, err
+	}
+	if !unique {
+		return info, errCursorNotUnique(s, in.Table, in.Cursor)
+	}
+
+	t, _ := tableIdent(in.Table)
+	c := quotePG(in.Cursor)
+	if !cursor.notNull {
+		var nulls int64
+		if err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s IS NULL`, t, c)).Scan(&nulls); err != nil {
+			return info, err
+		}
+		if nulls > 0 {
+			return info, errCursorNulls(s, in.Table, in.Cursor, nulls)
+		}
+	}
+	var lo, hi *int64
+	if err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT min(%[1]s)::int8, max(%[1]s)::int8 FROM %[2]s`, c, t)).Scan(&lo, &hi); err != nil {
+		return info, err
+	}
+	if lo == nil {
+		return info, nil // empty
+	}
+	info.Min, info.Max = *lo, *hi
+	info.Rows = rel.estimate()
+	if info.Rows < 1 { // never analyzed, or analyzed while (nearly) empty
+		if err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s`, t)).Scan(&info.Rows); err != nil {
+			return info, err
+		}
+	}
+	return info, nil
+}
+
+// estimate returns the table's row count the way the planner estimates
+// it: the rows per page of the last VACUUM or ANALYZE times the pages the
+// table has now. It returns 0 if the table was never vacuumed or analyzed.
+func (rel relation) estimate() int64 {
+	switch {
+	case rel.reltuples <= 0:
+		return 0
+	case rel.relpages > 0 && rel.pages > 0:
+		return int64(rel.reltuples/float64(rel.relpages)*float64(rel.pages) + 0.5)
+	default:
+		return int64(rel.reltuples + 0.5)
+	}
+}
+
+// ReadChunk appends the rows of one keyset chunk to b, values as the type
+// doc of Postgres lists them, and returns io.EOF when r holds no rows.
+//
+// A connection fault while rows arrive does not lose or repeat any: the
+// rows already appended stay, and the retry asks for the rest of the chunk
+// from the cursor after the last of them.
+func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch) error {
+	if limit < 1 {
+		return fmt.Errorf("sources: read %s of table %q: limit must be at least 1, got %d", r, in.Table, limit)
+	}
+	if r.Empty() {
+		return io.EOF
+	}
+	t, ok := tableIdent(in.Table)
+	if !ok {
+		return errNoTable(s, in.Table)
+	}
+	for _, name := range append([]string{in.Cursor}, in.Columns...) {
+		if strings.IndexByte(name, 0) >= 0 { // see tableIdent
+			return fmt.Errorf("sources: read %s of table %q: column name %q holds a NUL byte", r, in.Table, name)
+		}
+	}
+	q := chunkQueryPG(t, in)
+	got, lo := 0, r.Lo
+	values := make([]any, len(in.Columns))
+	err := s.retry(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, q, lo, r.Hi, limit-got)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var dec *rowDecoder
+		for rows.Next() {
+			if dec == nil { // the result's columns are known once a row is
+				if dec, err = newRowDecoder(rows.FieldDescriptions(), rows.Conn().TypeMap()); err != nil {
+					return err
+				}
+			}
+			cursor, err := dec.decode(rows.RawValues(), values)
+			if err != nil {
+				return err
+			}
+			copy(b.Append(cursor), values)
+			got++
+			lo = cursor + 1 // cannot overflow: cursor < r.Hi
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+			return errNoTable(s, in.Table)
+		}
+		return s.scrub(fmt.Errorf("sources: read %s of table %q in %s: %w", r, in.Table, s, err))
+	}
+	if got == 0 {
+		return io.EOF
+	}
+	return nil
+}
+
+// chunkQueryPG is the keyset query of ReadChunk on the quoted table t; its
+// parameters are lo, hi and the limit. They are cast to bigint so that a
+// smallint or integer cursor takes bounds beyond its own range; integer
+// types compare across widths with the same btree operators, so the
+// cursor's index still serves the range and the order.
+func chunkQueryPG(t string, in mapreduce.Input) string {
+	c := quotePG(in.Cursor)
+	var q strings.Builder
+	q.WriteString("SELECT " + c)
+	for _, col := range in.Columns {
+		q.WriteString(", " + quotePG(col))
+	}
+	fmt.Fprintf(&q, " FROM %s WHERE %s >= $1::int8 AND %s < $2::int8 ORDER BY %s LIMIT $3::int8", t, c, c, c)
+	return q.String()
+}
