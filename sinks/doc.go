@@ -4,7 +4,7 @@
 // Open chooses the backend from a URL:
 //
 //	sqlite:PATH or PATH.db        type SQLite: an SQLite file, created if missing
-//	postgres://… postgresql://…   PostgreSQL (arriving soon)
+//	postgres://… postgresql://…   type Postgres: a PostgreSQL database (pgx)
 //
 // Every backend implements mapreduce.Sink with the same contract, which
 // sinktest.Run checks. Apply is the reduce side's commit point: in one
@@ -19,4 +19,9 @@
 // A bucket already recorded under the same commit key is skipped, so a
 // reduce re-run after a crash, or a whole job run again, leaves the output
 // table as one clean run would.
+//
+// Postgres stages a bucket's rows with COPY into a temporary table and
+// upserts from there (INSERT … SELECT … ON CONFLICT), and retries
+// connection faults where that is safe; its doc says where its tables live
+// and what an error after a lost connection means.
 package sinks

@@ -2,7 +2,6 @@ package sinks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -15,16 +14,17 @@ const forms = "use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB
 // Open returns the sink a URL names (the --sink flag):
 //
 //	sqlite:PATH, or a PATH ending in .db    an SQLite database, created if missing
-//	postgres://… or postgresql://…          PostgreSQL (not yet available)
+//	postgres://… or postgresql://…          a PostgreSQL database (see Postgres)
 //
-// ctx bounds connecting to a database server.
+// ctx bounds connecting to a database server. The sink is an io.Closer;
+// close it when done.
 func Open(ctx context.Context, url string) (mapreduce.Sink, error) {
 	scheme, rest, _ := strings.Cut(url, ":")
 	switch {
 	case scheme == "sqlite":
 		return OpenSQLite(rest)
 	case scheme == "postgres", scheme == "postgresql":
-		return nil, errors.New("sinks: postgres sinks arrive soon; use sqlite:PATH for now")
+		return OpenPostgres(ctx, url)
 	case strings.Contains(url, "://"):
 		// Only the scheme is echoed: the rest may hold a password.
 		return nil, fmt.Errorf("sinks: unsupported sink scheme %q: %s", scheme, forms)

@@ -3,6 +3,7 @@ package sinks_test
 import (
 	"database/sql"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,8 +210,7 @@ func TestOpen(t *testing.T) {
 	}{
 		{"sqlite:" + dir + "/a.db", "sqlite:" + dir + "/a.db"},
 		{dir + "/b.db", "sqlite:" + dir + "/b.db"},
-		{"postgres://mr:secret@localhost/mr", "sinks: postgres sinks arrive soon; use sqlite:PATH for now"},
-		{"postgresql://localhost/mr", "sinks: postgres sinks arrive soon; use sqlite:PATH for now"},
+		{"postgres://mr:secret@localhost:port/mr", `sinks: cannot parse ` + "`postgres://mr:xxxxx@localhost:port/mr`" + `: invalid port`},
 		{"mysql://mr:secret@localhost/mr.db", `sinks: unsupported sink scheme "mysql": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
 		{"out.csv", `sinks: unsupported sink "out.csv": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
 	} {
@@ -218,7 +218,7 @@ func TestOpen(t *testing.T) {
 		got := fmt.Sprint(err)
 		if err == nil {
 			got = sink.String()
-			sink.(*sinks.SQLite).Close()
+			sink.(io.Closer).Close()
 		}
 		if got != tt.want {
 			t.Errorf("Open(%q):\ngot  %s\nwant %s", tt.url, got, tt.want)

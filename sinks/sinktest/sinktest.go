@@ -1,7 +1,8 @@
 // Package sinktest is the conformance suite of mapreduce.Sink: Run checks
 // one backend against the contract every sink keeps (the output table and
 // its primary key, upserts, a bucket applied at most once per commit key,
-// rollback of a failed bucket, concurrent buckets, checks of an existing
+// rollback of a failed bucket, concurrent buckets, the same bucket applied
+// concurrently, table names that are only names, checks of an existing
 // table).
 //
 // A backend's test calls Run with a function that opens a sink on a new,
@@ -281,6 +282,56 @@ func Run(t *testing.T, newBackend NewFunc) {
 		}
 		checkTable(bundle, stored(want))
 		checkCommitted(bundle, "c1", 0, 1, 2, 3, 4, 5, 6, 7)
+	})
+
+	t.Run("ApplySameBucketConcurrently", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		const appliers = 4
+		var wg sync.WaitGroup
+		errs := make([]error, appliers)
+		for i := range appliers {
+			wg.Go(func() {
+				errs[i] = bundle.Sink.Apply(t.Context(), rollup, "c1", 2, rowsOf(makeRows(0, 120, i+1)))
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		got := bundle.Query(selectAll)
+		if len(got) != 120 {
+			t.Fatalf("table rollup has %d rows, want 120", len(got))
+		}
+		// Exactly one applier's rows: all rows have the same events.
+		for i := 1; i <= appliers; i++ {
+			if reflect.DeepEqual(got, stored(makeRows(0, 120, i))) {
+				checkCommitted(bundle, "c1", 2)
+				return
+			}
+		}
+		t.Errorf("table rollup mixes the rows of concurrent applies: %v", got)
+	})
+
+	t.Run("TableNameIsJustAName", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		rows := makeRows(0, 30, 1)
+		apply(bundle, "c1", 0, rowsOf(rows))
+		evil := rollup
+		evil.Name = `rollup"; DROP TABLE "rollup"; --`
+		if err := bundle.Sink.Prepare(t.Context(), evil); err != nil {
+			t.Fatal(err)
+		}
+		if err := bundle.Sink.Apply(t.Context(), evil, "c1", 1, rowsOf(makeRows(0, 7, 2))); err != nil {
+			t.Fatal(err)
+		}
+		checkTable(bundle, stored(rows))
+		got := bundle.Query(`SELECT count(*), CAST(sum("events") AS bigint) FROM "rollup""; DROP TABLE ""rollup""; --"`)
+		if want := [][]any{{int64(7), int64(14)}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("table %q: count, sum(events) = %v, want %v", evil.Name, got, want)
+		}
+		checkCommitted(bundle, "c1", 0, 1)
 	})
 
 	t.Run("Committed", func(t *testing.T) {
