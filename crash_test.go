@@ -14,6 +14,7 @@ import (
 
 	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/internal/eventgen"
+	"github.com/mrengine/mr/internal/pgtest"
 )
 
 // envChildArgs carries the arguments of an mr child process, one per line:
@@ -122,4 +123,39 @@ func TestCrash_KillAtRandom(t *testing.T) {
 	}
 	t.Logf("killed %d runs", kills)
 	b.finish(t)
+}
+
+// TestCrash_PostgresBucketApplied kills mr right after PostgreSQL committed
+// a bucket and before mr noted it: the next run must learn from the sink's
+// commit table that the bucket is applied, and not apply it twice.
+func TestCrash_PostgresBucketApplied(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	db := pgtest.PoolFor(t, dsn)
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = eventgen.SeedPostgres(ctx, conn.Conn(), demoEvents(20_000), true)
+	conn.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "daily_rollup", "--source", dsn, "--workdir", t.TempDir(), "--workers", "2", "--buckets", "6"}
+	out, err := mrCommand(t, []string{crashpoint.Env + "=" + crashpoint.BucketApplied + ":3"}, args...).CombinedOutput()
+	if !killed(err) {
+		t.Fatalf("mr was not killed after the third bucket: %v\n%s", err, out)
+	}
+	r := runMR(t, args...)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "3/6 buckets resumed") {
+		t.Fatalf("resumed run: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	const output = `SELECT account_id, day, category, events, total_cents FROM daily_rollup`
+	for _, q := range []string{output + ` EXCEPT ALL ` + eventgen.PostgresTruth, eventgen.PostgresTruth + ` EXCEPT ALL ` + output} {
+		var n int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM (`+q+`) q`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%d rows differ from the ground truth (%v): %s", n, err, q)
+		}
+	}
 }

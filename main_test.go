@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mrengine/mr/internal/pgtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -20,7 +22,7 @@ func TestMain(m *testing.M) {
 		Main()
 	}
 	flag.Parse()
-	code := m.Run()
+	code := pgtest.Run(m)
 	if finished.dir != "" {
 		os.RemoveAll(finished.dir)
 	}

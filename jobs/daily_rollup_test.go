@@ -112,7 +112,15 @@ func (b *testBundle) checkDLQ(t *testing.T, run string) {
 		rows.Scan(&id)
 		want = append(want, id)
 	}
-	paths, _ := filepath.Glob(filepath.Join(b.config.Workdir, run, "dlq", "*.jsonl"))
+	if got := deadLetters(t, b.config.Workdir, run); len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("DLQ holds %d rows, want the %d poison rows", len(got), len(want))
+	}
+}
+
+// deadLetters returns the sorted cursors of a run's dead letters.
+func deadLetters(t *testing.T, workdir, run string) []int64 {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(workdir, run, "dlq", "*.jsonl"))
 	var got []int64
 	for _, p := range paths {
 		letters, err := mapreduce.ReadDeadLetterFile(p)
@@ -124,9 +132,7 @@ func (b *testBundle) checkDLQ(t *testing.T, run string) {
 		}
 	}
 	slices.Sort(got)
-	if len(want) == 0 || !slices.Equal(got, want) {
-		t.Errorf("DLQ holds %d rows, want the %d poison rows", len(got), len(want))
-	}
+	return got
 }
 
 func TestDailyRollup_SQLite(t *testing.T) {
