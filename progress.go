@@ -1,7 +1,6 @@
 package mr
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -174,64 +174,10 @@ func percent(done, total int64) float64 {
 	return 100 * float64(done) / float64(total)
 }
 
-// planStore is a run's Store, which notes the plan the engine loads (to
-// resume) or makes (to start), so that the command can print it when the
-// map phase starts.
-type planStore struct {
-	mapreduce.Store
-	fresh bool // the engine ignores a loaded plan and makes a new one
-
-	mu      sync.Mutex
-	plan    *mapreduce.Plan
-	resumed bool
-}
-
-func (s *planStore) LoadPlan(ctx context.Context, run string) (*mapreduce.Plan, error) {
-	p, err := s.Store.LoadPlan(ctx, run)
-	if err == nil && !s.fresh {
-		s.set(p, true)
-	}
-	return p, err
-}
-
-func (s *planStore) SavePlan(ctx context.Context, p *mapreduce.Plan) error {
-	err := s.Store.SavePlan(ctx, p)
-	if err == nil {
-		s.set(p, false)
-	}
-	return err
-}
-
-func (s *planStore) set(p *mapreduce.Plan, resumed bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.plan, s.resumed = p, resumed
-}
-
-// get returns the run's plan, nil until the engine has one.
-func (s *planStore) get() (*mapreduce.Plan, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.plan, s.resumed
-}
-
-// reporter is a run's Progress: it prints the plan when the map phase
-// starts, then hands on to the bars or log lines.
-type reporter struct {
-	progress
-	once      sync.Once
-	printPlan func()
-}
-
-func (r *reporter) Start(phase string, total, done int64) {
-	if phase == mapreduce.PhaseMap {
-		r.once.Do(r.printPlan)
-	}
-	r.progress.Start(phase, total, done)
-}
-
-// printPlan prints a run's plan: its identity, its size and its ends.
-func printPlan(w io.Writer, p *mapreduce.Plan, resumed bool) {
+// printPlan prints a run's plan: its identity, its size, its ends and, up
+// to limit of them (all with limit < 0), its partitions with their
+// estimated rows.
+func printPlan(w io.Writer, p *mapreduce.Plan, resumed bool, limit int) {
 	state := "new"
 	if resumed {
 		state = "resumed, planned " + p.Created.Format(time.RFC3339)
@@ -240,4 +186,17 @@ func printPlan(w io.Writer, p *mapreduce.Plan, resumed bool) {
 	fmt.Fprintf(w, "plan    %d rows, %d partitions, %d buckets\n", p.Rows, len(p.Partitions), p.Buckets)
 	fmt.Fprintf(w, "source  %s (table %s, cursor %s)\n", redact(p.Source), p.Input.Table, p.Input.Cursor)
 	fmt.Fprintf(w, "sink    %s (table %s)\n", redact(p.Sink), p.Output)
+	if limit == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "partition\tfrom %s\tbelow\test. rows\t\n", p.Input.Cursor)
+	for i, part := range p.Partitions {
+		if limit > 0 && i == limit {
+			fmt.Fprintf(tw, "…\t%d more; see mr run --explain\t\t\t\n", len(p.Partitions)-limit)
+			break
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t\n", i, part.Lo, part.Hi, part.Rows)
+	}
+	tw.Flush()
 }

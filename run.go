@@ -47,6 +47,7 @@ URLs: sqlite:PATH, or a PATH ending in .db.`,
 			&cli.Float64Flag{Name: "max-failure-rate", Value: mapreduce.DefaultMaxFailureRate, Usage: "alert and exit 3 when the share of failed rows is above `RATE`"},
 			&cli.DurationFlag{Name: "checkpoint-interval", Value: mapreduce.DefaultCheckpointInterval, Usage: "commit each map task's progress every `DURATION`: the most work a crash loses"},
 			workdirFlag(),
+			&cli.BoolFlag{Name: "explain", Usage: "plan the run and print every partition with its estimated rows, without running it", DisableDefaultText: true},
 			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over", DisableDefaultText: true},
 			&cli.StringFlag{Name: "plugin", Usage: "Go plugin `FILE.so` whose init registers jobs"},
 		},
@@ -90,7 +91,7 @@ func runJob(c *cli.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = execute(c.Context, c.App.Writer, c.App.ErrWriter, def, source, sink, cfg)
+	_, err = execute(c.Context, c.App.Writer, c.App.ErrWriter, def, source, sink, cfg, c.Bool("explain"))
 	return err
 }
 
@@ -138,10 +139,15 @@ func runConfig(c *cli.Context) (mapreduce.Config, error) {
 	return cfg, nil
 }
 
-// execute runs def from the source to the sink, reporting on out (the
+// planLines is how many partitions a run prints before it starts; --explain
+// prints them all.
+const planLines = 16
+
+// execute runs def from the source to the sink (with explain, only plans
+// it and prints the plan), reporting on out (the
 // plan, the summary line) and errOut (progress and logs). An error it
 // returns names a resumable run and holds no password.
-func execute(ctx context.Context, out, errOut io.Writer, def mapreduce.Definition, sourceURL, sinkURL string, cfg mapreduce.Config) (_ mapreduce.Summary, err error) {
+func execute(ctx context.Context, out, errOut io.Writer, def mapreduce.Definition, sourceURL, sinkURL string, cfg mapreduce.Config, explain bool) (_ mapreduce.Summary, err error) {
 	defer func() { err = redactError(err, sourceURL, sinkURL) }()
 	src, err := sources.Open(ctx, sourceURL)
 	if err != nil {
@@ -157,16 +163,21 @@ func execute(ctx context.Context, out, errOut io.Writer, def mapreduce.Definitio
 	if cfg.Workdir == "" {
 		cfg.Workdir = mapreduce.DefaultWorkdir
 	}
-	plans := &planStore{Store: mapreduce.DirStore{Dir: cfg.Workdir}, fresh: cfg.Fresh}
 	prog, log := newProgress(errOut)
-	cfg.Store = plans
 	cfg.Logger = log
-	cfg.Progress = &reporter{progress: prog, printPlan: func() {
-		if p, resumed := plans.get(); p != nil {
-			printPlan(out, p, resumed)
-		}
-	}}
-	sum, err := mapreduce.Run(ctx, def, src, sink, cfg)
+	cfg.Progress = prog
+	runner, err := mapreduce.Open(ctx, def, src, sink, cfg)
+	if err != nil {
+		prog.Close(err)
+		return mapreduce.Summary{}, err
+	}
+	if explain {
+		printPlan(out, runner.Plan(), runner.Resumed(), -1)
+		prog.Close(nil)
+		return mapreduce.Summary{}, nil
+	}
+	printPlan(out, runner.Plan(), runner.Resumed(), planLines)
+	sum, err := runner.Run(ctx)
 	prog.Close(err)
 	if sum.RunID != "" {
 		fmt.Fprintln(out, sum)

@@ -170,3 +170,29 @@ func TestRun_Interrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestRun_Explain plans a run without running it; the run that follows
+// uses that plan.
+func TestRun_Explain(t *testing.T) {
+	t.Parallel()
+	b := setupDemo(t)
+	if err := eventgen.SeedSQLite(context.Background(), b.db, demoEvents(3000)); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "daily_rollup", "--source", b.db, "--workdir", b.workdir, "--partitions", "20", "--buckets", "2"}
+	r := runMR(t, append(args, "--explain")...)
+	if r.code != ExitOK {
+		t.Fatalf("--explain: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 4+1+20 || !strings.Contains(r.stdout, "est. rows") || strings.Contains(r.stdout, "items") {
+		t.Fatalf("--explain printed %d lines, want the plan and a line per partition and no summary:\n%s", len(lines), r.stdout)
+	}
+	if n := b.count(t, `SELECT name FROM sqlite_master WHERE name = 'daily_rollup'`); n != 0 {
+		t.Error("--explain created the output table: it must not run")
+	}
+	r = runMR(t, args...)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "(resumed, planned") || !strings.Contains(r.stdout, "4 more; see mr run --explain") {
+		t.Errorf("the run after --explain: exit %d, stdout:\n%s", r.code, r.stdout)
+	}
+}

@@ -20,7 +20,7 @@ import (
 // partition's checkpoint on, maps and combines their rows, and commits
 // (spill, then checkpoint) at chunk boundaries.
 type mapTask struct {
-	r      *runner
+	r      *Runner
 	cp     *Checkpoint
 	table  table
 	writer *shuffle.Writer
@@ -34,7 +34,7 @@ type mapTask struct {
 }
 
 // mapPartition runs a map task from checkpoint cp on.
-func (r *runner) mapPartition(ctx context.Context, cp *Checkpoint) error {
+func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) error {
 	part := cp.Partition
 	dlq := newDLQ(r.dlqPath(part), cp.DLQBytes)
 	defer dlq.close()
@@ -58,7 +58,7 @@ func (r *runner) mapPartition(ctx context.Context, cp *Checkpoint) error {
 
 // maxEntries turns the memory budget, shared by the running tasks, into a
 // number of keys a task's table may hold.
-func (r *runner) maxEntries(t table) int {
+func (r *Runner) maxEntries(t table) int {
 	return max(1, int(r.cfg.Memory/int64(r.cfg.Workers)/int64(t.entryBytes())))
 }
 
@@ -199,6 +199,6 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 	return nil
 }
 
-func (r *runner) dlqPath(part int) string {
+func (r *Runner) dlqPath(part int) string {
 	return filepath.Join(r.dir, "dlq", fmt.Sprintf("p%04d.jsonl", part))
 }

@@ -26,7 +26,7 @@ const (
 
 // committedFiles reads the manifest of every partition's checkpoint and
 // returns the committed shuffle files of each bucket.
-func (r *runner) committedFiles(ctx context.Context) ([][]shuffle.File, error) {
+func (r *Runner) committedFiles(ctx context.Context) ([][]shuffle.File, error) {
 	cps, err := r.loadCheckpoints(ctx)
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func (r *runner) committedFiles(ctx context.Context) ([][]shuffle.File, error) {
 
 // reduceBucket merges the committed files of bucket b, combines per key and
 // applies the result to the sink in one transaction.
-func (r *runner) reduceBucket(ctx context.Context, b int, files []shuffle.File) error {
+func (r *Runner) reduceBucket(ctx context.Context, b int, files []shuffle.File) error {
 	dir := filepath.Join(r.dir, "reduce", fmt.Sprintf("b%04d", b))
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -77,7 +77,7 @@ type part struct {
 // at a time is loaded into the table and drained, so memory stays within
 // the budget however many keys the bucket has.
 type bucketRows struct {
-	r          *runner
+	r          *Runner
 	dir        string // for re-partitioned sub-parts
 	table      table
 	maxEntries int

@@ -16,50 +16,19 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Run runs def over src into sink, resuming the run with the same identity
-// if an earlier attempt left state in cfg.Workdir (unless cfg.Fresh). It
-// returns when every partition is mapped and every bucket applied, or at
-// the first error; after an error, running it again resumes.
-//
-// A run that finishes with a failure rate above cfg.MaxFailureRate returns
-// its Summary with an error wrapping ErrFailureRate.
+// Run opens the run of def over src into sink and runs it: Open, then
+// Runner.Run.
 func Run(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (Summary, error) {
-	start := time.Now()
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
+	r, err := Open(ctx, def, src, sink, cfg)
+	if err != nil {
 		return Summary{}, err
 	}
-	spec := def.Spec()
-	in := spec.Input
-	if cfg.Table != "" {
-		in.Table = cfg.Table
-	}
-	if cfg.Cursor != "" {
-		in.Cursor = cfg.Cursor
-	}
-	r := &runner{def: def, spec: spec, in: in, src: src, sink: sink, cfg: cfg, progress: cfg.Progress}
-	if r.progress == nil {
-		r.progress = noProgress{}
-	}
-	if err := r.open(ctx); err != nil {
-		return Summary{}, err
-	}
-	if err := r.mapPhase(ctx); err != nil {
-		return r.summary(start), err
-	}
-	if err := r.reducePhase(ctx); err != nil {
-		return r.summary(start), err
-	}
-	s := r.summary(start)
-	if s.FailureRate() > cfg.MaxFailureRate {
-		return s, fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; the dead letters are in %s",
-			ErrFailureRate, 100*s.FailureRate(), cfg.MaxFailureRate, filepath.Join(r.dir, "dlq"))
-	}
-	return s, nil
+	return r.Run(ctx)
 }
 
-// runner is the state of one attempt of a run.
-type runner struct {
+// Runner is one attempt at a run: its plan is fixed, its rows are not read
+// until Run.
+type Runner struct {
 	def      Definition
 	spec     Spec
 	in       Input
@@ -69,6 +38,7 @@ type runner struct {
 	progress Progress
 
 	plan    *Plan
+	resumed bool
 	dir     string        // the run's directory: shuffle/, dlq/, reduce/
 	schema  *arrow.Schema // of shuffle records
 	attempt string        // unique to this attempt, in the names of its files
@@ -80,46 +50,98 @@ type runner struct {
 	resumedParts, resumedBuckets          atomic.Int64
 }
 
-// open loads the run's plan, or makes one, and prepares the sink.
-func (r *runner) open(ctx context.Context) error {
-	id := runID(r.spec, r.src.String(), r.sink.String(), r.in, r.cfg.Partitions, r.cfg.Buckets)
-	store := r.cfg.Store
-	plan, err := store.LoadPlan(ctx, id)
+// Open loads the plan of the run with def's identity over src and sink
+// from cfg.Store, to resume it, or makes and saves a new one (always, with
+// cfg.Fresh). It reads no rows: a Runner that is never Run leaves a plan
+// that the next Open resumes, which is how mr run --explain shows the plan
+// a run will use.
+func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (*Runner, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	spec := def.Spec()
+	in := spec.Input
+	if cfg.Table != "" {
+		in.Table = cfg.Table
+	}
+	if cfg.Cursor != "" {
+		in.Cursor = cfg.Cursor
+	}
+	r := &Runner{def: def, spec: spec, in: in, src: src, sink: sink, cfg: cfg, progress: cfg.Progress}
+	if r.progress == nil {
+		r.progress = noProgress{}
+	}
+	id := runID(spec, src.String(), sink.String(), in, cfg.Partitions, cfg.Buckets)
+	plan, err := cfg.Store.LoadPlan(ctx, id)
 	switch {
-	case err == nil && !r.cfg.Fresh:
-		r.cfg.Logger.Info("resuming run", "run", id, "created", plan.Created)
+	case err == nil && !cfg.Fresh:
+		r.resumed = true
+		cfg.Logger.Info("resuming run", "run", id, "created", plan.Created)
 	case err == nil || errors.Is(err, fs.ErrNotExist):
-		if plan, err = newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg); err != nil {
-			return err
+		if plan, err = newPlan(ctx, id, spec, src, sink, in, cfg); err != nil {
+			return nil, err
 		}
 		for _, sub := range []string{"shuffle", "dlq", "reduce"} {
-			if err := os.RemoveAll(filepath.Join(r.cfg.Workdir, id, sub)); err != nil {
-				return err
+			if err := os.RemoveAll(filepath.Join(cfg.Workdir, id, sub)); err != nil {
+				return nil, err
 			}
 		}
-		if err := store.SavePlan(ctx, plan); err != nil {
-			return fmt.Errorf("save plan of %s: %w", id, err)
+		if err := cfg.Store.SavePlan(ctx, plan); err != nil {
+			return nil, fmt.Errorf("save plan of %s: %w", id, err)
 		}
-		r.cfg.Logger.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
+		cfg.Logger.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
 	default:
-		return fmt.Errorf("load plan of %s: %w", id, err)
+		return nil, fmt.Errorf("load plan of %s: %w", id, err)
 	}
 	r.plan = plan
-	r.dir = filepath.Join(r.cfg.Workdir, id)
-	r.schema = arrowSchema(r.spec.Shuffle)
+	r.dir = filepath.Join(cfg.Workdir, id)
+	r.schema = arrowSchema(spec.Shuffle)
 	var a [3]byte
 	rand.Read(a[:])
 	r.attempt = hex.EncodeToString(a[:])
-	for b := range plan.Buckets {
+	return r, nil
+}
+
+// Plan returns the run's plan.
+func (r *Runner) Plan() *Plan { return r.plan }
+
+// Resumed reports whether the plan was made by an earlier attempt.
+func (r *Runner) Resumed() bool { return r.resumed }
+
+// Run runs the map phase, then the reduce phase, from wherever earlier
+// attempts left them. It returns when every partition is mapped and every
+// bucket applied, or at the first error; after an error, running the same
+// run again resumes. A Runner runs once.
+//
+// A run that finishes with a failure rate above cfg.MaxFailureRate returns
+// its Summary with an error wrapping ErrFailureRate.
+func (r *Runner) Run(ctx context.Context) (Summary, error) {
+	start := time.Now()
+	for b := range r.plan.Buckets {
 		if err := os.MkdirAll(filepath.Join(r.dir, "shuffle", fmt.Sprintf("b%04d", b)), 0o755); err != nil {
-			return err
+			return Summary{}, err
 		}
 	}
-	return r.sink.Prepare(ctx, r.spec.Output)
+	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
+		return Summary{}, err
+	}
+	if err := r.mapPhase(ctx); err != nil {
+		return r.summary(start), err
+	}
+	if err := r.reducePhase(ctx); err != nil {
+		return r.summary(start), err
+	}
+	s := r.summary(start)
+	if s.FailureRate() > r.cfg.MaxFailureRate {
+		return s, fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; the dead letters are in %s",
+			ErrFailureRate, 100*s.FailureRate(), r.cfg.MaxFailureRate, filepath.Join(r.dir, "dlq"))
+	}
+	return s, nil
 }
 
 // mapPhase runs one map task per partition on a pool of cfg.Workers.
-func (r *runner) mapPhase(ctx context.Context) error {
+func (r *Runner) mapPhase(ctx context.Context) error {
 	cps, err := r.loadCheckpoints(ctx)
 	if err != nil {
 		return err
@@ -152,7 +174,7 @@ func (r *runner) mapPhase(ctx context.Context) error {
 
 // loadCheckpoints returns every partition's checkpoint, nil where a
 // partition has none yet.
-func (r *runner) loadCheckpoints(ctx context.Context) ([]*Checkpoint, error) {
+func (r *Runner) loadCheckpoints(ctx context.Context) ([]*Checkpoint, error) {
 	cps := make([]*Checkpoint, len(r.plan.Partitions))
 	for part := range cps {
 		cp, err := r.cfg.Store.LoadCheckpoint(ctx, r.plan.RunID, part)
@@ -166,7 +188,7 @@ func (r *runner) loadCheckpoints(ctx context.Context) ([]*Checkpoint, error) {
 
 // reducePhase applies every bucket not yet committed to the sink, on a pool
 // of cfg.Workers.
-func (r *runner) reducePhase(ctx context.Context) error {
+func (r *Runner) reducePhase(ctx context.Context) error {
 	committed, err := r.sink.Committed(ctx, r.plan.Commit)
 	if err != nil {
 		return fmt.Errorf("read commits of %s from %s: %w", r.plan.RunID, r.sink, err)
@@ -200,7 +222,7 @@ func (r *runner) reducePhase(ctx context.Context) error {
 	return g.Wait()
 }
 
-func (r *runner) summary(start time.Time) Summary {
+func (r *Runner) summary(start time.Time) Summary {
 	return Summary{
 		Job:               r.spec.Name,
 		RunID:             r.plan.RunID,
@@ -223,7 +245,7 @@ func (r *runner) summary(start time.Time) Summary {
 // removeUncommitted deletes the shuffle files that no checkpoint names: left
 // by attempts that died before their commit. Listing the directory is fine
 // here; finding inputs never does, it reads the checkpoints' manifests.
-func (r *runner) removeUncommitted(cps []*Checkpoint) error {
+func (r *Runner) removeUncommitted(cps []*Checkpoint) error {
 	keep := map[string]bool{}
 	for _, cp := range cps {
 		if cp != nil {
