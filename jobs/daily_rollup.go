@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,9 +91,14 @@ var DailyRollup = mapreduce.Job[RollupKey, RollupTotals]{
 	},
 }
 
+// isJSONObject reports whether p parses as a JSON object: its first
+// non-space byte opens one, and it is valid JSON.
 func isJSONObject(p []byte) bool {
-	p = bytes.TrimLeft(p, " \t\r\n")
-	return len(p) > 0 && p[0] == '{' && json.Valid(p)
+	i := 0
+	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n') {
+		i++
+	}
+	return i < len(p) && p[i] == '{' && json.Valid(p)
 }
 
 func init() { Register(DailyRollup) }

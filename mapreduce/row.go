@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Batch holds one keyset chunk of source rows, in cursor order. A Source
@@ -150,13 +151,14 @@ func (r Row) String(c int) string {
 	return ""
 }
 
-// Bytes returns column c as bytes; they are valid only until Map returns.
+// Bytes returns column c as bytes, without copying text. They are valid
+// only until Map returns and must not be modified.
 func (r Row) Bytes(c int) []byte {
 	switch v := r.Value(c).(type) {
 	case []byte:
 		return v
 	case string:
-		return []byte(v)
+		return unsafe.Slice(unsafe.StringData(v), len(v))
 	}
 	r.fail(c, "bytes")
 	return nil
