@@ -24,7 +24,8 @@ import (
 // Postgres is a Source reading a table of a PostgreSQL database through a
 // pgx connection pool. It is safe for concurrent use: each call takes its
 // own connection from the pool. It also implements mapreduce.Splitter,
-// planning partitions of about equal row counts (see Split).
+// planning partitions of about equal row counts (see Split), and
+// mapreduce.Streamer, reading a range with one query (see Stream).
 //
 // # Tables and columns
 //
@@ -85,6 +86,7 @@ type Postgres struct {
 var (
 	_ mapreduce.Source   = (*Postgres)(nil)
 	_ mapreduce.Splitter = (*Postgres)(nil)
+	_ mapreduce.Streamer = (*Postgres)(nil)
 )
 
 const (
@@ -528,8 +530,92 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 	return nil
 }
 
+// Stream reads the rows of r with one query and hands them to fn in chunks
+// of limit rows (see mapreduce.Streamer): one round trip per range instead
+// of one per chunk. A connection fault mid-stream is retried from the row
+// after the last chunk fn accepted; an error of fn ends the stream as it is.
+func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch, fn func(*mapreduce.Batch) error) error {
+	if limit < 1 {
+		return fmt.Errorf("sources: read %s of table %q: limit must be at least 1, got %d", r, in.Table, limit)
+	}
+	if r.Empty() {
+		return nil
+	}
+	t, ok := tableIdent(in.Table)
+	if !ok {
+		return errNoTable(s, in.Table)
+	}
+	for _, name := range append([]string{in.Cursor}, in.Columns...) {
+		if strings.IndexByte(name, 0) >= 0 { // see tableIdent
+			return fmt.Errorf("sources: read %s of table %q: column name %q holds a NUL byte", r, in.Table, name)
+		}
+	}
+	q := chunkQueryPG(t, in)
+	lo := r.Lo
+	values := make([]any, len(in.Columns))
+	deliver := func() error {
+		if err := fn(b); err != nil {
+			return &callbackError{err}
+		}
+		lo = b.Last() + 1 // cannot overflow: the cursor is below r.Hi
+		b.Reset()
+		return nil
+	}
+	err := s.retry(ctx, func(ctx context.Context) error {
+		b.Reset()                                        // rows of a chunk cut short by a fault are read again
+		rows, err := s.pool.Query(ctx, q, lo, r.Hi, nil) // LIMIT NULL: the whole range
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var dec *rowDecoder
+		for rows.Next() {
+			if dec == nil {
+				if dec, err = newRowDecoder(rows.FieldDescriptions(), rows.Conn().TypeMap()); err != nil {
+					return err
+				}
+			}
+			cursor, err := dec.decode(rows.RawValues(), values)
+			if err != nil {
+				return err
+			}
+			copy(b.Append(cursor), values)
+			if b.Len() == limit {
+				if err := deliver(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if b.Len() > 0 {
+			return deliver()
+		}
+		return nil
+	})
+	if cb, ok := err.(*callbackError); ok {
+		return cb.err
+	}
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+			return errNoTable(s, in.Table)
+		}
+		return s.scrub(fmt.Errorf("sources: read %s of table %q in %s: %w", r, in.Table, s, err))
+	}
+	return nil
+}
+
+// callbackError carries an error of Stream's fn through the retry loop.
+// It deliberately does not unwrap: whatever fn failed with is the
+// engine's, never a connection fault to retry.
+type callbackError struct{ err error }
+
+func (e *callbackError) Error() string { return e.err.Error() }
+
 // chunkQueryPG is the keyset query of ReadChunk on the quoted table t; its
-// parameters are lo, hi and the limit. They are cast to bigint so that a
+// parameters are lo, hi and the limit (NULL for none). They are cast to bigint so that a
 // smallint or integer cursor takes bounds beyond its own range; integer
 // types compare across widths with the same btree operators, so the
 // cursor's index still serves the range and the order.

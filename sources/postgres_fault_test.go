@@ -192,6 +192,35 @@ func TestPostgres_ReadChunkBrokenConnection(t *testing.T) {
 	}
 }
 
+// A connection that breaks mid-stream: the stream resumes after the last
+// chunk it delivered, so every row arrives once, in order.
+func TestPostgres_StreamBrokenConnection(t *testing.T) {
+	t.Parallel()
+	_, p, dsn := proxied(t)
+	src := openPostgres(t, dsn)
+	in := mapreduce.Input{Table: "t", Cursor: "id", Columns: []string{"v"}}
+	p.cut.Store(1 << 20) // about half the rows
+	next := int64(1)
+	err := src.Stream(t.Context(), in, partition.Range{Lo: 1, Hi: 20001}, 1000, mapreduce.NewBatch(in.Columns), func(b *mapreduce.Batch) error {
+		for i := range b.Len() {
+			if c := b.Row(i).Cursor(); c != next {
+				t.Fatalf("got cursor %d, want %d", c, next)
+			}
+			next++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.cut.Load() != -1 || p.conns.Load() < 2 {
+		t.Fatalf("the proxy did not break the connection (%d connections)", p.conns.Load())
+	}
+	if next != 20001 {
+		t.Fatalf("streamed rows up to %d, want 20000", next-1)
+	}
+}
+
 // A server that stays down: after the retry budget each call fails with
 // an *UnavailableError that names the server and says the run resumes.
 func TestPostgres_Unavailable(t *testing.T) {

@@ -175,6 +175,35 @@ func read(t *testing.T, src mapreduce.Source, in mapreduce.Input, r partition.Ra
 	}
 }
 
+// stream reads r through the source's Streamer in chunks of at most limit
+// rows, and checks each chunk.
+func stream(t *testing.T, src mapreduce.Streamer, in mapreduce.Input, r partition.Range, limit int) []row {
+	t.Helper()
+	var rows []row
+	b := mapreduce.NewBatch(in.Columns)
+	err := src.Stream(t.Context(), in, r, limit, b, func(b *mapreduce.Batch) error {
+		if b.Len() == 0 || b.Len() > limit {
+			t.Fatalf("Stream(%v, limit %d) gave a chunk of %d rows", r, limit, b.Len())
+		}
+		for i := range b.Len() {
+			br := b.Row(i)
+			if !r.Contains(br.Cursor()) || (len(rows) > 0 && br.Cursor() <= rows[len(rows)-1].cursor) {
+				t.Fatalf("Stream(%v) gave cursor %d out of range or order", r, br.Cursor())
+			}
+			values := make([]any, len(in.Columns))
+			for c := range values {
+				values[c] = br.Value(c)
+			}
+			rows = append(rows, row{br.Cursor(), values})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Stream(%v): %v", r, err)
+	}
+	return rows
+}
+
 func checkRows(t *testing.T, what string, got, want []row) {
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
@@ -276,6 +305,29 @@ func Run(t *testing.T, newSource NewFunc) {
 				got = append(got, read(t, bundle.src, input, r, 2)...)
 			}
 			checkRows(t, fmt.Sprintf("%d partitions", n), got, want(bundle.table, "id", input.Columns, all))
+		}
+	})
+
+	t.Run("Stream", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		s, ok := bundle.src.(mapreduce.Streamer)
+		if !ok {
+			t.Skip("the source reads chunk by chunk only")
+		}
+		for _, limit := range []int{1, 3, 1000} {
+			for _, r := range []partition.Range{all, {Lo: -2, Hi: 23}, {Lo: 9, Hi: 13}, {Lo: 5, Hi: 5}} {
+				checkRows(t, fmt.Sprintf("stream %v, limit %d", r, limit), stream(t, s, input, r, limit), want(bundle.table, "id", input.Columns, r))
+			}
+		}
+		stop := errors.New("stop")
+		calls := 0
+		err := s.Stream(t.Context(), input, all, 2, mapreduce.NewBatch(input.Columns), func(*mapreduce.Batch) error {
+			calls++
+			return stop
+		})
+		if !errors.Is(err, stop) || calls != 1 {
+			t.Errorf("Stream with a failing fn = %v after %d calls, want fn's error after 1", err, calls)
 		}
 	})
 
