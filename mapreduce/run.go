@@ -39,6 +39,7 @@ type Runner struct {
 
 	plan    *Plan
 	resumed bool
+	mapped  bool // every partition is done: the row count is exact
 	dir     string        // the run's directory: shuffle/, dlq/, reduce/
 	schema  *arrow.Schema // of shuffle records
 	attempt string        // unique to this attempt, in the names of its files
@@ -129,6 +130,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	if err := r.mapPhase(ctx); err != nil {
 		return r.summary(start), err
 	}
+	r.mapped = true
 	if err := r.reducePhase(ctx); err != nil {
 		return r.summary(start), err
 	}
@@ -223,10 +225,14 @@ func (r *Runner) reducePhase(ctx context.Context) error {
 }
 
 func (r *Runner) summary(start time.Time) Summary {
+	total := r.plan.Rows // an estimate for large tables
+	if r.mapped {
+		total = r.committedRows.Load()
+	}
 	return Summary{
 		Job:               r.spec.Name,
 		RunID:             r.plan.RunID,
-		Total:             r.plan.Rows,
+		Total:             total,
 		Processed:         r.committedRows.Load(),
 		Failed:            r.committedFailed.Load(),
 		Read:              r.read.Load(),

@@ -11,8 +11,9 @@ import (
 type Summary struct {
 	Job   string
 	RunID string
-	// Total is the planned row count; Processed the rows read so far,
-	// committed by earlier attempts included.
+	// Total is the row count: the plan's estimate until every partition is
+	// mapped, then exact. Processed is the rows read so far, committed by
+	// earlier attempts included.
 	Total, Processed int64
 	Failed           int64
 	// Read is the rows this attempt read; Resumed the rows it skipped
