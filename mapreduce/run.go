@@ -39,7 +39,7 @@ type Runner struct {
 
 	plan    *Plan
 	resumed bool
-	mapped  bool // every partition is done: the row count is exact
+	mapped  bool          // every partition is done: the row count is exact
 	dir     string        // the run's directory: shuffle/, dlq/, reduce/
 	schema  *arrow.Schema // of shuffle records
 	attempt string        // unique to this attempt, in the names of its files
