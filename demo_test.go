@@ -179,7 +179,7 @@ func TestDemo_Twice(t *testing.T) {
 	before := b.dump(t)
 
 	second := b.demo(t, rows)
-	for _, want := range []string{"reusing the 5000 events", runID(t, first.stdout) + " (resumed", "8/8 partitions resumed", "0 groups written"} {
+	for _, want := range []string{"reusing the 5000 events", runID(t, first.stdout) + " (resumed", "16/16 partitions resumed", "0 groups written"} {
 		if !strings.Contains(second.stdout, want) {
 			t.Errorf("second demo: stdout lacks %q:\n%s", want, second.stdout)
 		}

@@ -31,14 +31,14 @@ checkpoints. Rows whose map fails go to the run's dead-letter queue
 (mr dlq list). Exit codes: 0 done, 1 failed (resumable), 2 usage error,
 3 done but more rows failed than --max-failure-rate.
 
-URLs: sqlite:PATH, or a PATH ending in .db.`,
+URLs: postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or a PATH ending in .db.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "source", Usage: "`URL` of the database holding the input table"},
 			&cli.StringFlag{Name: "sink", Usage: "`URL` of the database receiving the output table (default: --source)"},
 			&cli.StringFlag{Name: "table", Usage: "input `TABLE` (default: the job's)"},
 			&cli.StringFlag{Name: "cursor", Usage: "unique integer `COLUMN` that orders the table (default: the job's, usually id)"},
-			&cli.IntFlag{Name: "partitions", Usage: "split the table into `N` cursor ranges, one map task each", DefaultText: "4 per worker"},
-			&cli.IntFlag{Name: "buckets", Usage: "hash the keys into `R` buckets, one reduce task and sink transaction each", DefaultText: "4 per worker"},
+			&cli.IntFlag{Name: "partitions", Usage: "split the table into `N` cursor ranges, one map task each", Value: mapreduce.DefaultPartitions},
+			&cli.IntFlag{Name: "buckets", Usage: "hash the keys into `R` buckets, one reduce task and sink transaction each", Value: mapreduce.DefaultBuckets},
 			&cli.IntFlag{Name: "chunk-size", Value: mapreduce.DefaultChunkSize, Usage: "read `ROWS` rows per keyset query"},
 			workersFlag(),
 			&cli.StringFlag{Name: "memory", Value: "512MiB", Usage: "bound the engine's tables to `SIZE`, e.g. 512MiB, 1GiB, 64MB"},
@@ -171,6 +171,7 @@ func execute(ctx context.Context, out, errOut io.Writer, def mapreduce.Definitio
 		prog.Close(err)
 		return mapreduce.Summary{}, err
 	}
+	defer closeInto(&err, runner)
 	if explain {
 		printPlan(out, runner.Plan(), runner.Resumed(), -1)
 		prog.Close(nil)

@@ -37,7 +37,13 @@ func arrowSchema(fields []Field) *arrow.Schema {
 type keyEncoder struct{ buf []byte }
 
 func (e *keyEncoder) Int64(v int64) { e.buf = binary.LittleEndian.AppendUint64(e.buf, uint64(v)) }
+
+// Float64 hashes -0 as +0, since Go's map, and SQL, count them as one key.
+// A NaN key never equals itself: a job must not emit one.
 func (e *keyEncoder) Float64(v float64) {
+	if v == 0 {
+		v = 0
+	}
 	e.buf = binary.LittleEndian.AppendUint64(e.buf, math.Float64bits(v))
 }
 func (e *keyEncoder) String(v string) {

@@ -21,11 +21,13 @@ type Config struct {
 	Table  string
 	Cursor string
 
-	// Partitions is the number of cursor ranges (map tasks). Default 4 per
-	// worker, so that a slow range does not leave the other workers idle.
+	// Partitions is the number of cursor ranges (map tasks). Default 16,
+	// several per worker so that a slow range does not leave the others
+	// idle; it does not follow Workers, because it is part of the run's
+	// identity and a resumed run may have other workers.
 	Partitions int
 	// Buckets is the number of hash buckets (reduce tasks and sink
-	// transactions). Default 4 per worker.
+	// transactions). Default 16, for the same reasons.
 	Buckets int
 	// ChunkSize is the number of rows per keyset query. Default 1000.
 	ChunkSize int
@@ -69,7 +71,8 @@ const (
 	DefaultRetryDelay         = 50 * time.Millisecond
 	DefaultMaxFailureRate     = 0.05
 	DefaultCheckpointInterval = 10 * time.Second
-	tasksPerWorker            = 4
+	DefaultPartitions         = 16
+	DefaultBuckets            = 16
 )
 
 // WithDefaults returns c with every unset field given its default.
@@ -84,10 +87,10 @@ func (c Config) WithDefaults() Config {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
 	if c.Partitions == 0 {
-		c.Partitions = tasksPerWorker * c.Workers
+		c.Partitions = DefaultPartitions
 	}
 	if c.Buckets == 0 {
-		c.Buckets = tasksPerWorker * c.Workers
+		c.Buckets = DefaultBuckets
 	}
 	if c.ChunkSize == 0 {
 		c.ChunkSize = DefaultChunkSize

@@ -41,10 +41,16 @@ type dlqWriter struct {
 	size int64
 }
 
-// newDLQ returns a writer that appends to path after cutting it back to
-// size, the length its checkpoint recorded.
-func newDLQ(path string, size int64) *dlqWriter {
-	return &dlqWriter{path: path, size: size}
+// newDLQ cuts the file at path back to size, the length its checkpoint
+// recorded, dropping letters of an attempt that died before its commit, and
+// returns a writer that appends after it.
+func newDLQ(path string, size int64) (*dlqWriter, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > size {
+		if err := os.Truncate(path, size); err != nil {
+			return nil, err
+		}
+	}
+	return &dlqWriter{path: path, size: size}, nil
 }
 
 func (d *dlqWriter) open() error {
@@ -53,10 +59,6 @@ func (d *dlqWriter) open() error {
 	}
 	f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return err
-	}
-	if err := f.Truncate(d.size); err != nil {
-		f.Close()
 		return err
 	}
 	if _, err := f.Seek(d.size, io.SeekStart); err != nil {

@@ -528,3 +528,36 @@ func TestRun_FailureRate(t *testing.T) {
 		t.Errorf("summary counts %d failed, want %d", s.Failed, len(badIDs(rows)))
 	}
 }
+
+func TestOpen_RunInUse(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	src := &memSource{rows: randomRows(7, 100, 5, 0), read: map[int64]int{}}
+	first, err := mapreduce.Open(context.Background(), sumJob(t), src, newMemSink(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mapreduce.Open(context.Background(), sumJob(t), src, newMemSink(), cfg)
+	if !errors.Is(err, mapreduce.ErrRunInUse) || !strings.Contains(err.Error(), fmt.Sprint(os.Getpid())) {
+		t.Errorf("opening a run in use = %v, want ErrRunInUse naming this process", err)
+	}
+	first.Close()
+	second, err := mapreduce.Open(context.Background(), sumJob(t), src, newMemSink(), cfg)
+	if err != nil {
+		t.Fatalf("opening a run released by Close: %v", err)
+	}
+	second.Close()
+}
+
+// TestRun_CombinePanics: a panic in Combine is the job's bug, not the
+// row's: the run fails (resumably) instead of counting the row in part.
+func TestRun_CombinePanics(t *testing.T) {
+	t.Parallel()
+	j := sumJob(t)
+	j.Combine = func(a, b int64) int64 { panic("combine bug") }
+	_, err := mapreduce.Run(context.Background(), j, &memSource{rows: randomRows(8, 500, 3, 0), read: map[int64]int{}}, newMemSink(), testConfig(t))
+	var p *mapreduce.PanicError
+	if !errors.As(err, &p) || p.Value != "combine bug" {
+		t.Errorf("Run = %v, want the Combine panic as an error", err)
+	}
+}

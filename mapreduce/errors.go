@@ -21,10 +21,12 @@ func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
 // IsPermanent reports whether err, or an error it wraps, was marked by
-// Permanent.
+// Permanent or is a *ColumnError: a value a row getter cannot convert will
+// not convert on a retry either.
 func IsPermanent(err error) bool {
 	var p *permanentError
-	return errors.As(err, &p)
+	var c *ColumnError
+	return errors.As(err, &p) || errors.As(err, &c)
 }
 
 // PanicError is a panic in user code, recovered into the row's error.

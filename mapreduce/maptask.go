@@ -34,9 +34,17 @@ type mapTask struct {
 }
 
 // mapPartition runs a map task from checkpoint cp on.
-func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) error {
+func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 	part := cp.Partition
-	dlq := newDLQ(r.dlqPath(part), cp.DLQBytes)
+	defer func() {
+		if p := recover(); p != nil { // in Combine: a bug, not a bad row
+			err = fmt.Errorf("partition %d: %w", part, recovered(p))
+		}
+	}()
+	dlq, err := newDLQ(r.dlqPath(part), cp.DLQBytes)
+	if err != nil {
+		return fmt.Errorf("partition %d: %w", part, err)
+	}
 	defer dlq.close()
 	t := &mapTask{
 		r:          r,

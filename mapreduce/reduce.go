@@ -46,7 +46,12 @@ func (r *Runner) committedFiles(ctx context.Context) ([][]shuffle.File, error) {
 
 // reduceBucket merges the committed files of bucket b, combines per key and
 // applies the result to the sink in one transaction.
-func (r *Runner) reduceBucket(ctx context.Context, b int, files []shuffle.File) error {
+func (r *Runner) reduceBucket(ctx context.Context, b int, files []shuffle.File) (err error) {
+	defer func() {
+		if p := recover(); p != nil { // in Combine or Finalize
+			err = fmt.Errorf("bucket %d: %w", b, recovered(p))
+		}
+	}()
 	dir := filepath.Join(r.dir, "reduce", fmt.Sprintf("b%04d", b))
 	if err := os.RemoveAll(dir); err != nil {
 		return err

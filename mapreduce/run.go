@@ -23,6 +23,7 @@ func Run(ctx context.Context, def Definition, src Source, sink Sink, cfg Config)
 	if err != nil {
 		return Summary{}, err
 	}
+	defer r.Close()
 	return r.Run(ctx)
 }
 
@@ -40,6 +41,7 @@ type Runner struct {
 	plan    *Plan
 	resumed bool
 	mapped  bool          // every partition is done: the row count is exact
+	unlock  func() error  // releases the run's lock
 	dir     string        // the run's directory: shuffle/, dlq/, reduce/
 	schema  *arrow.Schema // of shuffle records
 	attempt string        // unique to this attempt, in the names of its files
@@ -55,7 +57,8 @@ type Runner struct {
 // from cfg.Store, to resume it, or makes and saves a new one (always, with
 // cfg.Fresh). It reads no rows: a Runner that is never Run leaves a plan
 // that the next Open resumes, which is how mr run --explain shows the plan
-// a run will use.
+// a run will use. The Runner holds the run until Close: another process
+// opening the same run gets an error.
 func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (*Runner, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -74,35 +77,55 @@ func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 		r.progress = noProgress{}
 	}
 	id := runID(spec, src.String(), sink.String(), in, cfg.Partitions, cfg.Buckets)
-	plan, err := cfg.Store.LoadPlan(ctx, id)
-	switch {
-	case err == nil && !cfg.Fresh:
-		r.resumed = true
-		cfg.Logger.Info("resuming run", "run", id, "created", plan.Created)
-	case err == nil || errors.Is(err, fs.ErrNotExist):
-		if plan, err = newPlan(ctx, id, spec, src, sink, in, cfg); err != nil {
-			return nil, err
-		}
-		for _, sub := range []string{"shuffle", "dlq", "reduce"} {
-			if err := os.RemoveAll(filepath.Join(cfg.Workdir, id, sub)); err != nil {
-				return nil, err
-			}
-		}
-		if err := cfg.Store.SavePlan(ctx, plan); err != nil {
-			return nil, fmt.Errorf("save plan of %s: %w", id, err)
-		}
-		cfg.Logger.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
-	default:
-		return nil, fmt.Errorf("load plan of %s: %w", id, err)
-	}
-	r.plan = plan
 	r.dir = filepath.Join(cfg.Workdir, id)
+	unlock, err := lockRun(r.dir)
+	if err != nil {
+		return nil, err
+	}
+	r.unlock = unlock
+	if err := r.loadPlan(ctx, id); err != nil {
+		r.Close()
+		return nil, err
+	}
 	r.schema = arrowSchema(spec.Shuffle)
 	var a [3]byte
 	rand.Read(a[:])
 	r.attempt = hex.EncodeToString(a[:])
 	return r, nil
 }
+
+// loadPlan loads the run's plan, or makes and saves a new one. A new plan
+// is saved before the files of an old one are removed: its checkpoints
+// name none of them, so a crash in between leaves nothing that counts.
+func (r *Runner) loadPlan(ctx context.Context, id string) error {
+	cfg := r.cfg
+	plan, err := cfg.Store.LoadPlan(ctx, id)
+	switch {
+	case err == nil && !cfg.Fresh:
+		r.resumed = true
+		cfg.Logger.Info("resuming run", "run", id, "created", plan.Created)
+	case err == nil || errors.Is(err, fs.ErrNotExist):
+		if plan, err = newPlan(ctx, id, r.spec, r.src, r.sink, r.in, cfg); err != nil {
+			return err
+		}
+		if err := cfg.Store.SavePlan(ctx, plan); err != nil {
+			return fmt.Errorf("save plan of %s: %w", id, err)
+		}
+		for _, sub := range []string{"shuffle", "dlq", "reduce"} {
+			if err := os.RemoveAll(filepath.Join(r.dir, sub)); err != nil {
+				return err
+			}
+		}
+		cfg.Logger.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
+	default:
+		return fmt.Errorf("load plan of %s: %w", id, err)
+	}
+	r.plan = plan
+	return nil
+}
+
+// Close releases the run for other processes.
+func (r *Runner) Close() error { return r.unlock() }
 
 // Plan returns the run's plan.
 func (r *Runner) Plan() *Plan { return r.plan }

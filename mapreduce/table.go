@@ -52,20 +52,28 @@ func (j *Job[K, V]) newTable() table {
 	return t
 }
 
-func (t *combineTable[K, V]) mapRow(ctx context.Context, row Row) (err error) {
+func (t *combineTable[K, V]) mapRow(ctx context.Context, row Row) error {
+	if err := t.callMap(ctx, row); err != nil {
+		return err
+	}
+	// Only a successful attempt's pairs reach the table. A panic in Combine
+	// is not the row's fault: it stops the task.
+	for _, p := range t.pending {
+		t.combine(p.k, p.v)
+	}
+	return nil
+}
+
+// callMap runs Map on row into t.pending, recovering a panic into the
+// row's error.
+func (t *combineTable[K, V]) callMap(ctx context.Context, row Row) (err error) {
 	t.pending = t.pending[:0]
 	defer func() {
 		if r := recover(); r != nil {
 			err = recovered(r)
 		}
 	}()
-	if err := t.job.Map(ctx, row, t.emitFunc); err != nil {
-		return err
-	}
-	for _, p := range t.pending {
-		t.combine(p.k, p.v)
-	}
-	return nil
+	return t.job.Map(ctx, row, t.emitFunc)
 }
 
 func (t *combineTable[K, V]) combine(k K, v V) {

@@ -22,15 +22,25 @@ func Open(ctx context.Context, url string) (mapreduce.Sink, error) {
 	scheme, rest, _ := strings.Cut(url, ":")
 	switch {
 	case scheme == "sqlite":
-		return OpenSQLite(rest)
+		return sink(OpenSQLite(rest))
 	case scheme == "postgres", scheme == "postgresql":
-		return OpenPostgres(ctx, url)
+		return sink(OpenPostgres(ctx, url))
 	case strings.Contains(url, "://"):
 		// Only the scheme is echoed: the rest may hold a password.
 		return nil, fmt.Errorf("sinks: unsupported sink scheme %q: %s", scheme, forms)
 	case strings.HasSuffix(url, ".db"):
-		return OpenSQLite(url)
+		return sink(OpenSQLite(url))
 	default:
-		return nil, fmt.Errorf("sinks: unsupported sink %q: %s", url, forms)
+		// Not echoed: a key=value DSN, say, may hold a password.
+		return nil, fmt.Errorf("sinks: unsupported sink: %s", forms)
 	}
+}
+
+// sink returns s as a Sink, or nil if err is set: never a nil pointer in a
+// non-nil interface.
+func sink[S mapreduce.Sink](s S, err error) (mapreduce.Sink, error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -212,7 +212,7 @@ func TestOpen(t *testing.T) {
 		{dir + "/b.db", "sqlite:" + dir + "/b.db"},
 		{"postgres://mr:secret@localhost:port/mr", `sinks: cannot parse ` + "`postgres://mr:xxxxx@localhost:port/mr`" + `: invalid port`},
 		{"mysql://mr:secret@localhost/mr.db", `sinks: unsupported sink scheme "mysql": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
-		{"out.csv", `sinks: unsupported sink "out.csv": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
+		{"host=db password=hunter2", `sinks: unsupported sink: use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
 	} {
 		sink, err := sinks.Open(t.Context(), tt.url)
 		got := fmt.Sprint(err)

@@ -31,7 +31,8 @@ func Open(ctx context.Context, url string) (mapreduce.Source, error) {
 	case strings.HasSuffix(url, ".db"):
 		return source(OpenSQLite(url))
 	default:
-		return nil, fmt.Errorf("sources: unsupported source %q: %s", url, forms)
+		// Not echoed: a key=value DSN, say, may hold a password.
+		return nil, fmt.Errorf("sources: unsupported source: %s", forms)
 	}
 }
 

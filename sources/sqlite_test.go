@@ -187,7 +187,7 @@ func TestOpen(t *testing.T) {
 		{path, "sqlite:" + path},
 		{"sqlite:nope.db", "sources: sqlite:nope.db: no such file"},
 		{"mysql://mr:secret@localhost/mr.db", `sources: unsupported source scheme "mysql": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
-		{"events.csv", `sources: unsupported source "events.csv": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
+		{"host=db password=hunter2", `sources: unsupported source: use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
 	} {
 		src, err := sources.Open(t.Context(), tt.url)
 		got := fmt.Sprint(err)

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // Env is the environment variable that arms a crash point.
@@ -44,8 +43,9 @@ func Hit(name string) {
 		return
 	}
 	if left.Add(-1) == 0 {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is on its way
+		self, _ := os.FindProcess(os.Getpid())
+		self.Kill() // SIGKILL on Unix
+		select {}   // the signal is on its way
 	}
 }
 
