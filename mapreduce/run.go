@@ -47,10 +47,10 @@ type Runner struct {
 	attempt string        // unique to this attempt, in the names of its files
 
 	// Counters, updated by the tasks as they go.
-	read, failed, chunks, spilled, groups atomic.Int64
-	resumedRows, committedRows            atomic.Int64
-	committedFailed                       atomic.Int64
-	resumedParts, resumedBuckets          atomic.Int64
+	read, chunks, spilled, groups atomic.Int64
+	resumedRows, committedRows    atomic.Int64
+	committedFailed               atomic.Int64
+	resumedParts, resumedBuckets  atomic.Int64
 }
 
 // Open loads the plan of the run with def's identity over src and sink

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -324,7 +325,7 @@ func TestPostgres_Apply(t *testing.T) {
 			{int64(1), mapreduce.DateOf(ts), 0.5, "x", true, ts},
 			{int64(2), mapreduce.Date(-1), -1.0, "", false, time.Unix(0, 0)},
 			{int64(-3), mapreduce.Date(0), 1e300, `it's "quoted"; ünïcode`, true, time.Date(1900, 1, 1, 0, 0, 0, 1000, time.UTC)},
-			{int64(1) << 62, mapreduce.DateOf(time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)), -0.0, "\t\n", false,
+			{int64(1) << 62, mapreduce.DateOf(time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)), math.Copysign(0, -1), "\t\n", false,
 				time.Date(2026, 3, 29, 2, 30, 0, 0, time.FixedZone("CEST", 7200))},
 		}
 		if err := sink.Apply(t.Context(), everyType, "c1", 0, &tableRows{rows: in}); err != nil {
@@ -335,7 +336,7 @@ func TestPostgres_Apply(t *testing.T) {
 		want := `[[-3 1970-01-01 1e+300 it's "quoted"; ünïcode true 1900-01-01 00:00:00.000001] ` +
 			`[1 2026-11-29 0.5 x true 2026-11-29 22:30:00.123456] ` +
 			`[2 1969-12-31 -1  false 1970-01-01 00:00:00.000000] ` +
-			"[4611686018427387904 2026-03-29 0 \t\n false 2026-03-29 00:30:00.000000]]"
+			"[4611686018427387904 2026-03-29 -0 \t\n false 2026-03-29 00:30:00.000000]]"
 		if got != want {
 			t.Errorf("rows:\ngot  %s\nwant %s", got, want)
 		}

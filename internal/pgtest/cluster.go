@@ -336,10 +336,20 @@ func findBin() (string, error) {
 }
 
 // versionOf extracts the major version from a path such as
-// /usr/lib/postgresql/15/bin, for picking the newest.
+// /usr/lib/postgresql/15/bin or /opt/homebrew/opt/postgresql@16/bin, for
+// picking the newest.
 func versionOf(path string) int {
-	for _, part := range strings.Split(path, string(filepath.Separator)) {
-		digits := strings.TrimLeft(part, "postgresql@-")
+	parts := strings.Split(path, string(filepath.Separator))
+	for i, part := range parts {
+		var digits string
+		switch {
+		case part == "postgresql" && i+1 < len(parts):
+			digits = parts[i+1]
+		case strings.HasPrefix(part, "postgresql@"), strings.HasPrefix(part, "postgresql-"):
+			digits = part[len("postgresql@"):]
+		default:
+			continue
+		}
 		if v, err := strconv.Atoi(strings.SplitN(digits, ".", 2)[0]); err == nil {
 			return v
 		}
