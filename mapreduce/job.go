@@ -37,7 +37,8 @@ type Job[K comparable, V any] struct {
 	// fails the row: it is retried (unless the error is Permanent) and then
 	// written to the dead-letter queue; a panic counts as an error. Pairs
 	// emitted by a failed attempt are discarded. emit must not be kept past
-	// the call.
+	// the call. Map runs in several goroutines at once (one per map task),
+	// so it must not change shared state without synchronization.
 	Map func(ctx context.Context, row Row, emit func(K, V)) error
 
 	// Combine merges two values of the same key.

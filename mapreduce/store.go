@@ -55,6 +55,7 @@ var _ Store = DirStore{}
 // RunDir returns the directory of a run.
 func (s DirStore) RunDir(run string) string { return filepath.Join(s.Dir, run) }
 
+// LoadPlan reads Dir/<run>/plan.json.
 func (s DirStore) LoadPlan(_ context.Context, run string) (*Plan, error) {
 	var p Plan
 	if err := readJSON(filepath.Join(s.RunDir(run), "plan.json"), &p); err != nil {
@@ -63,6 +64,8 @@ func (s DirStore) LoadPlan(_ context.Context, run string) (*Plan, error) {
 	return &p, nil
 }
 
+// SavePlan removes the run's checkpoints and done markers, then writes
+// the plan.
 func (s DirStore) SavePlan(_ context.Context, p *Plan) error {
 	dir := s.RunDir(p.RunID)
 	for _, sub := range []string{"checkpoints", "done"} {
@@ -76,6 +79,7 @@ func (s DirStore) SavePlan(_ context.Context, p *Plan) error {
 	return writeJSON(filepath.Join(dir, "plan.json"), p)
 }
 
+// LoadCheckpoint reads checkpoints/p<part>.json; nil if it is missing.
 func (s DirStore) LoadCheckpoint(_ context.Context, run string, part int) (*Checkpoint, error) {
 	var cp Checkpoint
 	err := readJSON(s.checkpointPath(run, part), &cp)
@@ -88,6 +92,7 @@ func (s DirStore) LoadCheckpoint(_ context.Context, run string, part int) (*Chec
 	return &cp, nil
 }
 
+// SaveCheckpoint replaces checkpoints/p<part>.json atomically.
 func (s DirStore) SaveCheckpoint(_ context.Context, run string, cp *Checkpoint) error {
 	return writeJSON(s.checkpointPath(run, cp.Partition), cp)
 }
@@ -96,10 +101,12 @@ func (s DirStore) checkpointPath(run string, part int) string {
 	return filepath.Join(s.RunDir(run), "checkpoints", fmt.Sprintf("p%04d.json", part))
 }
 
+// MarkBucketDone writes the marker done/b<bucket>.
 func (s DirStore) MarkBucketDone(_ context.Context, run string, bucket int) error {
 	return writeFileAtomic(filepath.Join(s.RunDir(run), "done", fmt.Sprintf("b%04d", bucket)), nil)
 }
 
+// BucketsDone lists the done markers.
 func (s DirStore) BucketsDone(_ context.Context, run string) ([]int, error) {
 	entries, err := os.ReadDir(filepath.Join(s.RunDir(run), "done"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -115,6 +122,7 @@ func (s DirStore) BucketsDone(_ context.Context, run string) ([]int, error) {
 	return done, nil
 }
 
+// Remove deletes the run's directory.
 func (s DirStore) Remove(_ context.Context, run string) error {
 	return os.RemoveAll(s.RunDir(run))
 }

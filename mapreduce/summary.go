@@ -48,7 +48,7 @@ func (s Summary) RowsPerSecond() float64 {
 
 // String is the summary line.
 func (s Summary) String() string {
-	return fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s, %.0f items/s, %s spilled, %d/%d partitions resumed, %d/%d buckets resumed, %d groups written",
+	return fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s, %.0f items/s, %s spilled, %d/%d partitions resumed (%d rows), %d/%d buckets resumed, %d groups written",
 		s.RunID, s.Processed, s.Total, s.Failed, 100*s.FailureRate(), s.Elapsed.Round(time.Millisecond),
-		s.RowsPerSecond(), humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.BucketsResumed, s.Buckets, s.Groups)
+		s.RowsPerSecond(), humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, s.BucketsResumed, s.Buckets, s.Groups)
 }
