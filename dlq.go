@@ -9,11 +9,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"plugin"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
+	"github.com/mrengine/mr/sinks"
+	"github.com/mrengine/mr/sources"
 )
 
 func dlqCommand() *cli.Command {
@@ -42,6 +47,18 @@ committed.`,
 				},
 				Action: action(dlqShow),
 			},
+			{
+				Name:      "replay",
+				Usage:     "re-map the dead letters of a finished run, after a fix, and re-apply its buckets",
+				ArgsUsage: "JOB",
+				Description: `Identifies the run like mr run (give the same JOB and flags), reads each
+dead letter's row again from --source by its cursor and maps it again.
+The rows that now succeed count in the output: every bucket is reduced
+again and upserted into --sink. The rows that still fail stay in the
+dead-letter queue. Replaying again is harmless.`,
+				Flags:  replayFlags(),
+				Action: action(dlqReplay),
+			},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -50,6 +67,76 @@ committed.`,
 			return cli.ShowSubcommandHelp(c)
 		},
 	}
+}
+
+// replayFlags are mr run's flags, which identify the run, but for those
+// that do not apply to a replay.
+func replayFlags() []cli.Flag {
+	var flags []cli.Flag
+	for _, f := range runCommand().Flags {
+		switch f.Names()[0] {
+		case "explain", "fresh":
+		default:
+			flags = append(flags, f)
+		}
+	}
+	return flags
+}
+
+func dlqReplay(c *cli.Context, args []string) (err error) {
+	if path := c.String("plugin"); path != "" {
+		if _, err := plugin.Open(path); err != nil {
+			return usagef("mr dlq replay --help", "--plugin %s: %v", path, err)
+		}
+	}
+	switch {
+	case len(args) == 0:
+		return usagef("mr jobs", "missing JOB: name the job of the run to replay")
+	case len(args) > 1:
+		return usagef("mr dlq replay --help", "unexpected arguments after JOB %s: %q", args[0], args[1:])
+	}
+	def, err := jobs.Lookup(args[0])
+	if err != nil {
+		return usagef("mr jobs", "%v", err)
+	}
+	sourceURL := c.String("source")
+	if sourceURL == "" {
+		return usagef("mr dlq replay "+args[0]+" --source sqlite:PATH", "missing --source: the URL of the database holding table %s", def.Spec().Input.Table)
+	}
+	sinkURL := c.String("sink")
+	if sinkURL == "" {
+		sinkURL = sourceURL
+	}
+	cfg, err := runConfig(c)
+	if err != nil {
+		return err
+	}
+	defer func() { err = redactError(err, sourceURL, sinkURL) }()
+	src, err := sources.Open(c.Context, sourceURL)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, src)
+	sink, err := sinks.Open(c.Context, sinkURL)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, sink)
+	prog, log := newProgress(c.App.ErrWriter)
+	cfg.Logger, cfg.Progress = log, prog
+	res, err := mapreduce.Replay(c.Context, def, src, sink, cfg)
+	prog.Close(err)
+	if errors.Is(err, mapreduce.ErrNotFinished) {
+		return usagef("mr run "+args[0]+" --help", "run %s has not finished: run mr run %s with the same flags first", res.RunID, args[0])
+	}
+	if err != nil {
+		if res.RunID != "" {
+			return fmt.Errorf("%w\nreplay of run %s stopped: fix the cause and replay again", err, res.RunID)
+		}
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, res)
+	return nil
 }
 
 func dlqList(c *cli.Context, args []string) error {
@@ -113,24 +200,44 @@ func dlqShow(c *cli.Context, args []string) error {
 // deadLetters returns a run's committed dead letters, per partition. A DLQ
 // file may run past its partition's checkpoint (letters written since, by
 // a task still running or one that died); those are left out, as a resume
-// cuts them off and writes them again.
+// cuts them off and writes them again. A finished partition's file is read
+// whole: nothing appends to it any more, and mr dlq replay replaces it
+// before it saves the checkpoint. Letters that a replay resolved do not
+// count.
 func deadLetters(ctx context.Context, store mapreduce.DirStore, run string) ([][]mapreduce.DeadLetter, error) {
 	st, err := loadRun(ctx, store, run)
 	if err != nil {
 		return nil, err
 	}
 	letters := make([][]mapreduce.DeadLetter, len(st.plan.Partitions))
+	m, err := mapreduce.LoadReplayManifest(store.RunDir(run), st.plan)
+	if err != nil {
+		return nil, err
+	}
 	for part, cp := range st.checkpoints {
-		if cp == nil || cp.DLQBytes == 0 {
+		if cp == nil {
 			continue
 		}
 		path := filepath.Join(store.RunDir(run), "dlq", fmt.Sprintf("p%04d.jsonl", part))
-		data, err := readPrefix(path, cp.DLQBytes)
-		if err != nil {
-			return nil, err
+		var ls []mapreduce.DeadLetter
+		switch {
+		case cp.Done:
+			if ls, err = mapreduce.ReadDeadLetterFile(path); err != nil {
+				return nil, err
+			}
+		case cp.DLQBytes > 0:
+			data, err := readPrefix(path, cp.DLQBytes)
+			if err != nil {
+				return nil, err
+			}
+			if ls, err = mapreduce.ReadDeadLetters(data); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
 		}
-		if letters[part], err = mapreduce.ReadDeadLetters(data); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+		for _, l := range ls {
+			if _, ok := slices.BinarySearch(m.Cursors, l.Cursor); !ok {
+				letters[part] = append(letters[part], l)
+			}
 		}
 	}
 	return letters, nil

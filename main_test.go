@@ -83,6 +83,7 @@ func TestApp_Help(t *testing.T) {
 		{"help/dlq.golden", []string{"dlq"}},
 		{"help/dlq-list.golden", []string{"dlq", "list", "--help"}},
 		{"help/dlq-show.golden", []string{"dlq", "show", "--help"}},
+		{"help/dlq-replay.golden", []string{"dlq", "replay", "--help"}},
 	} {
 		t.Run(strings.Join(append([]string{"mr"}, tt.args...), "_"), func(t *testing.T) {
 			t.Parallel()

@@ -24,7 +24,8 @@ const (
 	maxLevels = 8
 )
 
-// committedFiles reads the manifest of every partition's checkpoint and
+// committedFiles reads the manifest of every partition's checkpoint, and
+// the replay manifest (replay.go) if mr dlq replay committed one, and
 // returns the committed shuffle files of each bucket.
 func (r *Runner) committedFiles(ctx context.Context) ([][]shuffle.File, error) {
 	cps, err := r.loadCheckpoints(ctx)
@@ -41,12 +42,20 @@ func (r *Runner) committedFiles(ctx context.Context) ([][]shuffle.File, error) {
 			files[f.Bucket] = append(files[f.Bucket], f)
 		}
 	}
+	m, err := r.loadReplay()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range m.Files {
+		f.Path = filepath.Join(r.dir, f.Path)
+		files[f.Bucket] = append(files[f.Bucket], f)
+	}
 	return files, nil
 }
 
 // reduceBucket merges the committed files of bucket b, combines per key and
 // applies the result to the sink in one transaction.
-func (r *Runner) reduceBucket(ctx context.Context, b int, files []shuffle.File) (err error) {
+func (r *Runner) reduceBucket(ctx context.Context, commit string, b int, files []shuffle.File) (err error) {
 	defer func() {
 		if p := recover(); p != nil { // in Combine or Finalize
 			err = fmt.Errorf("bucket %d: %w", b, recovered(p))
@@ -62,7 +71,7 @@ func (r *Runner) reduceBucket(ctx context.Context, b int, files []shuffle.File) 
 	defer os.RemoveAll(dir)
 	rows := &bucketRows{r: r, dir: dir, table: r.def.newTable(), parts: []part{{files: files}}}
 	rows.maxEntries = r.maxEntries(rows.table)
-	if err := r.sink.Apply(ctx, r.spec.Output, r.plan.Commit, b, rows); err != nil {
+	if err := r.sink.Apply(ctx, r.spec.Output, commit, b, rows); err != nil {
 		return fmt.Errorf("bucket %d: %w", b, err)
 	}
 	crashpoint.Hit(crashpoint.BucketApplied)

@@ -111,7 +111,8 @@ func (r *Runner) loadPlan(ctx context.Context, id string) error {
 		if err := cfg.Store.SavePlan(ctx, plan); err != nil {
 			return fmt.Errorf("save plan of %s: %w", id, err)
 		}
-		for _, sub := range []string{"shuffle", "dlq", "reduce"} {
+		// replay.json names the old plan's commit, so it no longer counts.
+		for _, sub := range []string{"shuffle", "dlq", "reduce", "replay", "replay.json"} {
 			if err := os.RemoveAll(filepath.Join(r.dir, sub)); err != nil {
 				return err
 			}
@@ -154,7 +155,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		return r.summary(start), err
 	}
 	r.mapped = true
-	if err := r.reducePhase(ctx); err != nil {
+	if err := r.reducePhase(ctx, r.plan.Commit); err != nil {
 		return r.summary(start), err
 	}
 	s := r.summary(start)
@@ -211,10 +212,10 @@ func (r *Runner) loadCheckpoints(ctx context.Context) ([]*Checkpoint, error) {
 	return cps, nil
 }
 
-// reducePhase applies every bucket not yet committed to the sink, on a pool
-// of cfg.Workers.
-func (r *Runner) reducePhase(ctx context.Context) error {
-	committed, err := r.sink.Committed(ctx, r.plan.Commit)
+// reducePhase applies every bucket not yet committed to the sink under
+// commit (the plan's, or a replay generation's), on a pool of cfg.Workers.
+func (r *Runner) reducePhase(ctx context.Context, commit string) error {
+	committed, err := r.sink.Committed(ctx, commit)
 	if err != nil {
 		return fmt.Errorf("read commits of %s from %s: %w", r.plan.RunID, r.sink, err)
 	}
@@ -242,7 +243,7 @@ func (r *Runner) reducePhase(ctx context.Context) error {
 			}
 			continue
 		}
-		g.Go(func() error { return r.reduceBucket(gctx, b, files[b]) })
+		g.Go(func() error { return r.reduceBucket(gctx, commit, b, files[b]) })
 	}
 	return g.Wait()
 }
