@@ -79,12 +79,10 @@ func BenchmarkDailyRollup_SQLite(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, rows := range []int64{100_000, 1_000_000} {
+	for _, rows := range []int64{smallRows, heavyRows, hugeRows} {
 		for _, workers := range []int{1, 2} {
 			b.Run(fmt.Sprintf("rows=%d/workers=%d", rows, workers), func(b *testing.B) {
-				if rows > 100_000 && testing.Short() {
-					b.Skip("a million rows: not under -short")
-				}
+				skipUnlessAllowed(b, rows)
 				path := seededSQLite(b, rows)
 				baseline := timeSQLiteInDatabase(b, path)
 				src, err := sources.OpenSQLite(path)
