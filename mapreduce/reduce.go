@@ -12,6 +12,7 @@ import (
 	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/partition"
 	"github.com/mrengine/mr/shuffle"
+	"github.com/mrengine/mr/spill"
 )
 
 // Grace hash aggregation: a bucket whose keys outgrow the memory budget is
@@ -131,7 +132,7 @@ func (br *bucketRows) load(p part) error {
 		h   *partition.Hasher
 		sub = make([][]shuffle.File, fanout)
 	)
-	spill := func() error {
+	flush := func() error {
 		if w == nil {
 			if p.level >= maxLevels {
 				return fmt.Errorf("still over --memory after %d re-partitions; raise --memory", maxLevels)
@@ -153,10 +154,10 @@ func (br *bucketRows) load(p part) error {
 	err := shuffle.Read(p.files, func(rec arrow.RecordBatch) error {
 		br.table.add(rec)
 		if br.table.len() >= br.maxEntries {
-			return spill()
+			return flush()
 		}
 		return nil
-	})
+	}, spill.WithMaxRecordSize(br.r.cfg.Memory))
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func (br *bucketRows) load(p part) error {
 		return nil
 	}
 	defer w.Release()
-	if err := spill(); err != nil {
+	if err := flush(); err != nil {
 		return err
 	}
 	for _, files := range sub {
