@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mrengine/mr/internal/pgretry"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -50,7 +51,8 @@ import (
 // postgres://user@host:port/db and never hold the password.
 type Postgres struct {
 	// RetryBudget bounds the time spent retrying one operation after
-	// transient connection faults; OpenPostgres sets it to
+	// transient connection faults, counted from the first fault (see
+	// pgretry.Transient); OpenPostgres sets it to
 	// DefaultRetryBudget. Set it before the sink is used.
 	RetryBudget time.Duration
 
@@ -82,7 +84,7 @@ const (
 	// after transient connection faults: long enough to ride out a server
 	// restart or a failover, short enough that a server that is really
 	// gone is reported while someone is still watching.
-	DefaultRetryBudget = 30 * time.Second
+	DefaultRetryBudget = pgretry.DefaultBudget
 
 	// postgresMaxConns sizes the pool unless the URL sets pool_max_conns:
 	// the engine applies up to --workers buckets at once, each holding a

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/mrengine/mr/internal/pgretry"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -130,9 +131,9 @@ func (s *Postgres) Apply(ctx context.Context, t mapreduce.Table, commit string, 
 		case errors.As(err, &c):
 			lost = c.err
 			return nil
-		case err != nil && src.started && isTransient(ctx, err):
-			return &noRetry{fmt.Errorf("%w: the connection failed after the bucket's rows were read, which cannot be read again, "+
-				"so the bucket was not applied; run the same command again to resume it: %w", ErrUnavailable, err)}
+		case err != nil && src.started && ctx.Err() == nil && pgretry.Transient(err):
+			return pgretry.Stop(fmt.Errorf("%w: the connection failed after the bucket's rows were read, which cannot be read again, "+
+				"so the bucket was not applied; run the same command again to resume it: %w", ErrUnavailable, err))
 		}
 		return err
 	})

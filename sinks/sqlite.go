@@ -10,6 +10,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -51,8 +52,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 // lock cannot be upgraded. WAL lets readers, such as a source on the same
 // file, run beside the writer.
 func sqliteDSN(path string) string {
-	path = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	return "file:" + path + "?mode=rwc&_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	return sqlname.SQLiteURI(path, "mode=rwc&_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 }
 
 // Close closes the database.
@@ -120,15 +120,15 @@ func createSQL(t mapreduce.Table) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("column %q of table %q has unknown type %s", f.Name, t.Name, f.Type)
 		}
-		def := quoteIdent(f.Name) + " " + typ
+		def := sqlname.Quote(f.Name) + " " + typ
 		if i < len(t.Keys) {
 			def += " NOT NULL"
-			keys = append(keys, quoteIdent(f.Name))
+			keys = append(keys, sqlname.Quote(f.Name))
 		}
 		cols = append(cols, def)
 	}
 	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s, PRIMARY KEY (%s))",
-		quoteIdent(t.Name), strings.Join(cols, ", "), strings.Join(keys, ", ")), nil
+		sqlname.Quote(t.Name), strings.Join(cols, ", "), strings.Join(keys, ", ")), nil
 }
 
 // check makes sure that the table can take t's rows: it has every column,
@@ -178,7 +178,7 @@ func (s *SQLite) check(ctx context.Context, t mapreduce.Table) error {
 	for _, f := range slices.Concat(t.Keys, t.Values) {
 		if !have[strings.ToLower(f.Name)] {
 			missing = append(missing, fmt.Sprintf("%q", f.Name))
-			alter = append(alter, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quoteIdent(t.Name), quoteIdent(f.Name), sqliteTypes[f.Type]))
+			alter = append(alter, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", sqlname.Quote(t.Name), sqlname.Quote(f.Name), sqliteTypes[f.Type]))
 		}
 	}
 	if len(missing) > 0 {
@@ -188,7 +188,7 @@ func (s *SQLite) check(ctx context.Context, t mapreduce.Table) error {
 
 	want, quoted := make([]string, len(t.Keys)), make([]string, len(t.Keys))
 	for i, f := range t.Keys {
-		want[i], quoted[i] = strings.ToLower(f.Name), quoteIdent(f.Name)
+		want[i], quoted[i] = strings.ToLower(f.Name), sqlname.Quote(f.Name)
 	}
 	slices.Sort(want)
 	for _, key := range keys {
@@ -199,7 +199,7 @@ func (s *SQLite) check(ctx context.Context, t mapreduce.Table) error {
 	}
 	return fmt.Errorf("sinks: table %q in %s has no primary key or unique index on exactly (%s), which upserts need: "+
 		"add one (CREATE UNIQUE INDEX %s ON %s (%s)) or drop the table so that mr creates it",
-		t.Name, s, strings.Join(quoted, ", "), quoteIdent(t.Name+"_key"), quoteIdent(t.Name), strings.Join(quoted, ", "))
+		t.Name, s, strings.Join(quoted, ", "), sqlname.Quote(t.Name+"_key"), sqlname.Quote(t.Name), strings.Join(quoted, ", "))
 }
 
 // Committed returns the buckets recorded under commit, in order. A sink
@@ -333,7 +333,7 @@ func upsert(ctx context.Context, tx *sql.Tx, t mapreduce.Table, rows mapreduce.R
 func upsertSQL(t mapreduce.Table, n int) string {
 	var cols, keys, set []string
 	for i, f := range slices.Concat(t.Keys, t.Values) {
-		q := quoteIdent(f.Name)
+		q := sqlname.Quote(f.Name)
 		cols = append(cols, q)
 		if i < len(t.Keys) {
 			keys = append(keys, q)
@@ -346,12 +346,6 @@ func upsertSQL(t mapreduce.Table, n int) string {
 	if len(set) > 0 {
 		onConflict = "DO UPDATE SET " + strings.Join(set, ", ")
 	}
-	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT (%s) %s", quoteIdent(t.Name),
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT (%s) %s", sqlname.Quote(t.Name),
 		strings.Join(cols, ", "), strings.Join(slices.Repeat([]string{row}, n), ", "), strings.Join(keys, ", "), onConflict)
-}
-
-// quoteIdent quotes a table or column name as an SQL identifier, so that a
-// name is only ever a name.
-func quoteIdent(name string) string {
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }

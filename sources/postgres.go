@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mrengine/mr/internal/pgretry"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
 )
@@ -94,7 +95,7 @@ const (
 	// enough to ride out a restart or a managed failover (typically 5 to
 	// 30 seconds), short enough that a server that is really gone fails
 	// the run while someone is still watching.
-	DefaultRetryBudget = 30 * time.Second
+	DefaultRetryBudget = pgretry.DefaultBudget
 
 	// connectTimeout bounds one connection attempt unless the URL sets
 	// connect_timeout, so that an unreachable host (packets dropped, not

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mrengine/mr/internal/pgretry"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
 )
@@ -93,7 +94,7 @@ func (s *Postgres) split(ctx context.Context, in mapreduce.Input, info mapreduce
 		dist, method, err = s.sample(ctx, rel, in, info)
 	}
 	switch {
-	case err != nil && transient(err):
+	case err != nil && pgretry.Transient(err):
 		return nil, "", err
 	case err != nil, dist == nil:
 		// Statistics and samples only make a plan better: a view (which

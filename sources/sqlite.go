@@ -13,6 +13,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
 )
@@ -61,8 +62,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 // timeout covers the moments a reader must wait for one (WAL recovery, a
 // journal mode change).
 func sqliteDSN(path string) string {
-	path = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	return "file:" + path + "?mode=rw&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	return sqlname.SQLiteURI(path, "mode=rw&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 }
 
 // Close closes the database.
@@ -124,7 +124,7 @@ func (s *SQLite) Describe(ctx context.Context, in mapreduce.Input) (mapreduce.Ta
 		return info, errCursorNotUnique(s, in.Table, in.Cursor)
 	}
 
-	c, t := quoteIdent(in.Cursor), quoteIdent(in.Table)
+	c, t := sqlname.Quote(in.Cursor), sqlname.Quote(in.Table)
 	var lo, hi any
 	var nulls, odd int64
 	err = s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT min(%[1]s), max(%[1]s), count(*), count(*) - count(%[1]s),
@@ -249,18 +249,12 @@ func (s *SQLite) readErr(table string, r partition.Range, err error) error {
 // chunkQuery is the keyset query of ReadChunk; its parameters are lo, hi
 // and the limit.
 func chunkQuery(in mapreduce.Input) string {
-	c := quoteIdent(in.Cursor)
+	c := sqlname.Quote(in.Cursor)
 	var q strings.Builder
 	q.WriteString("SELECT " + c)
 	for _, col := range in.Columns {
-		q.WriteString(", " + quoteIdent(col))
+		q.WriteString(", " + sqlname.Quote(col))
 	}
-	fmt.Fprintf(&q, " FROM %s WHERE %s >= ? AND %s < ? ORDER BY %s LIMIT ?", quoteIdent(in.Table), c, c, c)
+	fmt.Fprintf(&q, " FROM %s WHERE %s >= ? AND %s < ? ORDER BY %s LIMIT ?", sqlname.Quote(in.Table), c, c, c)
 	return q.String()
-}
-
-// quoteIdent quotes a table or column name as an SQL identifier, so that a
-// name from a flag is only ever a name.
-func quoteIdent(name string) string {
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }

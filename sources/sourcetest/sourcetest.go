@@ -24,6 +24,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
 	"github.com/mrengine/mr/sources"
@@ -76,7 +77,7 @@ func (t Table) Insert(param func(i int) string) string {
 	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(t.Name), strings.Join(names, ", "), strings.Join(params, ", "))
 }
 
-func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+func quote(name string) string { return sqlname.Quote(name) }
 
 // NewFunc creates tables, with their rows, in a new and empty database and
 // returns a source reading it, closed in t.Cleanup. Run calls it from
