@@ -3,6 +3,8 @@ package sources
 import (
 	"fmt"
 	"strings"
+
+	"github.com/mrengine/mr/mapreduce"
 )
 
 // SchemaError reports a source table that cannot be read as asked: a
@@ -59,4 +61,37 @@ func errCursorNulls(src fmt.Stringer, table, column string, n int64) error {
 // dynamically typed database such as SQLite lets a row hold.
 func errCursorValue(src fmt.Stringer, table, column string, v any) error {
 	return errCursor(src, table, column, "holds the non-integer value %#v: store integers only or pick another --cursor", v)
+}
+
+// findColumns looks up the cursor and every column of in among a table's
+// columns cols, where name gives a column's name and equal compares names
+// the way the database does. It returns the cursor's column, or the error
+// of the first one missing, which lists the table's columns.
+func findColumns[C any](src fmt.Stringer, in mapreduce.Input, cols []C, name func(C) string, equal func(a, b string) bool) (C, error) {
+	find := func(want string) (C, bool) {
+		for _, c := range cols {
+			if equal(name(c), want) {
+				return c, true
+			}
+		}
+		var zero C
+		return zero, false
+	}
+	missing := func(want string, cursor bool) error {
+		names := make([]string, len(cols))
+		for i, c := range cols {
+			names[i] = name(c)
+		}
+		return errNoColumn(src, in.Table, want, names, cursor)
+	}
+	cursor, ok := find(in.Cursor)
+	if !ok {
+		return cursor, missing(in.Cursor, true)
+	}
+	for _, col := range in.Columns {
+		if _, ok := find(col); !ok {
+			return cursor, missing(col, false)
+		}
+	}
+	return cursor, nil
 }

@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -386,29 +387,9 @@ func (s *Postgres) describe(ctx context.Context, in mapreduce.Input) (mapreduce.
 	if err != nil {
 		return info, err
 	}
-	find := func(name string) (pgColumn, bool) {
-		for _, c := range cols {
-			if c.name == name {
-				return c, true
-			}
-		}
-		return pgColumn{}, false
-	}
-	missing := func(name string, cursor bool) error {
-		names := make([]string, len(cols))
-		for i, c := range cols {
-			names[i] = c.name
-		}
-		return errNoColumn(s, in.Table, name, names, cursor)
-	}
-	cursor, ok := find(in.Cursor)
-	if !ok {
-		return info, missing(in.Cursor, true)
-	}
-	for _, name := range in.Columns {
-		if _, ok := find(name); !ok {
-			return info, missing(name, false)
-		}
+	cursor, err := findColumns(s, in, cols, func(c pgColumn) string { return c.name }, func(a, b string) bool { return a == b })
+	if err != nil {
+		return info, err
 	}
 	if !cursor.integer {
 		return info, errCursorType(s, in.Table, in.Cursor, cursor.typ)
@@ -477,25 +458,13 @@ func (rel relation) estimate() int64 {
 // rows already appended stay, and the retry asks for the rest of the chunk
 // from the cursor after the last of them.
 func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch) error {
-	if limit < 1 {
-		return fmt.Errorf("sources: read %s of table %q: limit must be at least 1, got %d", r, in.Table, limit)
+	q, err := s.rangeQuery(in, r, limit)
+	if err != nil || r.Empty() {
+		return cmp.Or(err, io.EOF)
 	}
-	if r.Empty() {
-		return io.EOF
-	}
-	t, ok := tableIdent(in.Table)
-	if !ok {
-		return errNoTable(s, in.Table)
-	}
-	for _, name := range append([]string{in.Cursor}, in.Columns...) {
-		if strings.IndexByte(name, 0) >= 0 { // see tableIdent
-			return fmt.Errorf("sources: read %s of table %q: column name %q holds a NUL byte", r, in.Table, name)
-		}
-	}
-	q := chunkQueryPG(t, in)
 	got, lo := 0, r.Lo
 	values := make([]any, len(in.Columns))
-	err := s.retry(ctx, func(ctx context.Context) error {
+	err = s.retry(ctx, func(ctx context.Context) error {
 		rows, err := s.pool.Query(ctx, q, lo, r.Hi, limit-got)
 		if err != nil {
 			return err
@@ -536,22 +505,10 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 // of one per chunk. A connection fault mid-stream is retried from the row
 // after the last chunk fn accepted; an error of fn ends the stream as it is.
 func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch, fn func(*mapreduce.Batch) error) error {
-	if limit < 1 {
-		return fmt.Errorf("sources: read %s of table %q: limit must be at least 1, got %d", r, in.Table, limit)
+	q, err := s.rangeQuery(in, r, limit)
+	if err != nil || r.Empty() {
+		return err
 	}
-	if r.Empty() {
-		return nil
-	}
-	t, ok := tableIdent(in.Table)
-	if !ok {
-		return errNoTable(s, in.Table)
-	}
-	for _, name := range append([]string{in.Cursor}, in.Columns...) {
-		if strings.IndexByte(name, 0) >= 0 { // see tableIdent
-			return fmt.Errorf("sources: read %s of table %q: column name %q holds a NUL byte", r, in.Table, name)
-		}
-	}
-	q := chunkQueryPG(t, in)
 	lo := r.Lo
 	values := make([]any, len(in.Columns))
 	deliver := func() error {
@@ -562,7 +519,7 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 		b.Reset()
 		return nil
 	}
-	err := s.retry(ctx, func(ctx context.Context) error {
+	err = s.retry(ctx, func(ctx context.Context) error {
 		b.Reset()                                        // rows of a chunk cut short by a fault are read again
 		rows, err := s.pool.Query(ctx, q, lo, r.Hi, nil) // LIMIT NULL: the whole range
 		if err != nil {
@@ -614,6 +571,24 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 type callbackError struct{ err error }
 
 func (e *callbackError) Error() string { return e.err.Error() }
+
+// rangeQuery checks the arguments of ReadChunk and Stream and returns
+// their query (see chunkQueryPG).
+func (s *Postgres) rangeQuery(in mapreduce.Input, r partition.Range, limit int) (string, error) {
+	if limit < 1 {
+		return "", fmt.Errorf("sources: read %s of table %q: limit must be at least 1, got %d", r, in.Table, limit)
+	}
+	t, ok := tableIdent(in.Table)
+	if !ok {
+		return "", errNoTable(s, in.Table)
+	}
+	for _, name := range append([]string{in.Cursor}, in.Columns...) {
+		if strings.IndexByte(name, 0) >= 0 { // see tableIdent
+			return "", fmt.Errorf("sources: read %s of table %q: column name %q holds a NUL byte", r, in.Table, name)
+		}
+	}
+	return chunkQueryPG(t, in), nil
+}
 
 // chunkQueryPG is the keyset query of ReadChunk on the quoted table t; its
 // parameters are lo, hi and the limit (NULL for none). They are cast to bigint so that a

@@ -90,29 +90,9 @@ func (s *SQLite) Describe(ctx context.Context, in mapreduce.Input) (mapreduce.Ta
 	if len(cols) == 0 {
 		return info, errNoTable(s, in.Table)
 	}
-	find := func(name string) (column, bool) {
-		for _, c := range cols {
-			if strings.EqualFold(c.name, name) {
-				return c, true
-			}
-		}
-		return column{}, false
-	}
-	missing := func(name string, cursor bool) error {
-		names := make([]string, len(cols))
-		for i, c := range cols {
-			names[i] = c.name
-		}
-		return errNoColumn(s, in.Table, name, names, cursor)
-	}
-	cursor, ok := find(in.Cursor)
-	if !ok {
-		return info, missing(in.Cursor, true)
-	}
-	for _, name := range in.Columns {
-		if _, ok := find(name); !ok {
-			return info, missing(name, false)
-		}
+	cursor, err := findColumns(s, in, cols, func(c column) string { return c.name }, strings.EqualFold)
+	if err != nil {
+		return info, err
 	}
 	// SQLite's rule: a declared type containing "INT" has integer affinity.
 	if !strings.Contains(strings.ToUpper(cursor.typ), "INT") {
