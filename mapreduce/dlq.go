@@ -23,6 +23,7 @@ type DeadLetter struct {
 	Cursor    int64          `json:"cursor"`
 	Row       map[string]any `json:"row"`
 	Error     string         `json:"error"`
+	Stack     string         `json:"stack,omitempty"` // where Map panicked, if it did
 	Attempts  int            `json:"attempts"`
 	Time      time.Time      `json:"time"`
 }

@@ -350,6 +350,36 @@ func TestRun_MemoryBudget(t *testing.T) {
 	}
 }
 
+func TestRun_PanicStackInDLQ(t *testing.T) {
+	t.Parallel()
+	rows := []memRow{{id: 1, group: "a", amount: 1, kind: "panic"}, {id: 2, group: "a", amount: 2, kind: "poison"}}
+	cfg := testConfig(t)
+	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, newMemSink(), cfg)
+	if !errors.Is(err, mapreduce.ErrFailureRate) {
+		t.Fatalf("Run = %v, want ErrFailureRate", err)
+	}
+	paths, _ := filepath.Glob(filepath.Join(cfg.Workdir, s.RunID, "dlq", "*.jsonl"))
+	var letters []mapreduce.DeadLetter
+	for _, p := range paths {
+		l, err := mapreduce.ReadDeadLetterFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		letters = append(letters, l...)
+	}
+	if len(letters) != 2 {
+		t.Fatalf("got %d letters, want 2", len(letters))
+	}
+	for _, l := range letters {
+		switch {
+		case l.Cursor == 1 && (l.Error != "panic: boom" || !strings.Contains(l.Stack, "engine_test.go") || l.Attempts != 4):
+			t.Errorf("the panicking row's letter = %+v, want its error, its stack and 4 attempts", l)
+		case l.Cursor == 2 && (l.Stack != "" || l.Attempts != 1):
+			t.Errorf("the poison row's letter = %+v, want no stack and 1 attempt", l)
+		}
+	}
+}
+
 func TestRun_Empty(t *testing.T) {
 	t.Parallel()
 	sink := newMemSink()

@@ -37,6 +37,14 @@ type PanicError struct {
 
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
+// stack is e's stack, or "" for a nil e.
+func (e *PanicError) stack() string {
+	if e == nil {
+		return ""
+	}
+	return e.Stack
+}
+
 // Unwrap exposes a panic value that is an error (such as *ColumnError).
 func (e *PanicError) Unwrap() error {
 	err, _ := e.Value.(error)

@@ -143,6 +143,8 @@ func (t *mapTask) mapRow(ctx context.Context, row Row) error {
 		}
 	}
 	t.failed++
+	var panicked *PanicError
+	errors.As(err, &panicked)
 	return t.dlq.append(&DeadLetter{
 		Job:       t.r.spec.Name,
 		Run:       t.r.plan.RunID,
@@ -150,6 +152,7 @@ func (t *mapTask) mapRow(ctx context.Context, row Row) error {
 		Cursor:    row.Cursor(),
 		Row:       row.Map(),
 		Error:     err.Error(),
+		Stack:     panicked.stack(),
 		Attempts:  attempts,
 		Time:      time.Now().UTC(),
 	})
