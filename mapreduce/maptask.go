@@ -117,30 +117,16 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	return nil
 }
 
-// mapRow maps one row, retrying failures with exponential backoff and
-// jitter, and sends a row that fails every attempt to the DLQ. It returns
-// an error only when the task must stop.
+// mapRow maps one row with retries (see mapRetrying) and sends a row that
+// fails every attempt to the DLQ. It returns an error only when the task
+// must stop.
 func (t *mapTask) mapRow(ctx context.Context, row Row) error {
-	cfg := t.r.cfg
-	var err error
-	attempts := 0
-	for delay := cfg.RetryDelay; ; delay *= 2 {
-		attempts++
-		if err = t.table.mapRow(ctx, row); err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		if IsPermanent(err) || attempts > cfg.MaxRetries {
-			break
-		}
-		jittered := delay/2 + rand.N(delay)
-		select {
-		case <-time.After(jittered):
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
+	attempts, err := t.r.mapRetrying(ctx, t.table, row)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	t.failed++
 	var panicked *PanicError
@@ -156,6 +142,26 @@ func (t *mapTask) mapRow(ctx context.Context, row Row) error {
 		Attempts:  attempts,
 		Time:      time.Now().UTC(),
 	})
+}
+
+// mapRetrying maps row into t, retrying a failed attempt with exponential
+// backoff from Config.RetryDelay, with jitter, unless the error is
+// permanent or the context ends; it returns the attempts made and the last
+// error.
+func (r *Runner) mapRetrying(ctx context.Context, t table, row Row) (int, error) {
+	attempts := 0
+	for delay := r.cfg.RetryDelay; ; delay *= 2 {
+		attempts++
+		err := t.mapRow(ctx, row)
+		if err == nil || ctx.Err() != nil || IsPermanent(err) || attempts > r.cfg.MaxRetries {
+			return attempts, err
+		}
+		select {
+		case <-time.After(delay/2 + rand.N(delay)):
+		case <-ctx.Done():
+			return attempts, context.Cause(ctx)
+		}
+	}
 }
 
 // commit is the map side's commit point. It spills the table (one file per

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -282,25 +281,6 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 		}
 	}
 	return res, nil
-}
-
-// mapRetrying maps row into t with the map tasks' retries and backoff, and
-// returns the attempts made and the last error.
-func (r *Runner) mapRetrying(ctx context.Context, t table, row Row) (int, error) {
-	cfg := r.cfg
-	attempts := 0
-	for delay := cfg.RetryDelay; ; delay *= 2 {
-		attempts++
-		err := t.mapRow(ctx, row)
-		if err == nil || ctx.Err() != nil || IsPermanent(err) || attempts > cfg.MaxRetries {
-			return attempts, err
-		}
-		select {
-		case <-time.After(delay/2 + rand.N(delay)):
-		case <-ctx.Done():
-			return attempts, context.Cause(ctx)
-		}
-	}
 }
 
 // removeUncommittedReplay deletes the files under replay/ that m does not
