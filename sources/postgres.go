@@ -520,37 +520,12 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 		return nil
 	}
 	err = s.retry(ctx, func(ctx context.Context) error {
-		b.Reset()                                        // rows of a chunk cut short by a fault are read again
-		rows, err := s.pool.Query(ctx, q, lo, r.Hi, nil) // LIMIT NULL: the whole range
-		if err != nil {
-			return err
+		start := lo
+		err := s.streamOnce(ctx, q, lo, r.Hi, limit, b, values, deliver)
+		if err != nil && lo != start {
+			return pgretry.Progressed(err) // a fault after rows arrived is a new one
 		}
-		defer rows.Close()
-		var dec *rowDecoder
-		for rows.Next() {
-			if dec == nil {
-				if dec, err = newRowDecoder(rows.FieldDescriptions(), rows.Conn().TypeMap()); err != nil {
-					return err
-				}
-			}
-			cursor, err := dec.decode(rows.RawValues(), values)
-			if err != nil {
-				return err
-			}
-			copy(b.Append(cursor), values)
-			if b.Len() == limit {
-				if err := deliver(); err != nil {
-					return err
-				}
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if b.Len() > 0 {
-			return deliver()
-		}
-		return nil
+		return err
 	})
 	if cb, ok := err.(*callbackError); ok {
 		return cb.err
@@ -561,6 +536,42 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 			return errNoTable(s, in.Table)
 		}
 		return s.scrub(fmt.Errorf("sources: read %s of table %q in %s: %w", r, in.Table, s, err))
+	}
+	return nil
+}
+
+// streamOnce runs Stream's query from cursor lo once, delivering a chunk
+// whenever limit rows have arrived and the rest at the end.
+func (s *Postgres) streamOnce(ctx context.Context, q string, lo, hi int64, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
+	b.Reset()                                      // rows of a chunk cut short by a fault are read again
+	rows, err := s.pool.Query(ctx, q, lo, hi, nil) // LIMIT NULL: the whole range
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var dec *rowDecoder
+	for rows.Next() {
+		if dec == nil {
+			if dec, err = newRowDecoder(rows.FieldDescriptions(), rows.Conn().TypeMap()); err != nil {
+				return err
+			}
+		}
+		cursor, err := dec.decode(rows.RawValues(), values)
+		if err != nil {
+			return err
+		}
+		copy(b.Append(cursor), values)
+		if b.Len() == limit {
+			if err := deliver(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if b.Len() > 0 {
+		return deliver()
 	}
 	return nil
 }

@@ -53,6 +53,21 @@ func (e *stop) Unwrap() error { return e.err }
 // it is transient.
 func Stop(err error) error { return &stop{err} }
 
+type progressed struct{ err error }
+
+func (e *progressed) Error() string { return e.err.Error() }
+func (e *progressed) Unwrap() error { return e.err }
+
+// Progressed wraps err to tell Do that op got somewhere before it failed
+// (a stream delivered rows): the fault is a new one, so the budget and the
+// waits start over instead of counting from a fault long past.
+func Progressed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &progressed{err}
+}
+
 // Do calls op until it succeeds, fails with an error that is not
 // Transient (or one wrapped by Stop, which it unwraps), ctx ends, or the
 // budget, counted from the first fault, is spent. The waits double from
@@ -73,6 +88,10 @@ func Do(ctx context.Context, budget time.Duration, op func(context.Context) erro
 		var s *stop
 		if errors.As(err, &s) {
 			return r, s.err
+		}
+		var p *progressed
+		if errors.As(err, &p) {
+			err, first, wait = p.err, time.Time{}, FirstWait
 		}
 		now := time.Now()
 		if !first.IsZero() {

@@ -135,3 +135,21 @@ func TestDo(t *testing.T) {
 		}
 	})
 }
+
+// A fault after progress is a new fault: the budget starts over, so a long
+// stream survives more faults in total than one budget's worth of time.
+func TestDo_Progressed(t *testing.T) {
+	t.Parallel()
+	attempts := 0
+	res, err := Do(t.Context(), 150*time.Millisecond, func(context.Context) error {
+		attempts++
+		if attempts <= 4 {
+			time.Sleep(100 * time.Millisecond) // streaming rows, then the fault
+			return Progressed(io.EOF)
+		}
+		return nil
+	})
+	if err != nil || res.Spent || res.Attempts != 5 {
+		t.Errorf("Do = %+v, %v; want success on the 5th attempt: each fault followed progress", res, err)
+	}
+}
