@@ -201,7 +201,10 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 			}
 			res.Failed++
 			l.Row = batch.Row(0).Map()
+			var panicked *PanicError
+			errors.As(err, &panicked)
 			l.Error = err.Error()
+			l.Stack = panicked.stack()
 			l.Attempts += attempts
 			l.Time = time.Now().UTC()
 			remaining[part] = append(remaining[part], l)
@@ -276,7 +279,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 		if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 			return res, err
 		}
-		if err := r.reducePhase(ctx, fmt.Sprintf("%s.replay%d", r.plan.Commit, m.Generation)); err != nil {
+		if err := r.reducePhase(ctx, replayCommit(r.plan, m.Generation)); err != nil {
 			return res, err
 		}
 	}
@@ -306,3 +309,6 @@ func (r *Runner) removeUncommittedReplay(m *ReplayManifest) error {
 	}
 	return nil
 }
+
+// replayCommit is the sink commit key of replay generation gen.
+func replayCommit(p *Plan, gen int) string { return fmt.Sprintf("%s.replay%d", p.Commit, gen) }

@@ -158,6 +158,17 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	if err := r.reducePhase(ctx, r.plan.Commit); err != nil {
 		return r.summary(start), err
 	}
+	// A replay that died while re-applying its buckets left some of them
+	// with the values from before it: finish its generation.
+	m, err := r.loadReplay()
+	if err != nil {
+		return r.summary(start), err
+	}
+	if m.Generation > 0 {
+		if err := r.reducePhase(ctx, replayCommit(r.plan, m.Generation)); err != nil {
+			return r.summary(start), err
+		}
+	}
 	s := r.summary(start)
 	if s.FailureRate() > r.cfg.MaxFailureRate {
 		return s, fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; the dead letters are in %s",

@@ -64,10 +64,15 @@ func (s DirStore) LoadPlan(_ context.Context, run string) (*Plan, error) {
 	return &p, nil
 }
 
-// SavePlan removes the run's checkpoints and done markers, then writes
-// the plan.
+// SavePlan removes the run's plan, checkpoints and done markers, then
+// writes the new plan.
 func (s DirStore) SavePlan(_ context.Context, p *Plan) error {
 	dir := s.RunDir(p.RunID)
+	// The old plan goes first: a crash below must not leave it in force
+	// without its checkpoints, to be resumed from scratch.
+	if err := os.Remove(filepath.Join(dir, "plan.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	for _, sub := range []string{"checkpoints", "done"} {
 		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
 			return err
