@@ -46,7 +46,17 @@ type dlqWriter struct {
 // recorded, dropping letters of an attempt that died before its commit, and
 // returns a writer that appends after it.
 func newDLQ(path string, size int64) (*dlqWriter, error) {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > size {
+	var have int64
+	switch fi, err := os.Stat(path); {
+	case err == nil:
+		have = fi.Size()
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	if have < size {
+		return nil, fmt.Errorf("%s holds %d bytes, its checkpoint committed %d: it was changed outside mr; start over with --fresh", path, have, size)
+	}
+	if have > size {
 		if err := os.Truncate(path, size); err != nil {
 			return nil, err
 		}

@@ -596,3 +596,31 @@ func TestRun_CombinePanics(t *testing.T) {
 		t.Errorf("Run = %v, want the Combine panic as an error", err)
 	}
 }
+
+// TestRun_DLQChangedOutside: a DLQ file cut shorter than its checkpoint
+// committed is a clear error, not a file with a hole in it.
+func TestRun_DLQChangedOutside(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(9, 4_000, 50, 0.05)
+	cfg := testConfig(t)
+	cfg.Partitions, cfg.Workers, cfg.ChunkSize = 1, 1, 100
+	cfg.CheckpointInterval = time.Nanosecond
+	ctx, cancel := context.WithCancel(context.Background())
+	src := &memSource{rows: rows, read: map[int64]int{}, afterChunk: func(n int64) {
+		if n == 10 {
+			cancel()
+		}
+	}}
+	s, err := mapreduce.Run(ctx, sumJob(t), src, newMemSink(), cfg)
+	if !errors.Is(err, context.Canceled) || s.Failed == 0 {
+		t.Fatalf("interrupted run: %v with %d failed rows; the test needs committed dead letters", err, s.Failed)
+	}
+	path := filepath.Join(cfg.Workdir, s.RunID, "dlq", "p0000.jsonl")
+	if err := os.Truncate(path, 10); err != nil {
+		t.Fatal(err)
+	}
+	_, err = mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, newMemSink(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "it was changed outside mr; start over with --fresh") {
+		t.Errorf("resuming with a cut DLQ = %v, want an error saying so", err)
+	}
+}

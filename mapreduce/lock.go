@@ -1,6 +1,7 @@
 package mapreduce
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -31,10 +32,12 @@ func lockRun(dir string) (unlock func() error, err error) {
 		holder, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s is held by process %s; wait for it to finish, or stop it", ErrRunInUse, filepath.Base(dir), strings.TrimSpace(string(holder)))
+			pid := cmp.Or(strings.TrimSpace(string(holder)), "unknown") // empty while the holder writes it
+			return nil, fmt.Errorf("%w: %s is held by process %s; wait for it to finish, or stop it", ErrRunInUse, filepath.Base(dir), pid)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	// The pid is only for the message above; failing to write it is harmless.
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f.Close, nil // closing the file releases the lock
