@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -148,8 +150,14 @@ func TestCrash_PostgresBucketApplied(t *testing.T) {
 		t.Fatalf("mr was not killed after the third bucket: %v\n%s", err, out)
 	}
 	r := runMR(t, args...)
-	if r.code != ExitOK || !strings.Contains(r.stdout, "3/6 buckets resumed") {
-		t.Fatalf("resumed run: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	// The kill comes after the third bucket's commit; with two workers a
+	// fourth may have committed in the same instant.
+	var resumed int
+	if m := regexp.MustCompile(`(\d+)/6 buckets resumed`).FindStringSubmatch(r.stdout); m != nil {
+		resumed, _ = strconv.Atoi(m[1])
+	}
+	if r.code != ExitOK || resumed < 3 || resumed == 6 {
+		t.Fatalf("resumed run: exit %d, want 3 to 5 buckets resumed; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 	const output = `SELECT account_id, day, category, events, total_cents FROM daily_rollup`
 	for _, q := range []string{output + ` EXCEPT ALL ` + eventgen.PostgresTruth, eventgen.PostgresTruth + ` EXCEPT ALL ` + output} {
