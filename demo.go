@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/mrengine/mr/internal/eventgen"
+	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
 )
@@ -99,9 +99,7 @@ func demo(c *cli.Context, args []string) error {
 }
 
 func openDB(path string) (*sql.DB, error) {
-	// A file: URI, with the characters a URI reserves escaped.
-	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path) + "?_pragma=busy_timeout(10000)"
-	db, err := sql.Open("sqlite", uri)
+	db, err := sql.Open("sqlite", sqlname.SQLiteURI(path, "_pragma=busy_timeout(10000)"))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

@@ -76,7 +76,7 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	case ok:
 		p.Partitions, err = s.Split(ctx, in, info, cfg.Partitions)
 	default:
-		p.Partitions, err = equalWidth(info, cfg.Partitions)
+		p.Partitions, err = EqualWidth(info, cfg.Partitions)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", id, err)
@@ -90,9 +90,10 @@ type Partition struct {
 	Rows int64 `json:"rows"`
 }
 
-// equalWidth splits the cursor span into ranges of equal width, and
-// estimates their rows as if the cursor values were spread evenly.
-func equalWidth(info TableInfo, n int) ([]Partition, error) {
+// EqualWidth splits the cursor span of info into n ranges of equal width,
+// and estimates their rows as if the cursor values were spread evenly: the
+// plan without a Splitter, and a Splitter's last resort.
+func EqualWidth(info TableInfo, n int) ([]Partition, error) {
 	ranges, err := partition.Split(info.Min, info.Max, n)
 	if err != nil {
 		return nil, err

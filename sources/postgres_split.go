@@ -80,7 +80,8 @@ func (s *Postgres) split(ctx context.Context, in mapreduce.Input, info mapreduce
 		return nil, "", err
 	}
 	if n == 1 || info.Rows == 0 {
-		return equalWidthPG(info, n), splitEqualWidth, nil
+		parts, err := mapreduce.EqualWidth(info, n)
+		return parts, splitEqualWidth, err
 	}
 	rel, ok, err := s.resolve(ctx, in.Table)
 	if err != nil {
@@ -100,7 +101,8 @@ func (s *Postgres) split(ctx context.Context, in mapreduce.Input, info mapreduce
 		// Statistics and samples only make a plan better: a view (which
 		// has neither), missing privileges or an odd column type fall
 		// back to equal widths.
-		return equalWidthPG(info, n), splitEqualWidth, nil
+		parts, err := mapreduce.EqualWidth(info, n)
+		return parts, splitEqualWidth, err
 	}
 	return dist.partitions(info, n), method, nil
 }
@@ -281,16 +283,4 @@ func distinctCuts(cuts []int64) {
 	for i := 1; i < n; i++ { // a span narrower than n: keep the order
 		cuts[i] = max(cuts[i], cuts[i-1])
 	}
-}
-
-// equalWidthPG splits the cursor span into ranges of equal width, with
-// rows estimated as if spread evenly, as the planner does by itself.
-func equalWidthPG(info mapreduce.TableInfo, n int) []mapreduce.Partition {
-	ranges, _ := partition.Split(info.Min, info.Max, n) // checked by split
-	d := &cdf{xs: []int64{info.Min, info.Max + 1}, ps: []float64{0, 1}}
-	parts := make([]mapreduce.Partition, n)
-	for i, r := range ranges {
-		parts[i] = mapreduce.Partition{Range: r, Rows: int64(math.Round((d.at(r.Hi) - d.at(r.Lo)) * float64(info.Rows)))}
-	}
-	return parts
 }

@@ -9,7 +9,9 @@ import (
 	"os"
 	"strings"
 
-	_ "modernc.org/sqlite" // the "sqlite" driver
+	_ "modernc.org/sqlite"
+
+	"github.com/mrengine/mr/internal/sqlname" // the "sqlite" driver
 )
 
 // Table is the name of the table SeedSQLite fills.
@@ -157,9 +159,7 @@ func Seeded(ctx context.Context, path string, cfg Config) (ok bool, err error) {
 
 // openSQLite opens the SQLite file at path, creating it if missing.
 func openSQLite(path string) (*sql.DB, error) {
-	// A file: URI, with the characters a URI reserves escaped.
-	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path) + "?_pragma=busy_timeout(10000)"
-	db, err := sql.Open("sqlite", uri)
+	db, err := sql.Open("sqlite", sqlname.SQLiteURI(path, "_pragma=busy_timeout(10000)"))
 	if err != nil {
 		return nil, err
 	}
