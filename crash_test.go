@@ -135,13 +135,7 @@ func TestCrash_PostgresBucketApplied(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	db := pgtest.PoolFor(t, dsn)
-	conn, err := db.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = eventgen.SeedPostgres(ctx, conn.Conn(), demoEvents(20_000), true)
-	conn.Release()
-	if err != nil {
+	if err := eventgen.SeedPostgres(ctx, db, demoEvents(20_000), true); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"run", "daily_rollup", "--source", dsn, "--workdir", t.TempDir(), "--workers", "2", "--buckets", "6"}

@@ -38,12 +38,7 @@ func setupPostgres(t *testing.T, gen eventgen.Config) *pgBundle {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	db := pgtest.PoolFor(t, dsn)
-	conn, err := db.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if err := eventgen.SeedPostgres(ctx, conn.Conn(), gen, true); err != nil {
+	if err := eventgen.SeedPostgres(ctx, db, gen, true); err != nil {
 		t.Fatal(err)
 	}
 	src, err := sources.OpenPostgres(ctx, dsn)

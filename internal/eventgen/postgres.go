@@ -6,13 +6,21 @@ import (
 	"iter"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// Conn is what SeedPostgres needs of a database: a *pgx.Conn or a
+// *pgxpool.Pool.
+type Conn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
+}
 
 // SeedPostgres creates or replaces the events table (in the connection's
 // search_path) and fills it with cfg's rows through COPY, then analyzes it
 // unless analyze is false (a table without statistics tests the planner's
 // sampling). Timestamps keep their instant; PostgreSQL stores them in UTC.
-func SeedPostgres(ctx context.Context, conn *pgx.Conn, cfg Config, analyze bool) error {
+func SeedPostgres(ctx context.Context, conn Conn, cfg Config, analyze bool) error {
 	for _, stmt := range []string{
 		`DROP TABLE IF EXISTS events`,
 		`CREATE TABLE events (id bigint PRIMARY KEY, account_id bigint, ts timestamptz,
