@@ -92,7 +92,7 @@ func demo(c *cli.Context, args []string) error {
 		return usagef("mr demo --help", "%v", err)
 	}
 	url := "sqlite:" + db
-	if _, err := execute(ctx, out, c.App.ErrWriter, def, url, url, cfg, false); err != nil {
+	if _, err := execute(ctx, out, c.App.ErrWriter, jobCommand{def: def, sourceURL: url, sinkURL: url, cfg: cfg}, false); err != nil {
 		return err
 	}
 	return printTop(ctx, out, db, output, demoTopRows)

@@ -9,16 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"plugin"
 	"slices"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
-	"github.com/mrengine/mr/sinks"
-	"github.com/mrengine/mr/sources"
 )
 
 func dlqCommand() *cli.Command {
@@ -84,47 +80,21 @@ func replayFlags() []cli.Flag {
 }
 
 func dlqReplay(c *cli.Context, args []string) (err error) {
-	if path := c.String("plugin"); path != "" {
-		if _, err := plugin.Open(path); err != nil {
-			return usagef("mr dlq replay --help", "--plugin %s: %v", path, err)
-		}
-	}
-	switch {
-	case len(args) == 0:
-		return usagef("mr jobs", "missing JOB: name the job of the run to replay")
-	case len(args) > 1:
-		return usagef("mr dlq replay --help", "unexpected arguments after JOB %s: %q", args[0], args[1:])
-	}
-	def, err := jobs.Lookup(args[0])
-	if err != nil {
-		return usagef("mr jobs", "%v", err)
-	}
-	sourceURL := c.String("source")
-	if sourceURL == "" {
-		return usagef("mr dlq replay "+args[0]+" --source sqlite:PATH", "missing --source: the URL of the database holding table %s", def.Spec().Input.Table)
-	}
-	sinkURL := c.String("sink")
-	if sinkURL == "" {
-		sinkURL = sourceURL
-	}
-	cfg, err := runConfig(c)
+	job, err := parseJobCommand(c, args, "dlq replay")
 	if err != nil {
 		return err
 	}
-	defer func() { err = redactError(err, sourceURL, sinkURL) }()
-	src, err := sources.Open(c.Context, sourceURL)
+	defer func() { err = redactError(err, job.sourceURL, job.sinkURL) }()
+	src, sink, closeEnds, err := job.open(c.Context)
 	if err != nil {
 		return err
 	}
-	defer closeInto(&err, src)
-	sink, err := sinks.Open(c.Context, sinkURL)
-	if err != nil {
-		return err
-	}
-	defer closeInto(&err, sink)
+	defer func() { err = errors.Join(err, closeEnds()) }()
+	cfg := job.cfg
+	limitHeap(cfg.Memory)
 	prog, log := newProgress(c.App.ErrWriter)
 	cfg.Logger, cfg.Progress = log, prog
-	res, err := mapreduce.Replay(c.Context, def, src, sink, cfg)
+	res, err := mapreduce.Replay(c.Context, job.def, src, sink, cfg)
 	prog.Close(err)
 	if errors.Is(err, mapreduce.ErrNotFinished) {
 		return usagef("mr run "+args[0]+" --help", "run %s has not finished: run mr run %s with the same flags first", res.RunID, args[0])

@@ -9,6 +9,7 @@ import (
 	"os"
 	"plugin"
 	"runtime/debug"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
@@ -66,35 +67,67 @@ func workdirFlag() cli.Flag {
 }
 
 func runJob(c *cli.Context, args []string) error {
+	job, err := parseJobCommand(c, args, "run")
+	if err != nil {
+		return err
+	}
+	_, err = execute(c.Context, c.App.Writer, c.App.ErrWriter, job, c.Bool("explain"))
+	return err
+}
+
+// jobCommand is what mr run and mr dlq replay read from their command
+// line: the job, the databases and the run's settings, which together name
+// the run.
+type jobCommand struct {
+	def                mapreduce.Definition
+	sourceURL, sinkURL string
+	cfg                mapreduce.Config
+}
+
+// parseJobCommand reads JOB and the run flags of mr <name> (run, dlq
+// replay), loading --plugin first so that its jobs can be named.
+func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, error) {
+	help := "mr " + name + " --help"
 	if path := c.String("plugin"); path != "" {
 		if _, err := plugin.Open(path); err != nil {
-			return usagef("mr run --help", "--plugin %s: %v", path, err)
+			return jobCommand{}, usagef(help, "--plugin %s: %v", path, err)
 		}
 	}
 	switch {
 	case len(args) == 0:
-		return usagef("mr jobs", "missing JOB: name the job to run")
+		return jobCommand{}, usagef("mr jobs", "missing JOB: name the job to %s", strings.TrimPrefix(name, "dlq "))
 	case len(args) > 1:
-		return usagef("mr run --help", "unexpected arguments after JOB %s: %q", args[0], args[1:])
+		return jobCommand{}, usagef(help, "unexpected arguments after JOB %s: %q", args[0], args[1:])
 	}
 	def, err := jobs.Lookup(args[0])
 	if err != nil {
-		return usagef("mr jobs", "%v", err)
+		return jobCommand{}, usagef("mr jobs", "%v", err)
 	}
-	source := c.String("source")
-	if source == "" {
-		return usagef("mr run "+args[0]+" --source sqlite:PATH", "missing --source: the URL of the database holding table %s", def.Spec().Input.Table)
+	job := jobCommand{def: def, sourceURL: c.String("source"), sinkURL: c.String("sink")}
+	if job.sourceURL == "" {
+		return jobCommand{}, usagef("mr "+name+" "+args[0]+" --source sqlite:PATH", "missing --source: the URL of the database holding table %s", def.Spec().Input.Table)
 	}
-	sink := c.String("sink")
-	if sink == "" {
-		sink = source
+	if job.sinkURL == "" {
+		job.sinkURL = job.sourceURL
 	}
-	cfg, err := runConfig(c)
-	if err != nil {
+	job.cfg, err = runConfig(c)
+	return job, err
+}
+
+// open opens the job's source and sink; close closes both.
+func (job jobCommand) open(ctx context.Context) (src mapreduce.Source, sink mapreduce.Sink, close func() error, err error) {
+	if src, err = sources.Open(ctx, job.sourceURL); err != nil {
+		return nil, nil, nil, err
+	}
+	if sink, err = sinks.Open(ctx, job.sinkURL); err != nil {
+		closeInto(&err, src)
+		return nil, nil, nil, err
+	}
+	return src, sink, func() (err error) {
+		closeInto(&err, src)
+		closeInto(&err, sink)
 		return err
-	}
-	_, err = execute(c.Context, c.App.Writer, c.App.ErrWriter, def, source, sink, cfg, c.Bool("explain"))
-	return err
+	}, nil
 }
 
 // runConfig fills a mapreduce.Config from run's flags and validates it:
@@ -149,19 +182,15 @@ const planLines = 16
 // it and prints the plan), reporting on out (the
 // plan, the summary line) and errOut (progress and logs). An error it
 // returns names a resumable run and holds no password.
-func execute(ctx context.Context, out, errOut io.Writer, def mapreduce.Definition, sourceURL, sinkURL string, cfg mapreduce.Config, explain bool) (_ mapreduce.Summary, err error) {
-	defer func() { err = redactError(err, sourceURL, sinkURL) }()
-	src, err := sources.Open(ctx, sourceURL)
+func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain bool) (_ mapreduce.Summary, err error) {
+	defer func() { err = redactError(err, job.sourceURL, job.sinkURL) }()
+	src, sink, closeEnds, err := job.open(ctx)
 	if err != nil {
 		return mapreduce.Summary{}, err
 	}
-	defer closeInto(&err, src)
-	sink, err := sinks.Open(ctx, sinkURL)
-	if err != nil {
-		return mapreduce.Summary{}, err
-	}
-	defer closeInto(&err, sink)
+	defer func() { err = errors.Join(err, closeEnds()) }()
 
+	cfg := job.cfg
 	if cfg.Workdir == "" {
 		cfg.Workdir = mapreduce.DefaultWorkdir
 	}
@@ -169,7 +198,7 @@ func execute(ctx context.Context, out, errOut io.Writer, def mapreduce.Definitio
 	prog, log := newProgress(errOut)
 	cfg.Logger = log
 	cfg.Progress = prog
-	runner, err := mapreduce.Open(ctx, def, src, sink, cfg)
+	runner, err := mapreduce.Open(ctx, job.def, src, sink, cfg)
 	if err != nil {
 		prog.Close(err)
 		return mapreduce.Summary{}, err
