@@ -97,7 +97,7 @@ func dlqReplay(c *cli.Context, args []string) (err error) {
 	res, err := mapreduce.Replay(c.Context, job.def, src, sink, cfg)
 	prog.Close(err)
 	if errors.Is(err, mapreduce.ErrNotFinished) {
-		return usagef("mr run "+args[0]+" --help", "run %s has not finished: run mr run %s with the same flags first", res.RunID, args[0])
+		return usagef("mr run "+args[0]+" --help", "%v: run mr run %s with the same flags first", err, args[0])
 	}
 	if err != nil {
 		if res.RunID != "" {

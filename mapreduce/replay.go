@@ -21,8 +21,9 @@ import (
 )
 
 // ErrNotFinished is returned by Replay for a run whose map phase has not
-// finished (or that has no plan at all).
-var ErrNotFinished = errors.New("run has not finished")
+// finished (or that has no plan at all); it is wrapped as "run <id> has
+// not finished".
+var ErrNotFinished = errors.New("has not finished")
 
 // ReplayManifest is the commit record of mr dlq replay, replay.json in the
 // run directory. Its files count as committed shuffle files of the run,
@@ -76,27 +77,9 @@ func (r *Runner) loadReplay() (*ReplayManifest, error) { return LoadReplayManife
 // making one.
 func Replay(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (ReplayResult, error) {
 	cfg.Fresh = false
-	c := cfg.WithDefaults()
-	if err := c.Validate(); err != nil {
-		return ReplayResult{}, err
-	}
-	spec := def.Spec()
-	in := spec.Input
-	if c.Table != "" {
-		in.Table = c.Table
-	}
-	if c.Cursor != "" {
-		in.Cursor = c.Cursor
-	}
-	id := runID(spec, src.String(), sink.String(), in, c.Partitions, c.Buckets)
-	if _, err := c.Store.LoadPlan(ctx, id); errors.Is(err, fs.ErrNotExist) {
-		return ReplayResult{RunID: id}, fmt.Errorf("%w: run %s has no plan", ErrNotFinished, id)
-	} else if err != nil {
-		return ReplayResult{RunID: id}, err
-	}
-	r, err := Open(ctx, def, src, sink, cfg)
+	r, err := open(ctx, def, src, sink, cfg, false)
 	if err != nil {
-		return ReplayResult{RunID: id}, err
+		return ReplayResult{}, err
 	}
 	defer r.Close()
 	return r.Replay(ctx)
@@ -143,7 +126,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	}
 	for part, cp := range cps {
 		if cp == nil || !cp.Done {
-			return res, fmt.Errorf("%w: run %s partition %d has not finished its map task", ErrNotFinished, r.plan.RunID, part)
+			return res, fmt.Errorf("partition %d is not mapped yet, so run %s %w", part, r.plan.RunID, ErrNotFinished)
 		}
 	}
 	m, err := r.loadReplay()

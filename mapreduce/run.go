@@ -60,6 +60,12 @@ type Runner struct {
 // a run will use. The Runner holds the run until Close: another process
 // opening the same run gets an error.
 func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (*Runner, error) {
+	return open(ctx, def, src, sink, cfg, true)
+}
+
+// open is Open; without create, a run that has no plan is ErrNotFinished
+// rather than planned anew.
+func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config, create bool) (*Runner, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -77,6 +83,11 @@ func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 		r.progress = noProgress{}
 	}
 	id := runID(spec, src.String(), sink.String(), in, cfg.Partitions, cfg.Buckets)
+	if !create { // checked before the lock, which would make the run's directory
+		if _, err := cfg.Store.LoadPlan(ctx, id); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("run %s %w", id, ErrNotFinished)
+		}
+	}
 	r.dir = filepath.Join(cfg.Workdir, id)
 	unlock, err := lockRun(r.dir)
 	if err != nil {
