@@ -211,9 +211,6 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 		if err != nil {
 			return res, err
 		}
-		if err := syncDir(dir); err != nil {
-			return res, err
-		}
 		next := *m
 		next.Generation = gen
 		next.Files = slices.Clone(m.Files)
