@@ -197,9 +197,9 @@ type discardSink struct {
 var _ mapreduce.Sink = (*discardSink)(nil)
 
 func (*discardSink) String() string                                   { return "discard:" }
-func (*discardSink) Prepare(context.Context, mapreduce.Table) error   { return nil }
+func (*discardSink) Prepare(context.Context, mapreduce.OutputTable) error   { return nil }
 func (*discardSink) Committed(context.Context, string) ([]int, error) { return nil, nil }
-func (s *discardSink) Apply(_ context.Context, _ mapreduce.Table, _ string, _ int, rows mapreduce.Rows) error {
+func (s *discardSink) Apply(_ context.Context, _ mapreduce.OutputTable, _ string, _ int, rows mapreduce.OutputRows) error {
 	var n int64
 	for rows.Next() {
 		if _, err := rows.Values(); err != nil {

@@ -98,8 +98,8 @@ var CategoryDayRollup = mapreduce.Job[DayCategory, jobs.RollupTotals]{
 	Output: mapreduce.Output{Table: "category_day_rollup"},
 	Key: mapreduce.Codec[DayCategory]{
 		Fields: []mapreduce.Field{
-			{Name: "day", Type: mapreduce.DateType},
-			{Name: "category", Type: mapreduce.String},
+			{Name: "day", Type: mapreduce.TypeDate},
+			{Name: "category", Type: mapreduce.TypeString},
 		},
 		Encode: func(k DayCategory, e mapreduce.Encoder) {
 			e.Date(k.Day)

@@ -70,7 +70,7 @@ type entryRows struct {
 	values  [5]any
 }
 
-var _ mapreduce.Rows = (*entryRows)(nil)
+var _ mapreduce.OutputRows = (*entryRows)(nil)
 
 func (r *entryRows) Next() bool {
 	if r.i >= len(r.entries) {

@@ -46,9 +46,9 @@ var DailyRollup = mapreduce.Job[RollupKey, RollupTotals]{
 	Output: mapreduce.Output{Table: "daily_rollup"},
 	Key: mapreduce.Codec[RollupKey]{
 		Fields: []mapreduce.Field{
-			{Name: "account_id", Type: mapreduce.Int64},
-			{Name: "day", Type: mapreduce.DateType},
-			{Name: "category", Type: mapreduce.String},
+			{Name: "account_id", Type: mapreduce.TypeInt64},
+			{Name: "day", Type: mapreduce.TypeDate},
+			{Name: "category", Type: mapreduce.TypeString},
 		},
 		Encode: func(k RollupKey, e mapreduce.Encoder) {
 			e.Int64(k.Account)
@@ -61,8 +61,8 @@ var DailyRollup = mapreduce.Job[RollupKey, RollupTotals]{
 	},
 	Value: mapreduce.Codec[RollupTotals]{
 		Fields: []mapreduce.Field{
-			{Name: "events", Type: mapreduce.Int64},
-			{Name: "total_cents", Type: mapreduce.Int64},
+			{Name: "events", Type: mapreduce.TypeInt64},
+			{Name: "total_cents", Type: mapreduce.TypeInt64},
 		},
 		Encode: func(v RollupTotals, e mapreduce.Encoder) {
 			e.Int64(v.Events)

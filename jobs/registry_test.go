@@ -14,8 +14,8 @@ func countJob(name string) mapreduce.Job[string, int64] {
 		Name:    name,
 		Input:   mapreduce.Input{Table: "t", Columns: []string{"k"}},
 		Output:  mapreduce.Output{Table: "counts"},
-		Key:     mapreduce.Codec[string]{Fields: []mapreduce.Field{{Name: "k", Type: mapreduce.String}}},
-		Value:   mapreduce.Codec[int64]{Fields: []mapreduce.Field{{Name: "n", Type: mapreduce.Int64}}},
+		Key:     mapreduce.Codec[string]{Fields: []mapreduce.Field{{Name: "k", Type: mapreduce.TypeString}}},
+		Value:   mapreduce.Codec[int64]{Fields: []mapreduce.Field{{Name: "n", Type: mapreduce.TypeInt64}}},
 		Combine: func(a, b int64) int64 { return a + b },
 	}
 	j.Key.Encode = func(k string, e mapreduce.Encoder) { e.String(k) }
@@ -48,7 +48,7 @@ func TestTryRegister_Invalid(t *testing.T) {
 	t.Parallel()
 	j := countJob("Bad Name")
 	j.Combine = nil
-	j.Key.Fields = []mapreduce.Field{{Name: "k", Type: mapreduce.Int64}}
+	j.Key.Fields = []mapreduce.Field{{Name: "k", Type: mapreduce.TypeInt64}}
 	err := TryRegister(j)
 	want := `jobs: job "Bad Name": name "Bad Name" must be lower case letters, digits and underscores, starting with a letter
 Combine is nil

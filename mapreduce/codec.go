@@ -15,12 +15,12 @@ import (
 // record).
 
 var arrowTypes = map[Type]arrow.DataType{
-	Int64:     arrow.PrimitiveTypes.Int64,
-	Float64:   arrow.PrimitiveTypes.Float64,
-	String:    arrow.BinaryTypes.String,
-	Bool:      arrow.FixedWidthTypes.Boolean,
-	DateType:  arrow.FixedWidthTypes.Date32,
-	Timestamp: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"},
+	TypeInt64:     arrow.PrimitiveTypes.Int64,
+	TypeFloat64:   arrow.PrimitiveTypes.Float64,
+	TypeString:    arrow.BinaryTypes.String,
+	TypeBool:      arrow.FixedWidthTypes.Boolean,
+	TypeDate:      arrow.FixedWidthTypes.Date32,
+	TypeTimestamp: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"},
 }
 
 // arrowSchema returns the Arrow schema of records laid out as fields.

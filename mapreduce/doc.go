@@ -39,7 +39,7 @@
 //
 // Register the job from an init function with jobs.Register, which checks
 // it and panics on a duplicate name, and build your own mr binary whose
-// main imports the package and calls mr.Main. Name is the job's stable
+// main imports the package and calls mrcli.Main. Name is the job's stable
 // identity: run ids derive from it.
 //
 // # Run it

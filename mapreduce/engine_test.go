@@ -106,8 +106,8 @@ func newMemSink() *memSink {
 	return &memSink{table: map[string]int64{}, commits: map[string]bool{}}
 }
 
-func (s *memSink) String() string                                 { return "mem:sink" }
-func (s *memSink) Prepare(context.Context, mapreduce.Table) error { return nil }
+func (s *memSink) String() string                                       { return "mem:sink" }
+func (s *memSink) Prepare(context.Context, mapreduce.OutputTable) error { return nil }
 func (s *memSink) Committed(_ context.Context, c string) ([]int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -122,7 +122,7 @@ func (s *memSink) Committed(_ context.Context, c string) ([]int, error) {
 	return bs, nil
 }
 
-func (s *memSink) Apply(_ context.Context, _ mapreduce.Table, commit string, bucket int, rows mapreduce.Rows) error {
+func (s *memSink) Apply(_ context.Context, _ mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
 	staged := map[string]int64{}
 	for rows.Next() {
 		v, err := rows.Values()
@@ -160,12 +160,12 @@ func sumJob(t *testing.T) *mapreduce.Job[string, int64] {
 		Input:  mapreduce.Input{Table: "rows", Columns: []string{"grp", "amount", "kind"}},
 		Output: mapreduce.Output{Table: "sums"},
 		Key: mapreduce.Codec[string]{
-			Fields: []mapreduce.Field{{Name: "grp", Type: mapreduce.String}},
+			Fields: []mapreduce.Field{{Name: "grp", Type: mapreduce.TypeString}},
 			Encode: func(k string, e mapreduce.Encoder) { e.String(k) },
 			Decode: func(d mapreduce.Decoder) string { return d.String() },
 		},
 		Value: mapreduce.Codec[int64]{
-			Fields: []mapreduce.Field{{Name: "total", Type: mapreduce.Int64}},
+			Fields: []mapreduce.Field{{Name: "total", Type: mapreduce.TypeInt64}},
 			Encode: func(v int64, e mapreduce.Encoder) { e.Int64(v) },
 			Decode: func(d mapreduce.Decoder) int64 { return d.Int64() },
 		},

@@ -11,17 +11,17 @@ type Type int
 
 // The field types. Each has one Go representation in Encoder and Decoder.
 const (
-	Int64     Type = iota + 1 // int64; SQL bigint
-	Float64                   // float64; SQL double precision
-	String                    // string; SQL text
-	Bool                      // bool; SQL boolean
-	DateType                  // Date; SQL date
-	Timestamp                 // time.Time, microsecond precision, UTC; SQL timestamptz
+	TypeInt64     Type = iota + 1 // int64; SQL bigint
+	TypeFloat64                   // float64; SQL double precision
+	TypeString                    // string; SQL text
+	TypeBool                      // bool; SQL boolean
+	TypeDate                      // Date; SQL date
+	TypeTimestamp                 // time.Time, microsecond precision, UTC; SQL timestamptz
 )
 
 var typeNames = map[Type]string{
-	Int64: "int64", Float64: "float64", String: "string", Bool: "bool",
-	DateType: "date", Timestamp: "timestamp",
+	TypeInt64: "int64", TypeFloat64: "float64", TypeString: "string", TypeBool: "bool",
+	TypeDate: "date", TypeTimestamp: "timestamp",
 }
 
 func (t Type) String() string {

@@ -66,9 +66,9 @@ type Output struct {
 	Values []Field
 }
 
-// Table describes an output table to a Sink: its name, its primary key
+// OutputTable describes an output table to a Sink: its name, its primary key
 // columns and its value columns, in row order.
-type Table struct {
+type OutputTable struct {
 	Name   string
 	Keys   []Field
 	Values []Field
@@ -80,7 +80,7 @@ type Spec struct {
 	Name        string
 	Description string
 	Input       Input
-	Output      Table
+	Output      OutputTable
 	// Shuffle is the layout of map output records: key fields, then value
 	// fields.
 	Shuffle []Field
@@ -91,7 +91,7 @@ type Spec struct {
 // function keeps its compile-time types.
 type Definition interface {
 	Spec() Spec
-	newTable() table
+	newCombiner() combiner
 }
 
 var _ Definition = (*Job[int64, int64])(nil)
@@ -110,7 +110,7 @@ func (j *Job[K, V]) Spec() Spec {
 		Name:        j.Name,
 		Description: j.Description,
 		Input:       in,
-		Output:      Table{Name: j.Output.Table, Keys: j.Key.Fields, Values: values},
+		Output:      OutputTable{Name: j.Output.Table, Keys: j.Key.Fields, Values: values},
 		Shuffle:     append(append([]Field(nil), j.Key.Fields...), j.Value.Fields...),
 	}
 }
@@ -190,20 +190,23 @@ func (r *fieldRecorder) match(what string, fields []Field) error {
 	return nil
 }
 
-func (r *fieldRecorder) Int64(int64)     { r.types = append(r.types, Int64) }
-func (r *fieldRecorder) Float64(float64) { r.types = append(r.types, Float64) }
-func (r *fieldRecorder) String(string)   { r.types = append(r.types, String) }
-func (r *fieldRecorder) Bool(bool)       { r.types = append(r.types, Bool) }
-func (r *fieldRecorder) Date(Date)       { r.types = append(r.types, DateType) }
-func (r *fieldRecorder) Time(time.Time)  { r.types = append(r.types, Timestamp) }
+func (r *fieldRecorder) Int64(int64)     { r.types = append(r.types, TypeInt64) }
+func (r *fieldRecorder) Float64(float64) { r.types = append(r.types, TypeFloat64) }
+func (r *fieldRecorder) String(string)   { r.types = append(r.types, TypeString) }
+func (r *fieldRecorder) Bool(bool)       { r.types = append(r.types, TypeBool) }
+func (r *fieldRecorder) Date(Date)       { r.types = append(r.types, TypeDate) }
+func (r *fieldRecorder) Time(time.Time)  { r.types = append(r.types, TypeTimestamp) }
 
 // decodeRecorder is a Decoder that notes the field types asked of it and
 // returns zero values.
 type decodeRecorder struct{ fieldRecorder }
 
-func (r *decodeRecorder) Int64() int64     { r.types = append(r.types, Int64); return 0 }
-func (r *decodeRecorder) Float64() float64 { r.types = append(r.types, Float64); return 0 }
-func (r *decodeRecorder) String() string   { r.types = append(r.types, String); return "" }
-func (r *decodeRecorder) Bool() bool       { r.types = append(r.types, Bool); return false }
-func (r *decodeRecorder) Date() Date       { r.types = append(r.types, DateType); return 0 }
-func (r *decodeRecorder) Time() time.Time  { r.types = append(r.types, Timestamp); return time.Time{} }
+func (r *decodeRecorder) Int64() int64     { r.types = append(r.types, TypeInt64); return 0 }
+func (r *decodeRecorder) Float64() float64 { r.types = append(r.types, TypeFloat64); return 0 }
+func (r *decodeRecorder) String() string   { r.types = append(r.types, TypeString); return "" }
+func (r *decodeRecorder) Bool() bool       { r.types = append(r.types, TypeBool); return false }
+func (r *decodeRecorder) Date() Date       { r.types = append(r.types, TypeDate); return 0 }
+func (r *decodeRecorder) Time() time.Time {
+	r.types = append(r.types, TypeTimestamp)
+	return time.Time{}
+}

@@ -22,7 +22,7 @@ import (
 type mapTask struct {
 	r      *Runner
 	cp     *Checkpoint
-	table  table
+	comb   combiner
 	writer *shuffle.Writer
 	hasher *partition.Hasher
 	dlq    *dlqWriter
@@ -49,7 +49,7 @@ func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 	t := &mapTask{
 		r:          r,
 		cp:         cp,
-		table:      r.def.newTable(),
+		comb:       r.def.newCombiner(),
 		writer:     shuffle.NewWriter(r.schema, r.plan.Buckets, memory.NewGoAllocator()),
 		hasher:     partition.NewHasher(r.plan.Seed),
 		dlq:        dlq,
@@ -57,7 +57,7 @@ func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 		lastCommit: time.Now(),
 	}
 	defer t.writer.Release()
-	t.maxEntries = r.maxEntries(t.table)
+	t.maxEntries = r.maxEntries(t.comb)
 	if err := t.run(ctx); err != nil {
 		return fmt.Errorf("partition %d %s: %w", part, cp.Range, err)
 	}
@@ -65,8 +65,8 @@ func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 }
 
 // maxEntries turns the memory budget, shared by the running tasks, into a
-// number of keys a task's table may hold.
-func (r *Runner) maxEntries(t table) int {
+// number of keys a task's combiner may hold.
+func (r *Runner) maxEntries(t combiner) int {
 	return max(1, int(r.cfg.Memory/int64(r.cfg.Workers)/int64(t.entryBytes())))
 }
 
@@ -95,7 +95,7 @@ func (t *mapTask) run(ctx context.Context) error {
 	}
 }
 
-// chunk maps the rows of one chunk and commits when the table is full or
+// chunk maps the rows of one chunk and commits when the combiner is full or
 // the checkpoint interval has passed: commits fall on chunk boundaries.
 func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	r := t.r
@@ -111,7 +111,7 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	r.read.Add(n)
 	r.chunks.Add(1)
 	r.progress.Add(PhaseMap, n)
-	if t.table.len() >= t.maxEntries || time.Since(t.lastCommit) >= r.cfg.CheckpointInterval {
+	if t.comb.len() >= t.maxEntries || time.Since(t.lastCommit) >= r.cfg.CheckpointInterval {
 		return t.commit(ctx, false)
 	}
 	return nil
@@ -121,7 +121,7 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 // fails every attempt to the DLQ. It returns an error only when the task
 // must stop.
 func (t *mapTask) mapRow(ctx context.Context, row Row) error {
-	attempts, err := t.r.mapRetrying(ctx, t.table, row)
+	attempts, err := t.r.mapRetrying(ctx, t.comb, row)
 	if err == nil {
 		return nil
 	}
@@ -136,7 +136,7 @@ func (t *mapTask) mapRow(ctx context.Context, row Row) error {
 		Run:       t.r.plan.RunID,
 		Partition: t.cp.Partition,
 		Cursor:    row.Cursor(),
-		Row:       row.Map(),
+		Row:       row.Columns(),
 		Error:     err.Error(),
 		Stack:     panicked.stack(),
 		Attempts:  attempts,
@@ -148,7 +148,7 @@ func (t *mapTask) mapRow(ctx context.Context, row Row) error {
 // backoff from Config.RetryDelay, with jitter, unless the error is
 // permanent or the context ends; it returns the attempts made and the last
 // error.
-func (r *Runner) mapRetrying(ctx context.Context, t table, row Row) (int, error) {
+func (r *Runner) mapRetrying(ctx context.Context, t combiner, row Row) (int, error) {
 	attempts := 0
 	for delay := r.cfg.RetryDelay; ; delay *= 2 {
 		attempts++
@@ -164,13 +164,13 @@ func (r *Runner) mapRetrying(ctx context.Context, t table, row Row) (int, error)
 	}
 }
 
-// commit is the map side's commit point. It spills the table (one file per
+// commit is the map side's commit point. It spills the combiner (one file per
 // non-empty bucket, each durable before it returns), syncs the DLQ, then
 // replaces the checkpoint; only that last step makes the files and rows
 // count. A crash before it leaves the previous checkpoint in force.
 func (t *mapTask) commit(ctx context.Context, done bool) error {
 	r, cp := t.r, t.cp
-	t.table.spill(t.writer, t.hasher, r.plan.Buckets)
+	t.comb.spill(t.writer, t.hasher, r.plan.Buckets)
 	seq := cp.Seq + 1
 	files, err := t.writer.Flush(func(b int) string {
 		return shuffle.Path(filepath.Join(r.dir, "shuffle"), b, cp.Partition, seq, r.attempt)
@@ -212,7 +212,7 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 	r.spilled.Add(spilled)
 	t.rows, t.failed, t.chunks = 0, 0, 0
 	t.lastCommit = time.Now()
-	t.maxEntries = r.maxEntries(t.table)
+	t.maxEntries = r.maxEntries(t.comb)
 	return nil
 }
 

@@ -22,13 +22,13 @@ type Plan struct {
 	RunID string `json:"run_id"`
 	// Commit is unique to this plan: sinks record applied buckets under
 	// it, so that a --fresh plan of the same run applies every bucket anew.
-	Commit  string    `json:"commit"`
-	Job     string    `json:"job"`
-	Source  string    `json:"source"`
-	Sink    string    `json:"sink"`
-	Input   Input     `json:"input"`
-	Output  string    `json:"output"`
-	Created time.Time `json:"created"`
+	Commit      string    `json:"commit"`
+	Job         string    `json:"job"`
+	Source      string    `json:"source"`
+	Sink        string    `json:"sink"`
+	Input       Input     `json:"input"`
+	OutputTable string    `json:"output"`
+	Created     time.Time `json:"created"`
 
 	Partitions []Partition `json:"partitions"`
 	Buckets    int         `json:"buckets"`
@@ -58,17 +58,17 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	var nonce [4]byte
 	rand.Read(nonce[:])
 	p := &Plan{
-		RunID:   id,
-		Commit:  id + "." + hex.EncodeToString(nonce[:]),
-		Job:     spec.Name,
-		Source:  src.String(),
-		Sink:    sink.String(),
-		Input:   in,
-		Output:  spec.Output.Name,
-		Created: time.Now().UTC(),
-		Buckets: cfg.Buckets,
-		Seed:    seedOf(id),
-		Rows:    info.Rows,
+		RunID:       id,
+		Commit:      id + "." + hex.EncodeToString(nonce[:]),
+		Job:         spec.Name,
+		Source:      src.String(),
+		Sink:        sink.String(),
+		Input:       in,
+		OutputTable: spec.Output.Name,
+		Created:     time.Now().UTC(),
+		Buckets:     cfg.Buckets,
+		Seed:        seedOf(id),
+		Rows:        info.Rows,
 	}
 	switch s, ok := src.(Splitter); {
 	case info.Rows == 0:

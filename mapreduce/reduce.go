@@ -70,8 +70,8 @@ func (r *Runner) reduceBucket(ctx context.Context, commit string, b int, files [
 		return err
 	}
 	defer os.RemoveAll(dir)
-	rows := &bucketRows{r: r, dir: dir, table: r.def.newTable(), parts: []part{{files: files}}}
-	rows.maxEntries = r.maxEntries(rows.table)
+	rows := &bucketRows{r: r, dir: dir, comb: r.def.newCombiner(), parts: []part{{files: files}}}
+	rows.maxEntries = r.maxEntries(rows.comb)
 	if err := r.sink.Apply(ctx, r.spec.Output, commit, b, rows); err != nil {
 		return fmt.Errorf("bucket %d: %w", b, err)
 	}
@@ -89,15 +89,15 @@ type part struct {
 }
 
 // bucketRows reduces a bucket lazily, as the sink reads its rows: one part
-// at a time is loaded into the table and drained, so memory stays within
+// at a time is loaded into the combiner and drained, so memory stays within
 // the budget however many keys the bucket has.
 type bucketRows struct {
 	r          *Runner
 	dir        string // for re-partitioned sub-parts
-	table      table
+	comb       combiner
 	maxEntries int
-	parts      []part // a stack of parts left to reduce
-	cur        Rows   // the rows of the part in the table
+	parts      []part     // a stack of parts left to reduce
+	cur        OutputRows // the rows of the part in the combiner
 	err        error
 	n          int64 // rows yielded
 	written    int   // sub-part files written, to name them
@@ -122,9 +122,9 @@ func (br *bucketRows) Next() bool {
 func (br *bucketRows) Values() ([]any, error) { return br.cur.Values() }
 func (br *bucketRows) Err() error             { return br.err }
 
-// load reads part p into the table. If the table outgrows the budget, it
-// re-partitions p (what the table holds and what is still unread) into
-// sub-parts, which it pushes for later; otherwise the table's rows become
+// load reads part p into the combiner. If the combiner outgrows the budget, it
+// re-partitions p (what the combiner holds and what is still unread) into
+// sub-parts, which it pushes for later; otherwise the combiner's rows become
 // the current rows.
 func (br *bucketRows) load(p part) error {
 	var (
@@ -140,7 +140,7 @@ func (br *bucketRows) load(p part) error {
 			w = shuffle.NewWriter(br.r.schema, fanout, memory.NewGoAllocator())
 			h = partition.NewHasher(br.r.plan.Seed + uint64(p.level) + 1)
 		}
-		br.table.spill(w, h, fanout)
+		br.comb.spill(w, h, fanout)
 		br.written++
 		files, err := w.Flush(func(s int) string {
 			return filepath.Join(br.dir, fmt.Sprintf("l%d-s%02d-%06d.arrow", p.level+1, s, br.written))
@@ -148,12 +148,12 @@ func (br *bucketRows) load(p part) error {
 		for _, f := range files {
 			sub[f.Bucket] = append(sub[f.Bucket], f)
 		}
-		br.maxEntries = br.r.maxEntries(br.table)
+		br.maxEntries = br.r.maxEntries(br.comb)
 		return err
 	}
 	err := shuffle.Read(p.files, func(rec arrow.RecordBatch) error {
-		br.table.add(rec)
-		if br.table.len() >= br.maxEntries {
+		br.comb.add(rec)
+		if br.comb.len() >= br.maxEntries {
 			return flush()
 		}
 		return nil
@@ -162,7 +162,7 @@ func (br *bucketRows) load(p part) error {
 		return err
 	}
 	if w == nil {
-		br.cur = br.table.rows()
+		br.cur = br.comb.rows()
 		return nil
 	}
 	defer w.Release()

@@ -143,7 +143,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	}
 
 	// Re-map the letters still in force.
-	t := r.def.newTable()
+	t := r.def.newCombiner()
 	var (
 		newCursors []int64
 		remaining  = make([][]DeadLetter, len(cps))
@@ -183,7 +183,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 				continue
 			}
 			res.Failed++
-			l.Row = batch.Row(0).Map()
+			l.Row = batch.Row(0).Columns()
 			var panicked *PanicError
 			errors.As(err, &panicked)
 			l.Error = err.Error()

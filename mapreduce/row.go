@@ -71,8 +71,8 @@ func (r Row) Value(c int) any { return r.b.values[r.i*len(r.b.columns)+c] }
 // Null reports whether column c is SQL NULL.
 func (r Row) Null(c int) bool { return r.Value(c) == nil }
 
-// Map returns the row as column name → value, for logs and the DLQ.
-func (r Row) Map() map[string]any {
+// Columns returns the row as column name → value, for logs and the DLQ.
+func (r Row) Columns() map[string]any {
 	m := make(map[string]any, len(r.b.columns))
 	for c, name := range r.b.columns {
 		m[name] = r.Value(c)

@@ -15,7 +15,7 @@ func TestRow_Getters(t *testing.T) {
 	v[0], v[1], v[2], v[3], v[4], v[5] = "42", []byte("text"), "2026-03-04 23:30:00-05:00", int64(3), int64(1), nil
 	r := b.Row(0)
 	if r.Cursor() != 7 || r.Int64(0) != 42 || r.String(1) != "text" || r.Float64(3) != 3 || !r.Bool(4) || !r.Null(5) {
-		t.Errorf("getters disagree with the stored values %v", r.Map())
+		t.Errorf("getters disagree with the stored values %v", r.Columns())
 	}
 	if got, want := r.Time(2), time.Date(2026, 3, 5, 4, 30, 0, 0, time.UTC); !got.Equal(want) {
 		t.Errorf("Time = %v, want %v", got, want)

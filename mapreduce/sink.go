@@ -11,7 +11,7 @@ type Sink interface {
 
 	// Prepare creates the output table if it is missing (primary key on
 	// t.Keys) and checks that an existing one has the needed columns.
-	Prepare(ctx context.Context, t Table) error
+	Prepare(ctx context.Context, t OutputTable) error
 
 	// Committed returns the buckets already applied under commit.
 	Committed(ctx context.Context, commit string) ([]int, error)
@@ -20,14 +20,14 @@ type Sink interface {
 	// commit, in one transaction: INSERT … ON CONFLICT (keys) DO UPDATE
 	// SET v = excluded.v, so that applying the same rows twice leaves the
 	// table as applying them once.
-	Apply(ctx context.Context, t Table, commit string, bucket int, rows Rows) error
+	Apply(ctx context.Context, t OutputTable, commit string, bucket int, rows OutputRows) error
 }
 
-// Rows iterates over output rows: key values then value values, in the
+// OutputRows iterates over output rows: key values then value values, in the
 // order of the Table's fields, as int64, float64, string, bool, Date or
 // time.Time. It has the shape of pgx.CopyFromSource. The slice Values
 // returns is valid until the next call to Next.
-type Rows interface {
+type OutputRows interface {
 	Next() bool
 	Values() ([]any, error)
 	Err() error

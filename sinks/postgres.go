@@ -188,12 +188,12 @@ func (s *Postgres) String() string { return s.name }
 
 // postgresTypes are the column types of the field types.
 var postgresTypes = map[mapreduce.Type]string{
-	mapreduce.Int64:     "bigint",
-	mapreduce.Float64:   "double precision",
-	mapreduce.String:    "text",
-	mapreduce.Bool:      "boolean",
-	mapreduce.DateType:  "date",
-	mapreduce.Timestamp: "timestamptz",
+	mapreduce.TypeInt64:     "bigint",
+	mapreduce.TypeFloat64:   "double precision",
+	mapreduce.TypeString:    "text",
+	mapreduce.TypeBool:      "boolean",
+	mapreduce.TypeDate:  "date",
+	mapreduce.TypeTimestamp: "timestamptz",
 }
 
 // names are the qualified names of an output table and its commit table.
@@ -204,7 +204,7 @@ type names struct {
 
 // checkTable checks what PostgreSQL needs of t before any SQL is written:
 // key columns, known types, and names that fit an identifier.
-func checkTable(t mapreduce.Table) error {
+func checkTable(t mapreduce.OutputTable) error {
 	if len(t.Keys) == 0 {
 		return fmt.Errorf("table %q has no key columns", t.Name)
 	}
@@ -225,7 +225,7 @@ func checkTable(t mapreduce.Table) error {
 }
 
 // names resolves where t and its commit table live (see Postgres).
-func (s *Postgres) names(ctx context.Context, t mapreduce.Table) (names, error) {
+func (s *Postgres) names(ctx context.Context, t mapreduce.OutputTable) (names, error) {
 	schema, table, qualified := strings.Cut(t.Name, ".")
 	if !qualified {
 		table = t.Name
@@ -274,7 +274,7 @@ func (s *Postgres) currentSchema(ctx context.Context) (string, error) {
 // an existing table has every column of t and a primary key or unique index
 // on exactly its keys. Concurrent calls, from this or other processes, take
 // turns on an advisory lock.
-func (s *Postgres) Prepare(ctx context.Context, t mapreduce.Table) error {
+func (s *Postgres) Prepare(ctx context.Context, t mapreduce.OutputTable) error {
 	if err := checkTable(t); err != nil {
 		return fmt.Errorf("sinks: %s: %w", s, err)
 	}
@@ -341,7 +341,7 @@ func relation(ctx context.Context, tx pgx.Tx, schema, name string) (uint32, erro
 	return oid, err
 }
 
-func createPostgresSQL(t mapreduce.Table, out pgx.Identifier) string {
+func createPostgresSQL(t mapreduce.OutputTable, out pgx.Identifier) string {
 	var cols, keys []string
 	for i, f := range slices.Concat(t.Keys, t.Values) {
 		def := ident(f.Name) + " " + postgresTypes[f.Type]
@@ -365,7 +365,7 @@ func createCommitsSQL(commits pgx.Identifier) string {
 // a column of t, or a unique index on exactly the key columns that ON
 // CONFLICT can use (immediate, valid, not partial, no expressions; INCLUDE
 // columns do not count). Names match exactly, as quoted identifiers do.
-func (s *Postgres) check(ctx context.Context, tx pgx.Tx, t mapreduce.Table, n names, oid uint32) (problem, err error) {
+func (s *Postgres) check(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable, n names, oid uint32) (problem, err error) {
 	rows, err := tx.Query(ctx, `SELECT attname FROM pg_catalog.pg_attribute
 		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`, oid)
 	if err != nil {

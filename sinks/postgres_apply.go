@@ -59,7 +59,7 @@ type applySQL struct {
 // pgx caches, per connection and by SQL text, the column types of the
 // COPY's target, so two tables whose columns have the same names but other
 // types must not share a stage name.
-func (s *Postgres) applyStatements(t mapreduce.Table, n names, commit string, bucket int) applySQL {
+func (s *Postgres) applyStatements(t mapreduce.OutputTable, n names, commit string, bucket int) applySQL {
 	var defs, cols, quotedCols, keys, set []string
 	sig := fnv.New64a()
 	for i, f := range slices.Concat(t.Keys, t.Values) {
@@ -110,7 +110,7 @@ func (s *Postgres) applyStatements(t mapreduce.Table, n names, commit string, bu
 // a stage, then upserted with INSERT … SELECT … ON CONFLICT (keys) DO
 // UPDATE. Any error, including one from rows, rolls everything back. See
 // Postgres for what happens on connection faults.
-func (s *Postgres) Apply(ctx context.Context, t mapreduce.Table, commit string, bucket int, rows mapreduce.Rows) error {
+func (s *Postgres) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
 	fail := func(err error) error {
 		return fmt.Errorf("sinks: apply bucket %d of commit %q to table %q in %s: %w", bucket, commit, t.Name, s, err)
 	}
@@ -241,7 +241,7 @@ func (s *Postgres) resolveCommit(ctx context.Context, q applySQL, commit string,
 // Its values slice is overwritten by each Values call, like the one rows
 // returns: CopyFrom encodes a row before it calls Next again.
 type copySource struct {
-	rows    mapreduce.Rows
+	rows    mapreduce.OutputRows
 	width   int
 	buf     []any
 	n       int

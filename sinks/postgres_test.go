@@ -147,7 +147,7 @@ func TestPostgres_Prepare(t *testing.T) {
 		long := strings.Repeat("x", 64)
 		for _, tt := range []struct {
 			name, create string
-			table        mapreduce.Table
+			table        mapreduce.OutputTable
 			want         string // with %[1]s for the sink
 		}{
 			{"MissingColumns", `CREATE TABLE "every type" (i bigint, d date, s text, PRIMARY KEY (i, d))`, everyType,
@@ -162,15 +162,15 @@ func TestPostgres_Prepare(t *testing.T) {
 				CREATE UNIQUE INDEX ON "every type" (i) INCLUDE (d)`, everyType,
 				`sinks: table "every type" in %[1]s has no primary key or unique index on exactly ("i", "d"), which upserts need: ` +
 					`add one (CREATE UNIQUE INDEX "every type_key" ON "%[2]s"."every type" ("i", "d")) or drop the table so that mr creates it`},
-			{"NoKeyColumns", "", mapreduce.Table{Name: "t", Values: everyType.Values},
+			{"NoKeyColumns", "", mapreduce.OutputTable{Name: "t", Values: everyType.Values},
 				`sinks: %[1]s: table "t" has no key columns`},
-			{"UnknownType", "", mapreduce.Table{Name: "t", Keys: []mapreduce.Field{{Name: "k", Type: 42}}},
+			{"UnknownType", "", mapreduce.OutputTable{Name: "t", Keys: []mapreduce.Field{{Name: "k", Type: 42}}},
 				`sinks: %[1]s: column "k" of table "t" has unknown type Type(42)`},
-			{"LongName", "", mapreduce.Table{Name: long, Keys: everyType.Keys},
+			{"LongName", "", mapreduce.OutputTable{Name: long, Keys: everyType.Keys},
 				`sinks: %[1]s: table name "` + long + `": schema and table names must be 1 to 63 bytes`},
-			{"LongColumn", "", mapreduce.Table{Name: "t", Keys: []mapreduce.Field{{Name: long, Type: mapreduce.Int64}}},
+			{"LongColumn", "", mapreduce.OutputTable{Name: "t", Keys: []mapreduce.Field{{Name: long, Type: mapreduce.TypeInt64}}},
 				`sinks: %[1]s: column name "` + long + `" of table "t" must be 1 to 63 bytes`},
-			{"NoSuchSchema", "", mapreduce.Table{Name: "nowhere.t", Keys: everyType.Keys},
+			{"NoSuchSchema", "", mapreduce.OutputTable{Name: "nowhere.t", Keys: everyType.Keys},
 				`sinks: prepare table "nowhere.t" in %[1]s: ERROR: schema "nowhere" does not exist (SQLSTATE 3F000)`},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
@@ -276,11 +276,11 @@ func (r *reusingRows) Values() ([]any, error) { return r.buf, nil }
 func (r *reusingRows) Err() error             { return nil }
 
 // rollup is a daily_rollup-shaped output table.
-var rollup = mapreduce.Table{
+var rollup = mapreduce.OutputTable{
 	Name: "daily_rollup",
-	Keys: []mapreduce.Field{{Name: "account_id", Type: mapreduce.Int64}, {Name: "day", Type: mapreduce.DateType},
-		{Name: "category", Type: mapreduce.String}},
-	Values: []mapreduce.Field{{Name: "events", Type: mapreduce.Int64}, {Name: "total_cents", Type: mapreduce.Int64}},
+	Keys: []mapreduce.Field{{Name: "account_id", Type: mapreduce.TypeInt64}, {Name: "day", Type: mapreduce.TypeDate},
+		{Name: "category", Type: mapreduce.TypeString}},
+	Values: []mapreduce.Field{{Name: "events", Type: mapreduce.TypeInt64}, {Name: "total_cents", Type: mapreduce.TypeInt64}},
 }
 
 // rollupRows returns n daily_rollup rows with keys from first on, in a
@@ -297,7 +297,7 @@ func rollupRows(first, n int, events int64) [][]any {
 func TestPostgres_Apply(t *testing.T) {
 	t.Parallel()
 
-	prepare := func(t *testing.T, table mapreduce.Table) *pgBundle {
+	prepare := func(t *testing.T, table mapreduce.OutputTable) *pgBundle {
 		t.Helper()
 		b := setupPostgres(t)
 		if err := b.sink.Prepare(t.Context(), table); err != nil {

@@ -63,12 +63,12 @@ func (s *SQLite) String() string { return "sqlite:" + s.path }
 
 // sqliteTypes are the column types of the field types.
 var sqliteTypes = map[mapreduce.Type]string{
-	mapreduce.Int64:     "INTEGER",
-	mapreduce.Float64:   "REAL",
-	mapreduce.String:    "TEXT",
-	mapreduce.Bool:      "INTEGER", // 0 or 1
-	mapreduce.DateType:  "TEXT",    // YYYY-MM-DD, see sqlValue
-	mapreduce.Timestamp: "TEXT",    // RFC 3339 in UTC, see sqlValue
+	mapreduce.TypeInt64:     "INTEGER",
+	mapreduce.TypeFloat64:   "REAL",
+	mapreduce.TypeString:    "TEXT",
+	mapreduce.TypeBool:      "INTEGER", // 0 or 1
+	mapreduce.TypeDate:  "TEXT",    // YYYY-MM-DD, see sqlValue
+	mapreduce.TypeTimestamp: "TEXT",    // RFC 3339 in UTC, see sqlValue
 }
 
 // timestampLayout writes timestamps as RFC 3339 in UTC with a fixed six
@@ -97,7 +97,7 @@ const createCommits = `CREATE TABLE IF NOT EXISTS mr_bucket_commits (
 // Prepare creates t's table if it is missing, with a primary key on its
 // key columns, and the commit table. It checks that an existing table has
 // every column of t and a primary key or unique index on exactly its keys.
-func (s *SQLite) Prepare(ctx context.Context, t mapreduce.Table) error {
+func (s *SQLite) Prepare(ctx context.Context, t mapreduce.OutputTable) error {
 	create, err := createSQL(t)
 	if err != nil {
 		return fmt.Errorf("sinks: %s: %w", s, err)
@@ -110,7 +110,7 @@ func (s *SQLite) Prepare(ctx context.Context, t mapreduce.Table) error {
 	return s.check(ctx, t)
 }
 
-func createSQL(t mapreduce.Table) (string, error) {
+func createSQL(t mapreduce.OutputTable) (string, error) {
 	if len(t.Keys) == 0 {
 		return "", fmt.Errorf("table %q has no key columns", t.Name)
 	}
@@ -135,7 +135,7 @@ func createSQL(t mapreduce.Table) (string, error) {
 // and a primary key or a unique index on exactly the key columns, which
 // ON CONFLICT needs. Names are matched without regard to case, as SQLite
 // does.
-func (s *SQLite) check(ctx context.Context, t mapreduce.Table) error {
+func (s *SQLite) check(ctx context.Context, t mapreduce.OutputTable) error {
 	fail := func(err error) error { return fmt.Errorf("sinks: check table %q in %s: %w", t.Name, s, err) }
 	// have holds the table's columns; keys its candidate keys by name: the
 	// primary key and the unique indexes, each a set of columns.
@@ -238,14 +238,14 @@ func (s *SQLite) Committed(ctx context.Context, commit string) ([]int, error) {
 // transaction; if the bucket is already recorded it does nothing. Values
 // are converted to the column types of Prepare. Any error, including one
 // from rows, rolls everything back.
-func (s *SQLite) Apply(ctx context.Context, t mapreduce.Table, commit string, bucket int, rows mapreduce.Rows) error {
+func (s *SQLite) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
 	if err := s.apply(ctx, t, commit, bucket, rows); err != nil {
 		return fmt.Errorf("sinks: apply bucket %d of commit %q to table %q in %s: %w", bucket, commit, t.Name, s, err)
 	}
 	return nil
 }
 
-func (s *SQLite) apply(ctx context.Context, t mapreduce.Table, commit string, bucket int, rows mapreduce.Rows) error {
+func (s *SQLite) apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
 	select {
 	case s.write <- struct{}{}:
 	case <-ctx.Done():
@@ -288,7 +288,7 @@ const maxParams = 32766
 
 // upsert writes rows to t in statements of rowsPerInsert rows and returns
 // how many it wrote.
-func upsert(ctx context.Context, tx *sql.Tx, t mapreduce.Table, rows mapreduce.Rows) (int, error) {
+func upsert(ctx context.Context, tx *sql.Tx, t mapreduce.OutputTable, rows mapreduce.OutputRows) (int, error) {
 	width := len(t.Keys) + len(t.Values)
 	per := max(1, min(rowsPerInsert, maxParams/width))
 	full, err := tx.PrepareContext(ctx, upsertSQL(t, per))
@@ -330,7 +330,7 @@ func upsert(ctx context.Context, tx *sql.Tx, t mapreduce.Table, rows mapreduce.R
 
 // upsertSQL is an INSERT of n rows into t that overwrites the values of
 // existing keys.
-func upsertSQL(t mapreduce.Table, n int) string {
+func upsertSQL(t mapreduce.OutputTable, n int) string {
 	var cols, keys, set []string
 	for i, f := range slices.Concat(t.Keys, t.Values) {
 		q := sqlname.Quote(f.Name)

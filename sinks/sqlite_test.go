@@ -81,11 +81,11 @@ func TestSQLite(t *testing.T) {
 }
 
 // everyType is an output table with a column of each field type.
-var everyType = mapreduce.Table{
+var everyType = mapreduce.OutputTable{
 	Name: "every type",
-	Keys: []mapreduce.Field{{Name: "i", Type: mapreduce.Int64}, {Name: "d", Type: mapreduce.DateType}},
-	Values: []mapreduce.Field{{Name: "f", Type: mapreduce.Float64}, {Name: "s", Type: mapreduce.String},
-		{Name: "b", Type: mapreduce.Bool}, {Name: "ts", Type: mapreduce.Timestamp}},
+	Keys: []mapreduce.Field{{Name: "i", Type: mapreduce.TypeInt64}, {Name: "d", Type: mapreduce.TypeDate}},
+	Values: []mapreduce.Field{{Name: "f", Type: mapreduce.TypeFloat64}, {Name: "s", Type: mapreduce.TypeString},
+		{Name: "b", Type: mapreduce.TypeBool}, {Name: "ts", Type: mapreduce.TypeTimestamp}},
 }
 
 func TestSQLite_Prepare(t *testing.T) {
@@ -111,7 +111,7 @@ func TestSQLite_Prepare(t *testing.T) {
 		t.Parallel()
 		for _, tt := range []struct {
 			name, create string
-			table        mapreduce.Table
+			table        mapreduce.OutputTable
 			want         string // with %[1]s for the sink
 		}{
 			{"MissingColumns", `CREATE TABLE "every type" (i, d, s, PRIMARY KEY (i, d))`, everyType,
@@ -120,9 +120,9 @@ func TestSQLite_Prepare(t *testing.T) {
 			{"NoKey", `CREATE TABLE "every type" (i, d, f, s, b, ts)`, everyType,
 				`sinks: table "every type" in %[1]s has no primary key or unique index on exactly ("i", "d"), which upserts need: ` +
 					`add one (CREATE UNIQUE INDEX "every type_key" ON "every type" ("i", "d")) or drop the table so that mr creates it`},
-			{"NoKeyColumns", "", mapreduce.Table{Name: "t", Values: everyType.Values},
+			{"NoKeyColumns", "", mapreduce.OutputTable{Name: "t", Values: everyType.Values},
 				`sinks: %[1]s: table "t" has no key columns`},
-			{"UnknownType", "", mapreduce.Table{Name: "t", Keys: []mapreduce.Field{{Name: "k", Type: 42}}},
+			{"UnknownType", "", mapreduce.OutputTable{Name: "t", Keys: []mapreduce.Field{{Name: "k", Type: 42}}},
 				`sinks: %[1]s: column "k" of table "t" has unknown type Type(42)`},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
@@ -233,11 +233,11 @@ func BenchmarkSQLite_Apply(b *testing.B) {
 		b.Skip("writes 100k rows per iteration")
 	}
 	const rows = 100_000
-	table := mapreduce.Table{
+	table := mapreduce.OutputTable{
 		Name: "daily_rollup",
-		Keys: []mapreduce.Field{{Name: "account_id", Type: mapreduce.Int64}, {Name: "day", Type: mapreduce.DateType},
-			{Name: "category", Type: mapreduce.String}},
-		Values: []mapreduce.Field{{Name: "events", Type: mapreduce.Int64}, {Name: "total_cents", Type: mapreduce.Int64}},
+		Keys: []mapreduce.Field{{Name: "account_id", Type: mapreduce.TypeInt64}, {Name: "day", Type: mapreduce.TypeDate},
+			{Name: "category", Type: mapreduce.TypeString}},
+		Values: []mapreduce.Field{{Name: "events", Type: mapreduce.TypeInt64}, {Name: "total_cents", Type: mapreduce.TypeInt64}},
 	}
 	data := make([][]any, rows)
 	for k := range data {

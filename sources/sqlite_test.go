@@ -125,7 +125,7 @@ func TestSQLite_ReadChunk(t *testing.T) {
 		if err := src.ReadChunk(t.Context(), in, partition.Range{Lo: 0, Hi: 10}, 10, b); err != nil {
 			t.Fatal(err)
 		}
-		got := fmt.Sprintf("%#v", b.Row(0).Map())
+		got := fmt.Sprintf("%#v", b.Row(0).Columns())
 		want := `map[string]interface {}{"b":[]uint8{0x0, 0xff}, "i":7, "n":interface {}(nil), "r":2.5, "s":"x", "ts":time.Date(2026, time.November, 29, 10, 0, 0, 0, time.UTC)}`
 		if got != want {
 			t.Errorf("row:\ngot  %s\nwant %s", got, want)

@@ -1,5 +1,5 @@
 package main
 
-import mr "github.com/mrengine/mr"
+import "github.com/mrengine/mr/mrcli"
 
-func main() { mr.Main() }
+func main() { mrcli.Main() }

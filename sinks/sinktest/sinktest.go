@@ -44,17 +44,17 @@ type NewFunc func(t *testing.T) Backend
 
 // rollup is the output table of every case, with a field of each type that
 // SQLite and PostgreSQL store alike.
-var rollup = mapreduce.Table{
+var rollup = mapreduce.OutputTable{
 	Name: "rollup",
 	Keys: []mapreduce.Field{
-		{Name: "account_id", Type: mapreduce.Int64},
-		{Name: "day", Type: mapreduce.DateType},
-		{Name: "category", Type: mapreduce.String},
+		{Name: "account_id", Type: mapreduce.TypeInt64},
+		{Name: "day", Type: mapreduce.TypeDate},
+		{Name: "category", Type: mapreduce.TypeString},
 	},
 	Values: []mapreduce.Field{
-		{Name: "events", Type: mapreduce.Int64},
-		{Name: "total", Type: mapreduce.Float64},
-		{Name: "flagged", Type: mapreduce.Bool},
+		{Name: "events", Type: mapreduce.TypeInt64},
+		{Name: "total", Type: mapreduce.TypeFloat64},
+		{Name: "flagged", Type: mapreduce.TypeBool},
 	},
 }
 
@@ -141,7 +141,7 @@ func Run(t *testing.T, newBackend NewFunc) {
 		}
 		return bundle
 	}
-	apply := func(b *testBundle, commit string, bucket int, rows mapreduce.Rows) {
+	apply := func(b *testBundle, commit string, bucket int, rows mapreduce.OutputRows) {
 		b.t.Helper()
 		if err := b.Sink.Apply(b.t.Context(), rollup, commit, bucket, rows); err != nil {
 			b.t.Fatal(err)

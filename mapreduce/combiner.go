@@ -10,12 +10,13 @@ import (
 	"github.com/mrengine/mr/shuffle"
 )
 
-// table is a task's combine table, a Go map keyed by the job's key type. It
-// is the only place where the engine touches K and V; the engine drives it
-// through this interface. A table is owned by one task at a time.
-type table interface {
+// combiner is a task's combine table, a Go map keyed by the job's key
+// type. It is the only place where the engine touches K and V; the engine
+// drives it through this interface. A combiner is owned by one task at a
+// time.
+type combiner interface {
 	// mapRow runs Map on row and combines what it emitted. A failed
-	// attempt (error or panic) leaves the table as it was.
+	// attempt (error or panic) leaves the combiner as it was.
 	mapRow(ctx context.Context, row Row) error
 	// add decodes and combines every (key, value) record of rec.
 	add(rec arrow.RecordBatch)
@@ -24,11 +25,11 @@ type table interface {
 	// entryBytes estimates the memory one key costs, to turn the memory
 	// budget into a number of keys.
 	entryBytes() int
-	// spill appends every entry to w under its bucket for h and empties the
-	// table.
+	// spill appends every entry to w under its bucket for h and empties
+	// the combiner.
 	spill(w *shuffle.Writer, h *partition.Hasher, buckets int)
-	// rows empties the table into its finalized output rows.
-	rows() Rows
+	// rows empties the combiner into its finalized output rows.
+	rows() OutputRows
 }
 
 type pair[K comparable, V any] struct {
@@ -36,7 +37,7 @@ type pair[K comparable, V any] struct {
 	v V
 }
 
-type combineTable[K comparable, V any] struct {
+type mapCombiner[K comparable, V any] struct {
 	job      *Job[K, V]
 	m        map[K]V
 	pending  []pair[K, V] // what the current Map attempt emitted
@@ -46,17 +47,17 @@ type combineTable[K comparable, V any] struct {
 	keyBytes int // average encoded key size seen at the last spill
 }
 
-func (j *Job[K, V]) newTable() table {
-	t := &combineTable[K, V]{job: j, m: make(map[K]V)}
+func (j *Job[K, V]) newCombiner() combiner {
+	t := &mapCombiner[K, V]{job: j, m: make(map[K]V)}
 	t.emitFunc = func(k K, v V) { t.pending = append(t.pending, pair[K, V]{k, v}) }
 	return t
 }
 
-func (t *combineTable[K, V]) mapRow(ctx context.Context, row Row) error {
+func (t *mapCombiner[K, V]) mapRow(ctx context.Context, row Row) error {
 	if err := t.callMap(ctx, row); err != nil {
 		return err
 	}
-	// Only a successful attempt's pairs reach the table. A panic in Combine
+	// Only a successful attempt's pairs reach the combiner. A panic in Combine
 	// is not the row's fault: it stops the task.
 	for _, p := range t.pending {
 		t.combine(p.k, p.v)
@@ -66,7 +67,7 @@ func (t *combineTable[K, V]) mapRow(ctx context.Context, row Row) error {
 
 // callMap runs Map on row into t.pending, recovering a panic into the
 // row's error.
-func (t *combineTable[K, V]) callMap(ctx context.Context, row Row) (err error) {
+func (t *mapCombiner[K, V]) callMap(ctx context.Context, row Row) (err error) {
 	t.pending = t.pending[:0]
 	defer func() {
 		if r := recover(); r != nil {
@@ -76,14 +77,14 @@ func (t *combineTable[K, V]) callMap(ctx context.Context, row Row) (err error) {
 	return t.job.Map(ctx, row, t.emitFunc)
 }
 
-func (t *combineTable[K, V]) combine(k K, v V) {
+func (t *mapCombiner[K, V]) combine(k K, v V) {
 	if old, ok := t.m[k]; ok {
 		v = t.job.Combine(old, v)
 	}
 	t.m[k] = v
 }
 
-func (t *combineTable[K, V]) add(rec arrow.RecordBatch) {
+func (t *mapCombiner[K, V]) add(rec arrow.RecordBatch) {
 	t.dec.reset(rec)
 	for range rec.NumRows() {
 		k := t.job.Key.Decode(&t.dec)
@@ -91,18 +92,18 @@ func (t *combineTable[K, V]) add(rec arrow.RecordBatch) {
 	}
 }
 
-func (t *combineTable[K, V]) len() int { return len(t.m) }
+func (t *mapCombiner[K, V]) len() int { return len(t.m) }
 
 // entryBytes counts the key and value twice (a Go map keeps spare slots,
 // and a spill copies every entry into Arrow builders) plus the string bytes
 // the last spill measured, which unsafe.Sizeof cannot see.
-func (t *combineTable[K, V]) entryBytes() int {
+func (t *mapCombiner[K, V]) entryBytes() int {
 	var k K
 	var v V
 	return 2*int(unsafe.Sizeof(k)+unsafe.Sizeof(v)) + 2*t.keyBytes + 16
 }
 
-func (t *combineTable[K, V]) spill(w *shuffle.Writer, h *partition.Hasher, buckets int) {
+func (t *mapCombiner[K, V]) spill(w *shuffle.Writer, h *partition.Hasher, buckets int) {
 	encs := make([]*arrowEncoder, buckets)
 	var keyBytes int
 	for k, v := range t.m {
@@ -122,7 +123,7 @@ func (t *combineTable[K, V]) spill(w *shuffle.Writer, h *partition.Hasher, bucke
 	clear(t.m)
 }
 
-func (t *combineTable[K, V]) rows() Rows {
+func (t *mapCombiner[K, V]) rows() OutputRows {
 	entries := make([]pair[K, V], 0, len(t.m))
 	for k, v := range t.m {
 		entries = append(entries, pair[K, V]{k, v})
@@ -130,17 +131,17 @@ func (t *combineTable[K, V]) rows() Rows {
 	// A fresh map lets the old one, sized for every key, be collected
 	// while the sink drains the entries.
 	t.m = make(map[K]V)
-	return &tableRows[K, V]{job: t.job, entries: entries}
+	return &combinerRows[K, V]{job: t.job, entries: entries}
 }
 
-// tableRows yields a table's entries as output rows.
-type tableRows[K comparable, V any] struct {
+// combinerRows yields a combiner's entries as output rows.
+type combinerRows[K comparable, V any] struct {
 	job     *Job[K, V]
 	entries []pair[K, V]
 	enc     valuesEncoder
 }
 
-func (r *tableRows[K, V]) Next() bool {
+func (r *combinerRows[K, V]) Next() bool {
 	if len(r.entries) == 0 {
 		r.entries = nil
 		return false
@@ -157,5 +158,5 @@ func (r *tableRows[K, V]) Next() bool {
 	return true
 }
 
-func (r *tableRows[K, V]) Values() ([]any, error) { return r.enc.values, nil }
-func (r *tableRows[K, V]) Err() error             { return nil }
+func (r *combinerRows[K, V]) Values() ([]any, error) { return r.enc.values, nil }
+func (r *combinerRows[K, V]) Err() error             { return nil }

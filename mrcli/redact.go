@@ -1,4 +1,4 @@
-package mr
+package mrcli
 
 import (
 	"net/url"

@@ -1,17 +1,17 @@
-package mr_test
+package mrcli_test
 
 import (
 	"context"
 	"fmt"
 	"os"
 
-	mr "github.com/mrengine/mr"
+	"github.com/mrengine/mr/mrcli"
 )
 
 // Run is the whole command line: Main calls it with os.Args and exits with
 // the code it returns.
 func ExampleRun() {
-	code := mr.Run(context.Background(), []string{"mr", "jobs"}, os.Stdout, os.Stderr)
+	code := mrcli.Run(context.Background(), []string{"mr", "jobs"}, os.Stdout, os.Stderr)
 	fmt.Println("exit code", code)
 	// Output:
 	// NAME          DESCRIPTION                                               INPUT   OUTPUT
@@ -20,7 +20,7 @@ func ExampleRun() {
 }
 
 func ExampleRun_usageError() {
-	code := mr.Run(context.Background(), []string{"mr", "run", "daily_rollup"}, os.Stdout, os.Stdout)
+	code := mrcli.Run(context.Background(), []string{"mr", "run", "daily_rollup"}, os.Stdout, os.Stdout)
 	fmt.Println("exit code", code)
 	// Output:
 	// mr: missing --source: the URL of the database holding table events

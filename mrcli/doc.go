@@ -1,6 +1,7 @@
-// Package mr is the mr command line: a MapReduce aggregation engine that
-// turns a large table into aggregates with map/reduce functions written in
-// Go, resumably.
+// Package mrcli is the mr command line: a MapReduce aggregation engine
+// that turns a large table into aggregates with map/reduce functions
+// written in Go, resumably. cmd/mr is its five-line main; a binary with
+// jobs of its own is another.
 //
 // The command is a thin layer over package mapreduce: each subcommand (one
 // file each: run.go, demo.go, jobs.go, status.go, dlq.go) parses its flags,
@@ -18,9 +19,9 @@
 //	package main
 //
 //	import (
-//		mr "github.com/mrengine/mr"
+//		"github.com/mrengine/mr/mrcli"
 //		_ "example.com/myjobs"
 //	)
 //
-//	func main() { mr.Main() }
-package mr
+//	func main() { mrcli.Main() }
+package mrcli

@@ -1,4 +1,4 @@
-package mr
+package mrcli
 
 import (
 	"errors"
@@ -185,7 +185,7 @@ func printPlan(w io.Writer, p *mapreduce.Plan, resumed bool, limit int) {
 	fmt.Fprintf(w, "run     %s (%s)\n", p.RunID, state)
 	fmt.Fprintf(w, "plan    %d rows, %d partitions, %d buckets\n", p.Rows, len(p.Partitions), p.Buckets)
 	fmt.Fprintf(w, "source  %s (table %s, cursor %s)\n", redact(p.Source), p.Input.Table, p.Input.Cursor)
-	fmt.Fprintf(w, "sink    %s (table %s)\n", redact(p.Sink), p.Output)
+	fmt.Fprintf(w, "sink    %s (table %s)\n", redact(p.Sink), p.OutputTable)
 	if limit == 0 {
 		return
 	}

@@ -1,4 +1,4 @@
-package mr
+package mrcli
 
 import (
 	"context"
@@ -146,7 +146,7 @@ func showRun(ctx context.Context, out io.Writer, store mapreduce.DirStore, run s
 	fmt.Fprintf(out, "job      %s\n", p.Job)
 	fmt.Fprintf(out, "created  %s\n", p.Created.Format(time.RFC3339))
 	fmt.Fprintf(out, "source   %s (table %s, cursor %s)\n", redact(p.Source), p.Input.Table, p.Input.Cursor)
-	fmt.Fprintf(out, "sink     %s (table %s)\n", redact(p.Sink), p.Output)
+	fmt.Fprintf(out, "sink     %s (table %s)\n", redact(p.Sink), p.OutputTable)
 	fmt.Fprintf(out, "rows     %d/%d read, %d failed\n", read, p.Rows, failed)
 	fmt.Fprintf(out, "map      %d/%d partitions done\n", st.partitionsDone(), len(p.Partitions))
 	fmt.Fprintf(out, "reduce   %d/%d buckets done\n\n", len(st.bucketsDone), p.Buckets)
