@@ -27,7 +27,7 @@ type Plan struct {
 	Source      string    `json:"source"`
 	Sink        string    `json:"sink"`
 	Input       Input     `json:"input"`
-	OutputTable string    `json:"output"`
+	OutputTable string    `json:"output_table"`
 	Created     time.Time `json:"created"`
 
 	Partitions []Partition `json:"partitions"`
