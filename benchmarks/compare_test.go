@@ -61,7 +61,8 @@ func compare(b *testing.B, ev *pgEvents, sh shape, def mapreduce.Definition) {
 	conn := connect(b, ev.dsn)
 	src, sink := openPostgres(b, ev.dsn)
 	phases := newPhaseTimer()
-	cfg := mapreduce.Config{Workdir: b.TempDir(), Fresh: true, Logger: quietLogger(), Progress: phases}
+	cfg := benchConfig(b)
+	cfg.Progress = phases
 	naiveRows := min(naivePrefix, ev.rows)
 	meter := newCPUMeter(b, conn)
 	jsonCheck := timeJSONCheck(b, conn)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mrengine/mr/internal/eventgen"
 	"github.com/mrengine/mr/internal/pgtest"
+	"github.com/mrengine/mr/mapreduce"
 )
 
 // The PostgreSQL benchmarks run against the throwaway cluster of
@@ -51,6 +52,14 @@ func eventsConfig(rows int64) eventgen.Config {
 // quietLogger drops the engine's log lines, which would otherwise land in
 // the middle of the benchmark output.
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// benchConfig is the engine's default configuration for one benchmark:
+// a fresh run each time, in a temporary directory, without logs.
+func benchConfig(b *testing.B) mapreduce.Config {
+	cfg := mapreduce.DefaultConfig()
+	cfg.Workdir, cfg.Fresh, cfg.Logger = b.TempDir(), true, quietLogger()
+	return cfg
+}
 
 // rowsName is the rows=N part of a benchmark name.
 func rowsName(rows int64) string { return fmt.Sprintf("rows=%d", rows) }

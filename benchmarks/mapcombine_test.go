@@ -53,7 +53,7 @@ func BenchmarkMapCombine(b *testing.B) {
 				skipUnlessAllowed(b, rows)
 				src := memEvents(rows)
 				sink := &discardSink{}
-				cfg := mapreduce.Config{Workdir: b.TempDir(), Fresh: true, Logger: quietLogger()}
+				cfg := benchConfig(b)
 				var s mapreduce.Summary
 				var err error
 				b.SetBytes(src.bytes)
@@ -72,7 +72,7 @@ func BenchmarkMapCombine(b *testing.B) {
 }
 
 // mapCombine runs j.Map over every row of src in chunks of
-// mapreduce.DefaultChunkSize and combines the pairs in a Go map; rows whose
+// mapreduce.DefaultConfig().ChunkSize and combines the pairs in a Go map; rows whose
 // Map fails are skipped. It returns the number of groups.
 func mapCombine[K comparable, V any](b *testing.B, j *mapreduce.Job[K, V], src *memSource) int {
 	ctx := context.Background()
@@ -88,7 +88,7 @@ func mapCombine[K comparable, V any](b *testing.B, j *mapreduce.Job[K, V], src *
 	r := partition.Range{Lo: src.ids[0], Hi: src.ids[len(src.ids)-1] + 1}
 	for {
 		batch.Reset()
-		err := src.ReadChunk(ctx, in, r, mapreduce.DefaultChunkSize, batch)
+		err := src.ReadChunk(ctx, in, r, mapreduce.DefaultConfig().ChunkSize, batch)
 		if err == io.EOF {
 			return len(m)
 		}
@@ -196,9 +196,9 @@ type discardSink struct {
 
 var _ mapreduce.Sink = (*discardSink)(nil)
 
-func (*discardSink) String() string                                   { return "discard:" }
-func (*discardSink) Prepare(context.Context, mapreduce.OutputTable) error   { return nil }
-func (*discardSink) Committed(context.Context, string) ([]int, error) { return nil, nil }
+func (*discardSink) String() string                                       { return "discard:" }
+func (*discardSink) Prepare(context.Context, mapreduce.OutputTable) error { return nil }
+func (*discardSink) Committed(context.Context, string) ([]int, error)     { return nil, nil }
 func (s *discardSink) Apply(_ context.Context, _ mapreduce.OutputTable, _ string, _ int, rows mapreduce.OutputRows) error {
 	var n int64
 	for rows.Next() {

@@ -34,7 +34,8 @@ func BenchmarkDailyRollup_Postgres(b *testing.B) {
 				}
 				baseline := time.Since(start)
 				src, sink := openPostgres(b, ev.dsn)
-				cfg := mapreduce.Config{Workdir: b.TempDir(), Workers: workers, Fresh: true, Logger: quietLogger()}
+				cfg := benchConfig(b)
+				cfg.Workers = workers
 				var s mapreduce.Summary
 				b.SetBytes(ev.bytes)
 				b.ReportAllocs()

@@ -38,7 +38,8 @@ func BenchmarkScaling(b *testing.B) {
 			conn := connect(b, ev.dsn)
 			src, sink := openPostgres(b, ev.dsn)
 			phases := newPhaseTimer()
-			cfg := mapreduce.Config{Workdir: b.TempDir(), Fresh: true, Logger: quietLogger(), Progress: phases}
+			cfg := benchConfig(b)
+			cfg.Progress = phases
 			var s mapreduce.Summary
 			var heap, rss uint64
 			var mapPhase, reducePhase time.Duration

@@ -1,9 +1,7 @@
 package benchmarks
 
 import (
-	"encoding/binary"
-	"os"
-	"path/filepath"
+	"context"
 	"sync"
 	"testing"
 
@@ -11,9 +9,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/mrengine/mr/internal/blobs"
 	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
-	"github.com/mrengine/mr/partition"
 	"github.com/mrengine/mr/shuffle"
 )
 
@@ -23,13 +21,7 @@ const shuffleBuckets = 8
 
 // rollupSchema is the layout of daily_rollup's shuffle records, as the
 // engine derives it from the job's codecs: key fields, then value fields.
-var rollupSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "account_id", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "day", Type: arrow.FixedWidthTypes.Date32},
-	{Name: "category", Type: arrow.BinaryTypes.String},
-	{Name: "events", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "total_cents", Type: arrow.PrimitiveTypes.Int64},
-}, nil)
+var rollupSchema = shuffle.Schema(jobs.DailyRollup.Spec().Shuffle)
 
 // BenchmarkShuffleWrite writes rows daily_rollup records (one per group,
 // as a map-side combine leaves them) into shuffleBuckets zstd Arrow spill
@@ -44,12 +36,12 @@ func BenchmarkShuffleWrite(b *testing.B) {
 		b.Run(rowsName(int64(rows)), func(b *testing.B) {
 			skipUnlessAllowed(b, int64(rows))
 			entries, size := rollupEntries(rows)
-			dir := shuffleDir(b)
+			bucket := shuffleBucket(b)
 			var files []shuffle.File
 			b.SetBytes(size)
 			b.ReportAllocs()
 			for b.Loop() {
-				files = writeShuffle(b, dir, entries)
+				files = writeShuffle(b, bucket, entries)
 			}
 			b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 			b.ReportMetric(float64(size)/float64(filesSize(files)), "ratio")
@@ -66,12 +58,13 @@ func BenchmarkShuffleRead(b *testing.B) {
 		b.Run(rowsName(int64(rows)), func(b *testing.B) {
 			skipUnlessAllowed(b, int64(rows))
 			entries, size := rollupEntries(rows)
-			files := writeShuffle(b, shuffleDir(b), entries)
+			bucket := shuffleBucket(b)
+			files := writeShuffle(b, bucket, entries)
 			b.SetBytes(size)
 			b.ReportAllocs()
 			for b.Loop() {
 				var n, events int64
-				err := shuffle.Read(files, func(rec arrow.RecordBatch) error {
+				err := shuffle.Read(context.Background(), bucket, files, func(rec arrow.RecordBatch) error {
 					accounts := rec.Column(0).(*array.Int64).Int64Values()
 					days := rec.Column(1).(*array.Date32).Date32Values()
 					cats := rec.Column(2).(*array.String)
@@ -96,63 +89,34 @@ func BenchmarkShuffleRead(b *testing.B) {
 	}
 }
 
-// shuffleDir returns a temporary run directory's shuffle folder with its
-// bucket folders made, as the engine lays them out.
-func shuffleDir(b *testing.B) string {
+// shuffleBucket returns blob storage in a temporary directory, as the
+// engine's default is.
+func shuffleBucket(b *testing.B) *blobs.Bucket {
 	b.Helper()
-	dir := filepath.Join(b.TempDir(), "shuffle")
-	for bucket := range shuffleBuckets {
-		if err := os.MkdirAll(filepath.Dir(shuffle.Path(dir, bucket, 0, 0, "x")), 0o755); err != nil {
-			b.Fatal(err)
-		}
+	bucket, err := blobs.OpenDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
 	}
-	return dir
+	b.Cleanup(func() { bucket.Close() })
+	return bucket
 }
 
-// rollupBuilders are the typed builders of one bucket's record.
-type rollupBuilders struct {
-	account            *array.Int64Builder
-	day                *array.Date32Builder
-	category           *array.StringBuilder
-	events, totalCents *array.Int64Builder
-}
-
-// writeShuffle writes entries into shuffleBuckets spill files under dir,
-// replacing the files of an earlier call.
-func writeShuffle(b *testing.B, dir string, entries []rollupEntry) []shuffle.File {
+// writeShuffle writes entries into shuffleBuckets spill files in bucket
+// through the job's codecs, as a map task's commit does, replacing the
+// files of an earlier call.
+func writeShuffle(b *testing.B, bucket *blobs.Bucket, entries []rollupEntry) []shuffle.File {
 	b.Helper()
-	w := shuffle.NewWriter(rollupSchema, shuffleBuckets, memory.NewGoAllocator())
+	job := jobs.DailyRollup
+	w := shuffle.NewWriter(rollupSchema, shuffleBuckets, 1, memory.NewGoAllocator())
 	defer w.Release()
-	h := partition.NewHasher(1)
-	blds := make([]*rollupBuilders, shuffleBuckets)
-	var key []byte
 	for _, e := range entries {
-		// Frame the key as the engine does for hashing: fixed-width
-		// integers, length-prefixed strings.
-		key = binary.LittleEndian.AppendUint64(key[:0], uint64(e.key.Account))
-		key = binary.LittleEndian.AppendUint32(key, uint32(e.key.Day))
-		key = binary.AppendUvarint(key, uint64(len(e.key.Category)))
-		key = append(key, e.key.Category...)
-		bucket := partition.Bucket(h.Sum64(key), shuffleBuckets)
-		bb := blds[bucket]
-		if bb == nil {
-			rb := w.Bucket(bucket)
-			bb = &rollupBuilders{
-				account:    rb.Field(0).(*array.Int64Builder),
-				day:        rb.Field(1).(*array.Date32Builder),
-				category:   rb.Field(2).(*array.StringBuilder),
-				events:     rb.Field(3).(*array.Int64Builder),
-				totalCents: rb.Field(4).(*array.Int64Builder),
-			}
-			blds[bucket] = bb
-		}
-		bb.account.Append(e.key.Account)
-		bb.day.Append(arrow.Date32(e.key.Day))
-		bb.category.Append(e.key.Category)
-		bb.events.Append(e.val.Events)
-		bb.totalCents.Append(e.val.TotalCents)
+		h := w.Hash()
+		job.Key.Encode(e.key, h)
+		rec := w.Record(h)
+		job.Key.Encode(e.key, rec)
+		job.Value.Encode(e.val, rec)
 	}
-	files, err := w.Flush(func(bucket int) string { return shuffle.Path(dir, bucket, 0, 1, "bench") })
+	files, err := w.Flush(context.Background(), bucket, func(b int) string { return shuffle.MapKey(b, 0, 1, "bench") })
 	if err != nil {
 		b.Fatal(err)
 	}

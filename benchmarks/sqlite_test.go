@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -95,12 +93,8 @@ func BenchmarkDailyRollup_SQLite(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer sink.Close()
-				cfg := mapreduce.Config{
-					Workdir: b.TempDir(),
-					Workers: workers,
-					Fresh:   true,
-					Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-				}
+				cfg := benchConfig(b)
+				cfg.Workers = workers
 				b.ReportAllocs()
 				b.ResetTimer()
 				var s mapreduce.Summary

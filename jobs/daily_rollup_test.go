@@ -16,6 +16,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/mrengine/mr/internal/eventgen"
+	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
@@ -52,11 +53,7 @@ func setup(t *testing.T, gen eventgen.Config) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &testBundle{db: path, src: src, sink: sink, sqlDB: db, config: mapreduce.Config{
-		Workdir:    t.TempDir(),
-		RetryDelay: time.Microsecond,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}}
+	return &testBundle{db: path, src: src, sink: sink, sqlDB: db, config: runtest.Config(t)}
 }
 
 func (b *testBundle) run(ctx context.Context, src mapreduce.Source) (mapreduce.Summary, error) {
@@ -112,27 +109,9 @@ func (b *testBundle) checkDLQ(t *testing.T, run string) {
 		rows.Scan(&id)
 		want = append(want, id)
 	}
-	if got := deadLetters(t, b.config.Workdir, run); len(want) == 0 || !slices.Equal(got, want) {
+	if got := runtest.DeadLetterCursors(t, b.config, run); len(want) == 0 || !slices.Equal(got, want) {
 		t.Errorf("DLQ holds %d rows, want the %d poison rows", len(got), len(want))
 	}
-}
-
-// deadLetters returns the sorted cursors of a run's dead letters.
-func deadLetters(t *testing.T, workdir, run string) []int64 {
-	t.Helper()
-	paths, _ := filepath.Glob(filepath.Join(workdir, run, "dlq", "*.jsonl"))
-	var got []int64
-	for _, p := range paths {
-		letters, err := mapreduce.ReadDeadLetterFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range letters {
-			got = append(got, l.Cursor)
-		}
-	}
-	slices.Sort(got)
-	return got
 }
 
 func TestDailyRollup_SQLite(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mrengine/mr/internal/eventgen"
+	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/internal/pgtest"
 	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
@@ -51,11 +52,7 @@ func setupPostgres(t *testing.T, gen eventgen.Config) *pgBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sink.Close() })
-	return &pgBundle{db: db, src: src, sink: sink, config: mapreduce.Config{
-		Workdir:    t.TempDir(),
-		RetryDelay: time.Microsecond,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}}
+	return &pgBundle{db: db, src: src, sink: sink, config: runtest.Config(t)}
 }
 
 func (b *pgBundle) run(ctx context.Context, src mapreduce.Source) (mapreduce.Summary, error) {
@@ -92,7 +89,7 @@ func (b *pgBundle) check(t *testing.T, s mapreduce.Summary) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := deadLetters(t, b.config.Workdir, s.RunID); len(want) == 0 || !slices.Equal(got, want) {
+	if got := runtest.DeadLetterCursors(t, b.config, s.RunID); len(want) == 0 || !slices.Equal(got, want) {
 		t.Errorf("the DLQ holds %d rows, want the %d poison rows once each", len(got), len(want))
 	}
 }

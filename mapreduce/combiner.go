@@ -6,7 +6,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
-	"github.com/mrengine/mr/partition"
 	"github.com/mrengine/mr/shuffle"
 )
 
@@ -25,9 +24,9 @@ type combiner interface {
 	// entryBytes estimates the memory one key costs, to turn the memory
 	// budget into a number of keys.
 	entryBytes() int
-	// spill appends every entry to w under its bucket for h and empties
-	// the combiner.
-	spill(w *shuffle.Writer, h *partition.Hasher, buckets int)
+	// spill appends every entry to w, in its key's bucket, and empties the
+	// combiner.
+	spill(w *shuffle.Writer)
 	// rows empties the combiner into its finalized output rows.
 	rows() OutputRows
 }
@@ -42,8 +41,7 @@ type mapCombiner[K comparable, V any] struct {
 	m        map[K]V
 	pending  []pair[K, V] // what the current Map attempt emitted
 	emitFunc func(K, V)
-	key      keyEncoder
-	dec      arrowDecoder
+	dec      shuffle.RecordDecoder
 	keyBytes int // average encoded key size seen at the last spill
 }
 
@@ -85,7 +83,7 @@ func (t *mapCombiner[K, V]) combine(k K, v V) {
 }
 
 func (t *mapCombiner[K, V]) add(rec arrow.RecordBatch) {
-	t.dec.reset(rec)
+	t.dec.Reset(rec)
 	for range rec.NumRows() {
 		k := t.job.Key.Decode(&t.dec)
 		t.combine(k, t.job.Value.Decode(&t.dec))
@@ -103,19 +101,15 @@ func (t *mapCombiner[K, V]) entryBytes() int {
 	return 2*int(unsafe.Sizeof(k)+unsafe.Sizeof(v)) + 2*t.keyBytes + 16
 }
 
-func (t *mapCombiner[K, V]) spill(w *shuffle.Writer, h *partition.Hasher, buckets int) {
-	encs := make([]*arrowEncoder, buckets)
+func (t *mapCombiner[K, V]) spill(w *shuffle.Writer) {
 	var keyBytes int
 	for k, v := range t.m {
-		t.key.buf = t.key.buf[:0]
-		t.job.Key.Encode(k, &t.key)
-		keyBytes += len(t.key.buf)
-		b := partition.Bucket(h.Sum64(t.key.buf), buckets)
-		if encs[b] == nil {
-			encs[b] = newArrowEncoder(w.Bucket(b))
-		}
-		t.job.Key.Encode(k, encs[b])
-		t.job.Value.Encode(v, encs[b])
+		h := w.Hash()
+		t.job.Key.Encode(k, h)
+		keyBytes += h.Len()
+		e := w.Record(h)
+		t.job.Key.Encode(k, e)
+		t.job.Value.Encode(v, e)
 	}
 	if len(t.m) > 0 {
 		t.keyBytes = keyBytes / len(t.m)

@@ -3,19 +3,17 @@ package mapreduce
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/mrengine/mr/internal/blobs"
 )
 
-// DeadLetter is one row that failed Map on every attempt. Each partition
-// appends them, one JSON object per line, to dlq/p<part>.jsonl in its run
-// directory.
+// DeadLetter is one row that failed Map on every attempt.
 type DeadLetter struct {
 	Job       string         `json:"job"`
 	Run       string         `json:"run"`
@@ -28,63 +26,50 @@ type DeadLetter struct {
 	Time      time.Time      `json:"time"`
 }
 
-// dlqWriter appends dead letters to a partition's DLQ file. The file
-// belongs to the partition's checkpoint: each commit syncs it and records
-// its length, and a resumed task cuts it back to that length, so that the
-// rows it re-reads fail into the file exactly once.
-//
-// The file is opened on the first letter, so that partitions without
-// failures cost no file.
+// DLQFile is a committed dead-letter file: the letters of one commit of
+// one partition, one JSON object per line, in blob storage at Key (see
+// dlqKey). A partition's dead-letter queue is the sequence of files its
+// checkpoint names; the size and checksum pin each file's contents, so a
+// file changed or lost since its commit is an error, never silently
+// fewer letters.
+type DLQFile struct {
+	Key      string `json:"key"`
+	Size     int64  `json:"size"`
+	Letters  int    `json:"letters"`
+	Checksum uint64 `json:"checksum"` // XXH64 of the file's bytes
+}
+
+// dlqKey names the dead-letter file of the seq-th commit of partition
+// part; gen > 0 names the file a replay generation rewrote.
+func dlqKey(part, seq int, attempt string) string {
+	return fmt.Sprintf("dlq/p%04d-%06d-%s.jsonl", part, seq, attempt)
+}
+
+func replayDLQKey(part, gen int, attempt string) string {
+	return fmt.Sprintf("dlq/p%04d-g%04d-%s.jsonl", part, gen, attempt)
+}
+
+// dlqWriter writes the letters of one commit of a partition to a new
+// dead-letter file, which becomes visible only at commit. The file is
+// created on the first letter, so that commits without failures cost no
+// file.
 type dlqWriter struct {
-	path string
-	f    *os.File
-	w    *bufio.Writer
-	size int64
+	blobs *blobs.Bucket
+	w     *blobs.Writer
+	buf   *bufio.Writer
+	file  DLQFile
+	hash  *xxhash.Digest
 }
 
-// newDLQ cuts the file at path back to size, the length its checkpoint
-// recorded, dropping letters of an attempt that died before its commit, and
-// returns a writer that appends after it.
-func newDLQ(path string, size int64) (*dlqWriter, error) {
-	var have int64
-	switch fi, err := os.Stat(path); {
-	case err == nil:
-		have = fi.Size()
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, err
-	}
-	if have < size {
-		return nil, fmt.Errorf("%s holds %d bytes, its checkpoint committed %d: it was changed outside mr; start over with --fresh", path, have, size)
-	}
-	if have > size {
-		if err := os.Truncate(path, size); err != nil {
-			return nil, err
-		}
-	}
-	return &dlqWriter{path: path, size: size}, nil
-}
-
-func (d *dlqWriter) open() error {
-	if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Seek(d.size, io.SeekStart); err != nil {
-		f.Close()
-		return err
-	}
-	d.f, d.w = f, bufio.NewWriter(f)
-	return nil
-}
-
-func (d *dlqWriter) append(l *DeadLetter) error {
-	if d.f == nil {
-		if err := d.open(); err != nil {
+// append writes l to the file named key (created on the first letter).
+func (d *dlqWriter) append(ctx context.Context, key string, l *DeadLetter) error {
+	if d.w == nil {
+		w, err := d.blobs.NewWriter(ctx, key)
+		if err != nil {
 			return err
 		}
+		d.w, d.file, d.hash = w, DLQFile{Key: key}, xxhash.New()
+		d.buf = bufio.NewWriter(w)
 	}
 	data, err := json.Marshal(l)
 	if err != nil {
@@ -94,55 +79,71 @@ func (d *dlqWriter) append(l *DeadLetter) error {
 			return err
 		}
 	}
-	n, err := d.w.Write(append(data, '\n'))
-	d.size += int64(n)
+	data = append(data, '\n')
+	d.hash.Write(data)
+	d.file.Size += int64(len(data))
+	d.file.Letters++
+	_, err = d.buf.Write(data)
 	return err
 }
 
-// sync makes every appended letter durable and returns the file's length.
-func (d *dlqWriter) sync() (int64, error) {
-	if d.f == nil {
-		return d.size, nil
-	}
-	if err := d.w.Flush(); err != nil {
-		return 0, err
-	}
-	return d.size, d.f.Sync()
-}
-
-func (d *dlqWriter) close() error {
-	if d.f == nil {
-		return nil
-	}
-	return d.f.Close()
-}
-
-// ReadDeadLetterFile reads a partition's DLQ file; a missing file holds no
-// letters.
-func ReadDeadLetterFile(path string) ([]DeadLetter, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+// commit makes the letters appended since the last commit durable and
+// returns their file, or nil if there were none.
+func (d *dlqWriter) commit() (*DLQFile, error) {
+	if d.w == nil {
 		return nil, nil
 	}
-	if err != nil {
+	if err := d.buf.Flush(); err != nil {
 		return nil, err
 	}
-	letters, err := ReadDeadLetters(data)
-	if err != nil {
-		return letters, fmt.Errorf("%s: %w", path, err)
+	if err := d.w.Commit(); err != nil {
+		return nil, err
+	}
+	f := d.file
+	f.Checksum = d.hash.Sum64()
+	d.w = nil
+	return &f, nil
+}
+
+// abort drops the letters appended since the last commit.
+func (d *dlqWriter) abort() {
+	if d.w != nil {
+		d.w.Abort()
+		d.w = nil
+	}
+}
+
+// readDLQFiles reads the letters of files, in order, checking each file
+// against its recorded size and checksum.
+func readDLQFiles(ctx context.Context, b *blobs.Bucket, files []DLQFile) ([]DeadLetter, error) {
+	var letters []DeadLetter
+	for _, f := range files {
+		data, err := b.ReadAll(ctx, f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("dead letters %s: %w", f.Key, err)
+		}
+		if int64(len(data)) != f.Size || xxhash.Sum64(data) != f.Checksum {
+			return nil, fmt.Errorf("%w: dead letters %s hold %d bytes with checksum %016x; the checkpoint recorded %d bytes with %016x: it was changed outside mr; start over with --fresh",
+				ErrDamaged, f.Key, len(data), xxhash.Sum64(data), f.Size, f.Checksum)
+		}
+		ls, err := parseDeadLetters(data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: dead letters %s: %w; start over with --fresh", ErrDamaged, f.Key, err)
+		}
+		letters = append(letters, ls...)
 	}
 	return letters, nil
 }
 
-// ReadDeadLetters parses a DLQ file's contents. A malformed line is an
-// error naming its line number; a missing final newline (a letter being
-// written when the process died) is ignored, as a resumed run rewrites it.
-func ReadDeadLetters(data []byte) ([]DeadLetter, error) {
+// parseDeadLetters parses a dead-letter file's contents, one letter per
+// line. A malformed or unterminated line is an error naming its line
+// number: committed files are whole.
+func parseDeadLetters(data []byte) ([]DeadLetter, error) {
 	var letters []DeadLetter
 	for n := 1; len(data) > 0; n++ {
 		line, rest, complete := bytes.Cut(data, []byte{'\n'})
 		if !complete {
-			break
+			return letters, fmt.Errorf("line %d is not terminated", n)
 		}
 		data = rest
 		var l DeadLetter

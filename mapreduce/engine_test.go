@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
 )
@@ -234,36 +235,6 @@ func badIDs(rows []memRow) []int64 {
 	return ids
 }
 
-func testConfig(t *testing.T) mapreduce.Config {
-	return mapreduce.Config{
-		Workdir:    t.TempDir(),
-		RetryDelay: time.Microsecond,
-		Logger:     discardLogger(),
-	}
-}
-
-// dlqIDs returns the cursors in the run's DLQ files, sorted.
-func dlqIDs(t *testing.T, cfg mapreduce.Config, run string) []int64 {
-	t.Helper()
-	paths, _ := filepath.Glob(filepath.Join(cfg.Workdir, run, "dlq", "p*.jsonl"))
-	var ids []int64
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		letters, err := mapreduce.ReadDeadLetters(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range letters {
-			ids = append(ids, l.Cursor)
-		}
-	}
-	slices.Sort(ids)
-	return ids
-}
-
 func checkTable(t *testing.T, got, want map[string]int64) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -302,14 +273,14 @@ func TestRun_Matrix(t *testing.T) {
 				source = streamingSource{src}
 			}
 			sink := newMemSink()
-			cfg := testConfig(t)
+			cfg := runtest.Config(t)
 			cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize, cfg.Memory = c.partitions, c.buckets, c.workers, c.chunk, c.memory
 			s, err := mapreduce.Run(context.Background(), sumJob(t), source, sink, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkTable(t, sink.table, want)
-			if got, want := dlqIDs(t, cfg, s.RunID), badIDs(rows); !slices.Equal(got, want) {
+			if got, want := runtest.DeadLetterCursors(t, cfg, s.RunID), badIDs(rows); !slices.Equal(got, want) {
 				t.Errorf("DLQ holds %v, want %v", got, want)
 			}
 			for id, n := range src.read {
@@ -335,7 +306,7 @@ func TestRun_MemoryBudget(t *testing.T) {
 	for _, buckets := range []int{1, 3} {
 		t.Run(fmt.Sprintf("buckets=%d", buckets), func(t *testing.T) {
 			t.Parallel()
-			cfg := testConfig(t)
+			cfg := runtest.Config(t)
 			cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.Memory = 3, buckets, 2, 1<<20
 			sink := newMemSink()
 			s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg)
@@ -353,19 +324,14 @@ func TestRun_MemoryBudget(t *testing.T) {
 func TestRun_PanicStackInDLQ(t *testing.T) {
 	t.Parallel()
 	rows := []memRow{{id: 1, group: "a", amount: 1, kind: "panic"}, {id: 2, group: "a", amount: 2, kind: "poison"}}
-	cfg := testConfig(t)
+	cfg := runtest.Config(t)
 	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, newMemSink(), cfg)
 	if !errors.Is(err, mapreduce.ErrFailureRate) {
 		t.Fatalf("Run = %v, want ErrFailureRate", err)
 	}
-	paths, _ := filepath.Glob(filepath.Join(cfg.Workdir, s.RunID, "dlq", "*.jsonl"))
-	var letters []mapreduce.DeadLetter
-	for _, p := range paths {
-		l, err := mapreduce.ReadDeadLetterFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		letters = append(letters, l...)
+	letters, err := mapreduce.DeadLetters(context.Background(), cfg, s.RunID, mapreduce.DeadLetterFilter{})
+	if err != nil {
+		t.Fatal(err)
 	}
 	var cursors []int64
 	for _, l := range letters {
@@ -388,7 +354,7 @@ func TestRun_PanicStackInDLQ(t *testing.T) {
 func TestRun_Empty(t *testing.T) {
 	t.Parallel()
 	sink := newMemSink()
-	cfg := testConfig(t)
+	cfg := runtest.Config(t)
 	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{read: map[int64]int{}}, sink, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -410,7 +376,7 @@ func TestRun_ResumeAfterCancel(t *testing.T) {
 
 func testResumeAfterCancel(t *testing.T, stream bool) {
 	rows := randomRows(2, 30_000, 500, 0.003)
-	cfg := testConfig(t)
+	cfg := runtest.Config(t)
 	cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize = 6, 4, 3, 200
 	cfg.CheckpointInterval = time.Nanosecond // commit after every chunk
 	sink := newMemSink()
@@ -468,7 +434,7 @@ func testResumeAfterCancel(t *testing.T, stream bool) {
 	if s2.PartitionsResumed == 0 {
 		t.Error("no partition resumed")
 	}
-	if got, want := dlqIDs(t, cfg, s2.RunID), badIDs(rows); !slices.Equal(got, want) {
+	if got, want := runtest.DeadLetterCursors(t, cfg, s2.RunID), badIDs(rows); !slices.Equal(got, want) {
 		t.Errorf("DLQ holds %d letters %v, want %d", len(got), got, len(want))
 	}
 }
@@ -492,7 +458,7 @@ func (s *failingStore) SaveCheckpoint(ctx context.Context, run string, cp *mapre
 func TestRun_CrashBetweenSpillAndCheckpoint(t *testing.T) {
 	t.Parallel()
 	rows := randomRows(3, 20_000, 800, 0.003)
-	cfg := testConfig(t)
+	cfg := runtest.Config(t)
 	cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize = 4, 4, 2, 300
 	cfg.CheckpointInterval = time.Nanosecond
 	store := &failingStore{DirStore: mapreduce.DirStore{Dir: cfg.Workdir}}
@@ -508,7 +474,7 @@ func TestRun_CrashBetweenSpillAndCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTable(t, sink.table, truth(rows))
-	if got, want := dlqIDs(t, cfg, s.RunID), badIDs(rows); !slices.Equal(got, want) {
+	if got, want := runtest.DeadLetterCursors(t, cfg, s.RunID), badIDs(rows); !slices.Equal(got, want) {
 		t.Errorf("DLQ holds %v, want %v", got, want)
 	}
 	// Only committed files remain in the shuffle directory.
@@ -529,7 +495,7 @@ func TestRun_CrashBetweenSpillAndCheckpoint(t *testing.T) {
 func TestRun_RerunIsIdempotent(t *testing.T) {
 	t.Parallel()
 	rows := randomRows(4, 5_000, 300, 0)
-	cfg := testConfig(t)
+	cfg := runtest.Config(t)
 	sink := newMemSink()
 	for i := range 2 {
 		if _, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); err != nil {
@@ -538,7 +504,7 @@ func TestRun_RerunIsIdempotent(t *testing.T) {
 		if i == 0 {
 			continue
 		}
-		if sink.applied != cfg.WithDefaults().Buckets {
+		if sink.applied != cfg.Buckets {
 			t.Errorf("the second run applied buckets again: %d applies", sink.applied)
 		}
 	}
@@ -552,7 +518,7 @@ func TestRun_RerunIsIdempotent(t *testing.T) {
 func TestRun_FailureRate(t *testing.T) {
 	t.Parallel()
 	rows := randomRows(5, 2_000, 10, 0.2)
-	cfg := testConfig(t)
+	cfg := runtest.Config(t)
 	sink := newMemSink()
 	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg)
 	if !errors.Is(err, mapreduce.ErrFailureRate) {
@@ -566,7 +532,7 @@ func TestRun_FailureRate(t *testing.T) {
 
 func TestOpen_RunInUse(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
+	cfg := runtest.Config(t)
 	src := &memSource{rows: randomRows(7, 100, 5, 0), read: map[int64]int{}}
 	first, err := mapreduce.Open(context.Background(), sumJob(t), src, newMemSink(), cfg)
 	if err != nil {
@@ -590,37 +556,34 @@ func TestRun_CombinePanics(t *testing.T) {
 	t.Parallel()
 	j := sumJob(t)
 	j.Combine = func(a, b int64) int64 { panic("combine bug") }
-	_, err := mapreduce.Run(context.Background(), j, &memSource{rows: randomRows(8, 500, 3, 0), read: map[int64]int{}}, newMemSink(), testConfig(t))
+	_, err := mapreduce.Run(context.Background(), j, &memSource{rows: randomRows(8, 500, 3, 0), read: map[int64]int{}}, newMemSink(), runtest.Config(t))
 	var p *mapreduce.PanicError
 	if !errors.As(err, &p) || p.Value != "combine bug" {
 		t.Errorf("Run = %v, want the Combine panic as an error", err)
 	}
 }
 
-// TestRun_DLQChangedOutside: a DLQ file cut shorter than its checkpoint
-// committed is a clear error, not a file with a hole in it.
+// TestRun_DLQChangedOutside: a dead-letter file cut shorter than its
+// checkpoint committed is a clear error, never fewer letters.
 func TestRun_DLQChangedOutside(t *testing.T) {
 	t.Parallel()
 	rows := randomRows(9, 4_000, 50, 0.05)
-	cfg := testConfig(t)
-	cfg.Partitions, cfg.Workers, cfg.ChunkSize = 1, 1, 100
+	cfg := runtest.Config(t)
+	cfg.Partitions, cfg.Workers, cfg.ChunkSize, cfg.MaxFailureRate = 1, 1, 100, 1
 	cfg.CheckpointInterval = time.Nanosecond
-	ctx, cancel := context.WithCancel(context.Background())
-	src := &memSource{rows: rows, read: map[int64]int{}, afterChunk: func(n int64) {
-		if n == 10 {
-			cancel()
-		}
-	}}
-	s, err := mapreduce.Run(ctx, sumJob(t), src, newMemSink(), cfg)
-	if !errors.Is(err, context.Canceled) || s.Failed == 0 {
-		t.Fatalf("interrupted run: %v with %d failed rows; the test needs committed dead letters", err, s.Failed)
+	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, newMemSink(), cfg)
+	if err != nil || s.Failed == 0 {
+		t.Fatalf("run: %v with %d failed rows; the test needs dead letters", err, s.Failed)
 	}
-	path := filepath.Join(cfg.Workdir, s.RunID, "dlq", "p0000.jsonl")
-	if err := os.Truncate(path, 10); err != nil {
+	paths, _ := filepath.Glob(filepath.Join(cfg.Workdir, s.RunID, "dlq", "p0000-*.jsonl"))
+	if len(paths) < 2 {
+		t.Fatalf("dead-letter files %v; the test needs several", paths)
+	}
+	if err := os.Truncate(paths[1], 10); err != nil {
 		t.Fatal(err)
 	}
-	_, err = mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, newMemSink(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "it was changed outside mr; start over with --fresh") {
-		t.Errorf("resuming with a cut DLQ = %v, want an error saying so", err)
+	_, err = mapreduce.DeadLetters(context.Background(), cfg, s.RunID, mapreduce.DeadLetterFilter{})
+	if !errors.Is(err, mapreduce.ErrDamaged) || !strings.Contains(err.Error(), "it was changed outside mr") {
+		t.Errorf("reading a cut dead-letter file = %v, want ErrDamaged saying so", err)
 	}
 }

@@ -62,3 +62,12 @@ func recovered(v any) error {
 // ErrFailureRate is returned, with a complete Summary, by a run that
 // finished but whose share of failed rows is above Config.MaxFailureRate.
 var ErrFailureRate = errors.New("failure rate above the threshold")
+
+// ErrDamaged is wrapped by the errors that report run state (a dead-letter
+// file, a manifest) that does not match what was committed: changed or
+// lost outside mr.
+var ErrDamaged = errors.New("run state damaged")
+
+// ErrNoRun is wrapped by the errors of Inspect and DeadLetters for a run
+// that has no plan.
+var ErrNoRun = errors.New("no such run")

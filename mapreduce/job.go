@@ -159,7 +159,7 @@ func checkCodec[T any](name string, c Codec[T]) error {
 		return fmt.Errorf("%s codec needs Fields, Encode and Decode", name)
 	}
 	for _, f := range c.Fields {
-		if f.Name == "" || typeNames[f.Type] == "" {
+		if f.Name == "" || !f.Type.Valid() {
 			return fmt.Errorf("%s codec: field %q has no name or an unknown type", name, f.Name)
 		}
 	}

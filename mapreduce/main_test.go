@@ -1,13 +1,15 @@
 package mapreduce_test
 
 import (
-	"io"
-	"log/slog"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/mrengine/mr/internal/runtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// discardLogger drops the engine's log lines in examples, whose output is
+// checked.
+var discardLogger = runtest.DiscardLogger()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"path/filepath"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -18,14 +17,13 @@ import (
 
 // mapTask is one attempt at one partition: it reads keyset chunks from the
 // partition's checkpoint on, maps and combines their rows, and commits
-// (spill, then checkpoint) at chunk boundaries.
+// (spill, dead letters, then checkpoint) at chunk boundaries.
 type mapTask struct {
 	r      *Runner
 	cp     *Checkpoint
 	comb   combiner
 	writer *shuffle.Writer
-	hasher *partition.Hasher
-	dlq    *dlqWriter
+	dlq    dlqWriter
 	// Since the last commit:
 	rows, failed, chunks int64
 	next                 int64
@@ -36,34 +34,28 @@ type mapTask struct {
 // mapPartition runs a map task from checkpoint cp on.
 func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 	part := cp.Partition
+	t := &mapTask{
+		r:          r,
+		cp:         cp,
+		comb:       r.def.newCombiner(),
+		writer:     shuffle.NewWriter(r.schema, r.plan.Buckets, r.plan.Seed, memory.NewGoAllocator()),
+		dlq:        dlqWriter{blobs: r.blobs},
+		next:       cp.Next,
+		lastCommit: time.Now(),
+	}
+	defer t.writer.Release()
+	defer t.dlq.abort() // the letters since the last commit do not count
 	defer func() {
 		if p := recover(); p != nil { // in Combine: a bug, not a bad row
 			err = fmt.Errorf("partition %d: %w", part, recovered(p))
 		}
 	}()
-	dlq, err := newDLQ(r.dlqPath(part), cp.DLQBytes)
-	if err != nil {
-		return fmt.Errorf("partition %d: %w", part, err)
-	}
-	defer dlq.close()
-	t := &mapTask{
-		r:          r,
-		cp:         cp,
-		comb:       r.def.newCombiner(),
-		writer:     shuffle.NewWriter(r.schema, r.plan.Buckets, memory.NewGoAllocator()),
-		hasher:     partition.NewHasher(r.plan.Seed),
-		dlq:        dlq,
-		next:       cp.Next,
-		lastCommit: time.Now(),
-	}
-	defer t.writer.Release()
 	t.maxEntries = r.maxEntries(t.comb)
 	if err := t.run(ctx); err != nil {
 		return fmt.Errorf("partition %d %s: %w", part, cp.Range, err)
 	}
 	return nil
 }
-
 // maxEntries turns the memory budget, shared by the running tasks, into a
 // number of keys a task's combiner may hold.
 func (r *Runner) maxEntries(t combiner) int {
@@ -131,7 +123,7 @@ func (t *mapTask) mapRow(ctx context.Context, row Row) error {
 	t.failed++
 	var panicked *PanicError
 	errors.As(err, &panicked)
-	return t.dlq.append(&DeadLetter{
+	return t.dlq.append(ctx, dlqKey(t.cp.Partition, t.cp.Seq+1, t.r.attempt), &DeadLetter{
 		Job:       t.r.spec.Name,
 		Run:       t.r.plan.RunID,
 		Partition: t.cp.Partition,
@@ -164,46 +156,44 @@ func (r *Runner) mapRetrying(ctx context.Context, t combiner, row Row) (int, err
 	}
 }
 
-// commit is the map side's commit point. It spills the combiner (one file per
-// non-empty bucket, each durable before it returns), syncs the DLQ, then
-// replaces the checkpoint; only that last step makes the files and rows
-// count. A crash before it leaves the previous checkpoint in force.
+// commit is the map side's commit point. It spills the combiner (one
+// file per non-empty bucket, each durable before Flush returns) and the
+// dead letters since the last commit, then replaces the checkpoint; only
+// that last step makes the files and rows count. A crash before it leaves
+// the previous checkpoint in force.
 func (t *mapTask) commit(ctx context.Context, done bool) error {
 	r, cp := t.r, t.cp
-	t.comb.spill(t.writer, t.hasher, r.plan.Buckets)
 	seq := cp.Seq + 1
-	files, err := t.writer.Flush(func(b int) string {
-		return shuffle.Path(filepath.Join(r.dir, "shuffle"), b, cp.Partition, seq, r.attempt)
+	t.comb.spill(t.writer)
+	files, err := t.writer.Flush(ctx, r.blobs, func(b int) string {
+		return shuffle.MapKey(b, cp.Partition, seq, r.attempt)
 	})
 	if err != nil {
 		return err
 	}
-	dlqBytes, err := t.dlq.sync()
+	letters, err := t.dlq.commit()
 	if err != nil {
-		return fmt.Errorf("sync DLQ: %w", err)
+		return fmt.Errorf("write dead letters: %w", err)
 	}
 	crashpoint.Hit(crashpoint.MapSpilled)
 	var spilled int64
-	for i := range files {
-		spilled += files[i].Size
-		// Checkpoints name files relative to the run directory, so that a
-		// run resumes from another working directory.
-		if files[i].Path, err = filepath.Rel(r.dir, files[i].Path); err != nil {
-			return err
-		}
+	for _, f := range files {
+		spilled += f.Size
 	}
 	next := *cp
 	next.Seq = seq
 	next.Next = t.next
 	next.Done = done
 	next.Files = append(cp.Files[:len(cp.Files):len(cp.Files)], files...)
+	if letters != nil {
+		next.DeadLetters = append(cp.DeadLetters[:len(cp.DeadLetters):len(cp.DeadLetters)], *letters)
+	}
 	next.Rows += t.rows
 	next.Failed += t.failed
 	next.Chunks += t.chunks
-	next.DLQBytes = dlqBytes
 	next.Updated = time.Now().UTC()
 	next.Spilled += spilled
-	if err := r.cfg.Store.SaveCheckpoint(ctx, r.plan.RunID, &next); err != nil {
+	if err := r.store.SaveCheckpoint(ctx, r.plan.RunID, &next); err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	*cp = next
@@ -214,8 +204,4 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 	t.lastCommit = time.Now()
 	t.maxEntries = r.maxEntries(t.comb)
 	return nil
-}
-
-func (r *Runner) dlqPath(part int) string {
-	return filepath.Join(r.dir, "dlq", fmt.Sprintf("p%04d.jsonl", part))
 }

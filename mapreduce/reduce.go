@@ -3,14 +3,11 @@ package mapreduce
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/mrengine/mr/internal/crashpoint"
-	"github.com/mrengine/mr/partition"
 	"github.com/mrengine/mr/shuffle"
 	"github.com/mrengine/mr/spill"
 )
@@ -25,35 +22,6 @@ const (
 	maxLevels = 8
 )
 
-// committedFiles reads the manifest of every partition's checkpoint, and
-// the replay manifest (replay.go) if mr dlq replay committed one, and
-// returns the committed shuffle files of each bucket.
-func (r *Runner) committedFiles(ctx context.Context) ([][]shuffle.File, error) {
-	cps, err := r.loadCheckpoints(ctx)
-	if err != nil {
-		return nil, err
-	}
-	files := make([][]shuffle.File, r.plan.Buckets)
-	for part, cp := range cps {
-		if cp == nil || !cp.Done {
-			return nil, fmt.Errorf("partition %d has not finished its map task", part)
-		}
-		for _, f := range cp.Files {
-			f.Path = filepath.Join(r.dir, f.Path)
-			files[f.Bucket] = append(files[f.Bucket], f)
-		}
-	}
-	m, err := r.loadReplay()
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range m.Files {
-		f.Path = filepath.Join(r.dir, f.Path)
-		files[f.Bucket] = append(files[f.Bucket], f)
-	}
-	return files, nil
-}
-
 // reduceBucket merges the committed files of bucket b, combines per key and
 // applies the result to the sink in one transaction.
 func (r *Runner) reduceBucket(ctx context.Context, commit string, b int, files []shuffle.File) (err error) {
@@ -62,15 +30,8 @@ func (r *Runner) reduceBucket(ctx context.Context, commit string, b int, files [
 			err = fmt.Errorf("bucket %d: %w", b, recovered(p))
 		}
 	}()
-	dir := filepath.Join(r.dir, "reduce", fmt.Sprintf("b%04d", b))
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	rows := &bucketRows{r: r, dir: dir, comb: r.def.newCombiner(), parts: []part{{files: files}}}
+	rows := &bucketRows{r: r, ctx: ctx, bucket: b, comb: r.def.newCombiner(), parts: []part{{files: files}}}
+	defer rows.removeRegrouped()
 	rows.maxEntries = r.maxEntries(rows.comb)
 	if err := r.sink.Apply(ctx, r.spec.Output, commit, b, rows); err != nil {
 		return fmt.Errorf("bucket %d: %w", b, err)
@@ -78,7 +39,7 @@ func (r *Runner) reduceBucket(ctx context.Context, commit string, b int, files [
 	crashpoint.Hit(crashpoint.BucketApplied)
 	r.groups.Add(rows.n)
 	r.progress.Add(PhaseReduce, 1)
-	return r.cfg.Store.MarkBucketDone(ctx, r.plan.RunID, b)
+	return r.store.MarkBucketDone(ctx, r.plan.RunID, b)
 }
 
 // part is a set of shuffle files to reduce together; level counts the
@@ -93,14 +54,15 @@ type part struct {
 // the budget however many keys the bucket has.
 type bucketRows struct {
 	r          *Runner
-	dir        string // for re-partitioned sub-parts
+	ctx        context.Context // of the bucket's Apply, which drives Next
+	bucket     int
 	comb       combiner
 	maxEntries int
 	parts      []part     // a stack of parts left to reduce
 	cur        OutputRows // the rows of the part in the combiner
 	err        error
 	n          int64 // rows yielded
-	written    int   // sub-part files written, to name them
+	regrouped  []shuffle.File // sub-part files written, removed at the end
 }
 
 func (br *bucketRows) Next() bool {
@@ -129,29 +91,29 @@ func (br *bucketRows) Err() error             { return br.err }
 func (br *bucketRows) load(p part) error {
 	var (
 		w   *shuffle.Writer
-		h   *partition.Hasher
 		sub = make([][]shuffle.File, fanout)
+		n   int // flushes, to name the files
 	)
 	flush := func() error {
 		if w == nil {
 			if p.level >= maxLevels {
 				return fmt.Errorf("still over --memory after %d re-partitions; raise --memory", maxLevels)
 			}
-			w = shuffle.NewWriter(br.r.schema, fanout, memory.NewGoAllocator())
-			h = partition.NewHasher(br.r.plan.Seed + uint64(p.level) + 1)
+			w = shuffle.NewWriter(br.r.schema, fanout, br.r.plan.Seed+uint64(p.level)+1, memory.NewGoAllocator())
 		}
-		br.comb.spill(w, h, fanout)
-		br.written++
-		files, err := w.Flush(func(s int) string {
-			return filepath.Join(br.dir, fmt.Sprintf("l%d-s%02d-%06d.arrow", p.level+1, s, br.written))
+		br.comb.spill(w)
+		n++
+		files, err := w.Flush(br.ctx, br.r.blobs, func(s int) string {
+			return shuffle.RegroupKey(br.bucket, p.level+1, s, n, br.r.attempt)
 		})
 		for _, f := range files {
 			sub[f.Bucket] = append(sub[f.Bucket], f)
 		}
+		br.regrouped = append(br.regrouped, files...)
 		br.maxEntries = br.r.maxEntries(br.comb)
 		return err
 	}
-	err := shuffle.Read(p.files, func(rec arrow.RecordBatch) error {
+	err := shuffle.Read(br.ctx, br.r.blobs, p.files, func(rec arrow.RecordBatch) error {
 		br.comb.add(rec)
 		if br.comb.len() >= br.maxEntries {
 			return flush()
@@ -175,4 +137,12 @@ func (br *bucketRows) load(p part) error {
 		}
 	}
 	return nil
+}
+
+// removeRegrouped deletes the sub-part files of the bucket: they live only
+// while it is reduced. A file left by a crash is removed by the next Open.
+func (br *bucketRows) removeRegrouped() {
+	for _, f := range br.regrouped {
+		br.r.blobs.Delete(br.ctx, f.Key)
+	}
 }

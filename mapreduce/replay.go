@@ -1,17 +1,12 @@
 package mapreduce
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -21,14 +16,13 @@ import (
 )
 
 // ErrNotFinished is returned by Replay for a run whose map phase has not
-// finished (or that has no plan at all); it is wrapped as "run <id> has
-// not finished".
-var ErrNotFinished = errors.New("has not finished")
+// finished (or that has no plan at all).
+var ErrNotFinished = errors.New("the run's map phase has not finished")
 
-// ReplayManifest is the commit record of mr dlq replay, replay.json in the
-// run directory. Its files count as committed shuffle files of the run,
-// next to the checkpoints' files, and the dead letters whose cursors it
-// lists are resolved: they no longer count, whatever a DLQ file still says.
+// ReplayManifest is the commit record of mr dlq replay, kept by the Store.
+// Its files count as committed shuffle files of the run, next to the
+// checkpoints' files, and the dead letters whose cursors it lists are
+// resolved: they no longer count, whatever a dead-letter file still says.
 type ReplayManifest struct {
 	// Commit is the plan's: a manifest left by an earlier plan of the run
 	// (mr run --fresh) does not count.
@@ -36,9 +30,28 @@ type ReplayManifest struct {
 	// Generation counts the replays that resolved letters; the sink
 	// records the buckets re-applied by generation g under the commit key
 	// Plan.Commit + ".replay<g>".
-	Generation int            `json:"generation"`
-	Files      []shuffle.File `json:"files"`   // paths relative to the run directory
-	Cursors    []int64        `json:"cursors"` // the letters resolved, sorted
+	Generation int          `json:"generation"`
+	Files      []ReplayFile `json:"files"`
+	Cursors    []int64      `json:"cursors"` // the letters resolved, sorted
+}
+
+// ReplayFile is a shuffle file written by replay generation Generation.
+type ReplayFile struct {
+	Generation int `json:"generation"`
+	shuffle.File
+}
+
+// latest returns, for each bucket that a replay touched, the last
+// generation that wrote a file of it: the commit key under which the
+// bucket's value includes every replayed row.
+func (m *ReplayManifest) latest() map[int]int {
+	gens := map[int]int{}
+	if m != nil {
+		for _, f := range m.Files {
+			gens[f.Bucket] = max(gens[f.Bucket], f.Generation)
+		}
+	}
+	return gens
 }
 
 // ReplayResult is what a replay did.
@@ -48,28 +61,13 @@ type ReplayResult struct {
 	Letters    int // dead letters replayed
 	Succeeded  int // of which now map (or whose row is gone)
 	Failed     int // of which still fail, and stay in the DLQ
+	Buckets    int // buckets re-applied to the sink
 }
 
 func (s ReplayResult) String() string {
-	return fmt.Sprintf("replayed %d dead letters of run %s: %d now succeed, %d still fail (generation %d)",
-		s.Letters, s.RunID, s.Succeeded, s.Failed, s.Generation)
+	return fmt.Sprintf("replayed %d dead letters of run %s: %d now succeed, %d still fail; %d buckets re-applied (generation %d)",
+		s.Letters, s.RunID, s.Succeeded, s.Failed, s.Buckets, s.Generation)
 }
-
-// LoadReplayManifest reads the replay manifest of the run in dir for the
-// plan p; a run never replayed under p has an empty one.
-func LoadReplayManifest(dir string, p *Plan) (*ReplayManifest, error) {
-	var m ReplayManifest
-	err := readJSON(filepath.Join(dir, "replay.json"), &m)
-	if errors.Is(err, fs.ErrNotExist) || err == nil && m.Commit != p.Commit {
-		return &ReplayManifest{Commit: p.Commit}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &m, nil
-}
-
-func (r *Runner) loadReplay() (*ReplayManifest, error) { return LoadReplayManifest(r.dir, r.plan) }
 
 // Replay opens the existing, finished run with def's identity over src and
 // sink (as Run would, with the same cfg) and replays its dead letters: see
@@ -86,77 +84,65 @@ func Replay(ctx context.Context, def Definition, src Source, sink Sink, cfg Conf
 }
 
 // Replay re-maps the dead letters of a finished run, after their cause was
-// fixed, and re-applies the buckets to the sink so that the rows that now
-// succeed count.
+// fixed, and re-applies the buckets whose keys they touch, so that the rows
+// that now succeed count.
 //
 // Each letter's row is read again from the source by its cursor (a row
-// that is gone is resolved, with no output) and mapped through a combine
-// table with the usual retries. The order of the writes makes the replay
+// that is gone is resolved, with no output) and mapped through a combiner
+// with the usual retries. The order of the writes makes the replay
 // manifest its single commit point:
 //
-//  1. The pairs of the rows that now map are spilled to new shuffle files
-//     under replay/, named by generation and attempt, each durable. A crash
-//     here leaves files that no manifest names: garbage, removed by the
-//     next replay.
-//  2. replay.json is replaced atomically, adding the files and the
-//     resolved cursors, with the generation incremented. This is the
-//     commit: from now on the files count (committedFiles adds them) and
-//     the resolved letters do not, even where a DLQ file still holds them,
-//     since every reader of letters drops the manifest's cursors.
-//  3. Each changed partition's DLQ file is rewritten atomically (temp file,
-//     sync, rename) with the letters that still fail, their attempts
-//     updated, then its checkpoint is saved with the file's new length and
-//     Failed count. A crash between the two leaves a checkpoint whose
-//     DLQBytes is not the file's length; that is harmless because a finished
-//     partition's file is never appended to again, so it is read whole (both
-//     versions are complete files), and the next replay saves the
-//     checkpoint anew.
-//  4. Every bucket is reduced from all committed files and applied under
-//     the commit key Plan.Commit + ".replay<generation>": the sink upserts
-//     each key's full aggregate, which is exact. Buckets already applied
-//     under that key are skipped, so the next replay finishes a crashed one.
+//  1. The pairs of the rows that now map are spilled to new shuffle files,
+//     named by generation and attempt, each durable. A crash here leaves
+//     files that no manifest names: garbage, removed by the next Open.
+//  2. The manifest is saved, adding the files (under the new generation)
+//     and the resolved cursors. This is the commit: from now on the files
+//     count and the resolved letters do not, even where a dead-letter file
+//     still holds them, since every reader of letters drops the
+//     manifest's cursors.
+//  3. Each changed partition's letters that still fail are written to a
+//     new dead-letter file, their attempts updated, and the partition's
+//     checkpoint is saved naming it instead of the old ones, with the new
+//     Failed count. A crash between two partitions leaves old files whose
+//     resolved letters do not count; the next replay rewrites them.
+//  4. Each bucket that a generation wrote files for is reduced again from
+//     all committed files and applied under that generation's commit key
+//     (Plan.Commit + ".replay<g>"): the sink upserts each key's full
+//     aggregate, which is exact. Buckets no replay touched are not
+//     re-applied. Buckets already applied under their key are skipped, so
+//     the next replay finishes one that crashed here.
 //
 // A replay that resolves nothing commits no new generation and re-applies
 // nothing that was already applied, so replaying twice is harmless.
 func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	res := ReplayResult{RunID: r.plan.RunID}
-	cps, err := r.loadCheckpoints(ctx)
-	if err != nil {
-		return res, err
-	}
-	for part, cp := range cps {
+	for part, cp := range r.cps {
 		if cp == nil || !cp.Done {
-			return res, fmt.Errorf("partition %d is not mapped yet, so run %s %w", part, r.plan.RunID, ErrNotFinished)
+			return res, fmt.Errorf("run %s: %w (partition %d is not mapped yet)", r.plan.RunID, ErrNotFinished, part)
 		}
 	}
-	m, err := r.loadReplay()
-	if err != nil {
-		return res, err
+	m := r.replay
+	if m == nil {
+		m = &ReplayManifest{Commit: r.plan.Commit}
 	}
 	res.Generation = m.Generation
-	if err := r.removeUncommittedReplay(m); err != nil {
-		return res, fmt.Errorf("remove uncommitted replay files of %s: %w", r.plan.RunID, err)
-	}
-	resolved := map[int64]bool{}
-	for _, c := range m.Cursors {
-		resolved[c] = true
-	}
 
 	// Re-map the letters still in force.
-	t := r.def.newCombiner()
+	comb := r.def.newCombiner()
+	st := &runState{plan: r.plan, checkpoints: r.cps, replay: r.replay}
 	var (
 		newCursors []int64
-		remaining  = make([][]DeadLetter, len(cps))
-		changed    = make([]bool, len(cps))
+		remaining  = make([][]DeadLetter, len(r.cps))
+		changed    = make([]bool, len(r.cps))
 		batch      = NewBatch(r.in.Columns)
 	)
-	for part := range cps {
-		letters, err := ReadDeadLetterFile(r.dlqPath(part))
+	for part, cp := range r.cps {
+		letters, err := readDLQFiles(ctx, r.blobs, cp.DeadLetters)
 		if err != nil {
-			return res, err
+			return res, fmt.Errorf("partition %d of %s: %w", part, r.plan.RunID, err)
 		}
 		for _, l := range letters {
-			if resolved[l.Cursor] {
+			if st.resolved(l.Cursor) {
 				changed[part] = true // left by a replay that crashed in step 3
 				continue
 			}
@@ -172,42 +158,35 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 			if err != nil {
 				return res, fmt.Errorf("read cursor %d: %w", l.Cursor, err)
 			}
-			attempts, err := r.mapRetrying(ctx, t, batch.Row(0))
+			attempts, err := r.mapRetrying(ctx, comb, batch.Row(0))
 			if ctx.Err() != nil {
 				return res, context.Cause(ctx)
 			}
+			changed[part] = true
 			if err == nil {
 				res.Succeeded++
 				newCursors = append(newCursors, l.Cursor)
-				changed[part] = true
 				continue
 			}
 			res.Failed++
-			l.Row = batch.Row(0).Columns()
 			var panicked *PanicError
 			errors.As(err, &panicked)
+			l.Row = batch.Row(0).Columns()
 			l.Error = err.Error()
 			l.Stack = panicked.stack()
 			l.Attempts += attempts
 			l.Time = time.Now().UTC()
 			remaining[part] = append(remaining[part], l)
-			changed[part] = true
 		}
 	}
 
 	// Steps 1 and 2: spill, then commit the manifest.
 	if len(newCursors) > 0 {
 		gen := m.Generation + 1
-		w := shuffle.NewWriter(r.schema, r.plan.Buckets, memory.NewGoAllocator())
+		w := shuffle.NewWriter(r.schema, r.plan.Buckets, r.plan.Seed, memory.NewGoAllocator())
 		defer w.Release()
-		t.spill(w, partition.NewHasher(r.plan.Seed), r.plan.Buckets)
-		dir := filepath.Join(r.dir, "replay")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return res, err
-		}
-		files, err := w.Flush(func(b int) string {
-			return filepath.Join(dir, fmt.Sprintf("g%04d-b%04d-%s.arrow", gen, b, r.attempt))
-		})
+		comb.spill(w)
+		files, err := w.Flush(ctx, r.blobs, func(b int) string { return shuffle.ReplayKey(gen, b, r.attempt) })
 		if err != nil {
 			return res, err
 		}
@@ -215,79 +194,99 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 		next.Generation = gen
 		next.Files = slices.Clone(m.Files)
 		for _, f := range files {
-			if f.Path, err = filepath.Rel(r.dir, f.Path); err != nil {
-				return res, err
-			}
-			next.Files = append(next.Files, f)
+			next.Files = append(next.Files, ReplayFile{Generation: gen, File: f})
 		}
 		next.Cursors = append(slices.Clone(m.Cursors), newCursors...)
 		slices.Sort(next.Cursors)
-		if err := writeJSON(filepath.Join(r.dir, "replay.json"), &next); err != nil {
+		if err := r.store.SaveReplay(ctx, r.plan.RunID, &next); err != nil {
 			return res, fmt.Errorf("commit replay: %w", err)
 		}
 		m = &next
+		r.replay = m
 		res.Generation = gen
 	}
 
-	// Step 3: the DLQ files and checkpoints of the partitions that changed.
-	for part, cp := range cps {
+	// Step 3: the dead letters and checkpoints of the partitions that changed.
+	for part, cp := range r.cps {
 		if !changed[part] {
 			continue
 		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		for i := range remaining[part] {
-			if err := enc.Encode(&remaining[part][i]); err != nil {
-				return res, err
-			}
-		}
-		if err := writeFileAtomic(r.dlqPath(part), buf.Bytes()); err != nil {
-			return res, fmt.Errorf("rewrite DLQ of partition %d: %w", part, err)
-		}
 		next := *cp
-		next.DLQBytes = int64(buf.Len())
+		next.DeadLetters = nil
+		if len(remaining[part]) > 0 {
+			d := dlqWriter{blobs: r.blobs}
+			for i := range remaining[part] {
+				if err := d.append(ctx, replayDLQKey(part, m.Generation, r.attempt), &remaining[part][i]); err != nil {
+					d.abort()
+					return res, fmt.Errorf("rewrite dead letters of partition %d: %w", part, err)
+				}
+			}
+			f, err := d.commit()
+			if err != nil {
+				d.abort()
+				return res, fmt.Errorf("rewrite dead letters of partition %d: %w", part, err)
+			}
+			next.DeadLetters = []DLQFile{*f}
+		}
 		next.Failed = int64(len(remaining[part]))
 		next.Updated = time.Now().UTC()
-		if err := r.cfg.Store.SaveCheckpoint(ctx, r.plan.RunID, &next); err != nil {
+		if err := r.store.SaveCheckpoint(ctx, r.plan.RunID, &next); err != nil {
 			return res, fmt.Errorf("save checkpoint of partition %d: %w", part, err)
 		}
+		*cp = next
 	}
 
-	// Step 4: re-apply under the generation's commit key.
-	if m.Generation > 0 {
-		if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
-			return res, err
-		}
-		if err := r.reducePhase(ctx, replayCommit(r.plan, m.Generation)); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
+	// Step 4: re-apply the buckets the replays touched.
+	n, err := r.applyReplay(ctx)
+	res.Buckets = n
+	return res, err
 }
 
-// removeUncommittedReplay deletes the files under replay/ that m does not
-// name: left by replays that died before their commit.
-func (r *Runner) removeUncommittedReplay(m *ReplayManifest) error {
-	keep := map[string]bool{}
-	for _, f := range m.Files {
-		keep[filepath.Base(f.Path)] = true
+// applyReplay applies each bucket that a replay touched under the commit
+// key of the last generation that touched it, where the sink does not have
+// it yet, and returns how many it applied.
+func (r *Runner) applyReplay(ctx context.Context) (int, error) {
+	pending, err := r.unappliedReplay(ctx)
+	if err != nil || len(pending) == 0 {
+		return 0, err
 	}
-	entries, err := os.ReadDir(filepath.Join(r.dir, "replay"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
+		return 0, err
 	}
-	if err != nil {
-		return err
+	byGen := map[int][]int{}
+	for b, gen := range pending {
+		byGen[gen] = append(byGen[gen], b)
 	}
-	for _, e := range entries {
-		if !keep[e.Name()] && !strings.HasPrefix(e.Name(), ".") {
-			if err := os.Remove(filepath.Join(r.dir, "replay", e.Name())); err != nil {
-				return err
-			}
+	for _, gen := range slices.Sorted(maps.Keys(byGen)) {
+		buckets := byGen[gen]
+		slices.Sort(buckets)
+		if err := r.reducePhase(ctx, replayCommit(r.plan, gen), buckets); err != nil {
+			return 0, err
 		}
 	}
-	return nil
+	return len(pending), nil
+}
+
+// unappliedReplay returns the buckets (with their generation, see
+// ReplayManifest.latest) that the sink has not yet committed under the key
+// of the last generation that touched them.
+func (r *Runner) unappliedReplay(ctx context.Context) (map[int]int, error) {
+	latest := r.replay.latest()
+	pending := map[int]int{}
+	committed := map[int][]int{} // generation → buckets the sink has under its key
+	for b, gen := range latest {
+		if _, ok := committed[gen]; !ok {
+			bs, err := r.sink.Committed(ctx, replayCommit(r.plan, gen))
+			if err != nil {
+				return nil, fmt.Errorf("read commits of %s from %s: %w", r.plan.RunID, r.sink, err)
+			}
+			committed[gen] = bs
+		}
+		if !slices.Contains(committed[gen], b) {
+			pending[b] = gen
+		}
+	}
+	return pending, nil
 }
 
 // replayCommit is the sink commit key of replay generation gen.

@@ -3,11 +3,10 @@ package mapreduce_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -19,7 +18,7 @@ import (
 func TestReplay_CrashAfterCommit(t *testing.T) {
 	t.Parallel()
 	rows := randomRows(5, 10_000, 300, 0.01)
-	cfg := testConfig(t)
+	cfg := runtest.Config(t)
 	cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize = 4, 4, 2, 300
 	cfg.MaxFailureRate = 1
 	sink := newMemSink()
@@ -58,7 +57,7 @@ func TestReplay_CrashAfterCommit(t *testing.T) {
 		t.Errorf("replay after the crash: %+v", res)
 	}
 	checkTable(t, sink.table, truth(fixed))
-	if got, want := dlqIDs(t, cfg, s.RunID), badIDs(fixed); !slices.Equal(got, want) {
+	if got, want := runtest.DeadLetterCursors(t, cfg, s.RunID), badIDs(fixed); !slices.Equal(got, want) {
 		t.Errorf("DLQ holds %v, want %v", got, want)
 	}
 	for part := range s.Partitions {
@@ -66,7 +65,7 @@ func TestReplay_CrashAfterCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		letters, err := mapreduce.ReadDeadLetterFile(filepath.Join(cfg.Workdir, s.RunID, "dlq", fmt.Sprintf("p%04d.jsonl", part)))
+		letters, err := mapreduce.DeadLetters(context.Background(), cfg, s.RunID, mapreduce.DeadLetterFilter{Partitions: []int{part}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +86,7 @@ func TestReplay_CrashAfterCommit(t *testing.T) {
 
 func TestReplay_NotFinished(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
+	cfg := runtest.Config(t)
 	_, err := mapreduce.Replay(context.Background(), sumJob(t), &memSource{rows: randomRows(1, 100, 10, 0), read: map[int64]int{}}, newMemSink(), cfg)
 	if !errors.Is(err, mapreduce.ErrNotFinished) {
 		t.Errorf("replay of a run never started returned %v", err)

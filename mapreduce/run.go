@@ -1,19 +1,22 @@
 package mapreduce
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/mrengine/mr/internal/blobs"
+	"github.com/mrengine/mr/shuffle"
 )
 
 // Run opens the run of def over src into sink and runs it: Open, then
@@ -36,13 +39,21 @@ type Runner struct {
 	src      Source
 	sink     Sink
 	cfg      Config
+	store    Store
+	log      *slog.Logger
 	progress Progress
 
 	plan    *Plan
 	resumed bool
-	mapped  bool          // every partition is done: the row count is exact
+	// cps are the partitions' checkpoints (nil where none yet), loaded at
+	// Open; each map task owns and advances its own.
+	cps    []*Checkpoint
+	replay *ReplayManifest // nil if the run was never replayed
+	mapped bool            // every partition is done: the row count is exact
+
 	unlock  func() error  // releases the run's lock
-	dir     string        // the run's directory: shuffle/, dlq/, reduce/
+	storage *blobs.Bucket // the blob storage of every run
+	blobs   *blobs.Bucket // this run's prefix of it: keys are relative to the run
 	schema  *arrow.Schema // of shuffle records
 	attempt string        // unique to this attempt, in the names of its files
 
@@ -54,19 +65,18 @@ type Runner struct {
 }
 
 // Open loads the plan of the run with def's identity over src and sink
-// from cfg.Store, to resume it, or makes and saves a new one (always, with
+// from the Store, to resume it, or makes and saves a new one (always, with
 // cfg.Fresh). It reads no rows: a Runner that is never Run leaves a plan
 // that the next Open resumes, which is how mr run --explain shows the plan
 // a run will use. The Runner holds the run until Close: another process
-// opening the same run gets an error.
+// opening the same run gets an error wrapping ErrRunInUse.
 func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (*Runner, error) {
 	return open(ctx, def, src, sink, cfg, true)
 }
 
-// open is Open; without create, a run that has no plan is ErrNotFinished
-// rather than planned anew.
-func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config, create bool) (*Runner, error) {
-	cfg = cfg.WithDefaults()
+// open is Open; without create, a run that has no plan is an error
+// wrapping ErrNotFinished rather than planned anew.
+func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config, create bool) (_ *Runner, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -78,57 +88,68 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	if cfg.Cursor != "" {
 		in.Cursor = cfg.Cursor
 	}
-	r := &Runner{def: def, spec: spec, in: in, src: src, sink: sink, cfg: cfg, progress: cfg.Progress}
+	r := &Runner{
+		def: def, spec: spec, in: in, src: src, sink: sink, cfg: cfg,
+		store: cfg.store(), log: cfg.logger(), progress: cfg.Progress,
+		schema: shuffle.Schema(spec.Shuffle),
+	}
 	if r.progress == nil {
 		r.progress = noProgress{}
 	}
 	id := runID(spec, src.String(), sink.String(), in, cfg.Partitions, cfg.Buckets)
 	if !create { // checked before the lock, which would make the run's directory
-		if _, err := cfg.Store.LoadPlan(ctx, id); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("run %s %w", id, ErrNotFinished)
+		if _, err := r.store.LoadPlan(ctx, id); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("run %s: %w", id, ErrNotFinished)
 		}
 	}
-	r.dir = filepath.Join(cfg.Workdir, id)
-	unlock, err := lockRun(r.dir)
-	if err != nil {
+	if r.unlock, err = r.store.Lock(ctx, id); err != nil {
 		return nil, err
 	}
-	r.unlock = unlock
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if r.storage, err = openBlobs(ctx, cfg); err != nil {
+		return nil, err
+	}
+	r.blobs = r.storage.Prefixed(id + "/")
 	if err := r.loadPlan(ctx, id); err != nil {
-		r.Close()
 		return nil, err
 	}
-	r.schema = arrowSchema(spec.Shuffle)
+	if err := r.loadState(ctx); err != nil {
+		return nil, err
+	}
 	var a [3]byte
 	rand.Read(a[:])
 	r.attempt = hex.EncodeToString(a[:])
 	return r, nil
 }
 
-// loadPlan loads the run's plan, or makes and saves a new one. A new plan
-// is saved before the files of an old one are removed: its checkpoints
-// name none of them, so a crash in between leaves nothing that counts.
+// openBlobs opens the blob storage of cfg: Blobs, or Workdir.
+func openBlobs(ctx context.Context, cfg Config) (*blobs.Bucket, error) {
+	if cfg.Blobs != "" {
+		return blobs.Open(ctx, cfg.Blobs)
+	}
+	return blobs.OpenDir(cfg.Workdir)
+}
+
+// loadPlan loads the run's plan, or makes and saves a new one, which drops
+// the state of an old one (see Store.SavePlan).
 func (r *Runner) loadPlan(ctx context.Context, id string) error {
-	cfg := r.cfg
-	plan, err := cfg.Store.LoadPlan(ctx, id)
+	plan, err := r.store.LoadPlan(ctx, id)
 	switch {
-	case err == nil && !cfg.Fresh:
+	case err == nil && !r.cfg.Fresh:
 		r.resumed = true
-		cfg.Logger.Info("resuming run", "run", id, "created", plan.Created)
+		r.log.Info("resuming run", "run", id, "created", plan.Created)
 	case err == nil || errors.Is(err, fs.ErrNotExist):
-		if plan, err = newPlan(ctx, id, r.spec, r.src, r.sink, r.in, cfg); err != nil {
+		if plan, err = newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg); err != nil {
 			return err
 		}
-		if err := cfg.Store.SavePlan(ctx, plan); err != nil {
+		if err := r.store.SavePlan(ctx, plan); err != nil {
 			return fmt.Errorf("save plan of %s: %w", id, err)
 		}
-		// replay.json names the old plan's commit, so it no longer counts.
-		for _, sub := range []string{"shuffle", "dlq", "reduce", "replay", "replay.json"} {
-			if err := os.RemoveAll(filepath.Join(r.dir, sub)); err != nil {
-				return err
-			}
-		}
-		cfg.Logger.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
+		r.log.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
 	default:
 		return fmt.Errorf("load plan of %s: %w", id, err)
 	}
@@ -136,8 +157,41 @@ func (r *Runner) loadPlan(ctx context.Context, id string) error {
 	return nil
 }
 
+// loadState loads the checkpoints and the replay manifest, then removes
+// the blobs that none of them names: left by attempts that died before
+// their commit, or by an earlier plan. Listing storage is fine here;
+// finding inputs never does, it reads the manifests.
+func (r *Runner) loadState(ctx context.Context) error {
+	st, err := loadRunState(ctx, r.store, r.plan)
+	if err != nil {
+		return err
+	}
+	r.cps, r.replay = st.checkpoints, st.replay
+	keep := st.committedKeys()
+	for _, prefix := range []string{shuffle.MapPrefix, shuffle.ReplayPrefix, "reduce/", "dlq/"} {
+		keys, err := r.blobs.List(ctx, prefix)
+		if err != nil {
+			return fmt.Errorf("list %s of %s: %w", prefix, r.plan.RunID, err)
+		}
+		for _, k := range keys {
+			if !keep[k] {
+				if err := r.blobs.Delete(ctx, k); err != nil {
+					return fmt.Errorf("remove uncommitted %s of %s: %w", k, r.plan.RunID, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // Close releases the run for other processes.
-func (r *Runner) Close() error { return r.unlock() }
+func (r *Runner) Close() error {
+	var err error
+	if r.storage != nil {
+		err = r.storage.Close()
+	}
+	return errors.Join(err, r.unlock())
+}
 
 // Plan returns the run's plan.
 func (r *Runner) Plan() *Plan { return r.plan }
@@ -154,11 +208,6 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // its Summary with an error wrapping ErrFailureRate.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	start := time.Now()
-	for b := range r.plan.Buckets {
-		if err := os.MkdirAll(filepath.Join(r.dir, "shuffle", fmt.Sprintf("b%04d", b)), 0o755); err != nil {
-			return Summary{}, err
-		}
-	}
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
 	}
@@ -166,40 +215,28 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		return r.summary(start), err
 	}
 	r.mapped = true
-	if err := r.reducePhase(ctx, r.plan.Commit); err != nil {
+	if err := r.reducePhase(ctx, r.plan.Commit, nil); err != nil {
 		return r.summary(start), err
 	}
 	// A replay that died while re-applying its buckets left some of them
-	// with the values from before it: finish its generation.
-	m, err := r.loadReplay()
-	if err != nil {
-		return r.summary(start), err
-	}
-	if m.Generation > 0 {
-		if err := r.reducePhase(ctx, replayCommit(r.plan, m.Generation)); err != nil {
-			return r.summary(start), err
-		}
+	// with the values from before it; only the replay knows how to finish.
+	if pending, err := r.unappliedReplay(ctx); err != nil || len(pending) > 0 {
+		return r.summary(start), cmp.Or(err, fmt.Errorf("a replay of the dead letters of run %s did not finish: %d buckets wait to be re-applied; "+
+			"run mr dlq replay with the same arguments to finish it", r.plan.RunID, len(pending)))
 	}
 	s := r.summary(start)
 	if s.FailureRate() > r.cfg.MaxFailureRate {
-		return s, fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; the dead letters are in %s",
-			ErrFailureRate, 100*s.FailureRate(), r.cfg.MaxFailureRate, filepath.Join(r.dir, "dlq"))
+		return s, fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; see mr dlq list %s",
+			ErrFailureRate, 100*s.FailureRate(), r.cfg.MaxFailureRate, r.plan.RunID)
 	}
 	return s, nil
 }
 
 // mapPhase runs one map task per partition on a pool of cfg.Workers.
 func (r *Runner) mapPhase(ctx context.Context) error {
-	cps, err := r.loadCheckpoints(ctx)
-	if err != nil {
-		return err
-	}
-	if err := r.removeUncommitted(cps); err != nil {
-		return fmt.Errorf("remove uncommitted shuffle files of %s: %w", r.plan.RunID, err)
-	}
-	for part, cp := range cps {
+	for part, cp := range r.cps {
 		if cp == nil {
-			cps[part] = newCheckpoint(part, r.plan.Partitions[part].Range)
+			r.cps[part] = newCheckpoint(part, r.plan.Partitions[part].Range)
 			continue
 		}
 		r.resumedParts.Add(1)
@@ -212,7 +249,7 @@ func (r *Runner) mapPhase(ctx context.Context) error {
 	defer r.progress.Finish(PhaseMap)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Workers)
-	for _, cp := range cps {
+	for _, cp := range r.cps {
 		if !cp.Done {
 			g.Go(func() error { return r.mapPartition(ctx, cp) })
 		}
@@ -220,23 +257,15 @@ func (r *Runner) mapPhase(ctx context.Context) error {
 	return g.Wait()
 }
 
-// loadCheckpoints returns every partition's checkpoint, nil where a
-// partition has none yet.
-func (r *Runner) loadCheckpoints(ctx context.Context) ([]*Checkpoint, error) {
-	cps := make([]*Checkpoint, len(r.plan.Partitions))
-	for part := range cps {
-		cp, err := r.cfg.Store.LoadCheckpoint(ctx, r.plan.RunID, part)
-		if err != nil {
-			return nil, fmt.Errorf("partition %d of %s: %w", part, r.plan.RunID, err)
+// reducePhase applies, under commit (the plan's, or a replay generation's),
+// the given buckets (nil for all) that the sink has not yet committed under
+// it, on a pool of cfg.Workers. Every partition must be mapped.
+func (r *Runner) reducePhase(ctx context.Context, commit string, buckets []int) error {
+	if buckets == nil {
+		for b := range r.plan.Buckets {
+			buckets = append(buckets, b)
 		}
-		cps[part] = cp
 	}
-	return cps, nil
-}
-
-// reducePhase applies every bucket not yet committed to the sink under
-// commit (the plan's, or a replay generation's), on a pool of cfg.Workers.
-func (r *Runner) reducePhase(ctx context.Context, commit string) error {
 	committed, err := r.sink.Committed(ctx, commit)
 	if err != nil {
 		return fmt.Errorf("read commits of %s from %s: %w", r.plan.RunID, r.sink, err)
@@ -247,24 +276,28 @@ func (r *Runner) reducePhase(ctx context.Context, commit string) error {
 			done[b] = true
 		}
 	}
-	files, err := r.committedFiles(ctx)
+	files, err := r.committedFiles()
 	if err != nil {
 		return err
 	}
-	r.resumedBuckets.Store(int64(len(committed)))
-	r.progress.Start(PhaseReduce, int64(r.plan.Buckets), int64(len(committed)))
-	defer r.progress.Finish(PhaseReduce)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.cfg.Workers)
-	for b := range r.plan.Buckets {
+	var todo []int
+	for _, b := range buckets {
 		if done[b] {
 			// The sink committed it but the marker may be missing (a crash
 			// between the two): the sink is the truth.
-			if err := r.cfg.Store.MarkBucketDone(ctx, r.plan.RunID, b); err != nil {
+			if err := r.store.MarkBucketDone(ctx, r.plan.RunID, b); err != nil {
 				return err
 			}
 			continue
 		}
+		todo = append(todo, b)
+	}
+	r.resumedBuckets.Store(int64(len(buckets) - len(todo)))
+	r.progress.Start(PhaseReduce, int64(len(buckets)), int64(len(buckets)-len(todo)))
+	defer r.progress.Finish(PhaseReduce)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Workers)
+	for _, b := range todo {
 		g.Go(func() error { return r.reduceBucket(gctx, commit, b, files[b]) })
 	}
 	return g.Wait()
@@ -292,34 +325,4 @@ func (r *Runner) summary(start time.Time) Summary {
 		BucketsResumed:    int(r.resumedBuckets.Load()),
 		Groups:            r.groups.Load(),
 	}
-}
-
-// removeUncommitted deletes the shuffle files that no checkpoint names: left
-// by attempts that died before their commit. Listing the directory is fine
-// here; finding inputs never does, it reads the checkpoints' manifests.
-func (r *Runner) removeUncommitted(cps []*Checkpoint) error {
-	keep := map[string]bool{}
-	for _, cp := range cps {
-		if cp != nil {
-			for _, f := range cp.Files {
-				keep[f.Path] = true
-			}
-		}
-	}
-	for b := range r.plan.Buckets {
-		dir := filepath.Join(r.dir, "shuffle", fmt.Sprintf("b%04d", b))
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			path := filepath.Join(dir, e.Name())
-			if rel, _ := filepath.Rel(r.dir, path); !keep[rel] {
-				if err := os.Remove(path); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }

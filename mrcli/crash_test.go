@@ -103,11 +103,20 @@ func TestCrash_Points(t *testing.T) {
 }
 
 // TestCrash_KillAtRandom kills mr with SIGKILL at random moments, several
-// times in a row, then lets it finish.
+// times in a row, then lets it finish. It logs its seed; MR_CRASH_SEED=N
+// replays the same kill times.
 func TestCrash_KillAtRandom(t *testing.T) {
 	t.Parallel()
 	b := setupCrash(t, 60_000)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("MR_CRASH_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("MR_CRASH_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("seed %d (MR_CRASH_SEED=%d replays it)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
 	kills := 0
 	for range 5 {
 		cmd := mrCommand(t, nil, b.args...)

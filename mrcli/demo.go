@@ -87,8 +87,9 @@ func demo(c *cli.Context, args []string) error {
 		fmt.Fprintf(out, "seeded %d events into %s in %s\n", rows, db, time.Since(start).Round(time.Millisecond))
 	}
 
-	cfg := mapreduce.Config{Workdir: c.String("workdir"), Workers: c.Int("workers"), Fresh: !seeded}
-	if err := cfg.WithDefaults().Validate(); err != nil {
+	cfg := mapreduce.DefaultConfig()
+	cfg.Workdir, cfg.Workers, cfg.Fresh = c.String("workdir"), c.Int("workers"), !seeded
+	if err := cfg.Validate(); err != nil {
 		return usagef("mr demo --help", "%v", err)
 	}
 	url := "sqlite:" + db

@@ -1,15 +1,9 @@
 package mrcli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -22,9 +16,9 @@ func dlqCommand() *cli.Command {
 		Name:  "dlq",
 		Usage: "read the dead-letter queue of a run",
 		Description: `Rows whose map failed on every attempt are written, with their error, to
-the run's dead-letter queue: one file per partition, <workdir>/<run>/dlq/.
-These commands show the letters that the partitions' checkpoints have
-committed.`,
+the run's dead-letter queue: a file per partition and commit, in
+<workdir>/<run>/dlq/. These commands show the letters that the partitions'
+checkpoints have committed, each file checked against its checksum.`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "list",
@@ -110,13 +104,16 @@ func dlqReplay(c *cli.Context, args []string) (err error) {
 }
 
 func dlqList(c *cli.Context, args []string) error {
-	store := mapreduce.DirStore{Dir: c.String("workdir")}
+	cfg := stateConfig(c)
 	var ids []string
 	switch len(args) {
 	case 0:
-		var err error
-		if ids, err = runIDs(c.Context, store); err != nil {
+		runs, err := mapreduce.Runs(c.Context, cfg)
+		if err != nil {
 			return err
+		}
+		for _, ri := range runs {
+			ids = append(ids, ri.Plan.RunID)
 		}
 	case 1:
 		ids = args
@@ -126,106 +123,55 @@ func dlqList(c *cli.Context, args []string) error {
 	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "RUN\tPARTITION\tLETTERS\tFIRST CURSOR\tFIRST ERROR")
 	for _, id := range ids {
-		letters, err := deadLetters(c.Context, store, id)
+		letters, err := deadLetters(c, cfg, id, mapreduce.DeadLetterFilter{})
 		if err != nil {
 			return err
 		}
-		for part, ls := range letters {
-			if len(ls) > 0 {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", id, part, len(ls), ls[0].Cursor, ls[0].Error)
+		for i := 0; i < len(letters); {
+			first, n := letters[i], 0
+			for ; i < len(letters) && letters[i].Partition == first.Partition; i++ {
+				n++
 			}
+			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", id, first.Partition, n, first.Cursor, first.Error)
 		}
 	}
 	return w.Flush()
 }
 
 func dlqShow(c *cli.Context, args []string) error {
+	cfg := stateConfig(c)
 	if len(args) != 1 {
-		return usagef("mr dlq list --workdir "+c.String("workdir"), "mr dlq show takes one RUN, got %d arguments", len(args))
+		return usagef("mr dlq list --workdir "+cfg.Workdir, "mr dlq show takes one RUN, got %d arguments", len(args))
 	}
-	store := mapreduce.DirStore{Dir: c.String("workdir")}
-	letters, err := deadLetters(c.Context, store, args[0])
+	var filter mapreduce.DeadLetterFilter
+	if part := c.Int("partition"); part != -1 {
+		filter.Partitions = []int{part}
+	}
+	letters, err := deadLetters(c, cfg, args[0], filter)
 	if err != nil {
 		return err
 	}
-	part := c.Int("partition")
-	if part < -1 || part >= len(letters) {
-		return usagef("mr dlq list "+args[0]+" --workdir "+store.Dir, "--partition must be between 0 and %d for run %s, got %d", len(letters)-1, args[0], part)
-	}
 	enc := json.NewEncoder(c.App.Writer)
 	enc.SetEscapeHTML(false)
-	for p, ls := range letters {
-		if part >= 0 && p != part {
-			continue
-		}
-		for _, l := range ls {
-			if err := enc.Encode(l); err != nil {
-				return err
-			}
+	for _, l := range letters {
+		if err := enc.Encode(l); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// deadLetters returns a run's committed dead letters, per partition. A DLQ
-// file may run past its partition's checkpoint (letters written since, by
-// a task still running or one that died); those are left out, as a resume
-// cuts them off and writes them again. A finished partition's file is read
-// whole: nothing appends to it any more, and mr dlq replay replaces it
-// before it saves the checkpoint. Letters that a replay resolved do not
-// count.
-func deadLetters(ctx context.Context, store mapreduce.DirStore, run string) ([][]mapreduce.DeadLetter, error) {
-	st, err := loadRun(ctx, store, run)
+// deadLetters returns the dead letters of run that filter picks; an unknown
+// run or partition is a usage error.
+func deadLetters(c *cli.Context, cfg mapreduce.Config, run string, filter mapreduce.DeadLetterFilter) ([]mapreduce.DeadLetter, error) {
+	ri, err := inspectRun(c, cfg, run)
 	if err != nil {
 		return nil, err
 	}
-	letters := make([][]mapreduce.DeadLetter, len(st.plan.Partitions))
-	m, err := mapreduce.LoadReplayManifest(store.RunDir(run), st.plan)
-	if err != nil {
-		return nil, err
-	}
-	for part, cp := range st.checkpoints {
-		if cp == nil {
-			continue
-		}
-		path := filepath.Join(store.RunDir(run), "dlq", fmt.Sprintf("p%04d.jsonl", part))
-		var ls []mapreduce.DeadLetter
-		switch {
-		case cp.Done:
-			if ls, err = mapreduce.ReadDeadLetterFile(path); err != nil {
-				return nil, err
-			}
-		case cp.DLQBytes > 0:
-			data, err := readPrefix(path, cp.DLQBytes)
-			if err != nil {
-				return nil, err
-			}
-			if ls, err = mapreduce.ReadDeadLetters(data); err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
-			}
-		}
-		for _, l := range ls {
-			if _, ok := slices.BinarySearch(m.Cursors, l.Cursor); !ok {
-				letters[part] = append(letters[part], l)
-			}
+	for _, p := range filter.Partitions {
+		if p < 0 || p >= len(ri.Checkpoints) {
+			return nil, usagef("mr dlq list "+run+" --workdir "+cfg.Workdir, "--partition must be between 0 and %d for run %s, got %d", len(ri.Checkpoints)-1, run, p)
 		}
 	}
-	return letters, nil
-}
-
-// readPrefix reads the first n bytes of the file at path.
-func readPrefix(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s is missing, but the checkpoint of its partition counts %d bytes of dead letters", path, n)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data := make([]byte, n)
-	if _, err := io.ReadFull(f, data); err != nil {
-		return nil, fmt.Errorf("%s: shorter than the %d bytes its checkpoint counts: %w", path, n, err)
-	}
-	return data, nil
+	return mapreduce.DeadLetters(c.Context, cfg, run, filter)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -21,7 +22,7 @@ func TestDLQ_List(t *testing.T) {
 		if r.code != ExitOK || r.stderr != "" {
 			t.Fatalf("%v: exit %d, stderr:\n%s", args, r.code, r.stderr)
 		}
-		checkGolden(t, "dlq/list.golden", mask(r.stdout))
+		runtest.CheckGolden(t, "dlq/list.golden", mask(r.stdout))
 	}
 }
 

@@ -1,6 +1,10 @@
 package mrcli
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/mrengine/mr/internal/runtest"
+)
 
 func TestJobs_List(t *testing.T) {
 	t.Parallel()
@@ -8,5 +12,5 @@ func TestJobs_List(t *testing.T) {
 	if r.code != ExitOK || r.stderr != "" {
 		t.Fatalf("exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
 	}
-	checkGolden(t, "jobs.golden", r.stdout)
+	runtest.CheckGolden(t, "jobs.golden", r.stdout)
 }

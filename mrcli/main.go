@@ -85,6 +85,7 @@ again to resume), 2 usage error, 3 done but more rows failed than
 			jobsCommand(),
 			statusCommand(),
 			dlqCommand(),
+			inspectCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {

@@ -10,9 +10,8 @@ import (
 	"testing"
 
 	"github.com/mrengine/mr/internal/pgtest"
+	"github.com/mrengine/mr/internal/runtest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestMain(m *testing.M) {
 	// The crash tests run the test binary itself as mr, in a child process
@@ -43,29 +42,6 @@ func runMR(t *testing.T, args ...string) result {
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}
 }
 
-// checkGolden compares got with testdata/name, or rewrites the file under
-// -update.
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run go test -update if the change is right):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
-
 func TestApp_Help(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -91,7 +67,7 @@ func TestApp_Help(t *testing.T) {
 			if r.code != ExitOK || r.stderr != "" {
 				t.Fatalf("exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
 			}
-			checkGolden(t, tt.golden, r.stdout)
+			runtest.CheckGolden(t, tt.golden, r.stdout)
 		})
 	}
 }
@@ -138,7 +114,7 @@ func TestRun_UsageErrors(t *testing.T) {
 			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "Try: mr ") {
 				t.Errorf("last line %q does not start with %q", last, "Try: mr ")
 			}
-			checkGolden(t, "usage/"+tt.name+".golden", r.stderr)
+			runtest.CheckGolden(t, "usage/"+tt.name+".golden", r.stderr)
 		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 )
 
 func runCommand() *cli.Command {
+	def := mapreduce.DefaultConfig()
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run a job over a source table into a sink",
@@ -40,15 +41,15 @@ URLs: postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or a PATH ending in .d
 			&cli.StringFlag{Name: "sink", Usage: "`URL` of the database receiving the output table (default: --source)"},
 			&cli.StringFlag{Name: "table", Usage: "input `TABLE` (default: the job's)"},
 			&cli.StringFlag{Name: "cursor", Usage: "unique integer `COLUMN` that orders the table (default: the job's, usually id)"},
-			&cli.IntFlag{Name: "partitions", Usage: "split the table into `N` cursor ranges, one map task each", Value: mapreduce.DefaultPartitions},
-			&cli.IntFlag{Name: "buckets", Usage: "hash the keys into `R` buckets, one reduce task and sink transaction each", Value: mapreduce.DefaultBuckets},
-			&cli.IntFlag{Name: "chunk-size", Value: mapreduce.DefaultChunkSize, Usage: "read `ROWS` rows per keyset query"},
+			&cli.IntFlag{Name: "partitions", Usage: "split the table into `N` cursor ranges, one map task each", Value: def.Partitions},
+			&cli.IntFlag{Name: "buckets", Usage: "hash the keys into `R` buckets, one reduce task and sink transaction each", Value: def.Buckets},
+			&cli.IntFlag{Name: "chunk-size", Value: def.ChunkSize, Usage: "read `ROWS` rows per keyset query"},
 			workersFlag(),
 			&cli.StringFlag{Name: "memory", Value: "512MiB", Usage: "bound the engine's tables to `SIZE`, e.g. 512MiB, 1GiB, 64MB (and the Go heap to SIZE + 96MiB, unless GOMEMLIMIT is set)"},
-			&cli.IntFlag{Name: "max-retries", Value: mapreduce.DefaultMaxRetries, Usage: "retry a failed row `N` times before it goes to the dead-letter queue; 0 for none"},
-			&cli.DurationFlag{Name: "retry-delay", Value: mapreduce.DefaultRetryDelay, Usage: "wait `DURATION` before the first retry of a failed row; each retry doubles it, with jitter"},
-			&cli.Float64Flag{Name: "max-failure-rate", Value: mapreduce.DefaultMaxFailureRate, Usage: "alert and exit 3 when the share of failed rows is above `RATE`"},
-			&cli.DurationFlag{Name: "checkpoint-interval", Value: mapreduce.DefaultCheckpointInterval, Usage: "commit each map task's progress every `DURATION`: the most work a crash loses"},
+			&cli.IntFlag{Name: "max-retries", Value: def.MaxRetries, Usage: "retry a failed row `N` times before it goes to the dead-letter queue; 0 for none"},
+			&cli.DurationFlag{Name: "retry-delay", Value: def.RetryDelay, Usage: "wait `DURATION` before the first retry of a failed row; each retry doubles it, with jitter"},
+			&cli.Float64Flag{Name: "max-failure-rate", Value: def.MaxFailureRate, Usage: "alert and exit 3 when the share of failed rows is above `RATE`"},
+			&cli.DurationFlag{Name: "checkpoint-interval", Value: def.CheckpointInterval, Usage: "commit each map task's progress every `DURATION`: the most work a crash loses"},
 			workdirFlag(),
 			&cli.BoolFlag{Name: "explain", Usage: "plan the run and print every partition with its estimated rows, without running it", DisableDefaultText: true},
 			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over", DisableDefaultText: true},
@@ -59,11 +60,11 @@ URLs: postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or a PATH ending in .d
 }
 
 func workersFlag() cli.Flag {
-	return &cli.IntFlag{Name: "workers", Usage: "run `N` tasks at once", DefaultText: "number of CPUs"}
+	return &cli.IntFlag{Name: "workers", Usage: "run `N` tasks at once", Value: mapreduce.DefaultConfig().Workers, DefaultText: "number of CPUs"}
 }
 
 func workdirFlag() cli.Flag {
-	return &cli.StringFlag{Name: "workdir", Value: mapreduce.DefaultWorkdir, Usage: "`DIR` of run state: plans, checkpoints, shuffle files, dead letters"}
+	return &cli.StringFlag{Name: "workdir", Value: mapreduce.DefaultConfig().Workdir, Usage: "`DIR` of run state: plans, checkpoints, shuffle files, dead letters"}
 }
 
 func runJob(c *cli.Context, args []string) error {
@@ -135,40 +136,24 @@ func (job jobCommand) open(ctx context.Context) (src mapreduce.Source, sink mapr
 func runConfig(c *cli.Context) (mapreduce.Config, error) {
 	hint := "mr run --help"
 	memory, err := humanize.ParseBytes(c.String("memory"))
-	if err != nil || memory == 0 || memory > math.MaxInt64 {
+	if err != nil || memory > math.MaxInt64 {
 		return mapreduce.Config{}, usagef(hint, "invalid --memory %q: want a size such as 512MiB, 1GiB or 64MB", c.String("memory"))
 	}
-	// The engine reads 0 as "default" and a negative value as "none".
-	retries := c.Int("max-retries")
-	if retries < 0 {
-		return mapreduce.Config{}, usagef(hint, "--max-retries must be at least 0, got %d", retries)
-	}
-	if retries == 0 {
-		retries = -1
-	}
-	rate := c.Float64("max-failure-rate")
-	if rate < 0 || rate > 1 || math.IsNaN(rate) {
-		return mapreduce.Config{}, usagef(hint, "--max-failure-rate must be between 0 and 1, got %g", rate)
-	}
-	if rate == 0 {
-		rate = -1
-	}
-	cfg := mapreduce.Config{
-		Workdir:            c.String("workdir"),
-		Table:              c.String("table"),
-		Cursor:             c.String("cursor"),
-		Partitions:         c.Int("partitions"),
-		Buckets:            c.Int("buckets"),
-		ChunkSize:          c.Int("chunk-size"),
-		Workers:            c.Int("workers"),
-		Memory:             int64(memory),
-		MaxRetries:         retries,
-		RetryDelay:         c.Duration("retry-delay"),
-		MaxFailureRate:     rate,
-		CheckpointInterval: c.Duration("checkpoint-interval"),
-		Fresh:              c.Bool("fresh"),
-	}
-	if err := cfg.WithDefaults().Validate(); err != nil {
+	cfg := mapreduce.DefaultConfig()
+	cfg.Workdir = c.String("workdir")
+	cfg.Table = c.String("table")
+	cfg.Cursor = c.String("cursor")
+	cfg.Partitions = c.Int("partitions")
+	cfg.Buckets = c.Int("buckets")
+	cfg.ChunkSize = c.Int("chunk-size")
+	cfg.Workers = c.Int("workers")
+	cfg.Memory = int64(memory)
+	cfg.MaxRetries = c.Int("max-retries")
+	cfg.RetryDelay = c.Duration("retry-delay")
+	cfg.MaxFailureRate = c.Float64("max-failure-rate")
+	cfg.CheckpointInterval = c.Duration("checkpoint-interval")
+	cfg.Fresh = c.Bool("fresh")
+	if err := cfg.Validate(); err != nil {
 		return mapreduce.Config{}, usagef(hint, "%v", err)
 	}
 	return cfg, nil
@@ -191,9 +176,6 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	defer func() { err = errors.Join(err, closeEnds()) }()
 
 	cfg := job.cfg
-	if cfg.Workdir == "" {
-		cfg.Workdir = mapreduce.DefaultWorkdir
-	}
 	limitHeap(cfg.Memory)
 	prog, log := newProgress(errOut)
 	cfg.Logger = log
@@ -241,9 +223,6 @@ const heapHeadroom = 96 << 20
 func limitHeap(memory int64) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
-	}
-	if memory == 0 {
-		memory = mapreduce.DefaultMemory
 	}
 	debug.SetMemoryLimit(memory + heapHeadroom)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mrengine/mr/internal/runtest"
 )
 
 // finished is one 20,000-row demo run, shared by the tests that only read
@@ -73,6 +75,6 @@ func TestStatus(t *testing.T) {
 		if r.code != ExitOK || r.stderr != "" {
 			t.Fatalf("%v: exit %d, stderr:\n%s", tt.args, r.code, r.stderr)
 		}
-		checkGolden(t, tt.golden, mask(strings.ReplaceAll(r.stdout, empty, "TMP")))
+		runtest.CheckGolden(t, tt.golden, mask(strings.ReplaceAll(r.stdout, empty, "TMP")))
 	}
 }

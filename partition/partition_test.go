@@ -54,30 +54,3 @@ func TestSplit_Invalid(t *testing.T) {
 		}
 	}
 }
-
-func TestBucket_Uniform(t *testing.T) {
-	t.Parallel()
-	const n, keys = 16, 160_000
-	h := NewHasher(42)
-	counts := make([]int, n)
-	for i := range keys {
-		counts[Bucket(h.Sum64(fmt.Appendf(nil, "key-%d", i)), n)]++
-	}
-	for b, c := range counts {
-		if c < keys/n*9/10 || c > keys/n*11/10 {
-			t.Errorf("bucket %d got %d keys, want about %d", b, c, keys/n)
-		}
-	}
-}
-
-func TestHasher_Seeds(t *testing.T) {
-	t.Parallel()
-	key := []byte("account=7;day=2026-11-29")
-	a, b := NewHasher(1), NewHasher(2)
-	if a.Sum64(key) == b.Sum64(key) {
-		t.Error("different seeds gave the same hash")
-	}
-	if a.Sum64(key) != NewHasher(1).Sum64(key) {
-		t.Error("the same seed gave different hashes")
-	}
-}

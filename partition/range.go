@@ -1,6 +1,6 @@
-// Package partition splits work two ways: the cursor space of a source into
-// contiguous ranges (the unit of a map task), and the key space of map output
-// into hash buckets (the unit of a reduce task).
+// Package partition splits the cursor space of a source into contiguous
+// ranges, the unit of a map task. (The key space of map output is split
+// into hash buckets by package shuffle.)
 package partition
 
 import (

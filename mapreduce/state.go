@@ -1,0 +1,260 @@
+package mapreduce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+
+	"github.com/mrengine/mr/internal/blobs"
+	"github.com/mrengine/mr/shuffle"
+)
+
+// This file answers what a run's state is: which files are committed, which
+// dead letters count, how far each partition got. The engine and the
+// command line (mr status, mr dlq, mr inspect) ask the same questions, so
+// the answers live here once.
+
+// RunInfo is the state of one run as its Store holds it.
+type RunInfo struct {
+	Plan *Plan
+	// Checkpoints has one entry per partition of the plan: its last
+	// checkpoint, or nil if it has none yet.
+	Checkpoints []*Checkpoint
+	// BucketsDone lists the buckets marked applied to the sink, in order.
+	BucketsDone []int
+	// Replay is the replay manifest, nil if the run was never replayed.
+	Replay *ReplayManifest
+}
+
+// Run states, as RunInfo.State names them.
+const (
+	StatePlanned  = "planned"  // no partition has committed yet
+	StateMapping  = "mapping"  // some partitions are still to be mapped
+	StateReducing = "reducing" // every partition is mapped, some buckets are not applied
+	StateDone     = "done"     // every bucket is applied
+)
+
+// State names how far the run got.
+func (ri *RunInfo) State() string {
+	switch done := ri.PartitionsDone(); {
+	case done == len(ri.Checkpoints) && len(ri.BucketsDone) == ri.Plan.Buckets:
+		return StateDone
+	case done == len(ri.Checkpoints):
+		return StateReducing
+	case slices.IndexFunc(ri.Checkpoints, func(cp *Checkpoint) bool { return cp != nil }) >= 0:
+		return StateMapping
+	}
+	return StatePlanned
+}
+
+// PartitionsDone counts the partitions whose map task finished.
+func (ri *RunInfo) PartitionsDone() int {
+	n := 0
+	for _, cp := range ri.Checkpoints {
+		if cp != nil && cp.Done {
+			n++
+		}
+	}
+	return n
+}
+
+// Rows returns the rows read and the rows failed, as committed.
+func (ri *RunInfo) Rows() (read, failed int64) {
+	for _, cp := range ri.Checkpoints {
+		if cp != nil {
+			read += cp.Rows
+			failed += cp.Failed
+		}
+	}
+	return read, failed
+}
+
+// Runs returns the state of every run in cfg's Store, by run id.
+func Runs(ctx context.Context, cfg Config) ([]*RunInfo, error) {
+	ids, err := cfg.store().Runs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids)
+	var runs []*RunInfo
+	for _, id := range ids {
+		ri, err := Inspect(ctx, cfg, id)
+		if errors.Is(err, ErrNoRun) {
+			continue // removed since it was listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, ri)
+	}
+	return runs, nil
+}
+
+// Inspect returns the state of run in cfg's Store; a run without a plan
+// is an error wrapping ErrNoRun.
+func Inspect(ctx context.Context, cfg Config, run string) (*RunInfo, error) {
+	store := cfg.store()
+	plan, err := store.LoadPlan(ctx, run)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w %q in %s", ErrNoRun, run, cfg.Workdir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := loadRunState(ctx, store, plan)
+	if err != nil {
+		return nil, err
+	}
+	done, err := store.BucketsDone(ctx, run)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", run, err)
+	}
+	return &RunInfo{Plan: plan, Checkpoints: st.checkpoints, BucketsDone: done, Replay: st.replay}, nil
+}
+
+// DeadLetterFilter chooses dead letters.
+type DeadLetterFilter struct {
+	// Partitions lists the partitions whose letters to return; empty for
+	// all.
+	Partitions []int
+}
+
+// DeadLetters returns the dead letters of run that count: those the
+// partitions' checkpoints committed, without the ones a replay resolved,
+// in partition and cursor order. Each dead-letter file is checked against
+// its recorded size and checksum first: a file changed or lost outside mr
+// is an error wrapping ErrDamaged, never fewer letters.
+func DeadLetters(ctx context.Context, cfg Config, run string, filter DeadLetterFilter) ([]DeadLetter, error) {
+	ri, err := Inspect(ctx, cfg, run)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range filter.Partitions {
+		if p < 0 || p >= len(ri.Checkpoints) {
+			return nil, fmt.Errorf("run %s has partitions 0 to %d, not %d", run, len(ri.Checkpoints)-1, p)
+		}
+	}
+	b, err := openBlobs(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	st := &runState{plan: ri.Plan, checkpoints: ri.Checkpoints, replay: ri.Replay}
+	var letters []DeadLetter
+	for part := range ri.Checkpoints {
+		if len(filter.Partitions) > 0 && !slices.Contains(filter.Partitions, part) {
+			continue
+		}
+		ls, err := st.deadLetters(ctx, b.Prefixed(run+"/"), part)
+		if err != nil {
+			return nil, err
+		}
+		letters = append(letters, ls...)
+	}
+	return letters, nil
+}
+
+// runState is what the Store holds of one run under its plan.
+type runState struct {
+	plan        *Plan
+	checkpoints []*Checkpoint   // one per partition, nil where none yet
+	replay      *ReplayManifest // nil if none under this plan
+}
+
+// loadRunState loads the checkpoints and replay manifest of plan's run.
+func loadRunState(ctx context.Context, store Store, plan *Plan) (*runState, error) {
+	st := &runState{plan: plan, checkpoints: make([]*Checkpoint, len(plan.Partitions))}
+	for part := range st.checkpoints {
+		cp, err := store.LoadCheckpoint(ctx, plan.RunID, part)
+		if err != nil {
+			return nil, fmt.Errorf("partition %d of %s: %w", part, plan.RunID, err)
+		}
+		st.checkpoints[part] = cp
+	}
+	m, err := store.LoadReplay(ctx, plan.RunID)
+	if err != nil {
+		return nil, fmt.Errorf("replay manifest of %s: %w", plan.RunID, err)
+	}
+	if m != nil && m.Commit == plan.Commit { // else left by an earlier plan
+		st.replay = m
+	}
+	return st, nil
+}
+
+// committedKeys returns the blob keys that the checkpoints and the replay
+// manifest name: every other blob of the run is garbage.
+func (st *runState) committedKeys() map[string]bool {
+	keep := map[string]bool{}
+	for _, cp := range st.checkpoints {
+		if cp == nil {
+			continue
+		}
+		for _, f := range cp.Files {
+			keep[f.Key] = true
+		}
+		for _, f := range cp.DeadLetters {
+			keep[f.Key] = true
+		}
+	}
+	if st.replay != nil {
+		for _, f := range st.replay.Files {
+			keep[f.Key] = true
+		}
+	}
+	return keep
+}
+
+// committedFiles returns the committed shuffle files of each bucket: the
+// checkpoints' and the replay manifest's. Every partition must be mapped.
+func (st *runState) committedFiles() ([][]shuffle.File, error) {
+	files := make([][]shuffle.File, st.plan.Buckets)
+	for part, cp := range st.checkpoints {
+		if cp == nil || !cp.Done {
+			return nil, fmt.Errorf("partition %d of %s has not finished its map task", part, st.plan.RunID)
+		}
+		for _, f := range cp.Files {
+			files[f.Bucket] = append(files[f.Bucket], f)
+		}
+	}
+	if st.replay != nil {
+		for _, f := range st.replay.Files {
+			files[f.Bucket] = append(files[f.Bucket], f.File)
+		}
+	}
+	return files, nil
+}
+
+// resolved reports whether a replay resolved the dead letter at cursor.
+func (st *runState) resolved(cursor int64) bool {
+	if st.replay == nil {
+		return false
+	}
+	_, ok := slices.BinarySearch(st.replay.Cursors, cursor)
+	return ok
+}
+
+// deadLetters returns the letters of partition part that count.
+func (st *runState) deadLetters(ctx context.Context, b *blobs.Bucket, part int) ([]DeadLetter, error) {
+	cp := st.checkpoints[part]
+	if cp == nil {
+		return nil, nil
+	}
+	all, err := readDLQFiles(ctx, b, cp.DeadLetters)
+	if err != nil {
+		return nil, fmt.Errorf("partition %d of %s: %w", part, st.plan.RunID, err)
+	}
+	letters := all[:0]
+	for _, l := range all {
+		if !st.resolved(l.Cursor) {
+			letters = append(letters, l)
+		}
+	}
+	return letters, nil
+}
+
+// committedFiles returns the committed shuffle files of each bucket.
+func (r *Runner) committedFiles() ([][]shuffle.File, error) {
+	return (&runState{plan: r.plan, checkpoints: r.cps, replay: r.replay}).committedFiles()
+}
