@@ -3,61 +3,100 @@ package spill
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 )
 
-// checkFooter guards arrow-go (v18.8) against metadata it would choke on
-// fatally rather than with an error or a recoverable panic. arrow-go sizes
-// Go slices by flatbuffers vector lengths without checking them against
-// the buffer (the fields and children of the schema, the custom metadata
-// of the schema, fields and record batch messages), so one damaged length
-// asks for terabytes; and it recurses into field children without a depth
-// limit, so a cycle overflows the stack. checkFooter walks exactly those
-// vectors the way arrow-go's generated accessors do (uint32 arithmetic
-// included) and rejects lengths the buffer cannot hold, schemas nested
-// deeper than Arrow allows, and more fields than the buffer can hold.
-// Anything else malformed is left to arrow-go, and checkFooter's own index
-// panics to the caller's recover.
-func checkFooter(body []byte) error {
+// checkFooter guards arrow-go (v18.8) against metadata that would take the
+// process down rather than fail: a fatal out-of-memory error, a stack
+// overflow, or gigabytes allocated on the Go heap, out of reach of the
+// Reader's budget allocator. A file whose checksum matches its manifest was
+// written by mr, so these checks matter for Decode of arbitrary bytes, and
+// for a file whose bits flipped in the writer's memory before hashing.
+//
+// arrow-go decodes the schema (fields, their children and names, custom
+// metadata of the schema and fields) and each record batch message's
+// custom metadata into Go values sized by flatbuffers lengths it does not
+// check, and it recurses into field children without a depth limit.
+// checkFooter walks exactly those parts the way arrow-go's generated
+// accessors do (uint32 arithmetic included) and rejects:
+//
+//   - vectors longer than their buffer can hold (one damaged length asks
+//     make for terabytes: testdata/fuzz/FuzzDecode/fields-length,
+//     children-length, metadata-length);
+//   - fields nested deeper than arrow-go's own limit for reading arrays, 64
+//     (a field that is its own child recurses forever: children-cycle);
+//   - a schema, or a message's metadata, that would take more than the
+//     budget to decode, counting every field and string each time arrow-go
+//     visits it (fields and strings shared by offsets are decoded once per
+//     reference: children-fanout).
+//
+// Each seed's name says which check it needs; TestDecode_Defences shows
+// that arrow-go alone dies on it. checkFooter also reads the compression
+// codec of every record batch message, since arrow-go does not expose it.
+// Anything else malformed is left to arrow-go, and an offset out of range
+// panics with fbError, which Reader.decode recovers.
+func checkFooter(body []byte, budget int64) (compression string, err error) {
 	// The file ends with the footer flatbuffer, its int32 size, "ARROW1".
 	const tail = 4 + 6
 	if len(body) < tail {
-		return nil // arrow-go rejects it
+		return "", nil // arrow-go rejects it
 	}
 	end := len(body) - tail
 	size := int(binary.LittleEndian.Uint32(body[end:]))
-	if size > end {
-		return nil // arrow-go rejects it
+	if size > end || size < 4 {
+		return "", nil // arrow-go rejects it
 	}
-	c := fbChecker{maxFields: size / 4}
 	footer := fbRoot(body[end-size : end])
+	c := schemaCost{budget: budget}
 	if pos, ok := footer.field(footerSchema); ok {
 		schema := footer.indirect(pos)
 		if err := c.fields(schema, schemaFields, 0); err != nil {
-			return err
+			return "", err
 		}
-		if _, _, err := schema.vector(schemaMetadata, 4); err != nil {
-			return err
+		if err := c.metadata(schema, schemaMetadata); err != nil {
+			return "", err
 		}
 	}
 	start, n, err := footer.vector(footerRecordBatches, blockSize)
 	if err != nil {
-		return err
+		return "", err
 	}
+	codecs := map[string]bool{}
 	for i := range n {
-		if err := checkMessage(body, footer.buf[start+uint32(i)*blockSize:]); err != nil {
-			return fmt.Errorf("record %d: %w", i, err)
+		codec, err := checkMessage(body, footer.buf[start+uint32(i)*blockSize:], budget)
+		if err != nil {
+			return "", fmt.Errorf("record %d: %w", i, err)
+		}
+		if codec != "" {
+			codecs[codec] = true
 		}
 	}
-	return nil
+	switch len(codecs) {
+	case 0:
+		return "none", nil
+	case 1:
+		for codec := range codecs {
+			return codec, nil
+		}
+	}
+	names := make([]string, 0, len(codecs))
+	for codec := range codecs {
+		names = append(names, codec)
+	}
+	slices.Sort(names)
+	return strings.Join(names, "+"), nil
 }
 
-// checkMessage checks the custom metadata length of the message that
-// block, an Arrow Block struct, points to.
-func checkMessage(body, block []byte) error {
+// checkMessage checks the custom metadata of the message that block, an
+// Arrow Block struct, points to, and returns the compression codec of its
+// record batch ("none" if uncompressed; "" if it is not one arrow-go would
+// read).
+func checkMessage(body, block []byte, budget int64) (string, error) {
 	offset := int64(binary.LittleEndian.Uint64(block))
 	metaLen := int64(int32(binary.LittleEndian.Uint32(block[8:])))
 	if offset < 0 || metaLen < 8 || offset+metaLen > int64(len(body)) {
-		return nil // arrow-go rejects it
+		return "", nil // arrow-go rejects it
 	}
 	meta := body[offset : offset+metaLen]
 	// A continuation marker and a length, or (before Arrow 0.15) just a length.
@@ -66,32 +105,83 @@ func checkMessage(body, block []byte) error {
 	} else {
 		meta = meta[4:]
 	}
-	_, _, err := fbRoot(meta).vector(messageMetadata, 4)
-	return err
+	msg := fbRoot(meta)
+	c := schemaCost{budget: budget}
+	if err := c.metadata(msg, messageMetadata); err != nil {
+		return "", err
+	}
+	if pos, ok := msg.field(messageHeaderType); !ok || msg.u8(pos) != headerRecordBatch {
+		return "", nil
+	}
+	pos, ok := msg.field(messageHeader)
+	if !ok {
+		return "", nil
+	}
+	pos, ok = msg.indirect(pos).field(recordBatchCompression)
+	if !ok {
+		return "none", nil
+	}
+	codec := byte(0) // the default: LZ4_FRAME
+	bc := msg.indirect(pos)
+	if pos, ok := bc.field(bodyCompressionCodec); ok {
+		codec = bc.u8(pos)
+	}
+	switch codec {
+	case 0:
+		return "lz4", nil
+	case 1:
+		return "zstd", nil
+	}
+	return fmt.Sprintf("codec %d", codec), nil
 }
 
-// Vtable slots of the checked fields (File.fbs, Schema.fbs, Message.fbs),
-// and the size of a Block struct.
+// Vtable slots of the fields read (File.fbs, Schema.fbs, Message.fbs),
+// enum values, and the size of a Block struct.
 const (
-	footerSchema        = 1
-	footerRecordBatches = 3
-	schemaFields        = 1
-	schemaMetadata      = 2
-	fieldChildren       = 5
-	fieldMetadata       = 6
-	messageMetadata     = 4
-	blockSize           = 24
+	footerSchema           = 1
+	footerRecordBatches    = 3
+	schemaFields           = 1
+	schemaMetadata         = 2
+	fieldName              = 0
+	fieldChildren          = 5
+	fieldMetadata          = 6
+	keyValueKey            = 0
+	keyValueValue          = 1
+	messageHeaderType      = 1
+	messageHeader          = 2
+	messageMetadata        = 4
+	recordBatchCompression = 3
+	bodyCompressionCodec   = 0
+	headerRecordBatch      = 3
+	blockSize              = 24
 	// maxDepth is arrow-go's own nesting limit for reading arrays.
 	maxDepth = 64
 )
 
-type fbChecker struct {
-	maxFields int // a field table takes at least 4 bytes of the buffer
-	nfields   int
+// What arrow-go allocates on the Go heap per decoded item, rounded up: an
+// arrow.Field (88 bytes) with its data type and slice slot; a metadata
+// entry's key and value headers, twice (arrow.NewMetadata copies them).
+// The bytes of every string are counted on top.
+const (
+	fieldCost    = 256
+	keyValueCost = 64
+)
+
+// schemaCost adds up what decoding a schema or a message's metadata takes.
+type schemaCost struct {
+	budget int64
+	used   int64
+}
+
+func (c *schemaCost) add(n int64) error {
+	if c.used += n; c.used > c.budget {
+		return fmt.Errorf("%w: schema or metadata needs more than %d bytes to decode", ErrTooLarge, c.budget)
+	}
+	return nil
 }
 
 // fields checks the vector of Field tables in slot of t, recursively.
-func (c *fbChecker) fields(t fbTable, slot, depth int) error {
+func (c *schemaCost) fields(t fbTable, slot, depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("schema nested deeper than %d", maxDepth)
 	}
@@ -99,19 +189,50 @@ func (c *fbChecker) fields(t fbTable, slot, depth int) error {
 	if err != nil {
 		return err
 	}
-	if c.nfields += n; c.nfields > c.maxFields {
-		return fmt.Errorf("schema has more fields than its %d bytes can hold", len(t.buf))
+	if err := c.add(int64(n) * fieldCost); err != nil {
+		return err
 	}
 	for i := range n {
 		f := t.indirect(start + uint32(i)*4)
-		if err := c.fields(f, fieldChildren, depth+1); err != nil {
+		if err := c.add(int64(f.stringLen(fieldName))); err != nil {
 			return err
 		}
-		if _, _, err := f.vector(fieldMetadata, 4); err != nil {
+		if err := c.metadata(f, fieldMetadata); err != nil {
+			return err
+		}
+		if err := c.fields(f, fieldChildren, depth+1); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// metadata checks the vector of KeyValue tables in slot of t.
+func (c *schemaCost) metadata(t fbTable, slot int) error {
+	start, n, err := t.vector(slot, 4)
+	if err != nil {
+		return err
+	}
+	if err := c.add(int64(n) * keyValueCost); err != nil {
+		return err
+	}
+	for i := range n {
+		kv := t.indirect(start + uint32(i)*4)
+		if err := c.add(int64(kv.stringLen(keyValueKey)) + int64(kv.stringLen(keyValueValue))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fbError is the panic of an offset outside the flatbuffer.
+type fbError struct {
+	at   uint32
+	size int
+}
+
+func (e fbError) Error() string {
+	return fmt.Sprintf("flatbuffers offset %d out of range of its %d-byte buffer", e.at, e.size)
 }
 
 // fbTable is a flatbuffers table: buf and the table's position in it.
@@ -121,19 +242,28 @@ type fbTable struct {
 }
 
 func fbRoot(buf []byte) fbTable {
-	return fbTable{buf, binary.LittleEndian.Uint32(buf)}
+	return fbTable{buf, fbTable{buf: buf}.u32(0)}
 }
 
-func (t fbTable) u32(at uint32) uint32 { return binary.LittleEndian.Uint32(t.buf[at:]) }
+func (t fbTable) bytes(at uint32, n int) []byte {
+	if uint64(at)+uint64(n) > uint64(len(t.buf)) {
+		panic(fbError{at, len(t.buf)})
+	}
+	return t.buf[at : int(at)+n]
+}
+
+func (t fbTable) u8(at uint32) byte    { return t.bytes(at, 1)[0] }
+func (t fbTable) u16(at uint32) uint16 { return binary.LittleEndian.Uint16(t.bytes(at, 2)) }
+func (t fbTable) u32(at uint32) uint32 { return binary.LittleEndian.Uint32(t.bytes(at, 4)) }
 
 // field returns the position of the value in slot, if present.
 func (t fbTable) field(slot int) (uint32, bool) {
 	vtable := t.pos - t.u32(t.pos) // an soffset: wraps like int32
 	vo := uint32(4 + 2*slot)
-	if vo >= uint32(binary.LittleEndian.Uint16(t.buf[vtable:])) {
+	if vo >= uint32(t.u16(vtable)) {
 		return 0, false
 	}
-	o := binary.LittleEndian.Uint16(t.buf[vtable+vo:])
+	o := t.u16(vtable + vo)
 	return t.pos + uint32(o), o != 0
 }
 
@@ -154,4 +284,15 @@ func (t fbTable) vector(slot int, elemSize uint32) (start uint32, n int, err err
 		return 0, 0, fmt.Errorf("flatbuffers vector of %d elements overruns its %d-byte buffer", length, len(t.buf))
 	}
 	return start, int(length), nil
+}
+
+// stringLen returns the length of the string in slot, 0 if absent. A
+// length past the buffer is arrow-go's to reject (its slicing panics).
+func (t fbTable) stringLen(slot int) int {
+	pos, ok := t.field(slot)
+	if !ok {
+		return 0
+	}
+	n := int(t.u32(pos + t.u32(pos)))
+	return min(n, len(t.buf))
 }

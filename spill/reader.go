@@ -2,58 +2,74 @@ package spill
 
 import (
 	"bytes"
-	"encoding/binary"
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/mrengine/mr/internal/blobs"
 )
 
-// Reader reads a committed spill file. It is not safe for concurrent use.
+// Reader reads a spill file held in memory. It is not safe for concurrent
+// use.
 type Reader struct {
-	path     string
-	body     *bytes.Reader // the Arrow bytes, read by fr
-	mem      *budgetAllocator
-	fr       *ipc.FileReader
-	schema   *arrow.Schema
-	n        int // record batches
-	checksum uint64
-	closed   bool
+	name        string
+	body        *bytes.Reader // the file, read by fr
+	mem         *budgetAllocator
+	fr          *ipc.FileReader
+	schema      *arrow.Schema
+	n           int // record batches
+	checksum    uint64
+	size        int64
+	compression string
+	closed      bool
 }
 
-// Open reads the whole file at path and verifies its size, magic and
-// checksum, then parses the Arrow footer and schema. A damaged file gives
-// an error wrapping ErrCorrupt; a missing one, fs.ErrNotExist.
-func Open(path string, opts ...Option) (*Reader, error) {
-	o := newOptions(opts)
-	data, err := o.fs.ReadFile(path)
+// Open reads the file f.Key from b and checks it against f, as pinned by a
+// manifest: its size and checksum, then that Arrow can parse its footer and
+// schema. A file that differs gives an error wrapping ErrCorrupt that names
+// the key and both values; a missing one, fs.ErrNotExist.
+func Open(ctx context.Context, b *blobs.Bucket, f File, opts ...Option) (*Reader, error) {
+	data, err := b.ReadAll(ctx, f.Key)
 	if err != nil {
-		return nil, opError("open", path, err)
+		return nil, fmt.Errorf("spill: open %s: %w", f.Key, err)
 	}
-	if len(data) < TrailerSize {
-		return nil, corrupt(path, fmt.Errorf("file is %d bytes, shorter than the %d-byte trailer", len(data), TrailerSize))
+	if int64(len(data)) != f.Size {
+		return nil, corrupt(f.Key, fmt.Errorf("file is %d bytes, its manifest pins %d: truncated or overwritten", len(data), f.Size))
 	}
-	body, trailer := data[:len(data)-TrailerSize], data[len(data)-TrailerSize:]
-	if string(trailer[8:]) != Magic {
-		return nil, corrupt(path, fmt.Errorf("no %s trailer: truncated, or not a spill file", Magic))
+	if sum := xxhash.Sum64(data); sum != f.Checksum {
+		return nil, corrupt(f.Key, fmt.Errorf("checksum mismatch: the manifest pins %#016x, the contents hash to %#016x", f.Checksum, sum))
 	}
-	want, got := binary.LittleEndian.Uint64(trailer[:8]), xxhash.Sum64(body)
-	if want != got {
-		return nil, corrupt(path, fmt.Errorf("checksum mismatch: trailer has %#016x, contents hash to %#016x", want, got))
-	}
+	return decode(f.Key, data, f.Checksum, opts)
+}
+
+// Decode parses data, an Arrow IPC file that no manifest pins (for mr
+// inspect, and fuzzing); name is for messages. Any bytes give a Reader or
+// an error wrapping ErrCorrupt or ErrTooLarge, and decoding never takes
+// more memory than WithMaxRecordSize allows (plus a small multiple of
+// len(data)). Reader.Checksum is computed from data. The Reader keeps data.
+func Decode(name string, data []byte, opts ...Option) (*Reader, error) {
+	return decode(name, data, xxhash.Sum64(data), opts)
+}
+
+func decode(name string, data []byte, checksum uint64, opts []Option) (*Reader, error) {
+	o := newOptions(opts)
 	r := &Reader{
-		path:     path,
-		body:     bytes.NewReader(body),
+		name:     name,
+		body:     bytes.NewReader(data),
 		mem:      &budgetAllocator{Allocator: o.mem, budget: o.maxRecordSize},
-		checksum: want,
+		checksum: checksum,
+		size:     int64(len(data)),
 	}
-	// Open decodes the dictionaries, if any, under the same budget as one
-	// record.
-	err = r.decode("", func() (err error) {
-		if err := checkFooter(body); err != nil {
+	// The footer and schema, and the dictionaries if any, decode under the
+	// same budget as one record.
+	err := r.decode("", func() (err error) {
+		if r.compression, err = checkFooter(data, o.maxRecordSize); err != nil {
 			return err
 		}
 		r.fr, err = ipc.NewFileReader(r.body,
@@ -61,8 +77,8 @@ func Open(path string, opts ...Option) (*Reader, error) {
 			// arrow-go rejects message bodies over 256 MiB by default, a
 			// limit its writer does not know; no message can be larger
 			// than the file, which is in memory already.
-			ipc.WithBodySizeLimit(int64(len(body))),
-			ipc.WithMetadataSizeLimit(int64(len(body))),
+			ipc.WithBodySizeLimit(int64(len(data))),
+			ipc.WithMetadataSizeLimit(int64(len(data))),
 		)
 		if err == nil {
 			r.schema, r.n = r.fr.Schema(), r.fr.NumRecords()
@@ -81,12 +97,22 @@ func (r *Reader) Schema() *arrow.Schema { return r.schema }
 // NumRecords returns the number of record batches in the file.
 func (r *Reader) NumRecords() int { return r.n }
 
-// Checksum returns the verified XXH64 of the Arrow bytes.
+// Checksum returns the XXH64 of the file's bytes: verified against the
+// manifest by Open, computed by Decode.
 func (r *Reader) Checksum() uint64 { return r.checksum }
+
+// Size returns the file's size in bytes.
+func (r *Reader) Size() int64 { return r.size }
+
+// Compression returns the body compression of the record batches, as their
+// messages declare it: "zstd" (what Create writes), "lz4", "none", or
+// several joined by "+". A file without record batches says "none".
+func (r *Reader) Compression() string { return r.compression }
 
 // Record decodes the i-th record batch, 0 <= i < NumRecords. The record
 // owns its memory, from the Reader's allocator: it stays valid after Close,
-// and the caller must Release it.
+// and the caller must Release it. Its arrays are validated (buffer sizes,
+// offsets), so reading any value of them cannot panic.
 //
 // An index out of range gives an error wrapping arrow.ErrIndex; a record
 // that does not decode, ErrCorrupt; one that needs more memory than
@@ -95,19 +121,52 @@ func (r *Reader) Checksum() uint64 { return r.checksum }
 func (r *Reader) Record(i int) (arrow.RecordBatch, error) {
 	switch {
 	case r.closed:
-		return nil, fmt.Errorf("spill: read %s: reader is closed", r.path)
+		return nil, fmt.Errorf("spill: read %s: reader is closed", r.name)
 	case i < 0 || i >= r.n:
-		return nil, fmt.Errorf("spill: read %s: record %d of %d: %w", r.path, i, r.n, arrow.ErrIndex)
+		return nil, fmt.Errorf("spill: read %s: record %d of %d: %w", r.name, i, r.n, arrow.ErrIndex)
 	}
 	var rec arrow.RecordBatch
 	err := r.decode(fmt.Sprintf("record %d", i), func() (err error) {
-		rec, err = r.fr.RecordBatchAt(i)
+		if rec, err = r.fr.RecordBatchAt(i); err != nil {
+			return err
+		}
+		if err = validate(rec); err != nil {
+			rec.Release()
+			rec = nil
+		}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// validate checks that every value of rec can be read. arrow-go builds
+// arrays on the buffers a message describes without checking them, so a
+// damaged length or offset would make the caller's reads panic.
+// Strings get the O(n) offset check of ValidateFull but not its UTF-8
+// check: mr does not require its sources' text to be valid UTF-8 (SQLite
+// TEXT may hold any bytes), and reading such values cannot panic.
+func validate(rec arrow.RecordBatch) error {
+	for i, col := range rec.Columns() {
+		var err error
+		switch a := col.(type) {
+		case *array.String:
+			err = array.Validate(a)
+			for j, offs := 1, a.ValueOffsets(); err == nil && j < len(offs); j++ {
+				if offs[j] < offs[j-1] {
+					err = fmt.Errorf("string offsets decrease at index %d", j)
+				}
+			}
+		default:
+			err = array.ValidateFull(col)
+		}
+		if err != nil {
+			return fmt.Errorf("column %q: %w", rec.Schema().Field(i).Name, err)
+		}
+	}
+	return nil
 }
 
 // Close releases the file bytes. Records already returned stay valid.
@@ -130,9 +189,13 @@ func (r *Reader) decode(what string, f func() error) (err error) {
 	r.mem.left = r.mem.budget
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
-			if p == ErrTooLarge {
-				err = ErrTooLarge
+			switch p := p.(type) {
+			case fbError:
+				err = p
+			case error:
+				err = fmt.Errorf("panic: %w", p) // ErrTooLarge from budgetAllocator, among others
+			default:
+				err = fmt.Errorf("panic: %v", p)
 			}
 		}
 		if err == nil {
@@ -143,10 +206,10 @@ func (r *Reader) decode(what string, f func() error) (err error) {
 		}
 		if errors.Is(err, ErrTooLarge) {
 			err = fmt.Errorf("%w: %s: %sneeds more than %d bytes to decode (WithMaxRecordSize): damaged, or written under a larger memory budget",
-				ErrTooLarge, r.path, what, r.mem.budget)
+				ErrTooLarge, r.name, what, r.mem.budget)
 			return
 		}
-		err = corrupt(r.path, fmt.Errorf("%s%w", what, err))
+		err = corrupt(r.name, fmt.Errorf("%s%w", what, err))
 	}()
 	return f()
 }

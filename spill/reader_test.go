@@ -2,7 +2,9 @@ package spill_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io/fs"
@@ -15,69 +17,71 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/cespare/xxhash/v2"
+	_ "gocloud.dev/blob/memblob"
 
+	"github.com/mrengine/mr/internal/blobs"
 	"github.com/mrengine/mr/spill"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ (with -run TestOpen_Golden)")
 
-// validGolden is a file of testBatches, committed by an earlier version of
-// this package: reading it proves the format has not changed.
-const validGolden = "testdata/valid/batches.arrow"
-
-// seal appends a correct trailer to Arrow bytes.
-func seal(body []byte) []byte {
-	out := binary.LittleEndian.AppendUint64(slices.Clone(body), xxhash.Sum64(body))
-	return append(out, spill.Magic...)
-}
+// validKey is a file of testBatches in testdata/, committed by an earlier
+// version of this package: reading it proves the format has not changed.
+// validManifest is its File, as a manifest pins it.
+const (
+	validKey      = "valid/batches.arrow"
+	validManifest = "testdata/valid/batches.json"
+)
 
 // badInputs derives damaged files from a valid one, keyed by their golden
-// path under testdata/: one folder per kind of damage.
+// key under testdata/: one folder per kind of damage. Those under decode/
+// go to Decode, the others to Open with the valid file's manifest.
 func badInputs(t testing.TB, valid []byte) map[string][]byte {
 	t.Helper()
 	n := len(valid)
-	body := valid[:n-spill.TrailerSize]
 	flip := func(i int) []byte {
 		b := slices.Clone(valid)
 		b[i] ^= 0xff
 		return b
 	}
-	bad := map[string][]byte{
+	// The file as this package wrote it before issue 7: a 16-byte trailer
+	// (checksum, magic) after the Arrow footer.
+	oldFormat := binary.LittleEndian.AppendUint64(slices.Clone(valid), xxhash.Sum64(valid))
+	oldFormat = append(oldFormat, "MRSPILL1"...)
+	return map[string][]byte{
 		"truncated/len-0.arrow":   nil,
 		"truncated/len-5.arrow":   valid[:5],
-		"truncated/len-16.arrow":  valid[:16],
 		"truncated/half.arrow":    valid[:n/2],
 		"truncated/minus-1.arrow": valid[:n-1],
 		"flipped/first.arrow":     flip(0),
 		"flipped/middle.arrow":    flip(n / 2),
-		"flipped/checksum.arrow":  flip(n - spill.TrailerSize),
-		"badmagic/magic.arrow":    append(slices.Clone(valid[:n-8]), "MRSPILL0"...),
-		"badmagic/plain.arrow":    body,
-		// A correct trailer over damaged Arrow bytes: Arrow must catch it.
-		"resealed/half.arrow":   seal(body[:len(body)/2]),
-		"resealed/record.arrow": damagedRecord(t, body),
+		"flipped/last.arrow":      flip(n - 1),
+		// Without a manifest, Arrow's own structure must catch the damage.
+		"decode/half.arrow":        valid[:n/2],
+		"decode/footer-size.arrow": flip(n - 10),
+		"decode/record.arrow":      damagedRecord(t, valid),
+		"decode/old-format.arrow":  oldFormat,
 	}
-	return bad
 }
 
-// damagedRecord flips the first byte of body, searching from three
+// damagedRecord flips the first byte of data, searching from three
 // quarters in, that leaves the footer readable but makes a record fail to
 // decode. Most flips of compressed bytes decode to wrong values without an
 // error, because arrow-go stops reading each zstd frame before its
-// checksum; three quarters in, the first flip already fails.
-func damagedRecord(t testing.TB, body []byte) []byte {
+// checksum: the reason the manifest pins a checksum.
+func damagedRecord(t testing.TB, data []byte) []byte {
 	t.Helper()
-	for i := len(body) * 3 / 4; i < len(body); i++ {
-		b := slices.Clone(body)
+	for i := len(data) * 3 / 4; i < len(data); i++ {
+		b := slices.Clone(data)
 		b[i] ^= 0xff
-		b = seal(b)
-		r, err := spill.Open("x", spill.WithFS(bytesFS{data: b}))
+		r, err := spill.Decode("x", b)
 		if err != nil {
 			continue
 		}
-		_, err = readRecords(r)
+		_, err = readRows(t, r)
 		r.Close()
 		if err != nil {
 			return b
@@ -87,25 +91,24 @@ func damagedRecord(t testing.TB, body []byte) []byte {
 	return nil
 }
 
-// readRecords decodes and releases every record of r, returning the first error.
-func readRecords(r *spill.Reader) (int, error) {
-	for i := range r.NumRecords() {
-		rec, err := r.Record(i)
-		if err != nil {
-			return i, err
-		}
-		rec.Release()
+// readGolden opens or decodes the golden file key and reads every record.
+func readGolden(t testing.TB, b *blobs.Bucket, key string, pinned spill.File, opts ...spill.Option) ([][]row, error) {
+	t.Helper()
+	if !strings.HasPrefix(key, "decode/") {
+		pinned.Key = key
+		return readAll(t, b, pinned, opts...)
 	}
-	return r.NumRecords(), nil
+	data, err := b.ReadAll(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := spill.Decode(key, data, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return readRows(t, r)
 }
-
-// bytesFS serves every ReadFile from data.
-type bytesFS struct {
-	spill.OS
-	data []byte
-}
-
-func (fsys bytesFS) ReadFile(string) ([]byte, error) { return fsys.data, nil }
 
 // corruptAllocator returns the allocator for reading the bad input name: a
 // checked one, except where Record fails. There arrow-go v18.8 leaks the
@@ -113,7 +116,7 @@ func (fsys bytesFS) ReadFile(string) ([]byte, error) { return fsys.data, nil }
 // recovers from the decoding panic; the Go allocator collects them.
 func corruptAllocator(t *testing.T, name string) memory.Allocator {
 	t.Helper()
-	if name == "resealed/record.arrow" {
+	if name == "decode/record.arrow" {
 		return memory.NewGoAllocator()
 	}
 	return newCheckedAllocator(t)
@@ -124,27 +127,37 @@ func corruptAllocator(t *testing.T, name string) memory.Allocator {
 // .err file. With -update it rewrites them all from a new valid file.
 func TestOpen_Golden(t *testing.T) {
 	t.Parallel()
+	b, err := blobs.OpenDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
 	if *update {
-		if err := os.MkdirAll(filepath.Dir(validGolden), 0o755); err != nil {
+		f := writeFile(t, b, validKey, memory.NewGoAllocator(), testBatches())
+		manifest, _ := json.MarshalIndent(f, "", "\t")
+		if err := os.WriteFile(validManifest, append(manifest, '\n'), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, validGolden, memory.NewGoAllocator(), testBatches())
 	}
-	valid, err := os.ReadFile(validGolden)
+	var pinned spill.File
+	if data, err := os.ReadFile(validManifest); err != nil || json.Unmarshal(data, &pinned) != nil {
+		t.Fatalf("reading %s: %v", validManifest, err)
+	}
+	valid, err := b.ReadAll(context.Background(), validKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bad := badInputs(t, valid)
 	if *update {
-		for name, data := range bad {
-			path := filepath.Join("testdata", name)
+		for key, data := range bad {
+			path := filepath.Join("testdata", key)
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(path, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := readAll(t, path)
+			_, err := readGolden(t, b, key, pinned)
 			if err == nil {
 				t.Fatalf("%s: no error", path)
 			}
@@ -158,9 +171,9 @@ func TestOpen_Golden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{validGolden}
-	for name := range bad {
-		want = append(want, filepath.Join("testdata", name))
+	want := []string{filepath.Join("testdata", validKey)}
+	for key := range bad {
+		want = append(want, filepath.Join("testdata", key))
 	}
 	slices.Sort(want)
 	if !slices.Equal(paths, want) {
@@ -170,22 +183,25 @@ func TestOpen_Golden(t *testing.T) {
 	t.Run("Valid", func(t *testing.T) {
 		t.Parallel()
 		mem := newCheckedAllocator(t)
-		got, err := readAll(t, validGolden, spill.WithAllocator(mem))
+		got, err := readAll(t, b, pinned, spill.WithAllocator(mem))
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkRows(t, got, testBatches())
 	})
-	for name := range bad {
-		path := filepath.Join("testdata", name)
-		t.Run(strings.TrimSuffix(name, ".arrow"), func(t *testing.T) {
+	for key, data := range bad {
+		t.Run(strings.TrimSuffix(key, ".arrow"), func(t *testing.T) {
 			t.Parallel()
-			mem := corruptAllocator(t, name)
+			mem := corruptAllocator(t, key)
+			path := filepath.Join("testdata", key)
+			if stored, err := os.ReadFile(path); err != nil || !bytes.Equal(stored, data) {
+				t.Fatalf("%s differs from what badInputs derives (%v): run go test -run TestOpen_Golden -update", path, err)
+			}
 			wantErr, err := os.ReadFile(strings.TrimSuffix(path, ".arrow") + ".err")
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = readAll(t, path, spill.WithAllocator(mem))
+			_, err = readGolden(t, b, key, pinned, spill.WithAllocator(mem))
 			if !errors.Is(err, spill.ErrCorrupt) {
 				t.Fatalf("error = %v, want ErrCorrupt", err)
 			}
@@ -200,9 +216,9 @@ func TestOpen_Golden(t *testing.T) {
 // the golden files do.
 func TestOpen_Corrupt(t *testing.T) {
 	t.Parallel()
-	path := tempPath(t)
-	writeFile(t, path, memory.NewGoAllocator(), testBatches())
-	valid, err := os.ReadFile(path)
+	tb := setup(t)
+	f := writeFile(t, tb.bucket, testKey, memory.NewGoAllocator(), testBatches())
+	valid, err := tb.bucket.ReadAll(context.Background(), testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,60 +226,152 @@ func TestOpen_Corrupt(t *testing.T) {
 		t.Run(strings.TrimSuffix(name, ".arrow"), func(t *testing.T) {
 			t.Parallel()
 			mem := corruptAllocator(t, name)
-			path := filepath.Join(t.TempDir(), "p0-1.arrow")
-			if err := os.WriteFile(path, data, 0o644); err != nil {
+			key := "run-2/" + name
+			w, err := tb.bucket.NewWriter(context.Background(), key)
+			if err != nil {
 				t.Fatal(err)
 			}
-			_, err := readAll(t, path, spill.WithAllocator(mem))
-			if !errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), path) {
-				t.Errorf("error = %v, want ErrCorrupt naming %s", err, path)
+			defer w.Abort()
+			if _, err := w.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			_, err = readGolden(t, tb.bucket, key, f, spill.WithAllocator(mem))
+			if !errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), key) {
+				t.Errorf("error = %v, want ErrCorrupt naming %s", err, key)
 			}
 		})
 	}
 }
 
-// A flipped bit in any byte, trailer included, is caught before Arrow
-// parses.
+// A flipped bit in any byte is caught before Arrow parses.
 func TestOpen_EveryByteFlipped(t *testing.T) {
 	t.Parallel()
-	valid, err := os.ReadFile(validGolden)
+	ctx := context.Background()
+	b, err := blobs.Open(ctx, "mem://") // thousands of commits, without fsync
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	f := writeFile(t, b, testKey, memory.NewGoAllocator(), testBatches())
+	valid, err := b.ReadAll(ctx, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range valid {
 		data := slices.Clone(valid)
 		data[i] ^= 1 << (i % 8)
-		_, err := spill.Open("p0-1.arrow", spill.WithFS(bytesFS{data: data}))
-		if !errors.Is(err, spill.ErrCorrupt) {
-			t.Fatalf("byte %d flipped: error = %v, want ErrCorrupt", i, err)
+		w, err := b.NewWriter(ctx, testKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		_, err = spill.Open(ctx, b, f)
+		if !errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), "checksum mismatch") {
+			t.Fatalf("byte %d flipped: error = %v, want a checksum mismatch", i, err)
 		}
 	}
 }
 
 func TestOpen_NotExist(t *testing.T) {
 	t.Parallel()
-	path := tempPath(t)
-	_, err := spill.Open(path)
-	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), path) {
-		t.Errorf("Open(missing) = %v, want fs.ErrNotExist (not ErrCorrupt) naming %s", err, path)
+	tb := setup(t)
+	_, err := spill.Open(context.Background(), tb.bucket, spill.File{Key: testKey})
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), testKey) {
+		t.Errorf("Open(missing) = %v, want fs.ErrNotExist (not ErrCorrupt) naming %s", err, testKey)
+	}
+}
+
+// Decode reads a file without a manifest, computing what Open verifies.
+func TestDecode(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	mem := newCheckedAllocator(t)
+	want := testBatches()
+	f := writeFile(t, tb.bucket, testKey, mem, want)
+	data, err := tb.bucket.ReadAll(context.Background(), testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := spill.Decode("FILE", data, spill.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Checksum() != f.Checksum || r.Size() != f.Size || r.Compression() != "zstd" || r.NumRecords() != len(want) {
+		t.Errorf("Decode() = checksum %x, size %d, compression %q, %d records; want %x, %d, zstd, %d",
+			r.Checksum(), r.Size(), r.Compression(), r.NumRecords(), f.Checksum, f.Size, len(want))
+	}
+	got, err := readRows(t, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, got, want)
+}
+
+// Compression reads the codec from the record batch messages of files that
+// other writers made.
+func TestReader_Compression(t *testing.T) {
+	t.Parallel()
+	mem := newCheckedAllocator(t)
+	for _, tc := range []struct {
+		opts []ipc.Option
+		want string
+	}{
+		{nil, "none"},
+		{[]ipc.Option{ipc.WithLZ4()}, "lz4"},
+		{[]ipc.Option{ipc.WithZstd()}, "zstd"},
+	} {
+		var buf bytes.Buffer
+		fw, err := ipc.NewFileWriter(&buf, append(tc.opts, ipc.WithSchema(testSchema), ipc.WithAllocator(mem))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := buildRecord(t, mem, randomRows(rand.New(rand.NewPCG(2, 2)), 100))
+		err = fw.Write(rec)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := spill.Decode("f.arrow", buf.Bytes(), spill.WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readRows(t, r); err != nil {
+			t.Error(err)
+		}
+		if got := r.Compression(); got != tc.want {
+			t.Errorf("Compression() = %q, want %q", got, tc.want)
+		}
+		r.Close()
 	}
 }
 
 // Records own their memory: they outlive the Reader.
 func TestReader_Record(t *testing.T) {
 	t.Parallel()
+	tb := setup(t)
 	mem := newCheckedAllocator(t)
-	path := tempPath(t)
 	want := testBatches()
-	f := writeFile(t, path, mem, want)
+	f := writeFile(t, tb.bucket, testKey, mem, want)
 
-	r, err := spill.Open(path, spill.WithAllocator(mem))
+	r, err := spill.Open(context.Background(), tb.bucket, f, spill.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.NumRecords() != len(want) || r.Checksum() != f.Checksum || !r.Schema().Equal(testSchema) {
-		t.Errorf("Open() = %d records, checksum %x, schema %v; want %d, %x, %v",
-			r.NumRecords(), r.Checksum(), r.Schema(), len(want), f.Checksum, testSchema)
+	if r.NumRecords() != len(want) || r.Checksum() != f.Checksum || r.Size() != f.Size || !r.Schema().Equal(testSchema) {
+		t.Errorf("Open() = %d records, checksum %x, size %d, schema %v; want %d, %x, %d, %v",
+			r.NumRecords(), r.Checksum(), r.Size(), r.Schema(), len(want), f.Checksum, f.Size, testSchema)
 	}
 	var recs []arrow.RecordBatch
 	for i := range r.NumRecords() {
@@ -297,13 +405,13 @@ func TestReader_Record(t *testing.T) {
 
 func TestReader_Record_TooLarge(t *testing.T) {
 	t.Parallel()
-	path := tempPath(t)
+	tb := setup(t)
 	rng := rand.New(rand.NewPCG(5, 5))
-	writeFile(t, path, memory.NewGoAllocator(), [][]row{randomRows(rng, 1), randomRows(rng, 5000)})
+	f := writeFile(t, tb.bucket, testKey, memory.NewGoAllocator(), [][]row{randomRows(rng, 1), randomRows(rng, 5000)})
 
 	// The arrow-go leak after a failed decode (see corruptAllocator) rules
 	// out a checked allocator here.
-	r, err := spill.Open(path, spill.WithMaxRecordSize(16<<10))
+	r, err := spill.Open(context.Background(), tb.bucket, f, spill.WithMaxRecordSize(16<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,8 +422,8 @@ func TestReader_Record_TooLarge(t *testing.T) {
 	}
 	rec.Release()
 	_, err = r.Record(1)
-	if !errors.Is(err, spill.ErrTooLarge) || errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), path) {
-		t.Errorf("Record(1) = %v, want ErrTooLarge (not ErrCorrupt) naming %s", err, path)
+	if !errors.Is(err, spill.ErrTooLarge) || errors.Is(err, spill.ErrCorrupt) || !strings.Contains(err.Error(), testKey) {
+		t.Errorf("Record(1) = %v, want ErrTooLarge (not ErrCorrupt) naming %s", err, testKey)
 	}
 }
 
@@ -339,8 +447,8 @@ func TestReader_Record_HugeBody(t *testing.T) {
 	b.Release()
 	defer rec.Release()
 
-	path := tempPath(t)
-	w, err := spill.Create(path, schema)
+	tb := setup(t)
+	w, err := spill.Create(context.Background(), tb.bucket, testKey, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +464,7 @@ func TestReader_Record_HugeBody(t *testing.T) {
 		t.Fatalf("file is %d bytes, want more than %d", f.Size, size)
 	}
 
-	r, err := spill.Open(path)
+	r, err := spill.Open(context.Background(), tb.bucket, f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
 package spill_test
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/mrengine/mr/internal/blobs"
 	"github.com/mrengine/mr/spill"
 )
 
@@ -81,6 +83,9 @@ func randomRows(rng *rand.Rand, n int) []row {
 		}
 		if rng.IntN(8) != 0 {
 			r.Score = ptr(rng.NormFloat64() * 1e6)
+			if rng.IntN(8) == 0 {
+				r.Score = ptr(specialFloats[rng.IntN(len(specialFloats))])
+			}
 		}
 		if rng.IntN(8) != 0 {
 			r.Name = ptr(names[rng.IntN(len(names))] + fmt.Sprint(rng.IntN(1000)))
@@ -98,7 +103,25 @@ func randomRows(rng *rand.Rand, n int) []row {
 	return rows
 }
 
+// specialFloats are the float64 values a text format would get wrong.
+var specialFloats = []float64{math.Copysign(0, -1), 0, math.NaN(), math.Inf(1), math.Inf(-1), math.SmallestNonzeroFloat64, math.MaxFloat64, -math.MaxFloat64}
+
 func ptr[T any](v T) *T { return &v }
+
+// comparable returns r with its float as bits, so that reflect.DeepEqual
+// tells -0 from 0 and finds NaN equal to itself.
+func (r row) comparable() any {
+	type bitsRow struct {
+		row
+		Score *uint64
+	}
+	b := bitsRow{row: r}
+	b.row.Score = nil
+	if r.Score != nil {
+		b.Score = ptr(math.Float64bits(*r.Score))
+	}
+	return b
+}
 
 // buildRecord converts rows to a record of testSchema. The caller releases it.
 func buildRecord(t testing.TB, mem memory.Allocator, rows []row) arrow.RecordBatch {
@@ -157,10 +180,30 @@ func valueOrNil[T any](a arrow.Array, value func(int) T, i int) *T {
 	return ptr(value(i))
 }
 
-// writeFile commits a spill file at path with one record per batch.
-func writeFile(t testing.TB, path string, mem memory.Allocator, batches [][]row) spill.File {
+// testKey is a key shaped like the engine's shuffle files.
+const testKey = "run-1/shuffle/b0003/p0001-000002-a1b2c3.arrow"
+
+type testBundle struct {
+	bucket *blobs.Bucket
+	dir    string // the bucket's directory
+}
+
+// setup opens a file bucket in a fresh directory.
+func setup(t *testing.T) *testBundle {
 	t.Helper()
-	w, err := spill.Create(path, testSchema, spill.WithAllocator(mem))
+	dir := t.TempDir()
+	b, err := blobs.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return &testBundle{bucket: b, dir: dir}
+}
+
+// writeFile commits a spill file under key with one record per batch.
+func writeFile(t testing.TB, b *blobs.Bucket, key string, mem memory.Allocator, batches [][]row, opts ...spill.Option) spill.File {
+	t.Helper()
+	w, err := spill.Create(context.Background(), b, key, testSchema, append([]spill.Option{spill.WithAllocator(mem)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,15 +223,22 @@ func writeFile(t testing.TB, path string, mem memory.Allocator, batches [][]row)
 	return f
 }
 
-// readAll opens path and decodes every record. It returns the rows of each
+// readAll opens f and decodes every record. It returns the rows of each
 // record and the first error.
-func readAll(t testing.TB, path string, opts ...spill.Option) ([][]row, error) {
+func readAll(t testing.TB, b *blobs.Bucket, f spill.File, opts ...spill.Option) ([][]row, error) {
 	t.Helper()
-	r, err := spill.Open(path, opts...)
+	r, err := spill.Open(context.Background(), b, f, opts...)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
+	return readRows(t, r)
+}
+
+// readRows decodes every record of r, returning the rows of each record and
+// the first error.
+func readRows(t testing.TB, r *spill.Reader) ([][]row, error) {
+	t.Helper()
 	var batches [][]row
 	for i := range r.NumRecords() {
 		rec, err := r.Record(i)
@@ -201,6 +251,16 @@ func readAll(t testing.TB, path string, opts ...spill.Option) ([][]row, error) {
 	return batches, nil
 }
 
+// keys lists the bucket.
+func keys(t testing.TB, b *blobs.Bucket) []string {
+	t.Helper()
+	keys, err := b.List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
 func checkRows(t testing.TB, got, want [][]row) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -211,7 +271,7 @@ func checkRows(t testing.TB, got, want [][]row) {
 			t.Fatalf("record %d: got %d rows, want %d", i, len(got[i]), len(want[i]))
 		}
 		for j := range want[i] {
-			if !reflect.DeepEqual(got[i][j], want[i][j]) {
+			if !reflect.DeepEqual(got[i][j].comparable(), want[i][j].comparable()) {
 				t.Fatalf("record %d row %d:\n got %s\nwant %s", i, j, formatRow(got[i][j]), formatRow(want[i][j]))
 			}
 		}
@@ -229,20 +289,6 @@ func formatRow(r row) string {
 	return fmt.Sprintf("{%s %s %q %s %s %s}", f(r.ID), f(r.Score), f(r.Name), f(r.OK), f(r.Day), f(r.At))
 }
 
-// dirNames lists dir.
-func dirNames(t testing.TB, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // testBatches is the content of the golden valid file and the fuzz seeds:
 // fixed by seed, since PCG's output is stable across Go releases.
 func testBatches() [][]row {
@@ -255,9 +301,4 @@ func newCheckedAllocator(t *testing.T) *memory.CheckedAllocator {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	t.Cleanup(func() { mem.AssertSize(t, 0) })
 	return mem
-}
-
-func tempPath(t *testing.T) string {
-	t.Helper()
-	return filepath.Join(t.TempDir(), "p0-1.arrow")
 }

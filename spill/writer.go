@@ -2,21 +2,20 @@ package spill
 
 import (
 	"bufio"
-	"encoding/binary"
-	"errors"
+	"context"
 	"fmt"
 	"io"
-	"io/fs"
-	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/mrengine/mr/internal/blobs"
 )
 
-// bufferSize is the write buffer in front of the temp file. Arrow's IPC
-// writer issues many tiny writes (length prefixes, 8-byte padding) between
-// the buffers; 64 KiB turns them into few syscalls, and bufio passes larger
+// bufferSize is the write buffer in front of the blob. Arrow's IPC writer
+// issues many tiny writes (length prefixes, 8-byte padding) between the
+// buffers; 64 KiB turns them into few syscalls, and bufio passes larger
 // buffers straight through.
 const bufferSize = 64 << 10
 
@@ -25,10 +24,8 @@ const bufferSize = 64 << 10
 // Once Write or Commit has failed the Writer is unusable and the caller
 // must call Abort.
 type Writer struct {
-	path string // final path
-	name string // where the file is now: the temp name, or path after the rename
-	fs   FS
-	f    TempFile // nil once closed
+	key  string
+	blob *blobs.Writer
 	buf  *bufio.Writer
 	out  *hashWriter
 	ipc  *ipc.FileWriter
@@ -56,27 +53,31 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Create starts a spill file that becomes visible at path only on Commit.
-// Every record written must have the given schema.
-func Create(path string, schema *arrow.Schema, opts ...Option) (*Writer, error) {
+// Create starts a spill file that becomes visible under key in b only on
+// Commit. Every record written must have the given schema. ctx bounds the
+// whole write: cancelling it makes Commit fail.
+func Create(ctx context.Context, b *blobs.Bucket, key string, schema *arrow.Schema, opts ...Option) (*Writer, error) {
 	if schema == nil {
-		return nil, fmt.Errorf("spill: create %s: nil schema", path)
+		return nil, fmt.Errorf("spill: create %s: nil schema", key)
 	}
 	o := newOptions(opts)
-	f, err := o.fs.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	bw, err := b.NewWriter(ctx, key)
 	if err != nil {
-		return nil, opError("create", path, err)
+		return nil, fmt.Errorf("spill: create %s: %w", key, err)
 	}
-	buf := bufio.NewWriterSize(f, bufferSize)
+	var sink io.Writer = bw
+	if o.sink != nil {
+		sink = o.sink(bw)
+	}
+	buf := bufio.NewWriterSize(sink, bufferSize)
 	out := &hashWriter{w: buf, h: xxhash.New()}
 	// NewFileWriter writes nothing until the first Write or Close.
 	fw, err := ipc.NewFileWriter(out, ipc.WithSchema(schema), ipc.WithZstd(), ipc.WithAllocator(o.mem))
 	if err != nil {
-		f.Close()
-		o.fs.Remove(f.Name())
-		return nil, opError("create", path, err)
+		bw.Abort()
+		return nil, fmt.Errorf("spill: create %s: %w", key, err)
 	}
-	return &Writer{path: path, name: f.Name(), fs: o.fs, f: f, buf: buf, out: out, ipc: fw}, nil
+	return &Writer{key: key, blob: bw, buf: buf, out: out, ipc: fw}, nil
 }
 
 // Write appends rec to the file. The caller still owns rec and releases it.
@@ -91,10 +92,9 @@ func (w *Writer) Write(rec arrow.RecordBatch) error {
 	return nil
 }
 
-// Commit finishes the file and makes it durable at path: it writes the
-// Arrow footer and the trailer, fsyncs the file, closes it, renames it to
-// path and fsyncs the directory. Only after Commit returns a nil error may
-// the file be named in a checkpoint.
+// Commit writes the Arrow footer and commits the blob (for a file bucket:
+// fsync, rename, fsync of the directory). Only after Commit returns a nil
+// error may the file be named in a checkpoint, with the returned File.
 func (w *Writer) Commit() (File, error) {
 	if err := w.check(); err != nil {
 		return File{}, err
@@ -102,41 +102,19 @@ func (w *Writer) Commit() (File, error) {
 	if err := w.ipc.Close(); err != nil {
 		return File{}, w.fail("write", err)
 	}
-	var trailer [TrailerSize]byte
-	binary.LittleEndian.PutUint64(trailer[:8], w.out.h.Sum64())
-	copy(trailer[8:], Magic)
-	if _, err := w.buf.Write(trailer[:]); err != nil {
-		return File{}, w.fail("write", err)
-	}
 	if err := w.buf.Flush(); err != nil {
 		return File{}, w.fail("write", err)
 	}
-	if err := w.f.Sync(); err != nil {
-		return File{}, w.fail("sync", err)
-	}
-	err := w.f.Close()
-	w.f = nil
-	if err != nil {
-		return File{}, w.fail("close", err)
-	}
-	if err := w.fs.Rename(w.name, w.path); err != nil {
-		return File{}, w.fail("rename", err)
-	}
-	w.name = w.path
-	if err := w.fs.SyncDir(filepath.Dir(w.path)); err != nil {
-		return File{}, w.fail("sync directory of", err)
+	if err := w.blob.Commit(); err != nil {
+		return File{}, w.fail("commit", err)
 	}
 	w.done = true
-	return File{
-		Path:     w.path,
-		Size:     w.out.n + TrailerSize,
-		Rows:     w.rows,
-		Checksum: w.out.h.Sum64(),
-	}, nil
+	return File{Key: w.key, Size: w.out.n, Rows: w.rows, Checksum: w.out.h.Sum64()}, nil
 }
 
-// Abort closes and removes the file. It is safe after a failed Write or
-// Commit, does nothing after a successful Commit, and is idempotent.
+// Abort discards the file: nothing stays visible under the key. It is safe
+// after a failed Write or Commit, does nothing after a successful Commit,
+// and is idempotent.
 func (w *Writer) Abort() error {
 	if w.done {
 		return nil
@@ -146,12 +124,8 @@ func (w *Writer) Abort() error {
 	// may write goes nowhere.
 	w.out.w = io.Discard
 	w.ipc.Close()
-	if w.f != nil {
-		w.f.Close() // the file is removed next; its close error is moot
-		w.f = nil
-	}
-	if err := w.fs.Remove(w.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return opError("abort", w.path, err)
+	if err := w.blob.Abort(); err != nil {
+		return fmt.Errorf("spill: abort %s: %w", w.key, err)
 	}
 	return nil
 }
@@ -160,7 +134,7 @@ func (w *Writer) Abort() error {
 func (w *Writer) check() error {
 	switch {
 	case w.done:
-		return fmt.Errorf("spill: write %s: writer is committed or aborted", w.path)
+		return fmt.Errorf("spill: write %s: writer is committed or aborted", w.key)
 	case w.err != nil:
 		return w.err
 	}
@@ -173,6 +147,6 @@ func (w *Writer) fail(op string, err error) error {
 	if w.out.err != nil {
 		err = w.out.err
 	}
-	w.err = opError(op, w.path, err)
+	w.err = fmt.Errorf("spill: %s %s: %w", op, w.key, err)
 	return w.err
 }

@@ -2,12 +2,11 @@ package spill_test
 
 import (
 	"bytes"
-	"encoding/binary"
+	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -24,51 +23,51 @@ import (
 
 func TestWriter_Commit(t *testing.T) {
 	t.Parallel()
+	tb := setup(t)
 	mem := newCheckedAllocator(t)
-	path := tempPath(t)
 	rng := rand.New(rand.NewPCG(7, 7))
 	want := [][]row{randomRows(rng, 1000), randomRows(rng, 0), randomRows(rng, 1), randomRows(rng, 4096)}
 
-	f := writeFile(t, path, mem, want)
+	f := writeFile(t, tb.bucket, testKey, mem, want)
 
-	got, err := readAll(t, path, spill.WithAllocator(mem))
+	got, err := readAll(t, tb.bucket, f, spill.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkRows(t, got, want)
 
-	data, err := os.ReadFile(path)
+	data, err := tb.bucket.ReadAll(context.Background(), testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, trailer := data[:len(data)-16], data[len(data)-16:]
-	wantFile := spill.File{Path: path, Size: int64(len(data)), Rows: 1000 + 0 + 1 + 4096, Checksum: xxhash.Sum64(body)}
+	wantFile := spill.File{Key: testKey, Size: int64(len(data)), Rows: 1000 + 0 + 1 + 4096, Checksum: xxhash.Sum64(data)}
 	if f != wantFile {
 		t.Errorf("Commit() = %+v, want %+v", f, wantFile)
 	}
-	if sum := binary.LittleEndian.Uint64(trailer[:8]); sum != f.Checksum || string(trailer[8:]) != "MRSPILL1" {
-		t.Errorf("trailer = %x %q, want %x %q", sum, trailer[8:], f.Checksum, "MRSPILL1")
-	}
-	if names := dirNames(t, filepath.Dir(path)); !slices.Equal(names, []string{filepath.Base(path)}) {
-		t.Errorf("directory holds %q, want only the committed file", names)
+	if names := keys(t, tb.bucket); !slices.Equal(names, []string{testKey}) {
+		t.Errorf("bucket holds %q, want only the committed file", names)
 	}
 }
 
-// The file without its trailer is a plain Arrow file with zstd buffers.
+// A spill file is exactly an Arrow IPC file with zstd buffers: arrow-go
+// reads it with no help, and nothing follows the footer's "ARROW1".
 func TestWriter_Commit_PlainArrow(t *testing.T) {
 	t.Parallel()
+	tb := setup(t)
 	mem := newCheckedAllocator(t)
-	path := tempPath(t)
 	want := testBatches()
-	writeFile(t, path, mem, want)
+	writeFile(t, tb.bucket, testKey, mem, want)
 
-	data, err := os.ReadFile(path)
+	data, err := tb.bucket.ReadAll(context.Background(), testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fr, err := ipc.NewFileReader(bytes.NewReader(data[:len(data)-16]), ipc.WithAllocator(mem))
+	if !bytes.HasPrefix(data, []byte("ARROW1\x00\x00")) || !bytes.HasSuffix(data, []byte("ARROW1")) {
+		t.Errorf("file starts %q and ends %q, want the Arrow file magic at both ends", data[:8], data[len(data)-6:])
+	}
+	fr, err := ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(mem))
 	if err != nil {
-		t.Fatalf("the Arrow bytes are not an Arrow file: %v", err)
+		t.Fatalf("the file is not an Arrow file: %v", err)
 	}
 	defer fr.Close()
 	var got [][]row
@@ -88,29 +87,30 @@ func TestWriter_Commit_PlainArrow(t *testing.T) {
 
 func TestWriter_Commit_NoRecords(t *testing.T) {
 	t.Parallel()
+	tb := setup(t)
 	mem := newCheckedAllocator(t)
-	path := tempPath(t)
-	f := writeFile(t, path, mem, nil)
+	f := writeFile(t, tb.bucket, testKey, mem, nil)
 	if f.Rows != 0 {
 		t.Errorf("Rows = %d, want 0", f.Rows)
 	}
-	r, err := spill.Open(path, spill.WithAllocator(mem))
+	r, err := spill.Open(context.Background(), tb.bucket, f, spill.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if r.NumRecords() != 0 || !r.Schema().Equal(testSchema) || r.Checksum() != f.Checksum {
-		t.Errorf("Open() = %d records, schema %v, checksum %x; want 0, %v, %x", r.NumRecords(), r.Schema(), r.Checksum(), testSchema, f.Checksum)
+	if r.NumRecords() != 0 || !r.Schema().Equal(testSchema) || r.Checksum() != f.Checksum || r.Compression() != "none" {
+		t.Errorf("Open() = %d records, schema %v, checksum %x, compression %s; want 0, %v, %x, none",
+			r.NumRecords(), r.Schema(), r.Checksum(), r.Compression(), testSchema, f.Checksum)
 	}
 }
 
 func TestWriter_Abort(t *testing.T) {
 	t.Parallel()
+	tb := setup(t)
 	mem := newCheckedAllocator(t)
-	path := tempPath(t)
-	dir := filepath.Dir(path)
+	ctx := context.Background()
 
-	w, err := spill.Create(path, testSchema, spill.WithAllocator(mem))
+	w, err := spill.Create(ctx, tb.bucket, testKey, testSchema, spill.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,20 +119,16 @@ func TestWriter_Abort(t *testing.T) {
 	if err := w.Write(rec); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("before Commit, Stat(path) = %v, want not exist", err)
-	}
-	names := dirNames(t, dir)
-	if len(names) != 1 || !strings.HasPrefix(names[0], ".p0-1.arrow.tmp-") {
-		t.Errorf("before Commit, directory holds %q, want one .p0-1.arrow.tmp-* file", names)
+	if _, err := tb.bucket.ReadAll(ctx, testKey); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("before Commit, ReadAll = %v, want fs.ErrNotExist", err)
 	}
 
 	for range 2 {
 		if err := w.Abort(); err != nil {
 			t.Fatalf("Abort() = %v", err)
 		}
-		if names := dirNames(t, dir); len(names) != 0 {
-			t.Fatalf("after Abort, directory holds %q", names)
+		if names := keys(t, tb.bucket); len(names) != 0 {
+			t.Fatalf("after Abort, bucket holds %q", names)
 		}
 	}
 	if err := w.Write(rec); err == nil {
@@ -145,28 +141,29 @@ func TestWriter_Abort(t *testing.T) {
 
 func TestWriter_Abort_AfterCommit(t *testing.T) {
 	t.Parallel()
+	tb := setup(t)
 	mem := newCheckedAllocator(t)
-	path := tempPath(t)
-	w, err := spill.Create(path, testSchema, spill.WithAllocator(mem))
+	w, err := spill.Create(context.Background(), tb.bucket, testKey, testSchema, spill.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Commit(); err != nil {
+	f, err := w.Commit()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Abort(); err != nil {
 		t.Fatalf("Abort() = %v", err)
 	}
-	if _, err := os.Stat(path); err != nil {
+	if _, err := readAll(t, tb.bucket, f); err != nil {
 		t.Errorf("Abort after Commit removed the file: %v", err)
 	}
 }
 
 func TestWriter_Write_WrongSchema(t *testing.T) {
 	t.Parallel()
+	tb := setup(t)
 	mem := newCheckedAllocator(t)
-	path := tempPath(t)
-	w, err := spill.Create(path, testSchema, spill.WithAllocator(mem))
+	w, err := spill.Create(context.Background(), tb.bucket, testKey, testSchema, spill.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +174,8 @@ func TestWriter_Write_WrongSchema(t *testing.T) {
 	b.Release()
 	defer rec.Release()
 
-	if err := w.Write(rec); err == nil || !strings.Contains(err.Error(), path) {
-		t.Errorf("Write(wrong schema) = %v, want an error naming %s", err, path)
+	if err := w.Write(rec); err == nil || !strings.Contains(err.Error(), testKey) {
+		t.Errorf("Write(wrong schema) = %v, want an error naming %s", err, testKey)
 	}
 	if _, err := w.Commit(); err == nil {
 		t.Error("Commit after a failed Write succeeded")
@@ -186,44 +183,44 @@ func TestWriter_Write_WrongSchema(t *testing.T) {
 	if err := w.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if names := dirNames(t, filepath.Dir(path)); len(names) != 0 {
-		t.Errorf("after Abort, directory holds %q", names)
+	if names := keys(t, tb.bucket); len(names) != 0 {
+		t.Errorf("after Abort, bucket holds %q", names)
 	}
 }
 
-// TestWriter_Faults injects I/O errors at every step of the write protocol:
-// the error names the path and wraps the cause, and Abort leaves nothing.
+// TestWriter_Faults injects write failures between Arrow's encoder and the
+// bucket, in the body and in the footer, as short writes (part of the
+// bytes, then the error) like a full disk's: the error names the key and wraps
+// the cause, and Abort leaves nothing. (Failures of fsync and rename are
+// the blobs package's to test; a real full disk is tested there too.)
 func TestWriter_Faults(t *testing.T) {
 	t.Parallel()
 	// Several times the write buffer, so that early faults surface in Write.
 	rng := rand.New(rand.NewPCG(3, 3))
 	batches := [][]row{randomRows(rng, 4000), randomRows(rng, 4000), randomRows(rng, 4000)}
-	size := writeFile(t, tempPath(t), memory.NewGoAllocator(), batches).Size
+	size := writeFile(t, setup(t).bucket, testKey, memory.NewGoAllocator(), batches).Size
 
-	eio := syscall.EIO
 	for _, tc := range []struct {
 		name string
-		fs   faultFS
+		sink faultWriter
 		want error
 		in   string // the call that fails
 	}{
-		{"ENOSPC/at=0", faultFS{writeLimit: 0}, syscall.ENOSPC, "Write"},
-		{"ENOSPC/at=3", faultFS{writeLimit: 3}, syscall.ENOSPC, "Write"},
-		{"ENOSPC/at=half", faultFS{writeLimit: size / 2}, syscall.ENOSPC, "Write"},
-		{"ENOSPC/in-footer", faultFS{writeLimit: size - 40}, syscall.ENOSPC, "Commit"},
-		{"ENOSPC/in-trailer", faultFS{writeLimit: size - 8}, syscall.ENOSPC, "Commit"},
-		{"ENOSPC/at=size-1", faultFS{writeLimit: size - 1}, syscall.ENOSPC, "Commit"},
-		{"Sync", faultFS{writeLimit: -1, syncErr: eio}, eio, "Commit"},
-		{"Close", faultFS{writeLimit: -1, closeErr: eio}, eio, "Commit"},
-		{"Rename", faultFS{writeLimit: -1, renameErr: syscall.EXDEV}, syscall.EXDEV, "Commit"},
-		{"SyncDir", faultFS{writeLimit: -1, syncDirErr: eio}, eio, "Commit"},
+		{"ENOSPC/at=0", faultWriter{limit: 0, err: syscall.ENOSPC}, syscall.ENOSPC, "Write"},
+		{"ENOSPC/at=3", faultWriter{limit: 3, err: syscall.ENOSPC}, syscall.ENOSPC, "Write"},
+		{"ENOSPC/at=half", faultWriter{limit: size / 2, err: syscall.ENOSPC}, syscall.ENOSPC, "Write"},
+		{"ENOSPC/in-footer", faultWriter{limit: size - 40, err: syscall.ENOSPC}, syscall.ENOSPC, "Commit"},
+		{"ENOSPC/at=size-1", faultWriter{limit: size - 1, err: syscall.ENOSPC}, syscall.ENOSPC, "Commit"},
+		{"EIO/at=half", faultWriter{limit: size / 2, err: syscall.EIO}, syscall.EIO, "Write"},
+		{"EIO/in-footer", faultWriter{limit: size - 40, err: syscall.EIO}, syscall.EIO, "Commit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			tb := setup(t)
 			mem := newCheckedAllocator(t)
-			path := tempPath(t)
-			fsys := tc.fs
-			w, err := spill.Create(path, testSchema, spill.WithAllocator(mem), spill.WithFS(&fsys))
+			sink := tc.sink
+			w, err := spill.Create(context.Background(), tb.bucket, testKey, testSchema, spill.WithAllocator(mem),
+				spill.WithSink(func(w io.Writer) io.Writer { sink.w = w; return &sink }))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,8 +230,8 @@ func TestWriter_Faults(t *testing.T) {
 				in = "Commit"
 				_, err = w.Commit()
 			}
-			if in != tc.in || !errors.Is(err, tc.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("%s() = %v, want %s() to fail wrapping %v and naming %s", in, err, tc.in, tc.want, path)
+			if in != tc.in || !errors.Is(err, tc.want) || !strings.Contains(err.Error(), testKey) {
+				t.Errorf("%s() = %v, want %s() to fail wrapping %v and naming %s", in, err, tc.in, tc.want, testKey)
 			}
 			if _, err := w.Commit(); err == nil {
 				t.Error("Commit succeeded after a failure")
@@ -242,10 +239,36 @@ func TestWriter_Faults(t *testing.T) {
 			if err := w.Abort(); err != nil {
 				t.Fatalf("Abort() = %v", err)
 			}
-			if names := dirNames(t, filepath.Dir(path)); len(names) != 0 {
-				t.Errorf("after Abort, directory holds %q", names)
+			if names := keys(t, tb.bucket); len(names) != 0 {
+				t.Errorf("after Abort, bucket holds %q", names)
 			}
 		})
+	}
+}
+
+// Cancelling Create's context makes Commit fail and leaves nothing.
+func TestWriter_Commit_Canceled(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	mem := newCheckedAllocator(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := spill.Create(ctx, tb.bucket, testKey, testSchema, spill.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	if err := writeBatches(t, w, mem, testBatches()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := w.Commit(); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), testKey) {
+		t.Errorf("Commit() = %v, want context.Canceled naming %s", err, testKey)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if names := keys(t, tb.bucket); len(names) != 0 {
+		t.Errorf("after Abort, bucket holds %q", names)
 	}
 }
 
@@ -263,73 +286,25 @@ func writeBatches(t *testing.T, w *spill.Writer, mem memory.Allocator, batches [
 	return nil
 }
 
-// faultFS is the OS file system with injected failures, returned as package
-// os returns them.
-type faultFS struct {
-	spill.OS
-	writeLimit int64 // bytes a temp file takes before writes fail with ENOSPC; -1: no limit
-	syncErr    error
-	closeErr   error
-	renameErr  error
-	syncDirErr error
-}
-
-func (fsys *faultFS) CreateTemp(dir, pattern string) (spill.TempFile, error) {
-	f, err := fsys.OS.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
-	}
-	return &faultFile{TempFile: f, fs: fsys}, nil
-}
-
-func (fsys *faultFS) Rename(oldpath, newpath string) error {
-	if fsys.renameErr != nil {
-		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: fsys.renameErr}
-	}
-	return fsys.OS.Rename(oldpath, newpath)
-}
-
-func (fsys *faultFS) SyncDir(dir string) error {
-	if fsys.syncDirErr != nil {
-		return &fs.PathError{Op: "sync", Path: dir, Err: fsys.syncDirErr}
-	}
-	return fsys.OS.SyncDir(dir)
-}
-
-type faultFile struct {
-	spill.TempFile
-	fs      *faultFS
+// faultWriter passes limit bytes to w, then fails like a full disk: the
+// write that crosses the limit is short, with err.
+type faultWriter struct {
+	w       io.Writer
+	limit   int64
+	err     error
 	written int64
 }
 
-// Write writes what fits under the limit, then fails like a full disk: a
-// short write with ENOSPC.
-func (f *faultFile) Write(p []byte) (int, error) {
-	limit := f.fs.writeLimit
-	if limit < 0 || f.written+int64(len(p)) <= limit {
-		n, err := f.TempFile.Write(p)
+func (f *faultWriter) Write(p []byte) (int, error) {
+	if f.written+int64(len(p)) <= f.limit {
+		n, err := f.w.Write(p)
 		f.written += int64(n)
 		return n, err
 	}
-	n, err := f.TempFile.Write(p[:limit-f.written])
+	n, err := f.w.Write(p[:f.limit-f.written])
 	f.written += int64(n)
 	if err == nil {
-		err = &fs.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+		err = f.err
 	}
 	return n, err
-}
-
-func (f *faultFile) Sync() error {
-	if f.fs.syncErr != nil {
-		return &fs.PathError{Op: "sync", Path: f.Name(), Err: f.fs.syncErr}
-	}
-	return f.TempFile.Sync()
-}
-
-func (f *faultFile) Close() error {
-	err := f.TempFile.Close()
-	if f.fs.closeErr != nil {
-		return &fs.PathError{Op: "close", Path: f.Name(), Err: f.fs.closeErr}
-	}
-	return err
 }

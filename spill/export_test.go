@@ -1,0 +1,10 @@
+package spill
+
+import "io"
+
+// WithSink wraps the blob writer that Create's encoder writes to, so that
+// tests can inject faults (ENOSPC, short writes) between Arrow and the
+// bucket.
+func WithSink(wrap func(io.Writer) io.Writer) Option {
+	return func(o *options) { o.sink = wrap }
+}
