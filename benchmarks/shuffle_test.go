@@ -116,7 +116,7 @@ func writeShuffle(b *testing.B, bucket *blobs.Bucket, entries []rollupEntry) []s
 		job.Key.Encode(e.key, rec)
 		job.Value.Encode(e.val, rec)
 	}
-	files, err := w.Flush(context.Background(), bucket, func(b int) string { return shuffle.MapKey(b, 0, 1, "bench") })
+	files, err := w.Flush(context.Background(), bucket, func(b int) string { return shuffle.MapKey("bench", b, 0, 1, "x") })
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package jobs_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mrengine/mr/internal/eventgen"
-	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/internal/pgtest"
+	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"

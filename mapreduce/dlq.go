@@ -40,14 +40,19 @@ type DLQFile struct {
 }
 
 // dlqKey names the dead-letter file of the seq-th commit of partition
-// part; gen > 0 names the file a replay generation rewrote.
-func dlqKey(part, seq int, attempt string) string {
-	return fmt.Sprintf("dlq/p%04d-%06d-%s.jsonl", part, seq, attempt)
+// part of run: <run>/dlq/p<part>-<seq>-<attempt>.jsonl.
+func dlqKey(run string, part, seq int, attempt string) string {
+	return fmt.Sprintf("%s/%sp%04d-%06d-%s.jsonl", run, dlqPrefix, part, seq, attempt)
 }
 
-func replayDLQKey(part, gen int, attempt string) string {
-	return fmt.Sprintf("dlq/p%04d-g%04d-%s.jsonl", part, gen, attempt)
+// replayDLQKey names the dead-letter file of partition part that replay
+// generation gen rewrote: <run>/dlq/p<part>-g<gen>-<attempt>.jsonl.
+func replayDLQKey(run string, part, gen int, attempt string) string {
+	return fmt.Sprintf("%s/%sp%04d-g%04d-%s.jsonl", run, dlqPrefix, part, gen, attempt)
 }
+
+// dlqPrefix is the key prefix, after "<run>/", of dead-letter files.
+const dlqPrefix = "dlq/"
 
 // dlqWriter writes the letters of one commit of a partition to a new
 // dead-letter file, which becomes visible only at commit. The file is

@@ -123,7 +123,7 @@ func (t *mapTask) mapRow(ctx context.Context, row Row) error {
 	t.failed++
 	var panicked *PanicError
 	errors.As(err, &panicked)
-	return t.dlq.append(ctx, dlqKey(t.cp.Partition, t.cp.Seq+1, t.r.attempt), &DeadLetter{
+	return t.dlq.append(ctx, dlqKey(t.r.plan.RunID, t.cp.Partition, t.cp.Seq+1, t.r.attempt), &DeadLetter{
 		Job:       t.r.spec.Name,
 		Run:       t.r.plan.RunID,
 		Partition: t.cp.Partition,
@@ -166,7 +166,7 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 	seq := cp.Seq + 1
 	t.comb.spill(t.writer)
 	files, err := t.writer.Flush(ctx, r.blobs, func(b int) string {
-		return shuffle.MapKey(b, cp.Partition, seq, r.attempt)
+		return shuffle.MapKey(r.plan.RunID, b, cp.Partition, seq, r.attempt)
 	})
 	if err != nil {
 		return err

@@ -104,7 +104,7 @@ func (br *bucketRows) load(p part) error {
 		br.comb.spill(w)
 		n++
 		files, err := w.Flush(br.ctx, br.r.blobs, func(s int) string {
-			return shuffle.RegroupKey(br.bucket, p.level+1, s, n, br.r.attempt)
+			return shuffle.RegroupKey(br.r.plan.RunID, br.bucket, p.level+1, s, n, br.r.attempt)
 		})
 		for _, f := range files {
 			sub[f.Bucket] = append(sub[f.Bucket], f)

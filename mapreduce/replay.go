@@ -186,7 +186,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 		w := shuffle.NewWriter(r.schema, r.plan.Buckets, r.plan.Seed, memory.NewGoAllocator())
 		defer w.Release()
 		comb.spill(w)
-		files, err := w.Flush(ctx, r.blobs, func(b int) string { return shuffle.ReplayKey(gen, b, r.attempt) })
+		files, err := w.Flush(ctx, r.blobs, func(b int) string { return shuffle.ReplayKey(r.plan.RunID, gen, b, r.attempt) })
 		if err != nil {
 			return res, err
 		}
@@ -216,7 +216,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 		if len(remaining[part]) > 0 {
 			d := dlqWriter{blobs: r.blobs}
 			for i := range remaining[part] {
-				if err := d.append(ctx, replayDLQKey(part, m.Generation, r.attempt), &remaining[part][i]); err != nil {
+				if err := d.append(ctx, replayDLQKey(r.plan.RunID, part, m.Generation, r.attempt), &remaining[part][i]); err != nil {
 					d.abort()
 					return res, fmt.Errorf("rewrite dead letters of partition %d: %w", part, err)
 				}

@@ -52,8 +52,7 @@ type Runner struct {
 	mapped bool            // every partition is done: the row count is exact
 
 	unlock  func() error  // releases the run's lock
-	storage *blobs.Bucket // the blob storage of every run
-	blobs   *blobs.Bucket // this run's prefix of it: keys are relative to the run
+	blobs   *blobs.Bucket // holds shuffle files and dead letters, keys prefixed by the run id
 	schema  *arrow.Schema // of shuffle records
 	attempt string        // unique to this attempt, in the names of its files
 
@@ -110,10 +109,9 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 			r.Close()
 		}
 	}()
-	if r.storage, err = openBlobs(ctx, cfg); err != nil {
+	if r.blobs, err = openBlobs(ctx, cfg); err != nil {
 		return nil, err
 	}
-	r.blobs = r.storage.Prefixed(id + "/")
 	if err := r.loadPlan(ctx, id); err != nil {
 		return nil, err
 	}
@@ -168,8 +166,8 @@ func (r *Runner) loadState(ctx context.Context) error {
 	}
 	r.cps, r.replay = st.checkpoints, st.replay
 	keep := st.committedKeys()
-	for _, prefix := range []string{shuffle.MapPrefix, shuffle.ReplayPrefix, "reduce/", "dlq/"} {
-		keys, err := r.blobs.List(ctx, prefix)
+	for _, prefix := range append(shuffle.Prefixes, dlqPrefix) {
+		keys, err := r.blobs.List(ctx, r.plan.RunID+"/"+prefix)
 		if err != nil {
 			return fmt.Errorf("list %s of %s: %w", prefix, r.plan.RunID, err)
 		}
@@ -187,8 +185,8 @@ func (r *Runner) loadState(ctx context.Context) error {
 // Close releases the run for other processes.
 func (r *Runner) Close() error {
 	var err error
-	if r.storage != nil {
-		err = r.storage.Close()
+	if r.blobs != nil {
+		err = r.blobs.Close()
 	}
 	return errors.Join(err, r.unlock())
 }

@@ -147,7 +147,7 @@ func DeadLetters(ctx context.Context, cfg Config, run string, filter DeadLetterF
 		if len(filter.Partitions) > 0 && !slices.Contains(filter.Partitions, part) {
 			continue
 		}
-		ls, err := st.deadLetters(ctx, b.Prefixed(run+"/"), part)
+		ls, err := st.deadLetters(ctx, b, part)
 		if err != nil {
 			return nil, err
 		}
