@@ -65,13 +65,6 @@ type Postgres struct {
 		commits pgx.Identifier
 	}
 
-	staging staging // how Apply stages rows; changed only by benchmarks
-	// ordered makes the upsert read the stage in key order (ORDER BY
-	// keys), so that it walks the primary key's index in order instead
-	// of at random: in BenchmarkPostgres_Apply, sort included, 1.1-1.2x
-	// the rows/s of the unordered upsert into an empty table and 1.2-1.3x
-	// into one that holds the keys already. Changed only by benchmarks.
-	ordered bool
 	// commitFunc commits Apply's transaction; tests replace it to lose
 	// the reply to a COMMIT.
 	commitFunc func(ctx context.Context, tx pgx.Tx) error
@@ -135,8 +128,6 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	s := &Postgres{
 		RetryBudget: DefaultRetryBudget,
 		name:        serverName(cfg.ConnConfig),
-		staging:     stageTemp,
-		ordered:     true,
 		commitFunc:  func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
 	}
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
@@ -192,7 +183,7 @@ var postgresTypes = map[mapreduce.Type]string{
 	mapreduce.TypeFloat64:   "double precision",
 	mapreduce.TypeString:    "text",
 	mapreduce.TypeBool:      "boolean",
-	mapreduce.TypeDate:  "date",
+	mapreduce.TypeDate:      "date",
 	mapreduce.TypeTimestamp: "timestamptz",
 }
 

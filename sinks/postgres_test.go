@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -74,13 +73,6 @@ func (b *pgBundle) query(t testing.TB, sql string, args ...any) [][]any {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func (b *pgBundle) exec(t testing.TB, sql string, args ...any) {
-	t.Helper()
-	if _, err := b.pool.Exec(t.Context(), sql, args...); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func newPostgres(t *testing.T) sinktest.Backend {
@@ -593,50 +585,4 @@ func TestOpenPostgres(t *testing.T) {
 			}
 		}
 	})
-}
-
-// BenchmarkPostgres_Apply upserts one bucket of daily_rollup rows, in a
-// hash table's key order, into an empty table or one that holds every key
-// already (so that each row is an update), staging in a temporary or an
-// unlogged table, reading the stage in key order or not.
-//
-//	go test -run='^$' -bench=Postgres_Apply ./sinks/
-func BenchmarkPostgres_Apply(b *testing.B) {
-	if testing.Short() {
-		b.Skip("writes 100k rows per iteration")
-	}
-	const n = 100_000
-	data := rollupRows(0, n, 1)
-	for _, staging := range []string{"temp", "unlogged"} {
-		for _, ordered := range []bool{false, true} {
-			for _, target := range []string{"empty", "filled"} {
-				name := fmt.Sprintf("rows=%d/staging=%s/ordered=%t/target=%s", n, staging, ordered, target)
-				b.Run(name, func(b *testing.B) {
-					bundle := setupPostgres(b)
-					sinks.SetPostgresStaging(bundle.sink, staging == "unlogged", ordered)
-					if err := bundle.sink.Prepare(b.Context(), rollup); err != nil {
-						b.Fatal(err)
-					}
-					b.ReportAllocs()
-					i := 0
-					for b.Loop() {
-						b.StopTimer()
-						bundle.exec(b, "TRUNCATE daily_rollup, mr_bucket_commits")
-						if target == "filled" {
-							if err := bundle.sink.Apply(b.Context(), rollup, "fill", 0, &tableRows{rows: data}); err != nil {
-								b.Fatal(err)
-							}
-						}
-						bundle.exec(b, "VACUUM ANALYZE daily_rollup")
-						i++
-						b.StartTimer()
-						if err := bundle.sink.Apply(b.Context(), rollup, "bench"+strconv.Itoa(i), 0, &tableRows{rows: data}); err != nil {
-							b.Fatal(err)
-						}
-					}
-					b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
-				})
-			}
-		}
-	}
 }
