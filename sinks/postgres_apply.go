@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/mrengine/mr/internal/pgretry"
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -94,7 +94,7 @@ func applyStatements(t mapreduce.OutputTable, n names) applySQL {
 // Postgres for what happens on connection faults.
 func (s *Postgres) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
 	fail := func(err error) error {
-		return fmt.Errorf("sinks: apply bucket %d of commit %q to table %q in %s: %w", bucket, commit, t.Name, s, err)
+		return s.db.Scrub(fmt.Errorf("sinks: apply bucket %d of commit %q to table %q in %s: %w", bucket, commit, t.Name, s, err))
 	}
 	if err := checkTable(t); err != nil {
 		return fail(err)
@@ -113,9 +113,9 @@ func (s *Postgres) Apply(ctx context.Context, t mapreduce.OutputTable, commit st
 		case errors.As(err, &c):
 			lost = c.err
 			return nil
-		case err != nil && src.started && ctx.Err() == nil && pgretry.Transient(err):
-			return pgretry.Stop(fmt.Errorf("%w: the connection failed after the bucket's rows were read, which cannot be read again, "+
-				"so the bucket was not applied; run the same command again to resume it: %w", ErrUnavailable, err))
+		case err != nil && src.started && ctx.Err() == nil && pg.Transient(err):
+			return pg.Stop(fmt.Errorf("the connection failed after the bucket's rows were read, which cannot be read again, "+
+				"so the bucket was not applied; run the same command again to resume it: %w", err))
 		}
 		return err
 	})
@@ -185,8 +185,12 @@ func (s *Postgres) resolveCommit(ctx context.Context, q applySQL, commit string,
 		return fmt.Errorf("%w: %w while COMMIT was in flight (%w); the next run learns from mr_bucket_commits whether to apply the bucket again",
 			ErrOutcomeUnknown, context.Cause(ctx), lost)
 	}
-	probeCtx, cancel := context.WithTimeout(ctx, s.RetryBudget)
-	defer cancel()
+	probeCtx := ctx
+	if budget := pg.Budget(s.RetryBudget); budget > 0 {
+		var cancel context.CancelFunc
+		probeCtx, cancel = context.WithTimeout(ctx, budget)
+		defer cancel()
+	}
 	var recorded bool
 	err := s.retry(probeCtx, func(ctx context.Context) error {
 		tx, err := s.pool.Begin(ctx)
@@ -205,8 +209,8 @@ func (s *Postgres) resolveCommit(ctx context.Context, q applySQL, commit string,
 	case recorded:
 		return nil
 	default:
-		return fmt.Errorf("%w: the connection failed during COMMIT, which did not take effect, so the bucket was not applied; "+
-			"run the same command again to resume it: %w", ErrUnavailable, lost)
+		return fmt.Errorf("the connection failed during COMMIT, which did not take effect, so the bucket was not applied; "+
+			"run the same command again to resume it: %w", lost)
 	}
 }
 

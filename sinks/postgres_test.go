@@ -16,10 +16,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/internal/pgtest"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/sinks"
 	"github.com/mrengine/mr/sinks/sinktest"
+	"github.com/mrengine/mr/sources"
 )
 
 // openPostgres opens a sink on dsn, closed in t.Cleanup.
@@ -429,7 +431,7 @@ func TestPostgres_Apply(t *testing.T) {
 			rows    string
 		}{
 			{"Committed", true, "", "[[100]]"},
-			{"RolledBack", false, "database unavailable: the connection failed during COMMIT, which did not take effect, " +
+			{"RolledBack", false, "the connection failed during COMMIT, which did not take effect, " +
 				"so the bucket was not applied; run the same command again to resume it: unexpected EOF", "[[0]]"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
@@ -449,7 +451,7 @@ func TestPostgres_Apply(t *testing.T) {
 				if tt.wantErr == "" && err != nil {
 					t.Fatal(err)
 				}
-				if tt.wantErr != "" && (!errors.Is(err, sinks.ErrUnavailable) || !strings.HasSuffix(err.Error(), tt.wantErr)) {
+				if tt.wantErr != "" && (!errors.Is(err, io.ErrUnexpectedEOF) || !strings.HasSuffix(err.Error(), tt.wantErr)) {
 					t.Fatalf("Apply error:\ngot  %v\nwant one ending %s", err, tt.wantErr)
 				}
 				if got := b.query(t, `SELECT count(*) FROM daily_rollup`); fmt.Sprint(got) != tt.rows {
@@ -510,12 +512,22 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 func TestOpenPostgres(t *testing.T) {
 	t.Parallel()
 
+	// name is the String of a sink on dsn, a postgres:// URL from pgtest
+	// with its user, host and options.
+	name := func(t *testing.T, dsn string) string {
+		t.Helper()
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "postgres://" + u.User.Username() + "@" + u.Host + "/postgres?options=" + strings.NewReplacer(" ", "%20", "=", "%3D").Replace(u.Query().Get("options"))
+	}
+
 	t.Run("Password", func(t *testing.T) {
 		t.Parallel()
 		dsn := pgtest.PasswordDSN(t, pgtest.RolePassword)
 		sink := openPostgres(t, dsn)
-		u, _ := url.Parse(dsn)
-		if got, want := sink.String(), "postgres://"+pgtest.PasswordRole+"@"+u.Host+"/postgres"; got != want {
+		if got, want := sink.String(), name(t, dsn); got != want {
 			t.Errorf("String() = %s, want %s", got, want)
 		}
 	})
@@ -529,9 +541,8 @@ func TestOpenPostgres(t *testing.T) {
 		if err == nil {
 			t.Fatal("OpenPostgres succeeded with a wrong password")
 		}
-		u, _ := url.Parse(dsn)
-		for _, want := range []string{"sinks: connect to postgres://" + pgtest.PasswordRole + "@" + u.Host + "/postgres: ",
-			"SQLSTATE 28P01", "check the user and password of the URL"} {
+		for _, want := range []string{"sinks: cannot connect to " + name(t, dsn) + ": ",
+			"SQLSTATE 28P01", "(check the user and password of the URL, or PGPASSWORD and ~/.pgpass)"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("OpenPostgres error = %v, want one containing %q", err, want)
 			}
@@ -552,6 +563,8 @@ func TestOpenPostgres(t *testing.T) {
 		}
 	})
 
+	// A refused connection is reported at once, not retried: it is as
+	// likely a wrong port as a server restarting.
 	t.Run("Unreachable", func(t *testing.T) {
 		t.Parallel()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -560,13 +573,15 @@ func TestOpenPostgres(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close() // connections to addr are now refused
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		defer cancel()
-		_, err = sinks.OpenPostgres(ctx, "postgres://mr:s3cr3t@"+addr+"/mr?sslmode=disable")
+		began := time.Now()
+		_, err = sinks.OpenPostgres(t.Context(), "postgres://mr:s3cr3t@"+addr+"/mr?sslmode=disable")
 		if err == nil || strings.Contains(err.Error(), "s3cr3t") ||
-			!strings.HasPrefix(err.Error(), "sinks: connect to postgres://mr@"+addr+"/mr: context deadline exceeded (while retrying after: ") ||
-			!strings.Contains(err.Error(), "connection refused") {
-			t.Errorf("OpenPostgres error = %v, want a refused connection retried until ctx ended, without the password", err)
+			!strings.HasPrefix(err.Error(), "sinks: cannot connect to postgres://mr@"+addr+"/mr: ") ||
+			!strings.HasSuffix(err.Error(), "connection refused (check that the server is up, and the host and port of the URL)") {
+			t.Errorf("OpenPostgres error = %v, want a refused connection with a hint, without the password", err)
+		}
+		if d := time.Since(began); d > 5*time.Second {
+			t.Errorf("OpenPostgres took %s: opening does not retry a refused connection", d)
 		}
 	})
 
@@ -585,4 +600,39 @@ func TestOpenPostgres(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The source and the sink on one database have one name, however the
+// database is written (the run id hashes both); another schema is another
+// name.
+func TestPostgres_String(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.PasswordDSN(t, pgtest.RolePassword)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=postgres sslmode=disable options='%s'",
+		u.Hostname(), u.Port(), pgtest.PasswordRole, pgtest.RolePassword, u.Query().Get("options"))
+	var want string
+	for _, form := range []string{dsn, dsn + "&pool_max_conns=3&application_name=other", kv} {
+		src, err := sources.OpenPostgres(t.Context(), form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		sink := openPostgres(t, form)
+		if want == "" {
+			want = sink.String()
+		}
+		if src.String() != want || sink.String() != want {
+			t.Errorf("%s: source %s, sink %s; want both %s", pg.Redact(form), src, sink, want)
+		}
+	}
+	if strings.Contains(want, pgtest.RolePassword) {
+		t.Errorf("name %s shows the password", want)
+	}
+	if other := openPostgres(t, pgtest.PasswordDSN(t, pgtest.RolePassword)).String(); other == want {
+		t.Errorf("another schema has the same name %s", other)
+	}
 }
