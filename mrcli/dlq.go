@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -78,7 +79,7 @@ func dlqReplay(c *cli.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = redactError(err, job.sourceURL, job.sinkURL) }()
+	defer func() { err = pg.Scrub(err, pg.Secrets(job.sourceURL, job.sinkURL)...) }()
 	src, sink, closeEnds, err := job.open(c.Context)
 	if err != nil {
 		return err

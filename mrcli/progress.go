@@ -15,6 +15,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -184,8 +185,8 @@ func printPlan(w io.Writer, p *mapreduce.Plan, resumed bool, limit int) {
 	}
 	fmt.Fprintf(w, "run     %s (%s)\n", p.RunID, state)
 	fmt.Fprintf(w, "plan    %d rows, %d partitions, %d buckets\n", p.Rows, len(p.Partitions), p.Buckets)
-	fmt.Fprintf(w, "source  %s (table %s, cursor %s)\n", redact(p.Source), p.Input.Table, p.Input.Cursor)
-	fmt.Fprintf(w, "sink    %s (table %s)\n", redact(p.Sink), p.OutputTable)
+	fmt.Fprintf(w, "source  %s (table %s, cursor %s)\n", pg.Redact(p.Source), p.Input.Table, p.Input.Cursor)
+	fmt.Fprintf(w, "sink    %s (table %s)\n", pg.Redact(p.Sink), p.OutputTable)
 	if limit == 0 {
 		return
 	}

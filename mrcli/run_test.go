@@ -83,23 +83,6 @@ func runID(t *testing.T, stdout string) string {
 	return ""
 }
 
-func TestRedact(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct{ in, want string }{
-		{"postgres://user:secret@host/db", "postgres://user:xxxxx@host/db"},
-		{"postgres://user:secret@host:5432/db?sslmode=disable", "postgres://user:xxxxx@host:5432/db?sslmode=disable"},
-		{"postgres://user@host/db?password=secret&sslmode=disable", "postgres://user@host/db?password=xxxxx&sslmode=disable"},
-		{"postgres://host/db", "postgres://host/db"},
-		{"sqlite:events.db", "sqlite:events.db"},
-		{"/tmp/events.db", "/tmp/events.db"},
-		{"", ""},
-	} {
-		if got := redact(tt.in); got != tt.want {
-			t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestRun_RedactsErrors(t *testing.T) {
 	t.Parallel()
 	for _, url := range []string{

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -86,8 +87,8 @@ func showRun(out io.Writer, ri *mapreduce.RunInfo) error {
 	fmt.Fprintf(out, "job      %s\n", p.Job)
 	fmt.Fprintf(out, "created  %s\n", p.Created.Format(time.RFC3339))
 	fmt.Fprintf(out, "state    %s\n", ri.State())
-	fmt.Fprintf(out, "source   %s (table %s, cursor %s)\n", redact(p.Source), p.Input.Table, p.Input.Cursor)
-	fmt.Fprintf(out, "sink     %s (table %s)\n", redact(p.Sink), p.OutputTable)
+	fmt.Fprintf(out, "source   %s (table %s, cursor %s)\n", pg.Redact(p.Source), p.Input.Table, p.Input.Cursor)
+	fmt.Fprintf(out, "sink     %s (table %s)\n", pg.Redact(p.Sink), p.OutputTable)
 	fmt.Fprintf(out, "rows     %d/%d read, %d failed\n", read, p.Rows, failed)
 	fmt.Fprintf(out, "map      %d/%d partitions done\n", ri.PartitionsDone(), len(p.Partitions))
 	fmt.Fprintf(out, "reduce   %d/%d buckets done\n\n", len(ri.BucketsDone), p.Buckets)

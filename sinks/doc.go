@@ -5,6 +5,11 @@
 //
 //	sqlite:PATH or PATH.db        type SQLite: an SQLite file, created if missing
 //	postgres://… postgresql://…   type Postgres: a PostgreSQL database (pgx)
+//	host=… dbname=… (key=value)   type Postgres too
+//
+// Every type's String is a canonical name of the database (sqlite: and the
+// absolute path; postgres://USER@HOST:PORT/DB plus search_path or options),
+// never a password: the engine hashes it into the run id.
 //
 // Every backend implements mapreduce.Sink with the same contract, which
 // sinktest.Run checks. Apply is the reduce side's commit point: in one

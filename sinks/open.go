@@ -2,38 +2,24 @@ package sinks
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
+	"github.com/mrengine/mr/internal/dburl"
 	"github.com/mrengine/mr/mapreduce"
 )
-
-// forms lists the sink URLs Open accepts, for its error messages.
-const forms = "use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB"
 
 // Open returns the sink a URL names (the --sink flag):
 //
 //	sqlite:PATH, or a PATH ending in .db    an SQLite database, created if missing
-//	postgres://… or postgresql://…          a PostgreSQL database (see Postgres)
+//	postgres://… or postgresql://…, or      a PostgreSQL database (see Postgres)
+//	a key=value DSN (host=… dbname=…)
 //
 // ctx bounds connecting to a database server. The sink is an io.Closer;
-// close it when done.
+// close it when done. Its errors never quote url, which may hold a
+// password.
 func Open(ctx context.Context, url string) (mapreduce.Sink, error) {
-	scheme, rest, _ := strings.Cut(url, ":")
-	switch {
-	case scheme == "sqlite":
-		return sink(OpenSQLite(rest))
-	case scheme == "postgres", scheme == "postgresql":
-		return sink(OpenPostgres(ctx, url))
-	case strings.Contains(url, "://"):
-		// Only the scheme is echoed: the rest may hold a password.
-		return nil, fmt.Errorf("sinks: unsupported sink scheme %q: %s", scheme, forms)
-	case strings.HasSuffix(url, ".db"):
-		return sink(OpenSQLite(url))
-	default:
-		// Not echoed: a key=value DSN, say, may hold a password.
-		return nil, fmt.Errorf("sinks: unsupported sink: %s", forms)
-	}
+	return dburl.Open(url, "sinks",
+		func(path string) (mapreduce.Sink, error) { return sink(OpenSQLite(path)) },
+		func(dsn string) (mapreduce.Sink, error) { return sink(OpenPostgres(ctx, dsn)) })
 }
 
 // sink returns s as a Sink, or nil if err is set: never a nil pointer in a

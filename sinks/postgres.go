@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mrengine/mr/internal/pgretry"
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -39,25 +36,27 @@ import (
 // A transient fault (connection refused or reset, unexpected EOF, SQLSTATE
 // class 08, 57P01/57P02/57P03) is retried with exponential backoff and
 // jitter for up to RetryBudget, where a retry is safe: connecting, Prepare,
-// Committed, and an Apply that failed before it read any row. mapreduce.Rows
-// is a one-shot iterator and the sink keeps no copy of a bucket, so an Apply
-// that loses its connection after reading rows rolls back and returns an
-// error wrapping ErrUnavailable that says the bucket was not applied;
-// running the job again resumes with it. If the connection fails during
-// COMMIT, Apply asks the database (within RetryBudget) whether the bucket
-// was recorded: if so it succeeded, if not it was not applied; if the
-// database cannot be asked, the error wraps ErrOutcomeUnknown and the next
-// run learns the outcome from mr_bucket_commits. Errors name the server as
-// postgres://user@host:port/db and never hold the password.
+// Committed, and an Apply that failed before it read any row. A database
+// that stays away for the whole budget gives an *UnavailableError.
+// mapreduce.OutputRows is a one-shot iterator and the sink keeps no copy of
+// a bucket, so an Apply that loses its connection after reading rows rolls
+// back and returns an error, wrapping the fault, that says the bucket was
+// not applied; running the job again resumes with it. If the connection
+// fails during COMMIT, Apply asks the database (within RetryBudget) whether
+// the bucket was recorded: if so it succeeded, if not it was not applied;
+// if the database cannot be asked, the error wraps ErrOutcomeUnknown and
+// the next run learns the outcome from mr_bucket_commits. Errors name the
+// database as String does and never hold the password. Opening does not
+// retry a refused connection (see pg.Open).
 type Postgres struct {
 	// RetryBudget bounds the time spent retrying one operation after
 	// transient connection faults, counted from the first fault (see
-	// pgretry.Transient); OpenPostgres sets it to
-	// DefaultRetryBudget. Set it before the sink is used.
+	// pg.Transient): DefaultRetryBudget when zero, no retries when
+	// negative. Set it before the sink is used.
 	RetryBudget time.Duration
 
-	pool *pgxpool.Pool
-	name string // postgres://user@host:port/db, without the password
+	db   *pg.DB
+	pool *pgxpool.Pool // db.Pool
 
 	mu struct {
 		sync.Mutex
@@ -65,13 +64,6 @@ type Postgres struct {
 		commits pgx.Identifier
 	}
 
-	staging staging // how Apply stages rows; changed only by benchmarks
-	// ordered makes the upsert read the stage in key order (ORDER BY
-	// keys), so that it walks the primary key's index in order instead
-	// of at random: in BenchmarkPostgres_Apply, sort included, 1.1-1.2x
-	// the rows/s of the unordered upsert into an empty table and 1.2-1.3x
-	// into one that holds the keys already. Changed only by benchmarks.
-	ordered bool
 	// commitFunc commits Apply's transaction; tests replace it to lose
 	// the reply to a COMMIT.
 	commitFunc func(ctx context.Context, tx pgx.Tx) error
@@ -84,7 +76,7 @@ const (
 	// after transient connection faults: long enough to ride out a server
 	// restart or a failover, short enough that a server that is really
 	// gone is reported while someone is still watching.
-	DefaultRetryBudget = pgretry.DefaultBudget
+	DefaultRetryBudget = pg.DefaultBudget
 
 	// postgresMaxConns sizes the pool unless the URL sets pool_max_conns:
 	// the engine applies up to --workers buckets at once, each holding a
@@ -106,12 +98,10 @@ const (
 	prepareLockClass = 0x6d727370
 )
 
-// ErrUnavailable marks an error from a connection fault that the sink did
-// not retry away: the database stayed unreachable for the whole
-// RetryBudget, or the connection failed after Apply had read the bucket's
-// rows. Nothing of the failed operation was written; running the job again
-// resumes.
-var ErrUnavailable = errors.New("database unavailable")
+// UnavailableError reports a PostgreSQL server that stayed unreachable for
+// a whole RetryBudget (see pg.UnavailableError); sources.UnavailableError
+// is the same type.
+type UnavailableError = pg.UnavailableError
 
 // ErrOutcomeUnknown marks an Apply whose COMMIT was sent but whose outcome
 // could not be learnt: the bucket was applied and recorded, or neither. The
@@ -120,59 +110,18 @@ var ErrUnavailable = errors.New("database unavailable")
 var ErrOutcomeUnknown = errors.New("commit outcome unknown")
 
 // OpenPostgres opens a pool on the database dsn names (a postgres:// URL or
-// a key=value DSN) and pings it, retrying transient faults within
-// DefaultRetryBudget or ctx. Close it when done.
+// a key=value DSN; the PG* environment variables and ~/.pgpass fill in the
+// rest, as for psql) and pings it (see pg.Open). Close it when done.
 func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	db, err := pg.Open(ctx, dsn, pg.Options{MaxConns: postgresMaxConns})
 	if err != nil {
-		// pgx redacts the password in its parse errors; the URL is not
-		// repeated here.
 		return nil, fmt.Errorf("sinks: %w", err)
 	}
-	if !strings.Contains(dsn, "pool_max_conns") {
-		cfg.MaxConns = postgresMaxConns
-	}
-	s := &Postgres{
-		RetryBudget: DefaultRetryBudget,
-		name:        serverName(cfg.ConnConfig),
-		staging:     stageTemp,
-		ordered:     true,
-		commitFunc:  func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
-	}
-	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("sinks: %s: %w", s, err)
-	}
-	if err := s.retry(ctx, s.pool.Ping); err != nil {
-		s.pool.Close()
-		return nil, fmt.Errorf("sinks: connect to %s: %w%s", s, err, authHint(err))
-	}
-	return s, nil
-}
-
-// serverName names the server of cfg for messages, without the password.
-func serverName(cfg *pgx.ConnConfig) string {
-	u := url.URL{Scheme: "postgres", Path: "/" + cfg.Database}
-	if cfg.User != "" {
-		u.User = url.User(cfg.User)
-	}
-	port := strconv.Itoa(int(cfg.Port))
-	if strings.HasPrefix(cfg.Host, "/") { // a unix socket directory
-		u.RawQuery = url.Values{"host": {cfg.Host}, "port": {port}}.Encode()
-	} else {
-		u.Host = net.JoinHostPort(cfg.Host, port)
-	}
-	return u.String()
-}
-
-// authHint tells the user what to check after the server refused the
-// credentials.
-func authHint(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
-		return ": check the user and password of the URL (or PGPASSWORD, ~/.pgpass)"
-	}
-	return ""
+	return &Postgres{
+		db:         db,
+		pool:       db.Pool,
+		commitFunc: func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
+	}, nil
 }
 
 // Close closes the pool, waiting for connections in use to be released. It
@@ -182,9 +131,18 @@ func (s *Postgres) Close() error {
 	return nil
 }
 
-// String returns postgres://user@host:port/db: the server and database,
-// never the password.
-func (s *Postgres) String() string { return s.name }
+// String returns the canonical name of the database (see pg.Name):
+// postgres://USER@HOST:PORT/DATABASE plus search_path or options if set,
+// never the password. It is part of a run's identity.
+func (s *Postgres) String() string { return s.db.String() }
+
+// retry calls op through pg's retries with RetryBudget: until it returns
+// nil, an error that is not transient (see pg.Transient), or one wrapped by
+// pg.Stop; or until RetryBudget, counted from the first fault, is spent,
+// which gives an *UnavailableError. ctx ends the waiting too.
+func (s *Postgres) retry(ctx context.Context, op func(ctx context.Context) error) error {
+	return s.db.Retry(ctx, s.RetryBudget, op)
+}
 
 // postgresTypes are the column types of the field types.
 var postgresTypes = map[mapreduce.Type]string{
@@ -192,7 +150,7 @@ var postgresTypes = map[mapreduce.Type]string{
 	mapreduce.TypeFloat64:   "double precision",
 	mapreduce.TypeString:    "text",
 	mapreduce.TypeBool:      "boolean",
-	mapreduce.TypeDate:  "date",
+	mapreduce.TypeDate:      "date",
 	mapreduce.TypeTimestamp: "timestamptz",
 }
 
@@ -278,7 +236,9 @@ func (s *Postgres) Prepare(ctx context.Context, t mapreduce.OutputTable) error {
 	if err := checkTable(t); err != nil {
 		return fmt.Errorf("sinks: %s: %w", s, err)
 	}
-	fail := func(err error) error { return fmt.Errorf("sinks: prepare table %q in %s: %w", t.Name, s, err) }
+	fail := func(err error) error {
+		return s.db.Scrub(fmt.Errorf("sinks: prepare table %q in %s: %w", t.Name, s, err))
+	}
 	n, err := s.names(ctx, t)
 	if err != nil {
 		return fail(err)
@@ -421,7 +381,9 @@ func (s *Postgres) check(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable
 // commit table next to the table last prepared (before any Prepare, the
 // one in current_schema()). A database never prepared has none.
 func (s *Postgres) Committed(ctx context.Context, commit string) ([]int, error) {
-	fail := func(err error) error { return fmt.Errorf("sinks: read the commits of %q in %s: %w", commit, s, err) }
+	fail := func(err error) error {
+		return s.db.Scrub(fmt.Errorf("sinks: read the commits of %q in %s: %w", commit, s, err))
+	}
 	s.mu.Lock()
 	commits := s.mu.commits
 	s.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/internal/pgtest"
 	"github.com/mrengine/mr/sinks"
 )
@@ -161,10 +162,10 @@ func TestPostgres_ConnectionFaults(t *testing.T) {
 		b, p := setup(t)
 		rows := &failingRows{tableRows: tableRows{rows: rollupRows(0, 20000, 1)}, failAt: 10000, hook: p.breakAll}
 		err := b.sink.Apply(t.Context(), rollup, "c1", 0, rows)
-		want := fmt.Sprintf(`sinks: apply bucket 0 of commit "c1" to table "daily_rollup" in %s: database unavailable: `+
+		want := fmt.Sprintf(`sinks: apply bucket 0 of commit "c1" to table "daily_rollup" in %s: `+
 			`the connection failed after the bucket's rows were read, which cannot be read again, so the bucket was not applied; `+
 			`run the same command again to resume it: `, b.sink)
-		if !errors.Is(err, sinks.ErrUnavailable) || !strings.HasPrefix(err.Error(), want) {
+		if !pg.Transient(err) || !strings.HasPrefix(err.Error(), want) {
 			t.Fatalf("Apply error:\ngot  %v\nwant one starting %s", err, want)
 		}
 		if got := b.query(t, `SELECT count(*) FROM daily_rollup`); fmt.Sprint(got) != "[[0]]" {
@@ -194,11 +195,15 @@ func TestPostgres_ConnectionFaults(t *testing.T) {
 		if d := time.Since(began); d > 2*time.Second {
 			t.Errorf("Committed took %s with a retry budget of 500ms", d)
 		}
-		want := fmt.Sprintf(`sinks: read the commits of "c1" in postgres://%s@%s/postgres: database unavailable: `,
+		want := fmt.Sprintf(`sinks: read the commits of "c1" in postgres://%s@%s/postgres?options=`,
 			pgtest.PasswordRole, p.ln.Addr())
-		if !errors.Is(err, sinks.ErrUnavailable) || !strings.HasPrefix(err.Error(), want) ||
-			!strings.Contains(err.Error(), "check that the server is up and reachable, then run again") {
+		var ue *sinks.UnavailableError
+		if !errors.As(err, &ue) || !strings.HasPrefix(err.Error(), want) ||
+			!strings.Contains(err.Error(), fmt.Sprintf(`: PostgreSQL at %s (database "postgres") still unreachable after `, p.ln.Addr())) ||
+			!strings.HasSuffix(err.Error(), "; the run can be resumed: run the same command again once the server is back") {
 			t.Errorf("Committed error:\ngot  %v\nwant one starting %s", err, want)
+		} else if ue.Server != p.ln.Addr().String() || ue.Database != "postgres" || ue.Attempts < 2 || ue.Err == nil {
+			t.Errorf("Committed error: %+v", ue)
 		}
 		if strings.Contains(err.Error(), pgtest.RolePassword) {
 			t.Errorf("error shows the password: %v", err)

@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,10 +16,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/internal/pgtest"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/sinks"
 	"github.com/mrengine/mr/sinks/sinktest"
+	"github.com/mrengine/mr/sources"
 )
 
 // openPostgres opens a sink on dsn, closed in t.Cleanup.
@@ -74,13 +75,6 @@ func (b *pgBundle) query(t testing.TB, sql string, args ...any) [][]any {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func (b *pgBundle) exec(t testing.TB, sql string, args ...any) {
-	t.Helper()
-	if _, err := b.pool.Exec(t.Context(), sql, args...); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func newPostgres(t *testing.T) sinktest.Backend {
@@ -437,7 +431,7 @@ func TestPostgres_Apply(t *testing.T) {
 			rows    string
 		}{
 			{"Committed", true, "", "[[100]]"},
-			{"RolledBack", false, "database unavailable: the connection failed during COMMIT, which did not take effect, " +
+			{"RolledBack", false, "the connection failed during COMMIT, which did not take effect, " +
 				"so the bucket was not applied; run the same command again to resume it: unexpected EOF", "[[0]]"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
@@ -457,7 +451,7 @@ func TestPostgres_Apply(t *testing.T) {
 				if tt.wantErr == "" && err != nil {
 					t.Fatal(err)
 				}
-				if tt.wantErr != "" && (!errors.Is(err, sinks.ErrUnavailable) || !strings.HasSuffix(err.Error(), tt.wantErr)) {
+				if tt.wantErr != "" && (!errors.Is(err, io.ErrUnexpectedEOF) || !strings.HasSuffix(err.Error(), tt.wantErr)) {
 					t.Fatalf("Apply error:\ngot  %v\nwant one ending %s", err, tt.wantErr)
 				}
 				if got := b.query(t, `SELECT count(*) FROM daily_rollup`); fmt.Sprint(got) != tt.rows {
@@ -518,12 +512,22 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 func TestOpenPostgres(t *testing.T) {
 	t.Parallel()
 
+	// name is the String of a sink on dsn, a postgres:// URL from pgtest
+	// with its user, host and options.
+	name := func(t *testing.T, dsn string) string {
+		t.Helper()
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "postgres://" + u.User.Username() + "@" + u.Host + "/postgres?options=" + strings.NewReplacer(" ", "%20", "=", "%3D").Replace(u.Query().Get("options"))
+	}
+
 	t.Run("Password", func(t *testing.T) {
 		t.Parallel()
 		dsn := pgtest.PasswordDSN(t, pgtest.RolePassword)
 		sink := openPostgres(t, dsn)
-		u, _ := url.Parse(dsn)
-		if got, want := sink.String(), "postgres://"+pgtest.PasswordRole+"@"+u.Host+"/postgres"; got != want {
+		if got, want := sink.String(), name(t, dsn); got != want {
 			t.Errorf("String() = %s, want %s", got, want)
 		}
 	})
@@ -537,9 +541,8 @@ func TestOpenPostgres(t *testing.T) {
 		if err == nil {
 			t.Fatal("OpenPostgres succeeded with a wrong password")
 		}
-		u, _ := url.Parse(dsn)
-		for _, want := range []string{"sinks: connect to postgres://" + pgtest.PasswordRole + "@" + u.Host + "/postgres: ",
-			"SQLSTATE 28P01", "check the user and password of the URL"} {
+		for _, want := range []string{"sinks: cannot connect to " + name(t, dsn) + ": ",
+			"SQLSTATE 28P01", "(check the user and password of the URL, or PGPASSWORD and ~/.pgpass)"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("OpenPostgres error = %v, want one containing %q", err, want)
 			}
@@ -560,6 +563,8 @@ func TestOpenPostgres(t *testing.T) {
 		}
 	})
 
+	// A refused connection is reported at once, not retried: it is as
+	// likely a wrong port as a server restarting.
 	t.Run("Unreachable", func(t *testing.T) {
 		t.Parallel()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -568,13 +573,15 @@ func TestOpenPostgres(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close() // connections to addr are now refused
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		defer cancel()
-		_, err = sinks.OpenPostgres(ctx, "postgres://mr:s3cr3t@"+addr+"/mr?sslmode=disable")
+		began := time.Now()
+		_, err = sinks.OpenPostgres(t.Context(), "postgres://mr:s3cr3t@"+addr+"/mr?sslmode=disable")
 		if err == nil || strings.Contains(err.Error(), "s3cr3t") ||
-			!strings.HasPrefix(err.Error(), "sinks: connect to postgres://mr@"+addr+"/mr: context deadline exceeded (while retrying after: ") ||
-			!strings.Contains(err.Error(), "connection refused") {
-			t.Errorf("OpenPostgres error = %v, want a refused connection retried until ctx ended, without the password", err)
+			!strings.HasPrefix(err.Error(), "sinks: cannot connect to postgres://mr@"+addr+"/mr: ") ||
+			!strings.HasSuffix(err.Error(), "connection refused (check that the server is up, and the host and port of the URL)") {
+			t.Errorf("OpenPostgres error = %v, want a refused connection with a hint, without the password", err)
+		}
+		if d := time.Since(began); d > 5*time.Second {
+			t.Errorf("OpenPostgres took %s: opening does not retry a refused connection", d)
 		}
 	})
 
@@ -595,48 +602,37 @@ func TestOpenPostgres(t *testing.T) {
 	})
 }
 
-// BenchmarkPostgres_Apply upserts one bucket of daily_rollup rows, in a
-// hash table's key order, into an empty table or one that holds every key
-// already (so that each row is an update), staging in a temporary or an
-// unlogged table, reading the stage in key order or not.
-//
-//	go test -run='^$' -bench=Postgres_Apply ./sinks/
-func BenchmarkPostgres_Apply(b *testing.B) {
-	if testing.Short() {
-		b.Skip("writes 100k rows per iteration")
+// The source and the sink on one database have one name, however the
+// database is written (the run id hashes both); another schema is another
+// name.
+func TestPostgres_String(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.PasswordDSN(t, pgtest.RolePassword)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
 	}
-	const n = 100_000
-	data := rollupRows(0, n, 1)
-	for _, staging := range []string{"temp", "unlogged"} {
-		for _, ordered := range []bool{false, true} {
-			for _, target := range []string{"empty", "filled"} {
-				name := fmt.Sprintf("rows=%d/staging=%s/ordered=%t/target=%s", n, staging, ordered, target)
-				b.Run(name, func(b *testing.B) {
-					bundle := setupPostgres(b)
-					sinks.SetPostgresStaging(bundle.sink, staging == "unlogged", ordered)
-					if err := bundle.sink.Prepare(b.Context(), rollup); err != nil {
-						b.Fatal(err)
-					}
-					b.ReportAllocs()
-					i := 0
-					for b.Loop() {
-						b.StopTimer()
-						bundle.exec(b, "TRUNCATE daily_rollup, mr_bucket_commits")
-						if target == "filled" {
-							if err := bundle.sink.Apply(b.Context(), rollup, "fill", 0, &tableRows{rows: data}); err != nil {
-								b.Fatal(err)
-							}
-						}
-						bundle.exec(b, "VACUUM ANALYZE daily_rollup")
-						i++
-						b.StartTimer()
-						if err := bundle.sink.Apply(b.Context(), rollup, "bench"+strconv.Itoa(i), 0, &tableRows{rows: data}); err != nil {
-							b.Fatal(err)
-						}
-					}
-					b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
-				})
-			}
+	kv := fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=postgres sslmode=disable options='%s'",
+		u.Hostname(), u.Port(), pgtest.PasswordRole, pgtest.RolePassword, u.Query().Get("options"))
+	var want string
+	for _, form := range []string{dsn, dsn + "&pool_max_conns=3&application_name=other", kv} {
+		src, err := sources.OpenPostgres(t.Context(), form)
+		if err != nil {
+			t.Fatal(err)
 		}
+		src.Close()
+		sink := openPostgres(t, form)
+		if want == "" {
+			want = sink.String()
+		}
+		if src.String() != want || sink.String() != want {
+			t.Errorf("%s: source %s, sink %s; want both %s", pg.Redact(form), src, sink, want)
+		}
+	}
+	if strings.Contains(want, pgtest.RolePassword) {
+		t.Errorf("name %s shows the password", want)
+	}
+	if other := openPostgres(t, pgtest.PasswordDSN(t, pgtest.RolePassword)).String(); other == want {
+		t.Errorf("another schema has the same name %s", other)
 	}
 }

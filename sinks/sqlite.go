@@ -10,6 +10,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/mrengine/mr/internal/dburl"
 	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/mapreduce"
 )
@@ -17,7 +18,7 @@ import (
 // SQLite is a Sink writing to a table of an SQLite database file. It is
 // safe for concurrent use.
 type SQLite struct {
-	path string
+	name string // dburl.SQLiteName of the path: String
 	db   *sql.DB
 	// write is a one-slot semaphore that Apply holds for its transaction.
 	// SQLite has one writer at a time; taking turns here hands the lock
@@ -31,7 +32,7 @@ var _ mapreduce.Sink = (*SQLite)(nil)
 // OpenSQLite opens the SQLite database at path, creating the file if it
 // is missing. Close it when done.
 func OpenSQLite(path string) (*SQLite, error) {
-	s := &SQLite{path: path, write: make(chan struct{}, 1)}
+	s := &SQLite{name: dburl.SQLiteName(path), write: make(chan struct{}, 1)}
 	db, err := sql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("sinks: %s: %w", s, err)
@@ -58,8 +59,9 @@ func sqliteDSN(path string) string {
 // Close closes the database.
 func (s *SQLite) Close() error { return s.db.Close() }
 
-// String returns "sqlite:" and the path.
-func (s *SQLite) String() string { return "sqlite:" + s.path }
+// String returns "sqlite:" and the absolute, cleaned path of the file, its
+// canonical name: part of a run's identity.
+func (s *SQLite) String() string { return s.name }
 
 // sqliteTypes are the column types of the field types.
 var sqliteTypes = map[mapreduce.Type]string{
@@ -67,7 +69,7 @@ var sqliteTypes = map[mapreduce.Type]string{
 	mapreduce.TypeFloat64:   "REAL",
 	mapreduce.TypeString:    "TEXT",
 	mapreduce.TypeBool:      "INTEGER", // 0 or 1
-	mapreduce.TypeDate:  "TEXT",    // YYYY-MM-DD, see sqlValue
+	mapreduce.TypeDate:      "TEXT",    // YYYY-MM-DD, see sqlValue
 	mapreduce.TypeTimestamp: "TEXT",    // RFC 3339 in UTC, see sqlValue
 }
 

@@ -210,9 +210,13 @@ func TestOpen(t *testing.T) {
 	}{
 		{"sqlite:" + dir + "/a.db", "sqlite:" + dir + "/a.db"},
 		{dir + "/b.db", "sqlite:" + dir + "/b.db"},
-		{"postgres://mr:secret@localhost:port/mr", `sinks: cannot parse ` + "`postgres://mr:xxxxx@localhost:port/mr`" + `: invalid port`},
-		{"mysql://mr:secret@localhost/mr.db", `sinks: unsupported sink scheme "mysql": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
-		{"host=db password=hunter2", `sinks: unsupported sink: use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
+		{"sqlite:" + dir + "/x/../c.db", "sqlite:" + dir + "/c.db"},
+		{"postgres://mr:secret@localhost:port/mr", "sinks: cannot parse `postgres://mr:xxxxx@localhost:port/mr`: invalid port " +
+			"(write postgres://USER:PASSWORD@HOST:PORT/DATABASE or host=HOST port=PORT dbname=DATABASE)"},
+		// A key=value DSN is PostgreSQL's, here a socket where none listens.
+		{"host=" + dir + " port=1 user=mr dbname=mr password=hunter2", "sinks: cannot connect to postgres://mr@/mr?host=" + dir + "&port=1: …"},
+		{"mysql://mr:secret@localhost/mr.db", `sinks: unsupported scheme "mysql": use sqlite:PATH, a PATH ending in .db, postgres://USER@HOST/DB, or host=HOST dbname=DB`},
+		{"mr:hunter2@localhost", `sinks: not a database URL: use sqlite:PATH, a PATH ending in .db, postgres://USER@HOST/DB, or host=HOST dbname=DB`},
 	} {
 		sink, err := sinks.Open(t.Context(), tt.url)
 		got := fmt.Sprint(err)
@@ -220,7 +224,8 @@ func TestOpen(t *testing.T) {
 			got = sink.String()
 			sink.(io.Closer).Close()
 		}
-		if got != tt.want {
+		prefix, cut := strings.CutSuffix(tt.want, "…")
+		if got != tt.want && !(cut && strings.HasPrefix(got, prefix)) || strings.Contains(got, "hunter2") {
 			t.Errorf("Open(%q):\ngot  %s\nwant %s", tt.url, got, tt.want)
 		}
 	}

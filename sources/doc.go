@@ -5,6 +5,11 @@
 //
 //	sqlite:PATH or PATH.db        type SQLite: an SQLite file, the embedded default
 //	postgres://… postgresql://…   type Postgres: a PostgreSQL database, through a pgx pool
+//	host=… dbname=… (key=value)   type Postgres too
+//
+// Every type's String is a canonical name of the database (sqlite: and the
+// absolute path; postgres://USER@HOST:PORT/DB plus search_path or options),
+// never a password: the engine hashes it into the run id.
 //
 // Every backend implements mapreduce.Source with the same contract, which
 // sourcetest.Run checks. ReadChunk runs one keyset query, never OFFSET, so

@@ -2,38 +2,24 @@ package sources
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
+	"github.com/mrengine/mr/internal/dburl"
 	"github.com/mrengine/mr/mapreduce"
 )
-
-// forms lists the source URLs Open accepts, for its error messages.
-const forms = "use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB"
 
 // Open returns the source a URL names (the --source flag):
 //
 //	sqlite:PATH, or a PATH ending in .db    an existing SQLite database
-//	postgres://… or postgresql://…          a PostgreSQL database (OpenPostgres)
+//	postgres://… or postgresql://…, or      a PostgreSQL database (OpenPostgres)
+//	a key=value DSN (host=… dbname=…)
 //
 // ctx bounds connecting to a database server. The source is an io.Closer;
-// close it when done.
+// close it when done. Its errors never quote url, which may hold a
+// password.
 func Open(ctx context.Context, url string) (mapreduce.Source, error) {
-	scheme, rest, _ := strings.Cut(url, ":")
-	switch {
-	case scheme == "sqlite":
-		return source(OpenSQLite(rest))
-	case scheme == "postgres", scheme == "postgresql":
-		return source(OpenPostgres(ctx, url))
-	case strings.Contains(url, "://"):
-		// Only the scheme is echoed: the rest may hold a password.
-		return nil, fmt.Errorf("sources: unsupported source scheme %q: %s", scheme, forms)
-	case strings.HasSuffix(url, ".db"):
-		return source(OpenSQLite(url))
-	default:
-		// Not echoed: a key=value DSN, say, may hold a password.
-		return nil, fmt.Errorf("sources: unsupported source: %s", forms)
-	}
+	return dburl.Open(url, "sources",
+		func(path string) (mapreduce.Source, error) { return source(OpenSQLite(path)) },
+		func(dsn string) (mapreduce.Source, error) { return source(OpenPostgres(ctx, dsn)) })
 }
 
 // source returns src as a Source, or nil if err is set: never a nil

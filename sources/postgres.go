@@ -6,11 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mrengine/mr/internal/pgretry"
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
 )
@@ -66,19 +62,16 @@ import (
 // exponential backoff and jitter for up to RetryBudget, so that a server
 // restart or a failover only pauses a run. A server that stays away gives
 // an *UnavailableError; nothing is lost, and the run resumes from its
-// checkpoints when started again. Opening does not retry: a mistake in the
-// URL shows at once.
+// checkpoints when started again. Opening retries only a server that says
+// it is starting up (see pg.Open): a mistake in the URL shows at once.
 type Postgres struct {
 	// RetryBudget bounds how long one call keeps retrying transient
 	// connection faults, from the first fault: DefaultRetryBudget when
 	// zero, no retries when negative. Set it before the first call.
 	RetryBudget time.Duration
 
-	pool     *pgxpool.Pool
-	name     string // the URL with the password redacted: String
-	addr     string // host:port (or the unix socket) of the server, for messages
-	database string
-	password string // only to scrub it from error messages
+	db   *pg.DB
+	pool *pgxpool.Pool // db.Pool
 
 	// Sampling thresholds of Split, fields so that tests can lower them.
 	fullReadMax  int64 // up to this many rows, Split reads every cursor value
@@ -96,12 +89,7 @@ const (
 	// enough to ride out a restart or a managed failover (typically 5 to
 	// 30 seconds), short enough that a server that is really gone fails
 	// the run while someone is still watching.
-	DefaultRetryBudget = pgretry.DefaultBudget
-
-	// connectTimeout bounds one connection attempt unless the URL sets
-	// connect_timeout, so that an unreachable host (packets dropped, not
-	// refused) costs one retry, not the kernel's two-minute TCP timeout.
-	connectTimeout = 10 * time.Second
+	DefaultRetryBudget = pg.DefaultBudget
 
 	// spareConns are the pool's connections beyond one per worker: for
 	// Describe, Split and a progress query while every map task holds
@@ -110,75 +98,24 @@ const (
 )
 
 // OpenPostgres connects to the PostgreSQL database that dsn names (a
-// postgres:// URL, or key=value pairs as libpq takes them) and checks the
-// connection with a ping. Close it when done.
+// postgres:// URL, or key=value pairs as libpq takes them; the PG*
+// environment variables and ~/.pgpass fill in the rest, as for psql) and
+// checks the connection with a ping (see pg.Open). Close it when done.
 //
 // The pool holds at most GOMAXPROCS+2 connections: one per map task at the
 // default --workers, plus spares. Set pool_max_conns in the URL to change
 // it (run with --workers N and pool_max_conns=N+2, say).
 func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
-	s := &Postgres{
-		name:         redactDSN(dsn),
-		password:     dsnPassword(dsn),
+	db, err := pg.Open(ctx, dsn, pg.Options{MaxConns: int32(runtime.GOMAXPROCS(0) + spareConns)})
+	if err != nil {
+		return nil, fmt.Errorf("sources: %w", err)
+	}
+	return &Postgres{
+		db:           db,
+		pool:         db.Pool,
 		fullReadMax:  defaultFullReadMax,
 		bernoulliMax: defaultBernoulliMax,
-	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		// The parser may quote the URL, password included, in its message.
-		return nil, s.scrub(fmt.Errorf("sources: cannot parse the PostgreSQL URL %s: %w (the form is postgres://USER:PASSWORD@HOST:PORT/DATABASE)", s, err))
-	}
-	s.password = cfg.ConnConfig.Password // also when it came from PGPASSWORD or a .pgpass file
-	s.addr = serverAddr(cfg.ConnConfig.Host, cfg.ConnConfig.Port)
-	s.database = cfg.ConnConfig.Database
-	if !strings.Contains(dsn, "pool_max_conns") {
-		cfg.MaxConns = int32(runtime.GOMAXPROCS(0) + spareConns)
-	}
-	// CacheStatement prepares each query once per connection and then
-	// binds it with binary results: the fastest mode for a query run
-	// thousands of times with new parameters. It is pgx's default; it is
-	// set here because ReadChunk's decoding counts on binary results.
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = connectTimeout
-	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "mr"
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, s.scrub(fmt.Errorf("sources: %s: %w", s, err))
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, s.scrub(fmt.Errorf("sources: cannot connect to %s (server %s, database %q): %w (%s)",
-			s, s.addr, s.database, err, connectHint(err)))
-	}
-	s.pool = pool
-	return s, nil
-}
-
-// connectHint tells what to check after a failed connection.
-func connectHint(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "28P01", "28000": // invalid_password, invalid_authorization_specification
-			return "check the user and password of the --source URL"
-		case "3D000": // invalid_catalog_name
-			return "check the database name of the --source URL"
-		}
-	}
-	return "check that the server is up, and the host and port of the --source URL"
-}
-
-// serverAddr names the server for messages: host:port, or the path of its
-// unix socket.
-func serverAddr(host string, port uint16) string {
-	if strings.HasPrefix(host, "/") {
-		return fmt.Sprintf("%s/.s.PGSQL.%d", host, port)
-	}
-	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+	}, nil
 }
 
 // Close closes the pool's connections. It always returns nil; it returns
@@ -189,100 +126,22 @@ func (s *Postgres) Close() error {
 	return nil
 }
 
-// String returns the URL the source was opened with, password redacted
-// and pool_* settings dropped (they do not change what a run reads, and
-// the name is part of a run's identity).
-func (s *Postgres) String() string { return s.name }
+// String returns the canonical name of the database (see pg.Name):
+// postgres://USER@HOST:PORT/DATABASE plus search_path or options if set,
+// never the password. It is part of a run's identity.
+func (s *Postgres) String() string { return s.db.String() }
 
-// redactedPassword replaces passwords in names and messages.
-const redactedPassword = "xxxxx"
-
-// kvPassword matches the password of a key=value DSN, quoted or not.
-var kvPassword = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S*)`)
-
-// kvPool matches a pool_* setting of a key=value DSN.
-var kvPool = regexp.MustCompile(`\s*pool_\w+\s*=\s*('(?:[^'\\]|\\.)*'|\S*)`)
-
-// redactDSN returns dsn fit to print: its password, in the user info or a
-// password parameter, replaced by xxxxx, and its pool_* parameters dropped.
-func redactDSN(dsn string) string {
-	if !strings.Contains(dsn, "://") {
-		dsn = kvPool.ReplaceAllString(dsn, "")
-		return strings.TrimSpace(kvPassword.ReplaceAllString(dsn, "password="+redactedPassword))
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		// Not a URL that pgx could use either; show the scheme only, since
-		// anything after it may hold a password.
-		scheme, _, _ := strings.Cut(dsn, "://")
-		return scheme + "://…"
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			if strings.HasPrefix(k, "pool_") {
-				q.Del(k)
-			}
-		}
-		if q.Has("password") {
-			q.Set("password", redactedPassword)
-		}
-		// libpq decodes only %XX in URLs, not '+'.
-		u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
-	}
-	return u.Redacted()
+// retry calls op through pg's retries with RetryBudget: a server that
+// stays away gives an *UnavailableError. op must be safe to repeat: every
+// query of a source is a read.
+func (s *Postgres) retry(ctx context.Context, op func(context.Context) error) error {
+	return s.db.Retry(ctx, s.RetryBudget, op)
 }
 
-// dsnPassword returns the password written in dsn, best effort, for
-// scrubbing the messages of a DSN that does not parse.
-func dsnPassword(dsn string) string {
-	if !strings.Contains(dsn, "://") {
-		if m := kvPassword.FindStringSubmatch(dsn); m != nil {
-			return strings.Trim(m[1], "'")
-		}
-		return ""
-	}
-	_, rest, _ := strings.Cut(dsn, "://")
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		rest = rest[:i]
-	}
-	if i := strings.LastIndex(rest, "@"); i >= 0 {
-		if _, pw, ok := strings.Cut(rest[:i], ":"); ok {
-			if dec, err := url.PathUnescape(pw); err == nil {
-				return dec
-			}
-			return pw
-		}
-	}
-	if u, err := url.Parse(dsn); err == nil {
-		return u.Query().Get("password")
-	}
-	return ""
-}
-
-// scrub returns err with the source's password replaced in its message,
-// in case a message quotes the URL. errors.Is and errors.As see through it.
-func (s *Postgres) scrub(err error) error {
-	if err == nil || s.password == "" {
-		return err
-	}
-	return &scrubbedError{err: err, secret: s.password}
-}
-
-type scrubbedError struct {
-	err    error
-	secret string
-}
-
-func (e *scrubbedError) Error() string {
-	msg := e.err.Error()
-	for _, s := range []string{e.secret, url.QueryEscape(e.secret), url.PathEscape(e.secret)} {
-		msg = strings.ReplaceAll(msg, s, redactedPassword)
-	}
-	return msg
-}
-
-func (e *scrubbedError) Unwrap() error { return e.err }
+// UnavailableError reports a PostgreSQL server that stayed unreachable for
+// a whole RetryBudget (see pg.UnavailableError); sinks.UnavailableError is
+// the same type.
+type UnavailableError = pg.UnavailableError
 
 // tableIdent is the quoted name of table: schema.table if it has a dot
 // (split at the first one), else a name resolved through search_path.
@@ -369,7 +228,7 @@ func (s *Postgres) Describe(ctx context.Context, in mapreduce.Input) (mapreduce.
 	})
 	var schemaErr *SchemaError
 	if err != nil && !errors.As(err, &schemaErr) {
-		err = s.scrub(fmt.Errorf("sources: describe table %q in %s: %w", in.Table, s, err))
+		err = s.db.Scrub(fmt.Errorf("sources: describe table %q in %s: %w", in.Table, s, err))
 	}
 	return info, err
 }
@@ -492,7 +351,7 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
 			return errNoTable(s, in.Table)
 		}
-		return s.scrub(fmt.Errorf("sources: read %s of table %q in %s: %w", r, in.Table, s, err))
+		return s.db.Scrub(fmt.Errorf("sources: read %s of table %q in %s: %w", r, in.Table, s, err))
 	}
 	if got == 0 {
 		return io.EOF
@@ -523,7 +382,7 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 		start := lo
 		err := s.streamOnce(ctx, q, lo, r.Hi, limit, b, values, deliver)
 		if err != nil && lo != start {
-			return pgretry.Progressed(err) // a fault after rows arrived is a new one
+			return pg.Progressed(err) // a fault after rows arrived is a new one
 		}
 		return err
 	})
@@ -535,7 +394,7 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
 			return errNoTable(s, in.Table)
 		}
-		return s.scrub(fmt.Errorf("sources: read %s of table %q in %s: %w", r, in.Table, s, err))
+		return s.db.Scrub(fmt.Errorf("sources: read %s of table %q in %s: %w", r, in.Table, s, err))
 	}
 	return nil
 }

@@ -252,7 +252,7 @@ func TestPostgres_Unavailable(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: %v, want an *UnavailableError", call.name, err)
 		}
-		if ue.Addr != p.Addr() || ue.Database != "postgres" || ue.Attempts < 3 || !errors.Is(err, ue.Err) {
+		if ue.Server != p.Addr() || ue.Database != "postgres" || ue.Attempts < 3 || !errors.Is(err, ue.Err) {
 			t.Errorf("%s: %+v", call.name, ue)
 		}
 		for _, want := range []string{p.Addr(), `(database "postgres")`, "connection refused", "the run can be resumed"} {

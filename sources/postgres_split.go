@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mrengine/mr/internal/pgretry"
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
 )
@@ -69,7 +69,7 @@ func (s *Postgres) Split(ctx context.Context, in mapreduce.Input, info mapreduce
 	})
 	var schemaErr *SchemaError
 	if err != nil && !errors.As(err, &schemaErr) {
-		err = s.scrub(fmt.Errorf("sources: split table %q in %s: %w", in.Table, s, err))
+		err = s.db.Scrub(fmt.Errorf("sources: split table %q in %s: %w", in.Table, s, err))
 	}
 	return parts, err
 }
@@ -95,7 +95,7 @@ func (s *Postgres) split(ctx context.Context, in mapreduce.Input, info mapreduce
 		dist, method, err = s.sample(ctx, rel, in, info)
 	}
 	switch {
-	case err != nil && pgretry.Transient(err):
+	case err != nil && pg.Transient(err):
 		return nil, "", err
 	case err != nil, dist == nil:
 		// Statistics and samples only make a plan better: a view (which

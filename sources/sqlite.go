@@ -13,6 +13,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/mrengine/mr/internal/dburl"
 	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
@@ -23,7 +24,7 @@ import (
 // pool, and the database is in WAL mode, so readers never block each other
 // nor a sink writing to the same file.
 type SQLite struct {
-	path string
+	name string // dburl.SQLiteName of the path: String
 	db   *sql.DB
 }
 
@@ -32,7 +33,7 @@ var _ mapreduce.Source = (*SQLite)(nil)
 // OpenSQLite opens the SQLite database at path for reading. The file must
 // exist: a source is never created empty. Close it when done.
 func OpenSQLite(path string) (*SQLite, error) {
-	s := &SQLite{path: path}
+	s := &SQLite{name: dburl.SQLiteName(path)}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("sources: %s: no such file", s)
 	}
@@ -68,8 +69,9 @@ func sqliteDSN(path string) string {
 // Close closes the database.
 func (s *SQLite) Close() error { return s.db.Close() }
 
-// String returns "sqlite:" and the path.
-func (s *SQLite) String() string { return "sqlite:" + s.path }
+// String returns "sqlite:" and the absolute, cleaned path of the file, its
+// canonical name: part of a run's identity.
+func (s *SQLite) String() string { return s.name }
 
 // column is a column of a table as PRAGMA table_info reports it.
 type column struct {

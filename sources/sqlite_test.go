@@ -185,9 +185,10 @@ func TestOpen(t *testing.T) {
 	}{
 		{"sqlite:" + path, "sqlite:" + path},
 		{path, "sqlite:" + path},
-		{"sqlite:nope.db", "sources: sqlite:nope.db: no such file"},
-		{"mysql://mr:secret@localhost/mr.db", `sources: unsupported source scheme "mysql": use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
-		{"host=db password=hunter2", `sources: unsupported source: use sqlite:PATH, a PATH ending in .db, or postgres://USER@HOST/DB`},
+		{"sqlite:" + filepath.Dir(path) + "/.//" + filepath.Base(path), "sqlite:" + path},
+		{"sqlite:" + filepath.Dir(path) + "/nope.db", "sources: sqlite:" + filepath.Dir(path) + "/nope.db: no such file"},
+		{"mysql://mr:secret@localhost/mr.db", `sources: unsupported scheme "mysql": use sqlite:PATH, a PATH ending in .db, postgres://USER@HOST/DB, or host=HOST dbname=DB`},
+		{"mr:hunter2@localhost", `sources: not a database URL: use sqlite:PATH, a PATH ending in .db, postgres://USER@HOST/DB, or host=HOST dbname=DB`},
 	} {
 		src, err := sources.Open(t.Context(), tt.url)
 		got := fmt.Sprint(err)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mrengine/mr/internal/pg"
 )
 
 // EnvDSN names the environment variable that points pgtest at an existing
@@ -86,7 +88,7 @@ func PoolFor(t testing.TB, dsn string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(t.Context(), dsn)
 	if err != nil {
-		t.Fatalf("pgtest: pool for %s: %v", redact(dsn), err)
+		t.Fatalf("pgtest: pool for %s: %v", pg.Redact(dsn), err)
 	}
 	t.Cleanup(pool.Close)
 	return pool
@@ -268,7 +270,7 @@ func setupExternal(ctx context.Context, dsn string) (*harness, error) {
 	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%s is set (%s) but connecting failed: %w", EnvDSN, redact(dsn), err)
+		return nil, fmt.Errorf("%s is set (%s) but connecting failed: %w", EnvDSN, pg.Redact(dsn), err)
 	}
 	key, _ := tokenKey(runToken)
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", lockClass, key); err != nil {
@@ -289,7 +291,7 @@ func setupExternal(ctx context.Context, dsn string) (*harness, error) {
 		dsn:      dsn,
 		pool:     pool,
 		lockConn: conn,
-		summary:  fmt.Sprintf("pgtest: using %s=%s (run %s, dropped %d stale schemas)", EnvDSN, redact(dsn), runToken, dropped),
+		summary:  fmt.Sprintf("pgtest: using %s=%s (run %s, dropped %d stale schemas)", EnvDSN, pg.Redact(dsn), runToken, dropped),
 	}, nil
 }
 
@@ -460,18 +462,4 @@ func withSearchPath(dsn, schema string) string {
 		}
 	}
 	return dsn + " options='" + opt + "'"
-}
-
-// redact hides the password of a DSN for messages.
-func redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		return u.Redacted()
-	}
-	fields := strings.Fields(dsn)
-	for i, f := range fields {
-		if strings.HasPrefix(f, "password=") {
-			fields[i] = "password=xxxxx"
-		}
-	}
-	return strings.Join(fields, " ")
 }

@@ -1,4 +1,4 @@
-package pgretry
+package pg
 
 import (
 	"context"

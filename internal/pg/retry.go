@@ -1,11 +1,9 @@
-// Package pgretry retries operations on a PostgreSQL server through
-// transient connection faults, for the sources and sinks packages, so that
-// both agree on what a transient fault is and on how long to keep trying.
-package pgretry
+package pg
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -163,4 +161,56 @@ func Transient(err error) bool {
 	// one is a caller's deadline, not the network's.
 	var netErr net.Error
 	return errors.As(err, &netErr) && netErr.Timeout() && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// Budget returns the retry budget that a RetryBudget field of d means:
+// DefaultBudget when d is zero, none (0) when d is negative, else d.
+func Budget(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultBudget
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// UnavailableError reports a PostgreSQL server that stayed unreachable, or
+// kept breaking connections, for a whole retry budget. Nothing is lost: the
+// run can be resumed from its checkpoints once the server is back. Sources
+// and sinks both return it (as sources.UnavailableError and
+// sinks.UnavailableError, which are this type).
+type UnavailableError struct {
+	Server   string        // host:port of the server, or the path of its unix socket
+	Database string        // the database
+	Attempts int           // how many times the operation was tried
+	Waited   time.Duration // from the first fault to giving up
+	Err      error         // the last fault
+}
+
+// Error names the server and the last fault, and says how to go on.
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("PostgreSQL at %s (database %q) still unreachable after %d attempts over %s: %v; "+
+		"the run can be resumed: run the same command again once the server is back",
+		e.Server, e.Database, e.Attempts, e.Waited.Round(time.Millisecond), e.Err)
+}
+
+// Unwrap returns the last fault.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Retry calls op through Do with Budget(budget), the RetryBudget of a
+// source or sink. A spent budget gives an *UnavailableError wrapping the
+// last fault; a ctx that ends while Retry waits gives ctx's cause wrapping
+// the last fault; any other error is op's own.
+//
+// op must be safe to repeat.
+func (db *DB) Retry(ctx context.Context, budget time.Duration, op func(context.Context) error) error {
+	r, err := Do(ctx, Budget(budget), op)
+	switch {
+	case r.Spent:
+		return &UnavailableError{Server: db.server, Database: db.database, Attempts: r.Attempts, Waited: r.Waited, Err: err}
+	case r.Interrupted:
+		return fmt.Errorf("%w (while retrying after: %w)", context.Cause(ctx), err)
+	}
+	return err
 }

@@ -1,0 +1,165 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ConnectTimeout bounds one connection attempt unless the DSN sets
+// connect_timeout, so that an unreachable host (packets dropped, not
+// refused) costs one retry, not the kernel's two-minute TCP timeout.
+const ConnectTimeout = 10 * time.Second
+
+// forms shows the DSN forms, for parse errors.
+const forms = "write postgres://USER:PASSWORD@HOST:PORT/DATABASE or host=HOST port=PORT dbname=DATABASE"
+
+// Parse parses dsn, a postgres:// URL or a key=value string, with pgx's
+// parser, so that the PG* environment variables, a service file and
+// ~/.pgpass fill in what it leaves out, as for psql; and it sets mr's
+// defaults where the DSN sets nothing:
+//
+//   - the pool holds at most maxConns connections, unless pool_max_conns
+//     is set (and so for the other pool_* settings, which keep pgx's
+//     defaults);
+//   - connect_timeout is ConnectTimeout;
+//   - queries run in QueryExecModeCacheStatement: each is prepared once
+//     per connection and then bound with binary results, the fastest mode
+//     for a query run thousands of times with new parameters. It is pgx's
+//     default too; it is set because the sources' decoding counts on
+//     binary results;
+//   - application_name is "mr", so that pg_stat_activity tells mr's
+//     connections apart.
+//
+// Its error holds no password.
+func Parse(dsn string, maxConns int32) (*pgxpool.Config, error) {
+	fail := func(err error) error { return Scrub(fmt.Errorf("%w (%s)", err, forms), Secrets(dsn)...) }
+	// pgxpool.ParseConfig consumes pool_max_conns, so look for it first,
+	// also where a service file set it.
+	conn, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fail(err)
+	}
+	_, setMax := conn.RuntimeParams["pool_max_conns"]
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if !setMax && maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cc := cfg.ConnConfig
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = ConnectTimeout
+	}
+	cc.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	if _, ok := cc.RuntimeParams["application_name"]; !ok {
+		cc.RuntimeParams["application_name"] = "mr"
+	}
+	return cfg, nil
+}
+
+// DB is a pool on one PostgreSQL database, with what messages need to
+// name it. It is safe for concurrent use.
+type DB struct {
+	Pool *pgxpool.Pool
+
+	name     string   // Name of the config: String
+	server   string   // host:port or unix socket, for UnavailableError
+	database string   // for UnavailableError
+	secrets  []string // to scrub from messages
+}
+
+// Options are the settings of Open that differ between its callers.
+type Options struct {
+	// MaxConns sizes the pool unless the DSN sets pool_max_conns; pgx's
+	// default (4, or the CPUs if more) when zero.
+	MaxConns int32
+}
+
+// Open parses dsn (see Parse), opens a pool on it and pings it. Close it
+// when done.
+//
+// Opening retries only while the server says it is starting up or shutting
+// down (SQLSTATE 57P03), which can only end in a connection, within
+// DefaultBudget or ctx. Every other failure is reported at once, with a
+// hint of what to check: a refused connection is as likely a wrong host or
+// port as a server restarting, and whoever typed the command should learn
+// which at once, as with psql. Faults after a run has started are retried
+// by each call (Retry), and a run that fails is resumed by running it again.
+//
+// Its errors name the server and database (String) and hold no password.
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	cfg, err := Parse(dsn, opts.MaxConns)
+	if err != nil {
+		return nil, err
+	}
+	cc := &cfg.ConnConfig.Config
+	db := &DB{
+		name:     Name(cc),
+		server:   serverAddr(cc.Host, cc.Port),
+		database: cc.Database,
+		secrets:  Secrets(dsn),
+	}
+	if cc.Password != "" {
+		db.secrets = append(db.secrets, cc.Password)
+	}
+	db.Pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, db.Scrub(fmt.Errorf("open a pool on %s: %w", db, err))
+	}
+	_, err = Do(ctx, DefaultBudget, func(ctx context.Context) error {
+		err := db.Pool.Ping(ctx)
+		if err != nil && !starting(err) {
+			return Stop(err)
+		}
+		return err
+	})
+	if err != nil {
+		db.Pool.Close()
+		if hint := ConnectHint(err); hint != "" {
+			err = fmt.Errorf("%w (%s)", err, hint)
+		}
+		return nil, db.Scrub(fmt.Errorf("cannot connect to %s: %w", db, err))
+	}
+	return db, nil
+}
+
+// starting reports whether err says the server is starting up, shutting
+// down or in recovery: SQLSTATE 57P03, cannot_connect_now.
+func starting(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57P03"
+}
+
+// ConnectHint tells what to check after a connection failed with err, or
+// "" when the server refused for a reason the DSN does not fix.
+func ConnectHint(err error) string {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return "check that the server is up, and the host and port of the URL"
+	}
+	switch pgErr.Code {
+	case "28P01", "28000": // invalid_password, invalid_authorization_specification
+		return "check the user and password of the URL, or PGPASSWORD and ~/.pgpass"
+	case "3D000": // invalid_catalog_name
+		return "check the database name of the URL"
+	}
+	return ""
+}
+
+// String returns the canonical name of the database (see Name).
+func (db *DB) String() string { return db.name }
+
+// Scrub returns err with the database's password removed from its
+// message (see the function Scrub).
+func (db *DB) Scrub(err error) error { return Scrub(err, db.secrets...) }
+
+// Close closes the pool, waiting for the connections in use to be
+// released.
+func (db *DB) Close() { db.Pool.Close() }
