@@ -256,12 +256,12 @@ func TestRun_Matrix(t *testing.T) {
 		memory                              int64
 		stream                              bool
 	}{
-		{1, 1, 1, 1000, 0, false},
-		{4, 8, 2, 100, 0, false},
-		{7, 3, 3, 999, 0, false},
-		{64, 16, 4, 50, 0, false},        // more partitions than ids in some ranges
-		{300, 2, 4, 7, 256 << 20, false}, // many small and empty partitions
-		{5, 4, 2, 333, 0, true},
+		{1, 1, 1, 1000, 512 << 20, false},
+		{4, 8, 2, 100, 512 << 20, false},
+		{7, 3, 3, 999, 512 << 20, false},
+		{64, 16, 4, 50, 512 << 20, false}, // more partitions than ids in some ranges
+		{300, 2, 4, 7, 256 << 20, false},  // many small and empty partitions
+		{5, 4, 2, 333, 512 << 20, true},
 		{3, 2, 2, 1000, 1 << 20, true},
 	} {
 		name := fmt.Sprintf("partitions=%d/buckets=%d/workers=%d/chunk=%d/memory=%d/stream=%t", c.partitions, c.buckets, c.workers, c.chunk, c.memory, c.stream)
