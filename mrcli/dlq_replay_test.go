@@ -4,12 +4,17 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mrengine/mr/internal/eventgen"
+	"github.com/mrengine/mr/jobs"
+	"github.com/mrengine/mr/mapreduce"
+	"github.com/mrengine/mr/shuffle"
 )
 
 // TestDLQ_Replay runs daily_rollup, fixes half of the poison rows in the
@@ -72,9 +77,12 @@ func TestDLQ_Replay(t *testing.T) {
 	}
 	out := check("first replay")
 	resolved := len(poison) - len(still)
-	if want := "replayed " + itoa(int64(len(poison))) + " dead letters of run " + run + ": " + itoa(int64(resolved)) +
-		" now succeed, " + itoa(int64(len(still))) + " still fail (generation 1)"; !strings.Contains(out, want) {
+	want := regexp.MustCompile(`^replayed ` + itoa(int64(len(poison))) + ` dead letters of run ` + run + `: ` + itoa(int64(resolved)) +
+		` now succeed, ` + itoa(int64(len(still))) + ` still fail; ([1-4]) buckets re-applied \(generation 1\)\n$`)
+	if m := want.FindStringSubmatch(out); m == nil {
 		t.Errorf("first replay printed %q, want %q", out, want)
+	} else if touched := b.bucketsOf(t, run, fixed); m[1] != itoa(int64(touched)) {
+		t.Errorf("first replay re-applied %s buckets, want the %d that the fixed rows' keys hash to", m[1], touched)
 	}
 	before := b.dump(t)
 	manifest, err := os.ReadFile(filepath.Join(b.workdir, run, "replay.json"))
@@ -82,7 +90,7 @@ func TestDLQ_Replay(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = check("second replay")
-	if want := ": 0 now succeed, " + itoa(int64(len(still))) + " still fail (generation 1)"; !strings.Contains(out, want) {
+	if want := ": 0 now succeed, " + itoa(int64(len(still))) + " still fail; 0 buckets re-applied (generation 1)"; !strings.Contains(out, want) {
 		t.Errorf("second replay printed %q, want %q", out, want)
 	}
 	if after := b.dump(t); after != before {
@@ -117,3 +125,38 @@ func TestDLQ_Replay_NotFinished(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// bucketsOf counts the buckets of run that the keys of the rows ids (as
+// strings) hash to: the buckets a replay that fixed them must re-apply.
+func (b *demoBundle) bucketsOf(t *testing.T, run string, ids []string) int {
+	t.Helper()
+	cfg := mapreduce.DefaultConfig()
+	cfg.Workdir = b.workdir
+	ri, err := mapreduce.Inspect(context.Background(), cfg, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := b.open(t).Query(`SELECT account_id, ts, category FROM events WHERE id IN (` + strings.Join(ids, ",") + `)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	h := shuffle.NewKeyHash(ri.Plan.Seed)
+	buckets := map[int]bool{}
+	for rows.Next() {
+		var k jobs.RollupKey
+		var ts string
+		if err := rows.Scan(&k.Account, &ts, &k.Category); err != nil {
+			t.Fatal(err)
+		}
+		day, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.Day = mapreduce.DateOf(day)
+		h.Reset()
+		jobs.DailyRollup.Key.Encode(k, h)
+		buckets[shuffle.Bucket(h.Sum64(), ri.Plan.Buckets)] = true
+	}
+	return len(buckets)
+}
