@@ -175,7 +175,7 @@ type schemaCost struct {
 
 func (c *schemaCost) add(n int64) error {
 	if c.used += n; c.used > c.budget {
-		return fmt.Errorf("%w: schema or metadata needs more than %d bytes to decode", ErrTooLarge, c.budget)
+		return ErrTooLarge
 	}
 	return nil
 }

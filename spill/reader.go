@@ -201,13 +201,16 @@ func (r *Reader) decode(what string, f func() error) (err error) {
 		if err == nil {
 			return
 		}
-		if what != "" {
-			what += ": "
-		}
 		if errors.Is(err, ErrTooLarge) {
-			err = fmt.Errorf("%w: %s: %sneeds more than %d bytes to decode (WithMaxRecordSize): damaged, or written under a larger memory budget",
+			if what == "" {
+				what = "footer (schema, metadata, dictionaries)"
+			}
+			err = fmt.Errorf("%w: %s: %s needs more than %d bytes to decode (WithMaxRecordSize): damaged, or written under a larger memory budget",
 				ErrTooLarge, r.name, what, r.mem.budget)
 			return
+		}
+		if what != "" {
+			what += ": "
 		}
 		err = corrupt(r.name, fmt.Errorf("%s%w", what, err))
 	}()
