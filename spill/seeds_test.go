@@ -447,3 +447,25 @@ func bodyBuffer(data []byte, i uint32, pick func(length uint64) bool) int {
 	}
 	panic("no such buffer")
 }
+
+// An empty string array may come with no offsets at all (the Arrow format
+// allows it, and writers other than arrow-go do it): that is no damage.
+func TestDecode_EmptyStringsWithoutOffsets(t *testing.T) {
+	t.Parallel()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "name", Type: arrow.BinaryTypes.String}}, nil)
+	b := array.NewStringBuilder(memory.DefaultAllocator)
+	col := b.NewArray()
+	b.Release()
+	defer col.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, 0)
+	defer rec.Release()
+	data := arrowFile(t, schema, rec)
+	msg, base := message(data, 0)
+	buffers, n, _ := msg.indirect(mustField(msg, messageHeader)).vector(recordBatchBuffers, 16)
+	for i := range uint32(n) {
+		binary.LittleEndian.PutUint64(data[base+int(buffers+16*i)+8:], 0) // every buffer empty
+	}
+	if err := decodeAll(data); err != nil {
+		t.Errorf("Decode(empty strings, no offsets) = %v", err)
+	}
+}
