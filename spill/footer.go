@@ -32,7 +32,7 @@ import (
 //   - a schema, or a message's metadata, that would take more than the
 //     budget to decode, counting every field and string each time arrow-go
 //     decodes it, since a table or string shared by many offsets is decoded
-//     once per offset (children-fanout: 2^20 fields from a 5 KB file;
+//     once per offset (children-fanout: 2^20 fields from a 4 KB file;
 //     metadata-shared: 25 MB of copies of one 64 KB string).
 //
 // TestDecode_Defences (seeds_test.go) makes each seed and shows that

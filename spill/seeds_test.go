@@ -62,7 +62,7 @@ var defences = []defence{
 		return patchOffset(data, base, mustField(schemaField(f, 0), fieldChildren), vectorPos(schema, schemaFields))
 	}},
 	// Twenty nested structs, each of whose two children are the same
-	// struct: 2^20 fields for arrow-go to build from a 2 KB footer.
+	// struct: 2^20 fields for arrow-go to build from a 4 KB file.
 	{"children-fanout", "footer (schema, metadata, dictionaries) needs more than 1048576 bytes", func(t *testing.T) []byte {
 		typ := arrow.DataType(arrow.PrimitiveTypes.Int64)
 		for range 20 {
@@ -88,7 +88,7 @@ var defences = []defence{
 		return patchVectorLen(data, base, schema, schemaMetadata, 1<<30-1)
 	}},
 	// 400 metadata entries whose values are all one 64 KB string: 25 MB
-	// of copies from an 80 KB file.
+	// of copies from a 160 KB file (which holds the schema twice).
 	{"metadata-shared", "footer (schema, metadata, dictionaries) needs more than 1048576 bytes", func(t *testing.T) []byte {
 		var keys, values []string
 		for i := range 400 {
