@@ -15,12 +15,12 @@
 //		Input:  mapreduce.Input{Table: "clicks", Columns: []string{"page"}},
 //		Output: mapreduce.Output{Table: "page_clicks"},
 //		Key: mapreduce.Codec[string]{
-//			Fields: []mapreduce.Field{{Name: "page", Type: mapreduce.String}},
+//			Fields: []mapreduce.Field{{Name: "page", Type: mapreduce.TypeString}},
 //			Encode: func(k string, e mapreduce.Encoder) { e.String(k) },
 //			Decode: func(d mapreduce.Decoder) string { return d.String() },
 //		},
 //		Value: mapreduce.Codec[int64]{
-//			Fields: []mapreduce.Field{{Name: "clicks", Type: mapreduce.Int64}},
+//			Fields: []mapreduce.Field{{Name: "clicks", Type: mapreduce.TypeInt64}},
 //			Encode: func(v int64, e mapreduce.Encoder) { e.Int64(v) },
 //			Decode: func(d mapreduce.Decoder) int64 { return d.Int64() },
 //		},
@@ -45,9 +45,10 @@
 // # Run it
 //
 // From the command line, mr run clicks_per_page --source sqlite:app.db; or
-// from Go, Run with a Source, a Sink and a Config. Running the same command
-// again resumes: each partition continues from its last checkpoint, and
-// each bucket already applied to the sink is skipped.
+// from Go, Run with a Source, a Sink and a Config that starts from
+// DefaultConfig (see Example). Running the same command again resumes:
+// each partition continues from its last checkpoint, and each bucket
+// already applied to the sink is skipped.
 //
 // # Test it
 //
@@ -55,16 +56,30 @@
 // sinks.OpenSQLite) and compare the output table with the same aggregate
 // computed in SQL.
 //
+// # Ask a run how it is going
+//
+// Runs, Inspect and DeadLetters answer from a run's state what mr status,
+// mr inspect and mr dlq show: its plan, each partition's checkpoint, the
+// buckets applied, and the dead letters that count.
+//
 // # How a run works
 //
 // The planner splits the cursor range into partitions [lo, hi). A map task
 // per partition reads keyset chunks, maps each row, and combines pairs in a
 // Go map keyed by K. At a commit point (every CheckpointInterval, when the
 // map reaches its share of the memory budget, and at the end of the range)
-// it writes one Arrow spill file per non-empty hash bucket, syncs the DLQ,
-// and only then replaces its Checkpoint, which names the files. When every
-// partition is done, a reduce task per bucket merges the bucket's committed
-// files (re-partitioning under a new seed when they outgrow the budget)
-// and applies the rows to the sink in one transaction that also records
-// the bucket as committed.
+// it writes one Arrow spill file per non-empty hash bucket and one file of
+// the rows that failed since the last commit, each durable, and only then
+// replaces its Checkpoint, which names the files. When every partition is
+// done, a reduce task per bucket merges the bucket's committed files
+// (re-partitioning under a new seed when they outgrow the budget) and
+// applies the rows to the sink in one transaction that also records the
+// bucket as committed.
+//
+// Two seams hold a run's state. A Store (DirStore by default) keeps the
+// run lock, the plan, the checkpoints, the done markers and the replay
+// manifest; blob storage (Config.Blobs, the Workdir by default) keeps the
+// shuffle and dead-letter files, under names unique to the attempt that
+// wrote them. Files count only once a checkpoint or the manifest names
+// them, and readers find them there, never by listing.
 package mapreduce

@@ -1,95 +1,105 @@
-// Package spill writes and reads spill files: zstd-compressed Arrow IPC
-// files that are committed atomically and checksummed, so a reader never
+// Package spill writes and reads spill files: standard zstd-compressed
+// Arrow IPC files, committed atomically to a bucket (internal/blobs) and
+// pinned by size and checksum in the engine's manifests, so a reader never
 // mistakes a torn, truncated or damaged file for data.
 //
 // Schematically:
 //
-//	Create(path, schema) → Write(rec)* → Commit() File   // or Abort()
-//	Open(path) → Record(i)* → Close()
+//	Create(ctx, bucket, key, schema) → Write(rec)* → Commit() File   // or Abort()
+//	Open(ctx, bucket, File) → Record(i)* → Close()                   // File from a manifest
+//	Decode(name, bytes) → Record(i)* → Close()                        // no manifest: mr inspect
 //
 // # Layout
 //
-// A spill file is an Arrow IPC file followed by a 16-byte trailer:
+// A spill file is exactly an Arrow IPC file, and nothing else:
 //
-//	offset    size  contents
-//	0         N     Arrow IPC file format: "ARROW1", schema, record batches, footer, "ARROW1"
-//	N         8     checksum: XXH64 (seed 0) of bytes [0, N), little-endian uint64
-//	N+8       8     magic: "MRSPILL1"
+//	"ARROW1" pad, schema message, record batch message*, footer, int32 footer size, "ARROW1"
 //
-// The file is N+16 bytes. Removing the trailer (head -c -16 f.arrow) leaves a
-// plain Arrow file that any Arrow implementation reads (pyarrow.ipc.open_file).
-//
-// The body uses the IPC file format, not the stream format, because its
-// footer indexes every record batch: a truncated body has no footer and is
+// so any Arrow implementation reads it (pyarrow.ipc.open_file, Arrow JS's
+// tableFromIPC with a zstd codec registered; the tests prove the latter).
+// It uses the IPC file format, not the stream format, because its footer
+// indexes every record batch: a truncated file has no footer and is
 // rejected instead of read as a shorter stream. Record batch buffers are
 // compressed by Arrow's own IPC body compression with codec ZSTD (each
 // buffer is prefixed by its uncompressed length as an int64); there is no
-// second compression layer, so the body stays standard Arrow. Every record
-// batch has the schema given to [Create].
+// second compression layer. Every record batch has the schema given to
+// [Create]. Nothing follows the footer: until issue 7 a 16-byte trailer
+// (checksum, "MRSPILL1") did, and stock Arrow readers could not open the
+// files; [Decode] rejects such a file as corrupt.
 //
 // # Naming
 //
-// The final path is the caller's choice; the engine names shuffle files
-// shuffle/b<r>/p<part>-<seq>.arrow and spill does not interpret names.
-// While a file is being written it lives next to its final path as
-//
-//	.<base>.tmp-<random>
-//
-// in the same directory, so the commit is a rename within one file system,
-// and the leading dot keeps it out of ls and out of globs like *.arrow.
-// Temp files are never read; any left over after a crash are garbage.
-// Files are created with mode 0600, as by os.CreateTemp.
+// The key is the caller's choice; the engine names shuffle files
+// "<run>/shuffle/b<r>/p<part>-<seq>-<attempt>.arrow", unique to the attempt
+// that writes them, and spill does not interpret keys. While a file is
+// being written it is a blobs temp file, invisible under the key (for a
+// file bucket, "<path>.<hex>.tmp" next to the final path, mode 0600).
+// Temp files are never read; any left over after a crash are garbage that
+// List shows for collection.
 //
 // # Checksum
 //
-// The checksum is XXH64 with seed 0 (github.com/cespare/xxhash/v2) of the
-// Arrow bytes exactly, computed as they are written, never by re-reading.
-// It detects accidental damage (bit rot, torn or partial writes,
-// truncation, stray writes), not deliberate forgery. It is also returned in
-// [File.Checksum], so a checkpoint manifest can pin the exact contents.
+// [File.Checksum] is XXH64 with seed 0 (github.com/cespare/xxhash/v2) of
+// the file's bytes, all of them, computed as the encoder writes them, never
+// by re-reading; [File.Size] is their count. The file does not carry them:
+// the engine's committed manifest pins both, and [Open] checks the bytes it
+// reads against the File it is given before Arrow parses anything. This
+// detects accidental damage (bit rot, torn or partial writes, truncation, a
+// file overwritten by another attempt), not deliberate forgery. It is
+// needed: arrow-go stops reading each zstd frame before its own checksum,
+// so most flipped bits in compressed data decode to wrong values without
+// an error.
 //
 // # Write protocol
 //
-//  1. [Create] makes the temp file in the directory of path.
-//  2. [Writer.Write] appends one IPC record batch message per record.
-//  3. [Writer.Commit] writes the IPC footer and the trailer, fsyncs the
-//     file, closes it, renames it to path (replacing any file there) and
-//     fsyncs the directory, so the name itself is durable.
-//  4. Only after Commit returns a nil error may the caller name the file in
-//     a checkpoint. That step is the engine's, not this package's: a crash
-//     at any earlier point leaves a temp file, or a file at path that no
-//     checkpoint names, and a resumed run ignores or deletes it.
+//  1. [Create] opens a blobs Writer for the key.
+//  2. [Writer.Write] appends one IPC record batch message per record,
+//     through a 64 KiB buffer, hashing every byte.
+//  3. [Writer.Commit] writes the IPC footer and commits the blob: fsync the
+//     temp file, rename it to the key's path (replacing any file there),
+//     fsync the directory (and any parent directory not yet known
+//     durable). It returns the File: key, size, rows, checksum.
+//  4. Only after Commit returns a nil error may the caller name the File
+//     in a checkpoint manifest, and that commit is the engine's, not this
+//     package's: write → fsync → rename → checkpoint. A crash at any
+//     earlier point leaves a temp file, or a file that no checkpoint
+//     names, and a resumed run ignores or deletes it.
 //
-// [Writer.Abort] removes the file (the temp file, or the renamed one if
-// Commit failed after the rename). Any failed Write or Commit leaves the
-// Writer unusable, and the caller must Abort it; Abort after a successful
-// Commit does nothing, so defer w.Abort() right after Create is safe.
+// [Writer.Abort] discards the file, whatever Commit got to: nothing stays
+// visible under the key. Any failed Write or Commit leaves the Writer
+// unusable, and the caller must Abort it; Abort after a successful Commit
+// does nothing, so defer w.Abort() right after Create is safe. Errors of
+// the bucket (syscall.ENOSPC on a full disk, context.Canceled) are wrapped
+// for errors.Is and name the key.
 //
 // # Read protocol
 //
 // [Open] reads the whole file into memory (the engine bounds spill file
-// size by its memory budget), then checks, in order: the size is at least
-// 16 bytes, the magic, the checksum, and that Arrow can parse the footer
-// and schema. [Reader.Record] decodes one record batch on demand. Every
-// failure of these checks, and any Arrow decoding error, wraps [ErrCorrupt]
-// and names the file. A missing file is not corrupt: its error wraps
-// [fs.ErrNotExist].
+// size by its memory budget) and checks, in order: its size and checksum
+// against the File; then the defences of footer.go; then that Arrow can
+// parse the footer and schema. [Reader.Record] decodes one record batch on
+// demand and validates its arrays, so that reading any of their values
+// cannot panic. Every failure of these checks, and any Arrow decoding
+// error, wraps [ErrCorrupt] and names the file; a missing file is not
+// corrupt, and its error wraps [fs.ErrNotExist]. [Decode] does the same
+// without a manifest, for bytes from anywhere.
 //
-// The checksum catches damage on disk, but not a bit flipped in the
-// writer's memory before the bytes were hashed, and arrow-go trusts the
-// sizes in the file. So the reader also guards against sizes that would
-// take the process down instead of failing: flatbuffers vector lengths in
-// the footer and message headers must fit their buffers, and decoding one
-// record may allocate at most [WithMaxRecordSize] bytes, else
-// [ErrTooLarge].
+// arrow-go trusts the sizes in a file. So the reader also guards against
+// sizes that would take the process down instead of failing (footer.go
+// lists each defence, and testdata/fuzz/FuzzDecode holds a seed that
+// arrow-go alone dies on for each): flatbuffers vector lengths must fit
+// their buffers, schemas may nest at most 64 deep, and decoding the schema
+// and metadata, or one record, may take at most [WithMaxRecordSize] bytes,
+// else [ErrTooLarge].
 //
 // # Memory
 //
 // Both sides use the allocator given by [WithAllocator]. The Writer uses it
 // for Arrow's encoding scratch (compressed copies of buffers), all released
-// before Write returns. The Reader keeps the file bytes on the Go heap until
-// Close; Record copies one message out of them into allocator memory and
+// before Write returns; arrow-go (v18.9) pools its zstd encoders across
+// writers. The Reader keeps the file bytes on the Go heap until Close;
+// Record copies one message out of them into allocator memory and
 // decompresses each buffer into a new allocator buffer. A returned record
-// therefore owns its memory: it stays valid after the Reader is closed, and
-// the caller must Release it.
+// therefore owns its memory: it stays valid after the Reader is closed,
+// and the caller must Release it.
 package spill

@@ -8,3 +8,6 @@ import "io"
 func WithSink(wrap func(io.Writer) io.Writer) Option {
 	return func(o *options) { o.sink = wrap }
 }
+
+// RaceEnabled reports whether the tests run under the race detector.
+func RaceEnabled() bool { return raceEnabled }

@@ -7,35 +7,42 @@ import (
 	"strings"
 )
 
-// checkFooter guards arrow-go (v18.8) against metadata that would take the
+// checkFooter guards arrow-go (v18.9) against metadata that would take the
 // process down rather than fail: a fatal out-of-memory error, a stack
-// overflow, or gigabytes allocated on the Go heap, out of reach of the
-// Reader's budget allocator. A file whose checksum matches its manifest was
-// written by mr, so these checks matter for Decode of arbitrary bytes, and
-// for a file whose bits flipped in the writer's memory before hashing.
+// overflow, or far more memory than the budget on the Go heap, out of reach
+// of the Reader's budget allocator. A file whose checksum matches its
+// manifest was written by mr, so these checks matter for Decode of
+// arbitrary bytes, and for a file whose bits flipped in the writer's memory
+// before hashing.
 //
 // arrow-go decodes the schema (fields, their children and names, custom
 // metadata of the schema and fields) and each record batch message's
 // custom metadata into Go values sized by flatbuffers lengths it does not
 // check, and it recurses into field children without a depth limit.
 // checkFooter walks exactly those parts the way arrow-go's generated
-// accessors do (uint32 arithmetic included) and rejects:
+// accessors do (uint32 arithmetic included) and rejects, each with its seed
+// in testdata/fuzz/FuzzDecode:
 //
-//   - vectors longer than their buffer can hold (one damaged length asks
-//     make for terabytes: testdata/fuzz/FuzzDecode/fields-length,
-//     children-length, metadata-length);
-//   - fields nested deeper than arrow-go's own limit for reading arrays, 64
-//     (a field that is its own child recurses forever: children-cycle);
+//   - vectors longer than their buffer can hold, since one damaged length
+//     asks make for tens of gigabytes (fields-length, children-length,
+//     metadata-length, message-metadata-length);
+//   - fields nested deeper than arrow-go's own limit for reading arrays,
+//     64, since a field that is its own child recurses until the stack
+//     overflows (children-cycle);
 //   - a schema, or a message's metadata, that would take more than the
 //     budget to decode, counting every field and string each time arrow-go
-//     visits it (fields and strings shared by offsets are decoded once per
-//     reference: children-fanout).
+//     decodes it, since a table or string shared by many offsets is decoded
+//     once per offset (children-fanout: 2^20 fields from a 4 KB file;
+//     metadata-shared: 25 MB of copies of one 64 KB string).
 //
-// Each seed's name says which check it needs; TestDecode_Defences shows
-// that arrow-go alone dies on it. checkFooter also reads the compression
-// codec of every record batch message, since arrow-go does not expose it.
-// Anything else malformed is left to arrow-go, and an offset out of range
-// panics with fbError, which Reader.decode recovers.
+// TestDecode_Defences (seeds_test.go) makes each seed and shows that
+// arrow-go alone dies on it or allocates more than 16 times the budget.
+// The other defences are Reader.decode's budget allocator (a buffer that
+// claims a huge uncompressed size: decompressed-size-17TB) and validate in
+// Reader.Record (string-offsets, bool-values-short). checkFooter also reads
+// the compression codec of every record batch message, since arrow-go does
+// not expose it. Anything else malformed is left to arrow-go, and an offset
+// out of range panics with fbError, which Reader.decode recovers.
 func checkFooter(body []byte, budget int64) (compression string, err error) {
 	// The file ends with the footer flatbuffer, its int32 size, "ARROW1".
 	const tail = 4 + 6
@@ -175,7 +182,7 @@ type schemaCost struct {
 
 func (c *schemaCost) add(n int64) error {
 	if c.used += n; c.used > c.budget {
-		return fmt.Errorf("%w: schema or metadata needs more than %d bytes to decode", ErrTooLarge, c.budget)
+		return ErrTooLarge
 	}
 	return nil
 }

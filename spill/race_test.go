@@ -1,5 +1,5 @@
 //go:build race
 
-package spill_test
+package spill
 
 func init() { raceEnabled = true }

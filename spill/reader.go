@@ -117,7 +117,7 @@ func (r *Reader) Compression() string { return r.compression }
 // An index out of range gives an error wrapping arrow.ErrIndex; a record
 // that does not decode, ErrCorrupt; one that needs more memory than
 // WithMaxRecordSize allows, ErrTooLarge. After such a failure arrow-go
-// v18.8 may not have freed all it allocated (the Go allocator collects it).
+// (v18.9) may not have freed all it allocated (the Go allocator collects it).
 func (r *Reader) Record(i int) (arrow.RecordBatch, error) {
 	switch {
 	case r.closed:
@@ -153,10 +153,13 @@ func validate(rec arrow.RecordBatch) error {
 		var err error
 		switch a := col.(type) {
 		case *array.String:
-			err = array.Validate(a)
-			for j, offs := 1, a.ValueOffsets(); err == nil && j < len(offs); j++ {
+			if err = array.Validate(a); err != nil || a.Len() == 0 {
+				break // an empty array may have no offsets at all
+			}
+			for j, offs := 1, a.ValueOffsets(); j < len(offs); j++ {
 				if offs[j] < offs[j-1] {
 					err = fmt.Errorf("string offsets decrease at index %d", j)
+					break
 				}
 			}
 		default:
@@ -201,13 +204,16 @@ func (r *Reader) decode(what string, f func() error) (err error) {
 		if err == nil {
 			return
 		}
-		if what != "" {
-			what += ": "
-		}
 		if errors.Is(err, ErrTooLarge) {
-			err = fmt.Errorf("%w: %s: %sneeds more than %d bytes to decode (WithMaxRecordSize): damaged, or written under a larger memory budget",
+			if what == "" {
+				what = "footer (schema, metadata, dictionaries)"
+			}
+			err = fmt.Errorf("%w: %s: %s needs more than %d bytes to decode (WithMaxRecordSize): damaged, or written under a larger memory budget",
 				ErrTooLarge, r.name, what, r.mem.budget)
 			return
+		}
+		if what != "" {
+			what += ": "
 		}
 		err = corrupt(r.name, fmt.Errorf("%s%w", what, err))
 	}()
