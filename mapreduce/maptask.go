@@ -56,6 +56,7 @@ func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 	}
 	return nil
 }
+
 // maxEntries turns the memory budget, shared by the running tasks, into a
 // number of keys a task's combiner may hold.
 func (r *Runner) maxEntries(t combiner) int {

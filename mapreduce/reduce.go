@@ -61,7 +61,7 @@ type bucketRows struct {
 	parts      []part     // a stack of parts left to reduce
 	cur        OutputRows // the rows of the part in the combiner
 	err        error
-	n          int64 // rows yielded
+	n          int64          // rows yielded
 	regrouped  []shuffle.File // sub-part files written, removed at the end
 }
 

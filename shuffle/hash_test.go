@@ -37,7 +37,7 @@ func TestKeyHash_Seeds(t *testing.T) {
 	if sum(1) == sum(2) {
 		t.Error("different seeds gave the same hash")
 	}
-	if sum(1) != sum(1) {
+	if a, b := sum(1), sum(1); a != b {
 		t.Error("the same seed gave different hashes")
 	}
 }

@@ -4,12 +4,12 @@
 // files mr writes are standard Arrow that any reader opens.
 //
 // It runs read.mjs, next to this file, with node. The node modules are
-// pinned by package-lock.json here; install them with
-//
-//	npm ci --prefix internal/arrowjs
-//
-// as .ci/run does. Without node or the modules a test that calls Read is
-// skipped with that hint, except under CI=true, where it fails.
+// pinned by package-lock.json here; the first Read of a test binary
+// installs them when they are missing (npm ci, under a file lock, since
+// several test binaries run at once), so go test needs no set-up step
+// but Node.js itself. Without node or npm, or when the install fails, a
+// test that calls Read is skipped with a hint, except under CI=true, where
+// it fails.
 package arrowjs
 
 import (
@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gofrs/flock"
 )
 
 // Table is one file as Arrow JS reads it.
@@ -94,16 +96,50 @@ func find() (node, dir string, err error) {
 		}
 		dir = filepath.Join(dir, "internal", "arrowjs")
 	}
-	const hint = "install Node.js (18 or later) and run: npm ci --prefix internal/arrowjs"
+	const hint = "install Node.js (18 or later) and npm, or run: npm ci --prefix internal/arrowjs"
 	if node, err = exec.LookPath("node"); err != nil {
 		return "", "", fmt.Errorf("arrowjs: no node to run Apache Arrow JS (%v): %s", err, hint)
 	}
-	for _, mod := range []string{"apache-arrow", "fzstd"} {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", mod, "package.json")); err != nil {
-			return "", "", fmt.Errorf("arrowjs: node module %s is not installed in %s: %s", mod, dir, hint)
+	if !installed(dir) {
+		if err := install(dir); err != nil {
+			return "", "", fmt.Errorf("arrowjs: installing the node modules in %s: %v: %s", dir, err, hint)
 		}
 	}
 	return node, dir, nil
+}
+
+// modules are the node modules read.mjs imports.
+var modules = []string{"apache-arrow", "fzstd"}
+
+func installed(dir string) bool {
+	for _, mod := range modules {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", mod, "package.json")); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// install runs npm ci in dir, holding a file lock so that test binaries
+// running at once install once.
+func install(dir string) error {
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return err
+	}
+	lock := flock.New(filepath.Join(dir, ".install.lock"))
+	if err := lock.Lock(); err != nil {
+		return err
+	}
+	defer lock.Close()
+	if installed(dir) { // by the binary that held the lock before
+		return nil
+	}
+	out, err := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--prefix", dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("npm ci: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // moduleDir returns the directory of the go.mod above the working directory.
