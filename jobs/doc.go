@@ -27,10 +27,11 @@
 //   - While LoadPlugin runs the plugin's init functions, on its goroutine,
 //     Register does not panic: LoadPlugin collects its errors (a job name
 //     that is taken, by the binary or by another plugin, or an invalid job)
-//     and returns them as one *PluginError. A plugin whose init fails that
-//     way registers none of its jobs; a plugin that registers no job at all
-//     is an error too. Registrations made meanwhile by other goroutines
-//     are not the plugin's and behave as usual.
+//     and returns them as one *PluginError. A panic of the plugin's init
+//     is such an error too, with its stack, and so is a plugin that
+//     registers no job at all. A plugin that fails registers none of its
+//     jobs. Registrations made meanwhile by other goroutines are not the
+//     plugin's and behave as usual.
 //   - LoadPlugin returns the names of the jobs the plugin registered. It is
 //     safe for concurrent use, loads one plugin at a time, and loading the
 //     same file again returns the first outcome: Go cannot unload a plugin

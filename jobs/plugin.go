@@ -9,6 +9,7 @@ import (
 	"plugin"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -60,6 +61,9 @@ var loadMu sync.Mutex
 // and returns the names of the jobs they registered, sorted. Any error is
 // a *PluginError. See the package documentation for the contract.
 func LoadPlugin(path string) ([]string, error) {
+	if hint, err := pluginSupport(runtime.GOOS, cgoEnabled); err != nil {
+		return nil, &PluginError{Path: path, Err: err, Hint: hint}
+	}
 	return loadPlugin(path, openPlugin)
 }
 
@@ -71,9 +75,6 @@ func openPlugin(path string) error {
 // loadPlugin is LoadPlugin with the function that opens the plugin and
 // runs its init functions (plugin.Open, or a stand-in in tests).
 func loadPlugin(path string, open func(path string) error) ([]string, error) {
-	if err := pluginSupport(runtime.GOOS, cgoEnabled); err != nil {
-		return nil, &PluginError{Path: path, Err: err, Hint: "compile the jobs into the binary instead: import their package from its main"}
-	}
 	if inPluginInit() {
 		// loadMu is held by the LoadPlugin below us: waiting would deadlock.
 		return nil, &PluginError{Path: path, Err: errors.New("LoadPlugin called from the init of a plugin being loaded")}
@@ -111,32 +112,71 @@ func loadPlugin(path string, open func(path string) error) ([]string, error) {
 	case openErr != nil:
 		load.err = openError(path, real, openErr)
 	case len(load.errs) > 0:
+		load.err = &PluginError{Path: path, Err: errors.Join(load.errs...)}
+	case len(load.names) == 0:
+		load.err = &PluginError{Path: path, Err: errors.New("it registered no jobs"),
+			Hint: "a plugin's init, or that of a package it imports, must call jobs.Register"}
+	}
+	if load.err != nil {
 		// All of the plugin's jobs or none: a partly registered plugin
 		// would run some of its jobs under names it does not expect.
 		for _, name := range load.names {
 			delete(mu.jobs, name)
 		}
 		load.names = nil
-		load.err = &PluginError{Path: path, Err: errors.Join(load.errs...)}
-	case len(load.names) == 0:
-		load.err = &PluginError{Path: path, Err: errors.New("it registered no jobs"),
-			Hint: "a plugin's init, or that of a package it imports, must call jobs.Register"}
 	}
 	slices.Sort(load.names)
 	return slices.Clone(load.names), load.err
 }
 
-// runPluginInit calls open(path), which runs the plugin's init functions.
-// It marks them on the stack for inPluginInit, and must not be inlined
-// away for that.
+// runPluginInit calls open(path), which runs the plugin's init functions,
+// and returns a panic of theirs as an *initPanic. It marks them on the
+// stack for inPluginInit, and must not be inlined away for that.
 //
 //go:noinline
-func runPluginInit(open func(string) error, path string) error {
+func runPluginInit(open func(string) error, path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &initPanic{value: r, stack: initStack(debug.Stack())}
+		}
+	}()
 	return open(path)
 }
 
-// pluginInitFunc is the name of runPluginInit in stack frames.
-var pluginInitFunc = runtime.FuncForPC(reflect.ValueOf(runPluginInit).Pointer()).Name()
+// initPanic is a panic of a plugin's init functions.
+type initPanic struct {
+	value any
+	stack string // from the panicking function down to the plugin's init
+}
+
+func (p *initPanic) Error() string { return fmt.Sprintf("its init panicked: %v", p.value) }
+
+// initStack cuts a goroutine stack (debug.Stack's text, taken while
+// panicking) to the frames between the panic and plugin.Open (or
+// runPluginInit): the plugin's code and its init.
+func initStack(stack []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(stack)), "\n")
+	start, end := 0, len(lines)
+	for i, line := range lines {
+		switch {
+		case strings.HasPrefix(line, "panic("):
+			start = i + 2 // past panic's file:line
+		case strings.HasPrefix(line, "plugin.open("), strings.HasPrefix(line, pluginInitFunc+"("):
+			end = i
+		}
+		if end < len(lines) {
+			break
+		}
+	}
+	if start >= end {
+		return ""
+	}
+	return strings.Join(lines[start:end], "\n")
+}
+
+// pluginInitFunc is the name of runPluginInit in stack frames (the tests
+// fail if it is wrong).
+var pluginInitFunc = reflect.TypeFor[pluginLoad]().PkgPath() + ".runPluginInit"
 
 // pluginInitDepth bounds how far inPluginInit looks up the stack: the init
 // of a plugin's package runs about ten frames below runPluginInit (open,
@@ -166,6 +206,9 @@ func inPluginInit() bool {
 func openError(path, real string, err error) error {
 	// plugin.Open's messages read `plugin.Open("NAME"): CAUSE`, where NAME
 	// is the path it was given without its .so; PluginError names it.
+	if p := (*initPanic)(nil); errors.As(err, &p) {
+		return &PluginError{Path: path, Err: p, Hint: p.stack}
+	}
 	msg := err.Error()
 	for _, name := range []string{strings.TrimSuffix(real, ".so"), real} {
 		if cause, ok := strings.CutPrefix(msg, `plugin.Open("`+name+`"): `); ok {
@@ -186,16 +229,18 @@ func openError(path, real string, err error) error {
 }
 
 // pluginSupport returns why a binary for goos, built with or without cgo,
-// cannot load plugins, or nil if it can. The conditions are those of
-// package plugin's implementation.
-func pluginSupport(goos string, cgo bool) error {
+// cannot load plugins, and what to do instead; nil if it can. The
+// conditions are those of package plugin's implementation.
+func pluginSupport(goos string, cgo bool) (hint string, err error) {
+	const compileIn = "compile the jobs into the binary instead: import their package from its main"
 	switch {
 	case goos != "linux" && goos != "darwin" && goos != "freebsd":
-		return fmt.Errorf("%w: Go plugins work on Linux, FreeBSD and macOS only, and this binary is for %s", ErrPluginsUnsupported, goos)
+		return compileIn, fmt.Errorf("%w: Go plugins work on Linux, FreeBSD and macOS only, and this binary is for %s", ErrPluginsUnsupported, goos)
 	case !cgo:
-		return fmt.Errorf("%w: it was built without cgo (CGO_ENABLED=0), which Go plugins need", ErrPluginsUnsupported)
+		return "use a binary built with CGO_ENABLED=1 (which needs a C compiler), or " + compileIn,
+			fmt.Errorf("%w: it was built without cgo (CGO_ENABLED=0), which Go plugins need", ErrPluginsUnsupported)
 	}
-	return nil
+	return "", nil
 }
 
 // executable is this binary's path for hints, or a placeholder.

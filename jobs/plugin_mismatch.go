@@ -10,7 +10,7 @@ import (
 )
 
 // mrModule is the path of this module, whose version a plugin must share.
-var mrModule = strings.TrimSuffix(reflect.TypeFor[entry]().PkgPath(), "/jobs")
+var mrModule = strings.TrimSuffix(reflect.TypeFor[pluginLoad]().PkgPath(), "/jobs")
 
 // mismatchHint says how the plugin file at path and this binary were built
 // differently, as far as their build information shows, and what to do.

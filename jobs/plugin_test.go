@@ -180,6 +180,30 @@ func TestLoadPlugin_Concurrent(t *testing.T) {
 	}
 }
 
+// TestLoadPlugin_Panic: a plugin whose init panics is an error, with the
+// stack of the panic.
+func TestLoadPlugin_Panic(t *testing.T) {
+	t.Parallel()
+	path := pluginFile(t, "panics.so")
+	_, err := loadPlugin(path, initOnly(func() {
+		Register(countJob("plugin_test_before_panic"))
+		panicInInit()
+	}))
+	pe := (*PluginError)(nil)
+	if !errors.As(err, &pe) || pe.Err.Error() != "its init panicked: bad config" {
+		t.Fatalf("LoadPlugin = %v, want a panic as a *PluginError", err)
+	}
+	if lines := strings.Split(pe.Hint, "\n"); !strings.HasSuffix(lines[0], ".panicInInit(...)") || strings.Contains(pe.Hint, "runPluginInit") {
+		t.Errorf("Hint is not the stack from panicInInit to the init:\n%s", pe.Hint)
+	}
+	if registered("plugin_test_before_panic") {
+		t.Error("the job registered before the panic is registered")
+	}
+	t.Logf("%v", err)
+}
+
+func panicInInit() { panic("bad config") }
+
 func TestLoadPlugin_NoJobs(t *testing.T) {
 	t.Parallel()
 	path := pluginFile(t, "empty.so")
@@ -209,7 +233,7 @@ func TestLoadPlugin_FromPluginInit(t *testing.T) {
 func TestLoadPlugin_Missing(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "missing.so")
-	_, err := LoadPlugin(path)
+	_, err := loadPlugin(path, func(string) error { t.Error("opened a missing file"); return nil })
 	if !errors.Is(err, fs.ErrNotExist) || err.Error() != "plugin "+path+": no such file or directory" {
 		t.Errorf("LoadPlugin of a missing file = %v", err)
 	}
@@ -280,7 +304,10 @@ func TestPluginSupport(t *testing.T) {
 		{"linux", false, "this binary cannot load Go plugins: it was built without cgo (CGO_ENABLED=0), which Go plugins need"},
 		{"windows", true, "this binary cannot load Go plugins: Go plugins work on Linux, FreeBSD and macOS only, and this binary is for windows"},
 	} {
-		err := pluginSupport(tt.goos, tt.cgo)
+		hint, err := pluginSupport(tt.goos, tt.cgo)
+		if (err == nil) != (hint == "") {
+			t.Errorf("pluginSupport(%s, %t) = %v with hint %q", tt.goos, tt.cgo, err, hint)
+		}
 		got := ""
 		if err != nil {
 			got = err.Error()
