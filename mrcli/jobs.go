@@ -16,8 +16,8 @@ func jobsCommand() *cli.Command {
 		Usage: "list the registered jobs",
 		Description: `Lists the jobs this binary can run: the built-in ones, those that
 packages imported by its main register with jobs.Register, and with
---plugin those of a Go plugin (built with go build -buildmode=plugin).
-FROM says where each job comes from.`,
+--plugin those of a Go plugin (built with go build -buildmode=plugin),
+with a FROM column that says which jobs are the plugin's.`,
 		Flags:  []cli.Flag{pluginFlag()},
 		Action: action(listJobs),
 	}
@@ -32,13 +32,21 @@ func listJobs(c *cli.Context, args []string) error {
 		return err
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tDESCRIPTION\tINPUT\tOUTPUT\tFROM")
+	fmt.Fprint(w, "NAME\tDESCRIPTION\tINPUT\tOUTPUT")
+	if plugin != "" {
+		fmt.Fprint(w, "\tFROM")
+	}
+	fmt.Fprintln(w)
 	for _, spec := range jobs.List() {
-		from := "built in"
-		if slices.Contains(names, spec.Name) {
-			from = plugin
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s", spec.Name, spec.Description, spec.Input.Table, spec.Output.Name)
+		switch {
+		case plugin == "":
+		case slices.Contains(names, spec.Name):
+			fmt.Fprintf(w, "\t%s", plugin)
+		default:
+			fmt.Fprint(w, "\tbuilt in")
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", spec.Name, spec.Description, spec.Input.Table, spec.Output.Name, from)
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
 }
