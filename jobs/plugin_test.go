@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -33,6 +35,29 @@ func initOnly(init func()) func(string) error {
 	return func(string) error { init(); return nil }
 }
 
+// testNames makes job names unique to one run of a test: the registry
+// lasts as long as the process, and go test -count=N runs a test N times.
+type testNames struct{ suffix string }
+
+var testRuns atomic.Int64
+
+func newTestNames() testNames { return testNames{fmt.Sprintf("_r%d", testRuns.Add(1))} }
+
+// job returns the name base in this run.
+func (n testNames) job(base string) string { return base + n.suffix }
+
+// base turns this run's names in s back into their bases.
+func (n testNames) base(s string) string { return strings.ReplaceAll(s, n.suffix, "") }
+
+// bases is base for each name.
+func (n testNames) bases(names []string) []string {
+	out := make([]string, len(names))
+	for i, name := range names {
+		out[i] = n.base(name)
+	}
+	return out
+}
+
 func registered(name string) bool {
 	_, err := Lookup(name)
 	return err == nil
@@ -40,18 +65,19 @@ func registered(name string) bool {
 
 func TestLoadPlugin_Registers(t *testing.T) {
 	t.Parallel()
+	n := newTestNames()
 	path := pluginFile(t, "two.so")
 	names, err := loadPlugin(path, initOnly(func() {
-		Register(countJob("plugin_test_b"))
-		Register(countJob("plugin_test_a"))
+		Register(countJob(n.job("plugin_test_b")))
+		Register(countJob(n.job("plugin_test_a")))
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"plugin_test_a", "plugin_test_b"}; !slices.Equal(names, want) {
+	if want := []string{"plugin_test_a", "plugin_test_b"}; !slices.Equal(n.bases(names), want) {
 		t.Errorf("names = %q, want %q", names, want)
 	}
-	if !registered("plugin_test_a") || !registered("plugin_test_b") {
+	if !registered(n.job("plugin_test_a")) || !registered(n.job("plugin_test_b")) {
 		t.Error("the plugin's jobs are not registered")
 	}
 
@@ -64,8 +90,9 @@ func TestLoadPlugin_Registers(t *testing.T) {
 
 func TestLoadPlugin_Duplicate(t *testing.T) {
 	t.Parallel()
+	n := newTestNames()
 	path := pluginFile(t, "dup.so")
-	bad := countJob("plugin_test_Bad")
+	bad := countJob(n.job("plugin_test_Bad"))
 	bad.Combine = nil
 	var names []string
 	var err error
@@ -76,10 +103,10 @@ func TestLoadPlugin_Duplicate(t *testing.T) {
 			}
 		}()
 		names, err = loadPlugin(path, initOnly(func() {
-			Register(countJob("plugin_test_dup_ok"))
+			Register(countJob(n.job("plugin_test_dup_ok")))
 			Register(countJob("daily_rollup"))
-			Register(countJob("plugin_test_dup_twice"))
-			Register(countJob("plugin_test_dup_twice"))
+			Register(countJob(n.job("plugin_test_dup_twice")))
+			Register(countJob(n.job("plugin_test_dup_twice")))
 			Register(bad)
 		}))
 	}()
@@ -87,7 +114,7 @@ func TestLoadPlugin_Duplicate(t *testing.T) {
 job "plugin_test_dup_twice" is registered twice by this plugin
 job "plugin_test_Bad": name "plugin_test_Bad" must be lower case letters, digits and underscores, starting with a letter
 Combine is nil`
-	if err == nil || err.Error() != want {
+	if err == nil || n.base(err.Error()) != want {
 		t.Fatalf("LoadPlugin = %v\nwant %s", err, want)
 	}
 	if pe := (*PluginError)(nil); !errors.As(err, &pe) || pe.Path != path {
@@ -97,33 +124,34 @@ Combine is nil`
 		t.Errorf("names = %q, want none", names)
 	}
 	for _, name := range []string{"plugin_test_dup_ok", "plugin_test_dup_twice"} {
-		if registered(name) {
+		if registered(n.job(name)) {
 			t.Errorf("job %s of a plugin that failed is registered", name)
 		}
 	}
 	if def, _ := Lookup("daily_rollup"); def == nil || def.Spec().Input.Table != "events" {
 		t.Errorf("daily_rollup is now %v, want the built-in job", def)
 	}
-	if _, again := loadPlugin(path, initOnly(func() {})); again == nil || again.Error() != want {
+	if _, again := loadPlugin(path, initOnly(func() {})); again == nil || n.base(again.Error()) != want {
 		t.Errorf("second load = %v, want the first error", again)
 	}
 }
 
 func TestLoadPlugin_DuplicateOfPlugin(t *testing.T) {
 	t.Parallel()
+	n := newTestNames()
 	first := pluginFile(t, "first.so")
-	if _, err := loadPlugin(first, initOnly(func() { Register(countJob("plugin_test_shared")) })); err != nil {
+	if _, err := loadPlugin(first, initOnly(func() { Register(countJob(n.job("plugin_test_shared"))) })); err != nil {
 		t.Fatal(err)
 	}
 	second := pluginFile(t, "second.so")
-	_, err := loadPlugin(second, initOnly(func() { Register(countJob("plugin_test_shared")) }))
+	_, err := loadPlugin(second, initOnly(func() { Register(countJob(n.job("plugin_test_shared"))) }))
 	want := "plugin " + second + `: job "plugin_test_shared" is already registered (by plugin ` + first + `); rename the plugin's job`
-	if err == nil || err.Error() != want {
+	if err == nil || n.base(err.Error()) != want {
 		t.Errorf("LoadPlugin = %v\nwant %s", err, want)
 	}
-	err = TryRegister(countJob("plugin_test_shared"))
+	err = TryRegister(countJob(n.job("plugin_test_shared")))
 	want = `jobs: job "plugin_test_shared" is already registered (by plugin ` + first + `)`
-	if err == nil || err.Error() != want {
+	if err == nil || n.base(err.Error()) != want {
 		t.Errorf("TryRegister = %v\nwant %s", err, want)
 	}
 }
@@ -132,16 +160,17 @@ func TestLoadPlugin_DuplicateOfPlugin(t *testing.T) {
 // itself loads.
 func TestLoadPlugin_TryRegister(t *testing.T) {
 	t.Parallel()
+	n := newTestNames()
 	var tryErr error
 	names, err := loadPlugin(pluginFile(t, "try.so"), initOnly(func() {
 		if tryErr = TryRegister(countJob("daily_rollup")); tryErr != nil {
-			Register(countJob("plugin_test_try_fallback"))
+			Register(countJob(n.job("plugin_test_try_fallback")))
 		}
 	}))
 	if want := `jobs: job "daily_rollup" is already registered (built into this binary); rename the plugin's job`; tryErr == nil || tryErr.Error() != want {
 		t.Errorf("TryRegister in the plugin = %v, want %s", tryErr, want)
 	}
-	if err != nil || !slices.Equal(names, []string{"plugin_test_try_fallback"}) {
+	if err != nil || !slices.Equal(n.bases(names), []string{"plugin_test_try_fallback"}) {
 		t.Errorf("LoadPlugin = %q, %v; want the fallback job", names, err)
 	}
 }
@@ -150,6 +179,7 @@ func TestLoadPlugin_TryRegister(t *testing.T) {
 // goroutine still panics on a duplicate, and its jobs are not the plugin's.
 func TestLoadPlugin_Concurrent(t *testing.T) {
 	t.Parallel()
+	n := newTestNames()
 	inInit, otherDone := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -158,7 +188,7 @@ func TestLoadPlugin_Concurrent(t *testing.T) {
 		defer wg.Done()
 		defer close(otherDone)
 		<-inInit
-		Register(countJob("plugin_test_other"))
+		Register(countJob(n.job("plugin_test_other")))
 		_ = List()
 		defer func() { panicked = recover() }()
 		Register(countJob("daily_rollup"))
@@ -166,16 +196,16 @@ func TestLoadPlugin_Concurrent(t *testing.T) {
 	names, err := loadPlugin(pluginFile(t, "slow.so"), initOnly(func() {
 		close(inInit)
 		<-otherDone
-		Register(countJob("plugin_test_slow"))
+		Register(countJob(n.job("plugin_test_slow")))
 	}))
 	wg.Wait()
-	if err != nil || !slices.Equal(names, []string{"plugin_test_slow"}) {
+	if err != nil || !slices.Equal(n.bases(names), []string{"plugin_test_slow"}) {
 		t.Errorf("LoadPlugin = %q, %v; want only the plugin's job", names, err)
 	}
 	if panicked == nil {
 		t.Error("a duplicate Register outside the plugin did not panic during a load")
 	}
-	if !registered("plugin_test_other") {
+	if !registered(n.job("plugin_test_other")) {
 		t.Error("a job registered outside the plugin during a load is missing")
 	}
 }
@@ -184,9 +214,10 @@ func TestLoadPlugin_Concurrent(t *testing.T) {
 // stack of the panic.
 func TestLoadPlugin_Panic(t *testing.T) {
 	t.Parallel()
+	n := newTestNames()
 	path := pluginFile(t, "panics.so")
 	_, err := loadPlugin(path, initOnly(func() {
-		Register(countJob("plugin_test_before_panic"))
+		Register(countJob(n.job("plugin_test_before_panic")))
 		panicInInit()
 	}))
 	pe := (*PluginError)(nil)
@@ -196,7 +227,7 @@ func TestLoadPlugin_Panic(t *testing.T) {
 	if lines := strings.Split(pe.Hint, "\n"); !strings.HasSuffix(lines[0], ".panicInInit(...)") || strings.Contains(pe.Hint, "runPluginInit") {
 		t.Errorf("Hint is not the stack from panicInInit to the init:\n%s", pe.Hint)
 	}
-	if registered("plugin_test_before_panic") {
+	if registered(n.job("plugin_test_before_panic")) {
 		t.Error("the job registered before the panic is registered")
 	}
 	t.Logf("%v", err)
@@ -216,11 +247,12 @@ func TestLoadPlugin_NoJobs(t *testing.T) {
 
 func TestLoadPlugin_FromPluginInit(t *testing.T) {
 	t.Parallel()
+	n := newTestNames()
 	inner := pluginFile(t, "inner.so")
 	var innerErr error
 	_, err := loadPlugin(pluginFile(t, "outer.so"), initOnly(func() {
 		_, innerErr = loadPlugin(inner, initOnly(func() {}))
-		Register(countJob("plugin_test_outer"))
+		Register(countJob(n.job("plugin_test_outer")))
 	}))
 	if err != nil {
 		t.Fatal(err)
