@@ -31,17 +31,18 @@ func countJob(name string) mapreduce.Job[string, int64] {
 
 func TestRegister_Duplicate(t *testing.T) {
 	t.Parallel()
-	Register(countJob("registry_test_dup"))
+	name := newTestNames().job("registry_test_dup")
+	Register(countJob(name))
 	defer func() {
 		r := recover()
 		if r == nil {
 			t.Fatal("registering a name twice did not panic")
 		}
-		if want := `jobs: job "registry_test_dup" is registered twice`; !strings.Contains(r.(error).Error(), want) {
+		if want := `jobs: job "` + name + `" is registered twice`; !strings.Contains(r.(error).Error(), want) {
 			t.Errorf("panic %q, want %q", r, want)
 		}
 	}()
-	Register(countJob("registry_test_dup"))
+	Register(countJob(name))
 }
 
 func TestTryRegister_Invalid(t *testing.T) {

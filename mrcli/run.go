@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"plugin"
 	"runtime/debug"
 	"strings"
 
@@ -54,7 +53,7 @@ URLs: postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or a PATH ending in .d
 			workdirFlag(),
 			&cli.BoolFlag{Name: "explain", Usage: "plan the run and print every partition with its estimated rows, without running it", DisableDefaultText: true},
 			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over", DisableDefaultText: true},
-			&cli.StringFlag{Name: "plugin", Usage: "Go plugin `FILE.so` whose init registers jobs"},
+			pluginFlag(),
 		},
 		Action: action(runJob),
 	}
@@ -90,10 +89,8 @@ type jobCommand struct {
 // replay), loading --plugin first so that its jobs can be named.
 func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, error) {
 	help := "mr " + name + " --help"
-	if path := c.String("plugin"); path != "" {
-		if _, err := plugin.Open(path); err != nil {
-			return jobCommand{}, usagef(help, "--plugin %s: %v", path, err)
-		}
+	if _, _, err := loadPlugin(c, help); err != nil {
+		return jobCommand{}, err
 	}
 	switch {
 	case len(args) == 0:
