@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mrengine/mr/internal/runtest"
@@ -90,5 +92,61 @@ func TestReplay_NotFinished(t *testing.T) {
 	_, err := mapreduce.Replay(context.Background(), sumJob(t), &memSource{rows: randomRows(1, 100, 10, 0), read: map[int64]int{}}, newMemSink(), cfg)
 	if !errors.Is(err, mapreduce.ErrNotFinished) {
 		t.Errorf("replay of a run never started returned %v", err)
+	}
+}
+
+// failingApplySink fails the applies of replay generations after the first
+// n, as a crash in the middle of a replay's re-apply would.
+type failingApplySink struct {
+	*memSink
+	left atomic.Int64
+}
+
+func (s *failingApplySink) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
+	if strings.Contains(commit, ".replay") && s.left.Add(-1) < 0 {
+		return errCrash
+	}
+	return s.memSink.Apply(ctx, t, commit, bucket, rows)
+}
+
+// TestReplay_CrashWhileApplying: a replay that dies while re-applying its
+// buckets leaves the run unfinished; mr run says so instead of finishing
+// with the old values, and the next replay re-applies only what is left.
+func TestReplay_CrashWhileApplying(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(12, 10_000, 2_000, 0.01)
+	cfg := runtest.Config(t)
+	cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.MaxFailureRate = 4, 8, 1, 1
+	sink := &failingApplySink{memSink: newMemSink()}
+	if _, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); err != nil {
+		t.Fatal(err)
+	}
+	fixed := slices.Clone(rows)
+	for i, r := range fixed {
+		if r.kind == "poison" || r.kind == "panic" {
+			fixed[i].kind = "ok"
+		}
+	}
+	src := func() *memSource { return &memSource{rows: fixed, read: map[int64]int{}} }
+	sink.left.Store(1)
+	if _, err := mapreduce.Replay(context.Background(), sumJob(t), src(), sink, cfg); !errors.Is(err, errCrash) {
+		t.Fatalf("replay returned %v, want the simulated crash", err)
+	}
+	_, err := mapreduce.Run(context.Background(), sumJob(t), src(), sink, cfg)
+	if err == nil || !strings.Contains(err.Error(), "did not finish") || !strings.Contains(err.Error(), "mr dlq replay") {
+		t.Fatalf("mr run after a half-applied replay = %v, want an error saying to finish the replay", err)
+	}
+	sink.left.Store(1 << 40)
+	applied := sink.applied
+	res, err := mapreduce.Replay(context.Background(), sumJob(t), src(), sink, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Letters != 0 || res.Buckets == 0 || res.Buckets != sink.applied-applied || res.Buckets >= cfg.Buckets {
+		t.Errorf("the finishing replay: %+v, %d applies; want no letters and only the buckets left", res, sink.applied-applied)
+	}
+	checkTable(t, sink.table, truth(fixed))
+	if _, err := mapreduce.Run(context.Background(), sumJob(t), src(), sink, cfg); err != nil {
+		t.Errorf("mr run after the replay finished: %v", err)
 	}
 }

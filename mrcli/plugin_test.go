@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mrengine/mr/internal/eventgen"
+	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/jobs"
 )
 
@@ -52,7 +53,7 @@ func TestPlugin(t *testing.T) {
 		if r.code != ExitOK || r.stderr != "" {
 			t.Fatalf("exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
 		}
-		checkGolden(t, "plugin/jobs.golden", golden(r.stdout))
+		runtest.CheckGolden(t, "plugin/jobs.golden", golden(r.stdout))
 	})
 
 	t.Run("Run", func(t *testing.T) {
@@ -100,7 +101,7 @@ func TestPlugin(t *testing.T) {
 		if r.code != ExitUsage || strings.Contains(r.stderr, "panic") {
 			t.Fatalf("exit %d, want %d and no panic; stderr:\n%s", r.code, ExitUsage, r.stderr)
 		}
-		checkGolden(t, "plugin/duplicate.golden", golden(r.stderr))
+		runtest.CheckGolden(t, "plugin/duplicate.golden", golden(r.stderr))
 	})
 
 	// The plugin was built with other flags for package jobs.
@@ -110,7 +111,7 @@ func TestPlugin(t *testing.T) {
 		if r.code != ExitUsage {
 			t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, ExitUsage, r.stderr)
 		}
-		checkGolden(t, "plugin/mismatch.golden", golden(r.stderr))
+		runtest.CheckGolden(t, "plugin/mismatch.golden", golden(r.stderr))
 	})
 }
 
