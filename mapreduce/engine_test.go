@@ -569,7 +569,7 @@ func TestRun_DLQChangedOutside(t *testing.T) {
 	t.Parallel()
 	rows := randomRows(9, 4_000, 50, 0.05)
 	cfg := runtest.Config(t)
-	cfg.Partitions, cfg.Workers, cfg.ChunkSize, cfg.MaxFailureRate = 1, 1, 100, 1
+	cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize, cfg.MaxFailureRate = 1, 2, 1, 100, 1
 	cfg.CheckpointInterval = time.Nanosecond
 	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, newMemSink(), cfg)
 	if err != nil || s.Failed == 0 {

@@ -190,7 +190,7 @@ func typedKeyText(vals []any) string {
 
 func TestRun_EveryFieldType(t *testing.T) {
 	t.Parallel()
-	rows := randomRows(11, 30_000, 4_000, 0)
+	rows := randomRows(11, 12_000, 2_000, 0)
 	want := map[string][]any{}
 	for _, r := range rows {
 		k, v := typedPair(r.id, r.group, r.amount)

@@ -51,7 +51,10 @@ type crashBundle struct {
 func setupCrash(t *testing.T, rows int64) *crashBundle {
 	t.Helper()
 	b := setupDemo(t)
-	if err := eventgen.SeedSQLite(context.Background(), b.db, demoEvents(rows)); err != nil {
+	// One poison payload in 500, so that every partition has dead letters
+	// whose exactly-once the crashes put to the test.
+	gen := eventgen.Config{Rows: rows, Seed: 1, PoisonRate: 0.002, GapEvery: 100}
+	if err := eventgen.SeedSQLite(context.Background(), b.db, gen); err != nil {
 		t.Fatal(err)
 	}
 	return &crashBundle{demoBundle: b, args: []string{"run", "daily_rollup", "--source", b.db, "--workdir", b.workdir,
@@ -89,7 +92,7 @@ func TestCrash_Points(t *testing.T) {
 	} {
 		t.Run(point, func(t *testing.T) {
 			t.Parallel()
-			b := setupCrash(t, 20_000)
+			b := setupCrash(t, 10_000)
 			out, err := mrCommand(t, []string{crashpoint.Env + "=" + point}, b.args...).CombinedOutput()
 			if !killed(err) {
 				t.Fatalf("mr was not killed at %s: %v\n%s", point, err, out)
@@ -107,7 +110,7 @@ func TestCrash_Points(t *testing.T) {
 // replays the same kill times.
 func TestCrash_KillAtRandom(t *testing.T) {
 	t.Parallel()
-	b := setupCrash(t, 60_000)
+	b := setupCrash(t, 30_000)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("MR_CRASH_SEED"); s != "" {
 		var err error

@@ -130,9 +130,9 @@ func (b *demoBundle) deadLetterIDs(t *testing.T, run string) []int64 {
 
 func TestDemo_GroundTruth(t *testing.T) {
 	t.Parallel()
-	const rows = 20_000
-	b := setupDemo(t)
-	r := b.demo(t, rows)
+	const rows = 20_000 // finishedRun's
+	b, _, _ := finishedRun(t)
+	r := finished.demo
 	for _, want := range []string{"seeded 20000 events", "(new)", "20000/20000 items", "daily_rollup: ", "account_id"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)

@@ -24,7 +24,7 @@ import (
 func TestDLQ_Replay(t *testing.T) {
 	t.Parallel()
 	b := &crashBundle{demoBundle: setupDemo(t)}
-	gen := eventgen.Config{Rows: 20_000, Seed: 11, PoisonRate: 0.002, NullPayloadRate: 0.001, GapEvery: 50}
+	gen := eventgen.Config{Rows: 8_000, Seed: 11, PoisonRate: 0.004, NullPayloadRate: 0.002, GapEvery: 50}
 	if err := eventgen.SeedSQLite(context.Background(), b.db, gen); err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func TestRun_Interrupted(t *testing.T) {
 		t.Run(phase, func(t *testing.T) {
 			t.Parallel()
 			b := setupDemo(t)
-			if err := eventgen.SeedSQLite(context.Background(), b.db, demoEvents(20_000)); err != nil {
+			if err := eventgen.SeedSQLite(context.Background(), b.db, demoEvents(6_000)); err != nil {
 				t.Fatal(err)
 			}
 			args := []string{"mr", "run", "daily_rollup", "--source", b.db, "--workdir", b.workdir, "--workers", "2"}
@@ -141,7 +141,7 @@ func TestRun_Interrupted(t *testing.T) {
 			}
 
 			r := runMR(t, args[1:]...)
-			if r.code != ExitOK || !strings.Contains(r.stdout, "(resumed") || !strings.Contains(r.stdout, "20000/20000 items") {
+			if r.code != ExitOK || !strings.Contains(r.stdout, "(resumed") || !strings.Contains(r.stdout, "6000/6000 items") {
 				t.Fatalf("resumed run: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 			}
 			if n := b.count(t, eventgen.SQLiteTruth+` EXCEPT `+output); n != 0 {

@@ -3,6 +3,7 @@ package mrcli
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ var finished struct {
 	dir    string
 	bundle *demoBundle
 	run    string
+	demo   result // what mr demo printed
 	err    error
 }
 
@@ -41,7 +43,9 @@ func finishedRun(t *testing.T) (b *demoBundle, run string, mask func(string) str
 			finished.err = fmt.Errorf("mr demo: exit %d, stderr:\n%s", code, errOut.String())
 			return
 		}
+		b.sql, finished.err = sql.Open("sqlite", b.db) // opened here: the tests share it
 		finished.bundle = b
+		finished.demo = result{stdout: out.String(), stderr: errOut.String()}
 		_, rest, _ := strings.Cut(out.String(), "\nrun ")
 		finished.run = strings.Fields(rest)[0]
 	})
