@@ -13,6 +13,9 @@ import (
 // in [Range.Lo, Next) are never read again, and shuffle and dead-letter
 // files it does not name are garbage.
 type Checkpoint struct {
+	// Commit is the plan's (see Store): a checkpoint of another plan does
+	// not count.
+	Commit    string          `json:"commit"`
 	Partition int             `json:"partition"`
 	Range     partition.Range `json:"range"`
 	// Next is the lowest cursor value not yet committed.
@@ -24,7 +27,7 @@ type Checkpoint struct {
 	Files []shuffle.File `json:"files"`
 	// DeadLetters are the partition's dead-letter files, one per commit
 	// that had failed rows, in order.
-	DeadLetters []DLQFile `json:"dead_letters"`
+	DeadLetters []DeadLetterFile `json:"dead_letters"`
 
 	Rows   int64 `json:"rows"`   // rows read and committed
 	Failed int64 `json:"failed"` // of which sent to the DLQ
@@ -34,6 +37,9 @@ type Checkpoint struct {
 	Updated time.Time `json:"updated"`
 }
 
-func newCheckpoint(part int, r partition.Range) *Checkpoint {
-	return &Checkpoint{Partition: part, Range: r, Next: r.Lo}
+// newCheckpoint is the checkpoint of partition part of p before its first
+// commit.
+func newCheckpoint(p *Plan, part int) *Checkpoint {
+	r := p.Partitions[part].Range
+	return &Checkpoint{Commit: p.Commit, Partition: part, Range: r, Next: r.Lo}
 }

@@ -127,3 +127,11 @@ func (c Config) logger() *slog.Logger {
 	}
 	return c.Logger
 }
+
+// storeName names where cfg keeps run state, for messages.
+func storeName(c Config) string {
+	if c.Store == nil {
+		return c.Workdir
+	}
+	return fmt.Sprintf("%T", c.Store)
+}

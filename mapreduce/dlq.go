@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -26,13 +28,13 @@ type DeadLetter struct {
 	Time      time.Time      `json:"time"`
 }
 
-// DLQFile is a committed dead-letter file: the letters of one commit of
+// DeadLetterFile is a committed dead-letter file: the letters of one commit of
 // one partition, one JSON object per line, in blob storage at Key (see
 // dlqKey). A partition's dead-letter queue is the sequence of files its
 // checkpoint names; the size and checksum pin each file's contents, so a
 // file changed or lost since its commit is an error, never silently
 // fewer letters.
-type DLQFile struct {
+type DeadLetterFile struct {
 	Key      string `json:"key"`
 	Size     int64  `json:"size"`
 	Letters  int    `json:"letters"`
@@ -60,20 +62,23 @@ const dlqPrefix = "dlq/"
 // file.
 type dlqWriter struct {
 	blobs *blobs.Bucket
-	w     *blobs.Writer
-	buf   *bufio.Writer
-	file  DLQFile
-	hash  *xxhash.Digest
+	// key names the file of the letters since the last commit; the owner
+	// sets it before the first of them.
+	key  string
+	w    *blobs.Writer
+	buf  *bufio.Writer
+	file DeadLetterFile
+	hash *xxhash.Digest
 }
 
 // append writes l to the file named key (created on the first letter).
-func (d *dlqWriter) append(ctx context.Context, key string, l *DeadLetter) error {
+func (d *dlqWriter) append(ctx context.Context, l *DeadLetter) error {
 	if d.w == nil {
-		w, err := d.blobs.NewWriter(ctx, key)
+		w, err := d.blobs.NewWriter(ctx, d.key)
 		if err != nil {
 			return err
 		}
-		d.w, d.file, d.hash = w, DLQFile{Key: key}, xxhash.New()
+		d.w, d.file, d.hash = w, DeadLetterFile{Key: d.key}, xxhash.New()
 		d.buf = bufio.NewWriter(w)
 	}
 	data, err := json.Marshal(l)
@@ -93,8 +98,10 @@ func (d *dlqWriter) append(ctx context.Context, key string, l *DeadLetter) error
 }
 
 // commit makes the letters appended since the last commit durable and
-// returns their file, or nil if there were none.
-func (d *dlqWriter) commit() (*DLQFile, error) {
+// returns their file, or nil if there were none; the next letter needs a
+// new key.
+func (d *dlqWriter) commit() (*DeadLetterFile, error) {
+	d.key = ""
 	if d.w == nil {
 		return nil, nil
 	}
@@ -120,10 +127,13 @@ func (d *dlqWriter) abort() {
 
 // readDLQFiles reads the letters of files, in order, checking each file
 // against its recorded size and checksum.
-func readDLQFiles(ctx context.Context, b *blobs.Bucket, files []DLQFile) ([]DeadLetter, error) {
+func readDLQFiles(ctx context.Context, b *blobs.Bucket, files []DeadLetterFile) ([]DeadLetter, error) {
 	var letters []DeadLetter
 	for _, f := range files {
 		data, err := b.ReadAll(ctx, f.Key)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %w: the checkpoint names it, with %d letters; it was removed outside mr: start over with --fresh", ErrDamaged, err, f.Letters)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("dead letters %s: %w", f.Key, err)
 		}

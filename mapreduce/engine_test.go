@@ -490,6 +490,14 @@ func TestRun_CrashBetweenSpillAndCheckpoint(t *testing.T) {
 	if len(found) != committed {
 		t.Errorf("shuffle holds %d files, checkpoints name %d", len(found), committed)
 	}
+	var letters int
+	for part := range s.Partitions {
+		cp, _ := store.LoadCheckpoint(context.Background(), s.RunID, part)
+		letters += len(cp.DeadLetters)
+	}
+	if found, _ := filepath.Glob(filepath.Join(cfg.Workdir, s.RunID, "dlq", "*")); len(found) != letters {
+		t.Errorf("dlq holds %d files, checkpoints name %d", len(found), letters)
+	}
 }
 
 func TestRun_RerunIsIdempotent(t *testing.T) {
@@ -585,5 +593,45 @@ func TestRun_DLQChangedOutside(t *testing.T) {
 	_, err = mapreduce.DeadLetters(context.Background(), cfg, s.RunID, mapreduce.DeadLetterFilter{})
 	if !errors.Is(err, mapreduce.ErrDamaged) || !strings.Contains(err.Error(), "it was changed outside mr") {
 		t.Errorf("reading a cut dead-letter file = %v, want ErrDamaged saying so", err)
+	}
+}
+
+// TestOpen_OtherFormat: run state written by an mr that kept it another
+// way is refused before anything of it is touched, not misread.
+func TestOpen_OtherFormat(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(14, 2_000, 50, 0.02)
+	cfg := runtest.Config(t)
+	cfg.MaxFailureRate = 1
+	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, newMemSink(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfg.Workdir, s.RunID, "plan.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(data), `"format": 1`, `"format": 0`, 1)
+	if old == string(data) {
+		t.Fatal("plan.json has no format field to change")
+	}
+	if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := filepath.Glob(filepath.Join(cfg.Workdir, s.RunID, "*", "*"))
+	_, err = mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, newMemSink(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "planned by another version of mr") || !strings.Contains(err.Error(), "--fresh") {
+		t.Errorf("resuming state of another format = %v, want an error saying so", err)
+	}
+	if after, _ := filepath.Glob(filepath.Join(cfg.Workdir, s.RunID, "*", "*")); !slices.Equal(before, after) {
+		t.Errorf("the refused run removed files: %d before, %d after", len(before), len(after))
+	}
+	if _, err := mapreduce.Inspect(context.Background(), cfg, s.RunID); err == nil {
+		t.Error("Inspect read state of another format")
+	}
+	cfg.Fresh = true
+	if _, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, newMemSink(), cfg); err != nil {
+		t.Errorf("--fresh over state of another format: %v", err)
 	}
 }

@@ -71,3 +71,7 @@ var ErrDamaged = errors.New("run state damaged")
 // ErrNoRun is wrapped by the errors of Inspect and DeadLetters for a run
 // that has no plan.
 var ErrNoRun = errors.New("no such run")
+
+// ErrNoPartition is wrapped by the error of DeadLetters for a partition
+// the run does not have.
+var ErrNoPartition = errors.New("no such partition")

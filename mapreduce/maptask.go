@@ -124,7 +124,10 @@ func (t *mapTask) mapRow(ctx context.Context, row Row) error {
 	t.failed++
 	var panicked *PanicError
 	errors.As(err, &panicked)
-	return t.dlq.append(ctx, dlqKey(t.r.plan.RunID, t.cp.Partition, t.cp.Seq+1, t.r.attempt), &DeadLetter{
+	if t.dlq.key == "" { // the first letter since the last commit
+		t.dlq.key = dlqKey(t.r.plan.RunID, t.cp.Partition, t.cp.Seq+1, t.r.attempt)
+	}
+	return t.dlq.append(ctx, &DeadLetter{
 		Job:       t.r.spec.Name,
 		Run:       t.r.plan.RunID,
 		Partition: t.cp.Partition,

@@ -17,6 +17,10 @@ import (
 // read back by every resume, so that partitions and buckets never change
 // under committed work.
 type Plan struct {
+	// Format is the version of the run state's layout that wrote the plan
+	// (stateFormat): a run planned by an mr that kept its state another way
+	// is not resumed, rather than misread.
+	Format int `json:"format"`
 	// RunID names the run: the job name and a hash of everything that
 	// shapes the result, so the same command resumes the same run.
 	RunID string `json:"run_id"`
@@ -36,6 +40,20 @@ type Plan struct {
 	Seed uint64 `json:"seed"`
 	// Rows is the source's row count (or estimate) when the plan was made.
 	Rows int64 `json:"rows"`
+}
+
+// stateFormat is the version of the run state's layout. Version 0 (no
+// format field) kept a partition's dead letters in one appended file and
+// named shuffle files by path.
+const stateFormat = 1
+
+// checkFormat reports a plan that this mr cannot resume.
+func (p *Plan) checkFormat() error {
+	if p.Format == stateFormat {
+		return nil
+	}
+	return fmt.Errorf("run %s was planned by another version of mr, which keeps run state in format %d (this mr reads format %d): "+
+		"finish it with that version, or start over with --fresh", p.RunID, p.Format, stateFormat)
 }
 
 // runID derives a stable run id from what shapes a run's result.
@@ -58,6 +76,7 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	var nonce [4]byte
 	rand.Read(nonce[:])
 	p := &Plan{
+		Format:      stateFormat,
 		RunID:       id,
 		Commit:      id + "." + hex.EncodeToString(nonce[:]),
 		Job:         spec.Name,

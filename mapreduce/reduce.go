@@ -9,7 +9,6 @@ import (
 
 	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/shuffle"
-	"github.com/mrengine/mr/spill"
 )
 
 // Grace hash aggregation: a bucket whose keys outgrow the memory budget is
@@ -39,7 +38,7 @@ func (r *Runner) reduceBucket(ctx context.Context, commit string, b int, files [
 	crashpoint.Hit(crashpoint.BucketApplied)
 	r.groups.Add(rows.n)
 	r.progress.Add(PhaseReduce, 1)
-	return r.store.MarkBucketDone(ctx, r.plan.RunID, b)
+	return r.store.MarkBucketDone(ctx, r.plan.RunID, r.plan.Commit, b)
 }
 
 // part is a set of shuffle files to reduce together; level counts the
@@ -63,6 +62,7 @@ type bucketRows struct {
 	err        error
 	n          int64          // rows yielded
 	regrouped  []shuffle.File // sub-part files written, removed at the end
+	flushes    int            // of sub-parts, to name their files
 }
 
 func (br *bucketRows) Next() bool {
@@ -92,8 +92,12 @@ func (br *bucketRows) load(p part) error {
 	var (
 		w   *shuffle.Writer
 		sub = make([][]shuffle.File, fanout)
-		n   int // flushes, to name the files
 	)
+	defer func() {
+		if w != nil {
+			w.Release()
+		}
+	}()
 	flush := func() error {
 		if w == nil {
 			if p.level >= maxLevels {
@@ -102,9 +106,9 @@ func (br *bucketRows) load(p part) error {
 			w = shuffle.NewWriter(br.r.schema, fanout, br.r.plan.Seed+uint64(p.level)+1, memory.NewGoAllocator())
 		}
 		br.comb.spill(w)
-		n++
+		br.flushes++
 		files, err := w.Flush(br.ctx, br.r.blobs, func(s int) string {
-			return shuffle.RegroupKey(br.r.plan.RunID, br.bucket, p.level+1, s, n, br.r.attempt)
+			return shuffle.RegroupKey(br.r.plan.RunID, br.bucket, p.level+1, s, br.flushes, br.r.attempt)
 		})
 		for _, f := range files {
 			sub[f.Bucket] = append(sub[f.Bucket], f)
@@ -113,13 +117,15 @@ func (br *bucketRows) load(p part) error {
 		br.maxEntries = br.r.maxEntries(br.comb)
 		return err
 	}
+	// Records decode under spill's default bound: a file whose checksum
+	// matched was written by mr, under whatever --memory its run had then.
 	err := shuffle.Read(br.ctx, br.r.blobs, p.files, func(rec arrow.RecordBatch) error {
 		br.comb.add(rec)
 		if br.comb.len() >= br.maxEntries {
 			return flush()
 		}
 		return nil
-	}, spill.WithMaxRecordSize(br.r.cfg.Memory))
+	})
 	if err != nil {
 		return err
 	}
@@ -127,7 +133,6 @@ func (br *bucketRows) load(p part) error {
 		br.cur = br.comb.rows()
 		return nil
 	}
-	defer w.Release()
 	if err := flush(); err != nil {
 		return err
 	}
@@ -140,9 +145,11 @@ func (br *bucketRows) load(p part) error {
 }
 
 // removeRegrouped deletes the sub-part files of the bucket: they live only
-// while it is reduced. A file left by a crash is removed by the next Open.
+// while it is reduced, also when the reduce failed (and its context ended).
+// A file left by a crash is removed by the next Open.
 func (br *bucketRows) removeRegrouped() {
+	ctx := context.WithoutCancel(br.ctx)
 	for _, f := range br.regrouped {
-		br.r.blobs.Delete(br.ctx, f.Key)
+		br.r.blobs.Delete(ctx, f.Key)
 	}
 }

@@ -105,8 +105,10 @@ func Replay(ctx context.Context, def Definition, src Source, sink Sink, cfg Conf
 //     checkpoint is saved naming it instead of the old ones, with the new
 //     Failed count. A crash between two partitions leaves old files whose
 //     resolved letters do not count; the next replay rewrites them.
-//  4. Each bucket that a generation wrote files for is reduced again from
-//     all committed files and applied under that generation's commit key
+//  4. The buckets of the run that its own reduce phase did not apply yet
+//     (a run that stopped there) are applied under Plan.Commit. Then each
+//     bucket that a generation wrote files for is reduced again from all
+//     committed files and applied under that generation's commit key
 //     (Plan.Commit + ".replay<g>"): the sink upserts each key's full
 //     aggregate, which is exact. Buckets no replay touched are not
 //     re-applied. Buckets already applied under their key are skipped, so
@@ -116,7 +118,7 @@ func Replay(ctx context.Context, def Definition, src Source, sink Sink, cfg Conf
 // nothing that was already applied, so replaying twice is harmless.
 func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	res := ReplayResult{RunID: r.plan.RunID}
-	for part, cp := range r.cps {
+	for part, cp := range r.checkpoints {
 		if cp == nil || !cp.Done {
 			return res, fmt.Errorf("run %s: %w (partition %d is not mapped yet)", r.plan.RunID, ErrNotFinished, part)
 		}
@@ -129,20 +131,19 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 
 	// Re-map the letters still in force.
 	comb := r.def.newCombiner()
-	st := &runState{plan: r.plan, checkpoints: r.cps, replay: r.replay}
 	var (
 		newCursors []int64
-		remaining  = make([][]DeadLetter, len(r.cps))
-		changed    = make([]bool, len(r.cps))
+		remaining  = make([][]DeadLetter, len(r.checkpoints))
+		changed    = make([]bool, len(r.checkpoints))
 		batch      = NewBatch(r.in.Columns)
 	)
-	for part, cp := range r.cps {
+	for part, cp := range r.checkpoints {
 		letters, err := readDLQFiles(ctx, r.blobs, cp.DeadLetters)
 		if err != nil {
 			return res, fmt.Errorf("partition %d of %s: %w", part, r.plan.RunID, err)
 		}
 		for _, l := range letters {
-			if st.resolved(l.Cursor) {
+			if r.resolved(l.Cursor) {
 				changed[part] = true // left by a replay that crashed in step 3
 				continue
 			}
@@ -207,16 +208,16 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	}
 
 	// Step 3: the dead letters and checkpoints of the partitions that changed.
-	for part, cp := range r.cps {
+	for part, cp := range r.checkpoints {
 		if !changed[part] {
 			continue
 		}
 		next := *cp
 		next.DeadLetters = nil
 		if len(remaining[part]) > 0 {
-			d := dlqWriter{blobs: r.blobs}
+			d := dlqWriter{blobs: r.blobs, key: replayDLQKey(r.plan.RunID, part, m.Generation, r.attempt)}
 			for i := range remaining[part] {
-				if err := d.append(ctx, replayDLQKey(r.plan.RunID, part, m.Generation, r.attempt), &remaining[part][i]); err != nil {
+				if err := d.append(ctx, &remaining[part][i]); err != nil {
 					d.abort()
 					return res, fmt.Errorf("rewrite dead letters of partition %d: %w", part, err)
 				}
@@ -226,7 +227,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 				d.abort()
 				return res, fmt.Errorf("rewrite dead letters of partition %d: %w", part, err)
 			}
-			next.DeadLetters = []DLQFile{*f}
+			next.DeadLetters = []DeadLetterFile{*f}
 		}
 		next.Failed = int64(len(remaining[part]))
 		next.Updated = time.Now().UTC()
@@ -236,7 +237,14 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 		*cp = next
 	}
 
-	// Step 4: re-apply the buckets the replays touched.
+	// Step 4: finish the run's own reduce, then re-apply the buckets the
+	// replays touched.
+	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
+		return res, err
+	}
+	if err := r.reducePhase(ctx, r.plan.Commit, nil); err != nil {
+		return res, err
+	}
 	n, err := r.applyReplay(ctx)
 	res.Buckets = n
 	return res, err
@@ -248,9 +256,6 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 func (r *Runner) applyReplay(ctx context.Context) (int, error) {
 	pending, err := r.unappliedReplay(ctx)
 	if err != nil || len(pending) == 0 {
-		return 0, err
-	}
-	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return 0, err
 	}
 	byGen := map[int][]int{}

@@ -150,3 +150,37 @@ func TestReplay_CrashWhileApplying(t *testing.T) {
 		t.Errorf("mr run after the replay finished: %v", err)
 	}
 }
+
+// bucketFailingSink fails every Apply of one bucket under the plan's own
+// commit key, as a reduce phase that stopped before it would.
+type bucketFailingSink struct {
+	*memSink
+	bucket int
+	fail   atomic.Bool
+}
+
+func (s *bucketFailingSink) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
+	if s.fail.Load() && bucket == s.bucket && !strings.Contains(commit, ".replay") {
+		return errCrash
+	}
+	return s.memSink.Apply(ctx, t, commit, bucket, rows)
+}
+
+// TestReplay_ReduceNotFinished: a replay of a run whose reduce phase
+// stopped applies the buckets the run left, not only those it touched.
+func TestReplay_ReduceNotFinished(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(13, 5_000, 300, 0.01)
+	cfg := runtest.Config(t)
+	cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.MaxFailureRate = 3, 6, 2, 1
+	sink := &bucketFailingSink{memSink: newMemSink(), bucket: 2}
+	sink.fail.Store(true)
+	if _, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); !errors.Is(err, errCrash) {
+		t.Fatalf("run = %v, want the failed bucket", err)
+	}
+	sink.fail.Store(false)
+	if _, err := mapreduce.Replay(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, sink.table, truth(rows))
+}

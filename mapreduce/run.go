@@ -43,13 +43,11 @@ type Runner struct {
 	log      *slog.Logger
 	progress Progress
 
-	plan    *Plan
+	// runState holds the plan, the checkpoints (loaded at Open; each map
+	// task owns and advances its own) and the replay manifest.
+	*runState
 	resumed bool
-	// cps are the partitions' checkpoints (nil where none yet), loaded at
-	// Open; each map task owns and advances its own.
-	cps    []*Checkpoint
-	replay *ReplayManifest // nil if the run was never replayed
-	mapped bool            // every partition is done: the row count is exact
+	mapped  bool // every partition is done: the row count is exact
 
 	unlock  func() error  // releases the run's lock
 	blobs   *blobs.Bucket // holds shuffle files and dead letters, keys prefixed by the run id
@@ -112,10 +110,11 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	if r.blobs, err = openBlobs(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if err := r.loadPlan(ctx, id); err != nil {
+	plan, err := r.loadPlan(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	if err := r.loadState(ctx); err != nil {
+	if err := r.loadState(ctx, plan); err != nil {
 		return nil, err
 	}
 	var a [3]byte
@@ -132,41 +131,44 @@ func openBlobs(ctx context.Context, cfg Config) (*blobs.Bucket, error) {
 	return blobs.OpenDir(cfg.Workdir)
 }
 
-// loadPlan loads the run's plan, or makes and saves a new one, which drops
-// the state of an old one (see Store.SavePlan).
-func (r *Runner) loadPlan(ctx context.Context, id string) error {
+// loadPlan loads the run's plan, or makes and saves a new one, which voids
+// the state of an old one (see Store).
+func (r *Runner) loadPlan(ctx context.Context, id string) (*Plan, error) {
 	plan, err := r.store.LoadPlan(ctx, id)
 	switch {
 	case err == nil && !r.cfg.Fresh:
+		if err := plan.checkFormat(); err != nil {
+			return nil, err
+		}
 		r.resumed = true
 		r.log.Info("resuming run", "run", id, "created", plan.Created)
 	case err == nil || errors.Is(err, fs.ErrNotExist):
 		if plan, err = newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg); err != nil {
-			return err
+			return nil, err
 		}
 		if err := r.store.SavePlan(ctx, plan); err != nil {
-			return fmt.Errorf("save plan of %s: %w", id, err)
+			return nil, fmt.Errorf("save plan of %s: %w", id, err)
 		}
 		r.log.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
 	default:
-		return fmt.Errorf("load plan of %s: %w", id, err)
+		return nil, fmt.Errorf("load plan of %s: %w", id, err)
 	}
-	r.plan = plan
-	return nil
+	return plan, nil
 }
 
 // loadState loads the checkpoints and the replay manifest, then removes
 // the blobs that none of them names: left by attempts that died before
 // their commit, or by an earlier plan. Listing storage is fine here;
 // finding inputs never does, it reads the manifests.
-func (r *Runner) loadState(ctx context.Context) error {
-	st, err := loadRunState(ctx, r.store, r.plan)
+func (r *Runner) loadState(ctx context.Context, plan *Plan) (err error) {
+	if r.runState, err = loadRunState(ctx, r.store, plan); err != nil {
+		return err
+	}
+	keep, err := r.committedKeys()
 	if err != nil {
 		return err
 	}
-	r.cps, r.replay = st.checkpoints, st.replay
-	keep := st.committedKeys()
-	for _, prefix := range append(shuffle.Prefixes, dlqPrefix) {
+	for _, prefix := range blobPrefixes() {
 		keys, err := r.blobs.List(ctx, r.plan.RunID+"/"+prefix)
 		if err != nil {
 			return fmt.Errorf("list %s of %s: %w", prefix, r.plan.RunID, err)
@@ -232,9 +234,9 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 
 // mapPhase runs one map task per partition on a pool of cfg.Workers.
 func (r *Runner) mapPhase(ctx context.Context) error {
-	for part, cp := range r.cps {
+	for part, cp := range r.checkpoints {
 		if cp == nil {
-			r.cps[part] = newCheckpoint(part, r.plan.Partitions[part].Range)
+			r.checkpoints[part] = newCheckpoint(r.plan, part)
 			continue
 		}
 		r.resumedParts.Add(1)
@@ -247,7 +249,7 @@ func (r *Runner) mapPhase(ctx context.Context) error {
 	defer r.progress.Finish(PhaseMap)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Workers)
-	for _, cp := range r.cps {
+	for _, cp := range r.checkpoints {
 		if !cp.Done {
 			g.Go(func() error { return r.mapPartition(ctx, cp) })
 		}
@@ -283,7 +285,7 @@ func (r *Runner) reducePhase(ctx context.Context, commit string, buckets []int) 
 		if done[b] {
 			// The sink committed it but the marker may be missing (a crash
 			// between the two): the sink is the truth.
-			if err := r.store.MarkBucketDone(ctx, r.plan.RunID, b); err != nil {
+			if err := r.store.MarkBucketDone(ctx, r.plan.RunID, r.plan.Commit, b); err != nil {
 				return err
 			}
 			continue

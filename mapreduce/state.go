@@ -26,18 +26,23 @@ type RunInfo struct {
 	BucketsDone []int
 	// Replay is the replay manifest, nil if the run was never replayed.
 	Replay *ReplayManifest
+
+	cfg Config // that found the run: where its dead letters are
 }
 
-// Run states, as RunInfo.State names them.
+// RunState names how far a run got.
+type RunState string
+
+// The states of a run, as RunInfo.State tells them.
 const (
-	StatePlanned  = "planned"  // no partition has committed yet
-	StateMapping  = "mapping"  // some partitions are still to be mapped
-	StateReducing = "reducing" // every partition is mapped, some buckets are not applied
-	StateDone     = "done"     // every bucket is applied
+	StatePlanned  RunState = "planned"  // no partition has committed yet
+	StateMapping  RunState = "mapping"  // some partitions are still to be mapped
+	StateReducing RunState = "reducing" // every partition is mapped, some buckets are not applied
+	StateDone     RunState = "done"     // every bucket is applied
 )
 
-// State names how far the run got.
-func (ri *RunInfo) State() string {
+// State tells how far the run got.
+func (ri *RunInfo) State() RunState {
 	switch done := ri.PartitionsDone(); {
 	case done == len(ri.Checkpoints) && len(ri.BucketsDone) == ri.Plan.Buckets:
 		return StateDone
@@ -98,20 +103,23 @@ func Inspect(ctx context.Context, cfg Config, run string) (*RunInfo, error) {
 	store := cfg.store()
 	plan, err := store.LoadPlan(ctx, run)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w %q in %s", ErrNoRun, run, cfg.Workdir)
+		return nil, fmt.Errorf("%w %q in %s", ErrNoRun, run, storeName(cfg))
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := plan.checkFormat(); err != nil {
 		return nil, err
 	}
 	st, err := loadRunState(ctx, store, plan)
 	if err != nil {
 		return nil, err
 	}
-	done, err := store.BucketsDone(ctx, run)
+	done, err := store.BucketsDone(ctx, run, plan.Commit)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", run, err)
 	}
-	return &RunInfo{Plan: plan, Checkpoints: st.checkpoints, BucketsDone: done, Replay: st.replay}, nil
+	return &RunInfo{Plan: plan, Checkpoints: st.checkpoints, BucketsDone: done, Replay: st.replay, cfg: cfg}, nil
 }
 
 // DeadLetterFilter chooses dead letters.
@@ -121,22 +129,29 @@ type DeadLetterFilter struct {
 	Partitions []int
 }
 
-// DeadLetters returns the dead letters of run that count: those the
-// partitions' checkpoints committed, without the ones a replay resolved,
-// in partition and cursor order. Each dead-letter file is checked against
-// its recorded size and checksum first: a file changed or lost outside mr
-// is an error wrapping ErrDamaged, never fewer letters.
+// DeadLetters returns the dead letters of run that count: see
+// RunInfo.DeadLetters.
 func DeadLetters(ctx context.Context, cfg Config, run string, filter DeadLetterFilter) ([]DeadLetter, error) {
 	ri, err := Inspect(ctx, cfg, run)
 	if err != nil {
 		return nil, err
 	}
+	return ri.DeadLetters(ctx, filter)
+}
+
+// DeadLetters returns the dead letters of the run that count: those the
+// partitions' checkpoints committed, without the ones a replay resolved,
+// in partition and cursor order. Each dead-letter file is checked against
+// its recorded size and checksum first: a file changed or lost outside mr
+// is an error wrapping ErrDamaged, never fewer letters. A partition the
+// run does not have is an error wrapping ErrNoPartition.
+func (ri *RunInfo) DeadLetters(ctx context.Context, filter DeadLetterFilter) ([]DeadLetter, error) {
 	for _, p := range filter.Partitions {
 		if p < 0 || p >= len(ri.Checkpoints) {
-			return nil, fmt.Errorf("run %s has partitions 0 to %d, not %d", run, len(ri.Checkpoints)-1, p)
+			return nil, fmt.Errorf("%w: run %s has partitions 0 to %d, not %d", ErrNoPartition, ri.Plan.RunID, len(ri.Checkpoints)-1, p)
 		}
 	}
-	b, err := openBlobs(ctx, cfg)
+	b, err := openBlobs(ctx, ri.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +186,9 @@ func loadRunState(ctx context.Context, store Store, plan *Plan) (*runState, erro
 		if err != nil {
 			return nil, fmt.Errorf("partition %d of %s: %w", part, plan.RunID, err)
 		}
-		st.checkpoints[part] = cp
+		if cp != nil && cp.Commit == plan.Commit { // else left by an earlier plan
+			st.checkpoints[part] = cp
+		}
 	}
 	m, err := store.LoadReplay(ctx, plan.RunID)
 	if err != nil {
@@ -184,27 +201,39 @@ func loadRunState(ctx context.Context, store Store, plan *Plan) (*runState, erro
 }
 
 // committedKeys returns the blob keys that the checkpoints and the replay
-// manifest name: every other blob of the run is garbage.
-func (st *runState) committedKeys() map[string]bool {
+// manifest name: every other blob of the run is garbage. A manifest entry
+// without a key is damage that no garbage collection may act on.
+func (st *runState) committedKeys() (map[string]bool, error) {
 	keep := map[string]bool{}
+	var keys []string
 	for _, cp := range st.checkpoints {
 		if cp == nil {
 			continue
 		}
 		for _, f := range cp.Files {
-			keep[f.Key] = true
+			keys = append(keys, f.Key)
 		}
 		for _, f := range cp.DeadLetters {
-			keep[f.Key] = true
+			keys = append(keys, f.Key)
 		}
 	}
 	if st.replay != nil {
 		for _, f := range st.replay.Files {
-			keep[f.Key] = true
+			keys = append(keys, f.Key)
 		}
 	}
-	return keep
+	for _, k := range keys {
+		if k == "" {
+			return nil, fmt.Errorf("%w: run %s names a file without a key: start over with --fresh", ErrDamaged, st.plan.RunID)
+		}
+		keep[k] = true
+	}
+	return keep, nil
 }
+
+// blobPrefixes are the key prefixes, after "<run>/", of every blob a run
+// writes: for garbage collection, which alone may list them.
+func blobPrefixes() []string { return append(slices.Clone(shuffle.Prefixes), dlqPrefix) }
 
 // committedFiles returns the committed shuffle files of each bucket: the
 // checkpoints' and the replay manifest's. Every partition must be mapped.
@@ -254,7 +283,3 @@ func (st *runState) deadLetters(ctx context.Context, b *blobs.Bucket, part int) 
 	return letters, nil
 }
 
-// committedFiles returns the committed shuffle files of each bucket.
-func (r *Runner) committedFiles() ([][]shuffle.File, error) {
-	return (&runState{plan: r.plan, checkpoints: r.cps, replay: r.replay}).committedFiles()
-}

@@ -9,12 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gofrs/flock"
+
+	"github.com/mrengine/mr/internal/blobs"
 )
 
 // Store keeps run state: the run lock, plans, partition checkpoints,
@@ -24,6 +25,11 @@ import (
 // workers) implements the same methods. Shuffle files and dead letters are
 // bytes, not state: they live in blob storage (Config.Blobs) and count
 // only once a checkpoint or manifest saved here names them.
+//
+// The plan is the root of a run's state: every checkpoint, done marker
+// and replay manifest names the Commit of the plan it belongs to, and one
+// that names another Commit does not count. So saving a new plan (a
+// --fresh run) voids the old state at once, whatever a crash leaves of it.
 type Store interface {
 	// Lock takes the run for this process until unlock is called, so that
 	// two processes never run one run at once; a run held by another
@@ -34,8 +40,7 @@ type Store interface {
 	// LoadPlan returns the run's plan, or an error wrapping fs.ErrNotExist
 	// when the run has none.
 	LoadPlan(ctx context.Context, run string) (*Plan, error)
-	// SavePlan writes a new plan, dropping the run's checkpoints, done
-	// markers and replay manifest: nothing of an earlier plan counts.
+	// SavePlan durably replaces the run's plan.
 	SavePlan(ctx context.Context, p *Plan) error
 	// LoadCheckpoint returns partition part's checkpoint, or nil if it
 	// has none.
@@ -43,11 +48,12 @@ type Store interface {
 	// SaveCheckpoint durably replaces a partition's checkpoint: the map
 	// side's commit point.
 	SaveCheckpoint(ctx context.Context, run string, cp *Checkpoint) error
-	// MarkBucketDone notes that a bucket was applied to the sink. The sink's
-	// own commit record is the truth; this is for status reports.
-	MarkBucketDone(ctx context.Context, run string, bucket int) error
-	// BucketsDone lists the buckets marked done, in order.
-	BucketsDone(ctx context.Context, run string) ([]int, error)
+	// MarkBucketDone notes that a bucket was applied to the sink under the
+	// plan with Commit commit. The sink's own commit record is the truth;
+	// this is for status reports.
+	MarkBucketDone(ctx context.Context, run, commit string, bucket int) error
+	// BucketsDone lists the buckets marked done under commit, in order.
+	BucketsDone(ctx context.Context, run, commit string) ([]int, error)
 	// LoadReplay returns the run's replay manifest, or nil if it has none.
 	LoadReplay(ctx context.Context, run string) (*ReplayManifest, error)
 	// SaveReplay durably replaces the run's replay manifest: the commit
@@ -63,25 +69,24 @@ var ErrRunInUse = errors.New("run in use")
 //	lock, lock.owner        the run lock and the pid of its holder
 //	plan.json               the plan
 //	checkpoints/p0000.json  one checkpoint per partition
-//	done/b0000              one empty marker per applied bucket
+//	done/b0000              one marker per applied bucket, holding the plan's Commit
 //	replay.json             the replay manifest
 //
-// Every file is replaced atomically: written to a temp file, synced,
-// renamed over the old one, and the directory synced. With the default
-// Config.Blobs the run's shuffle files and dead letters live next to these,
-// in shuffle/, dlq/ and replay/.
+// Every file is written through blob storage in Dir (internal/blobs), so
+// it is replaced atomically and durably: temp file, fsync, rename, fsync
+// of the directory. With the default Config.Blobs the run's shuffle and
+// dead-letter files live next to these, in shuffle/, replay/, reduce/ and
+// dlq/.
 type DirStore struct {
 	Dir string
 }
 
 var _ Store = DirStore{}
 
-func (s DirStore) runDir(run string) string { return filepath.Join(s.Dir, run) }
-
 // Lock takes an flock on Dir/<run>/lock (creating the directory), which
 // the kernel releases when the process dies, however it dies.
-func (s DirStore) Lock(_ context.Context, run string) (func() error, error) {
-	dir := s.runDir(run)
+func (s DirStore) Lock(ctx context.Context, run string) (func() error, error) {
+	dir := filepath.Join(s.Dir, run)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -90,14 +95,22 @@ func (s DirStore) Lock(_ context.Context, run string) (func() error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock run %s: %w", run, err)
 	}
-	owner := filepath.Join(dir, "lock.owner")
+	owner := run + "/lock.owner"
 	if !ok {
-		holder, _ := os.ReadFile(owner)
+		holder, _ := os.ReadFile(s.path(owner))
 		pid := cmp.Or(strings.TrimSpace(string(holder)), "unknown") // empty while the holder writes it
 		return nil, fmt.Errorf("%w: %s is held by process %s; wait for it to finish, or stop it", ErrRunInUse, run, pid)
 	}
 	// The pid is only for the message above; failing to write it is harmless.
-	writeFileAtomic(owner, []byte(strconv.Itoa(os.Getpid())+"\n"))
+	s.write(ctx, owner, []byte(strconv.Itoa(os.Getpid())+"\n"))
+	// The temp files of writes that a crash cut short: no one else writes
+	// while we hold the lock.
+	for _, pattern := range []string{"*.tmp", "checkpoints/*.tmp", "done/*.tmp"} {
+		tmps, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, tmp := range tmps {
+			os.Remove(tmp)
+		}
+	}
 	return lock.Close, nil
 }
 
@@ -112,7 +125,7 @@ func (s DirStore) Runs(ctx context.Context) ([]string, error) {
 	}
 	var ids []string
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(s.Dir, e.Name(), "plan.json")); e.IsDir() && err == nil {
+		if _, err := os.Stat(s.path(e.Name() + "/plan.json")); e.IsDir() && err == nil {
 			ids = append(ids, e.Name())
 		}
 	}
@@ -122,38 +135,30 @@ func (s DirStore) Runs(ctx context.Context) ([]string, error) {
 // LoadPlan reads Dir/<run>/plan.json.
 func (s DirStore) LoadPlan(_ context.Context, run string) (*Plan, error) {
 	var p Plan
-	if err := readJSON(filepath.Join(s.runDir(run), "plan.json"), &p); err != nil {
+	if err := s.readJSON(run+"/plan.json", &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
-// SavePlan removes the run's plan, checkpoints, done markers and replay
-// manifest, then writes the new plan.
-func (s DirStore) SavePlan(_ context.Context, p *Plan) error {
-	dir := s.runDir(p.RunID)
-	// The old plan goes first: a crash below must not leave it in force
-	// without its checkpoints, to be resumed from scratch.
-	for _, name := range []string{"plan.json", "replay.json"} {
-		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+// SavePlan replaces plan.json, then removes the state of the plan before,
+// which no longer counts (see Store).
+func (s DirStore) SavePlan(ctx context.Context, p *Plan) error {
+	if err := s.writeJSON(ctx, p.RunID+"/plan.json", p); err != nil {
+		return err
 	}
-	for _, sub := range []string{"checkpoints", "done"} {
-		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
-			return err
-		}
-	}
-	return writeJSON(filepath.Join(dir, "plan.json"), p)
+	dir := filepath.Join(s.Dir, p.RunID)
+	return errors.Join(
+		os.RemoveAll(filepath.Join(dir, "checkpoints")),
+		os.RemoveAll(filepath.Join(dir, "done")),
+		os.RemoveAll(filepath.Join(dir, "replay.json")),
+	)
 }
 
 // LoadCheckpoint reads checkpoints/p<part>.json; nil if it is missing.
 func (s DirStore) LoadCheckpoint(_ context.Context, run string, part int) (*Checkpoint, error) {
 	var cp Checkpoint
-	err := readJSON(s.checkpointPath(run, part), &cp)
+	err := s.readJSON(checkpointKey(run, part), &cp)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -164,31 +169,35 @@ func (s DirStore) LoadCheckpoint(_ context.Context, run string, part int) (*Chec
 }
 
 // SaveCheckpoint replaces checkpoints/p<part>.json atomically.
-func (s DirStore) SaveCheckpoint(_ context.Context, run string, cp *Checkpoint) error {
-	return writeJSON(s.checkpointPath(run, cp.Partition), cp)
+func (s DirStore) SaveCheckpoint(ctx context.Context, run string, cp *Checkpoint) error {
+	return s.writeJSON(ctx, checkpointKey(run, cp.Partition), cp)
 }
 
-func (s DirStore) checkpointPath(run string, part int) string {
-	return filepath.Join(s.runDir(run), "checkpoints", fmt.Sprintf("p%04d.json", part))
+func checkpointKey(run string, part int) string {
+	return fmt.Sprintf("%s/checkpoints/p%04d.json", run, part)
 }
 
-// MarkBucketDone writes the marker done/b<bucket>.
-func (s DirStore) MarkBucketDone(_ context.Context, run string, bucket int) error {
-	return writeFileAtomic(filepath.Join(s.runDir(run), "done", fmt.Sprintf("b%04d", bucket)), nil)
+// MarkBucketDone writes the marker done/b<bucket>, which holds commit.
+func (s DirStore) MarkBucketDone(ctx context.Context, run, commit string, bucket int) error {
+	return s.write(ctx, fmt.Sprintf("%s/done/b%04d", run, bucket), []byte(commit))
 }
 
-// BucketsDone lists the done markers.
-func (s DirStore) BucketsDone(_ context.Context, run string) ([]int, error) {
-	entries, err := os.ReadDir(filepath.Join(s.runDir(run), "done"))
+// BucketsDone lists the done markers that hold commit.
+func (s DirStore) BucketsDone(_ context.Context, run, commit string) ([]int, error) {
+	dir := filepath.Join(s.Dir, run, "done")
+	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	var done []int
 	for _, e := range entries {
-		if n, ok := strings.CutPrefix(e.Name(), "b"); ok {
-			if b, err := strconv.Atoi(n); err == nil {
-				done = append(done, b)
-			}
+		n, ok := strings.CutPrefix(e.Name(), "b")
+		b, err := strconv.Atoi(n)
+		if !ok || err != nil { // a temp file of a marker being written
+			continue
+		}
+		if c, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && string(c) == commit {
+			done = append(done, b)
 		}
 	}
 	slices.Sort(done)
@@ -198,7 +207,7 @@ func (s DirStore) BucketsDone(_ context.Context, run string) ([]int, error) {
 // LoadReplay reads replay.json; nil if it is missing.
 func (s DirStore) LoadReplay(_ context.Context, run string) (*ReplayManifest, error) {
 	var m ReplayManifest
-	err := readJSON(filepath.Join(s.runDir(run), "replay.json"), &m)
+	err := s.readJSON(run+"/replay.json", &m)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -209,69 +218,46 @@ func (s DirStore) LoadReplay(_ context.Context, run string) (*ReplayManifest, er
 }
 
 // SaveReplay replaces replay.json atomically.
-func (s DirStore) SaveReplay(_ context.Context, run string, m *ReplayManifest) error {
-	return writeJSON(filepath.Join(s.runDir(run), "replay.json"), m)
+func (s DirStore) SaveReplay(ctx context.Context, run string, m *ReplayManifest) error {
+	return s.writeJSON(ctx, run+"/replay.json", m)
 }
 
-func readJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
+// path is the file of key, a slash-separated name under Dir.
+func (s DirStore) path(key string) string { return filepath.Join(s.Dir, filepath.FromSlash(key)) }
+
+func (s DirStore) readJSON(key string, v any) error {
+	data, err := os.ReadFile(s.path(key))
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%s is damaged (%v): remove the run with --fresh", path, err)
+		return fmt.Errorf("%w: %s does not parse (%v): start over with --fresh", ErrDamaged, s.path(key), err)
 	}
 	return nil
 }
 
-func writeJSON(path string, v any) error {
+func (s DirStore) writeJSON(ctx context.Context, key string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(data, '\n'))
+	return s.write(ctx, key, append(data, '\n'))
 }
 
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new file, never a torn one.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// write replaces the file of key with data, atomically and durably.
+func (s DirStore) write(ctx context.Context, key string, data []byte) (err error) {
+	b, err := blobs.OpenDir(s.Dir)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // fails harmlessly once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes the entries of dir (a rename, a new name) durable. On
-// Windows, where a directory cannot be opened for syncing, NTFS journals
-// renames itself.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
+	defer func() { err = errors.Join(err, b.Close()) }()
+	w, err := b.NewWriter(ctx, key)
 	if err != nil {
 		return err
 	}
-	if err := d.Sync(); err != nil {
-		d.Close()
+	defer w.Abort() // after a Commit, nothing
+	if _, err := w.Write(data); err != nil {
 		return err
 	}
-	return d.Close()
+	return w.Commit()
 }
