@@ -3,9 +3,11 @@ package mrcli
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -76,9 +78,17 @@ func (b *crashBundle) finish(t *testing.T) result {
 		t.Errorf("%d groups too many after the crash", n)
 	}
 	poison := b.ids(t, eventgen.SQLitePoisonIDs)
-	if got := b.deadLetterIDs(t, runID(t, r.stdout)); len(poison) == 0 || !slices.Equal(got, poison) {
+	run := runID(t, r.stdout)
+	if got := b.deadLetterIDs(t, run); len(poison) == 0 || !slices.Equal(got, poison) {
 		t.Errorf("after the crash the DLQ holds %d letters, want the %d poison rows exactly once", len(got), len(poison))
 	}
+	// Nothing a killed attempt was writing is left behind.
+	filepath.WalkDir(filepath.Join(b.workdir, run), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".tmp") {
+			t.Errorf("after the crash a temp file is left: %s", path)
+		}
+		return nil
+	})
 	return r
 }
 

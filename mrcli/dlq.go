@@ -17,8 +17,8 @@ func dlqCommand() *cli.Command {
 		Name:  "dlq",
 		Usage: "read the dead-letter queue of a run",
 		Description: `Rows whose map failed on every attempt are written, with their error, to
-the run's dead-letter queue: a file per partition and commit, in
-<workdir>/<run>/dlq/. These commands show the letters that the partitions'
+the run's dead-letter queue: a file per partition and commit, next to the
+run's shuffle files. These commands show the letters that the partitions'
 checkpoints have committed, each file checked against its checksum.`,
 		Subcommands: []*cli.Command{
 			{
@@ -44,9 +44,9 @@ checkpoints have committed, each file checked against its checksum.`,
 				ArgsUsage: "JOB",
 				Description: `Identifies the run like mr run (give the same JOB and flags), reads each
 dead letter's row again from --source by its cursor and maps it again.
-The rows that now succeed count in the output: every bucket is reduced
-again and upserted into --sink. The rows that still fail stay in the
-dead-letter queue. Replaying again is harmless.`,
+The rows that now succeed count in the output: the buckets their keys
+hash to are reduced again and upserted into --sink. The rows that still
+fail stay in the dead-letter queue. Replaying again is harmless.`,
 				Flags:  replayFlags(),
 				Action: action(dlqReplay),
 			},
@@ -106,25 +106,27 @@ func dlqReplay(c *cli.Context, args []string) (err error) {
 
 func dlqList(c *cli.Context, args []string) error {
 	cfg := stateConfig(c)
-	var ids []string
+	var runs []*mapreduce.RunInfo
 	switch len(args) {
 	case 0:
-		runs, err := mapreduce.Runs(c.Context, cfg)
+		var err error
+		if runs, err = mapreduce.Runs(c.Context, cfg); err != nil {
+			return err
+		}
+	case 1:
+		ri, err := inspectRun(c, cfg, args[0])
 		if err != nil {
 			return err
 		}
-		for _, ri := range runs {
-			ids = append(ids, ri.Plan.RunID)
-		}
-	case 1:
-		ids = args
+		runs = append(runs, ri)
 	default:
 		return usagef("mr dlq list --help", "mr dlq list takes at most one RUN, got %q", args)
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "RUN\tPARTITION\tLETTERS\tFIRST CURSOR\tFIRST ERROR")
-	for _, id := range ids {
-		letters, err := deadLetters(c, cfg, id, mapreduce.DeadLetterFilter{})
+	for _, ri := range runs {
+		id := ri.Plan.RunID
+		letters, err := ri.DeadLetters(c.Context, mapreduce.DeadLetterFilter{})
 		if err != nil {
 			return err
 		}
@@ -148,7 +150,15 @@ func dlqShow(c *cli.Context, args []string) error {
 	if part := c.Int("partition"); part != -1 {
 		filter.Partitions = []int{part}
 	}
-	letters, err := deadLetters(c, cfg, args[0], filter)
+	ri, err := inspectRun(c, cfg, args[0])
+	if err != nil {
+		return err
+	}
+	letters, err := ri.DeadLetters(c.Context, filter)
+	if errors.Is(err, mapreduce.ErrNoPartition) {
+		return usagef("mr dlq list "+args[0]+" --workdir "+cfg.Workdir, "--partition must be between 0 and %d for run %s, got %d",
+			len(ri.Checkpoints)-1, args[0], filter.Partitions[0])
+	}
 	if err != nil {
 		return err
 	}
@@ -160,19 +170,4 @@ func dlqShow(c *cli.Context, args []string) error {
 		}
 	}
 	return nil
-}
-
-// deadLetters returns the dead letters of run that filter picks; an unknown
-// run or partition is a usage error.
-func deadLetters(c *cli.Context, cfg mapreduce.Config, run string, filter mapreduce.DeadLetterFilter) ([]mapreduce.DeadLetter, error) {
-	ri, err := inspectRun(c, cfg, run)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range filter.Partitions {
-		if p < 0 || p >= len(ri.Checkpoints) {
-			return nil, usagef("mr dlq list "+run+" --workdir "+cfg.Workdir, "--partition must be between 0 and %d for run %s, got %d", len(ri.Checkpoints)-1, run, p)
-		}
-	}
-	return mapreduce.DeadLetters(c.Context, cfg, run, filter)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mrengine/mr/internal/eventgen"
+	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/shuffle"
@@ -99,6 +100,9 @@ func TestDLQ_Replay(t *testing.T) {
 	if again, _ := os.ReadFile(filepath.Join(b.workdir, run, "replay.json")); string(again) != string(manifest) {
 		t.Error("the second replay changed the manifest")
 	}
+	cfg := mapreduce.DefaultConfig()
+	cfg.Workdir = b.workdir
+	runtest.CheckArrowJS(t, cfg, run) // the replay's files too
 
 	// mr run again resumes the finished run and keeps the replayed rows.
 	if r := runMR(t, b.args...); r.code != ExitOK {

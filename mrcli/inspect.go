@@ -50,7 +50,7 @@ func inspect(c *cli.Context, args []string) error {
 	return showPlan(c.App.Writer, ri)
 }
 
-// inspectFile prints what a shuffle file holds.
+// inspectFile prints what a shuffle file holds, reading its records once.
 func inspectFile(out io.Writer, path string, rows int) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -62,12 +62,20 @@ func inspectFile(out io.Writer, path string, rows int) error {
 	}
 	defer r.Close()
 	var total int64
+	var first [][]string
 	for i := range r.NumRecords() {
 		rec, err := r.Record(i)
 		if err != nil {
 			return err
 		}
 		total += rec.NumRows()
+		for row := 0; row < int(rec.NumRows()) && len(first) < rows; row++ {
+			vals := make([]string, rec.NumCols())
+			for c, col := range rec.Columns() {
+				vals[c] = col.ValueStr(row)
+			}
+			first = append(first, vals)
+		}
 		rec.Release()
 	}
 	fmt.Fprintf(out, "file         %s\n", path)
@@ -76,34 +84,19 @@ func inspectFile(out io.Writer, path string, rows int) error {
 	fmt.Fprintf(out, "compression  %s\n", r.Compression())
 	fmt.Fprintf(out, "records      %d batches, %d rows\n", r.NumRecords(), total)
 	fmt.Fprintln(out, "schema")
-	for _, f := range r.Schema().Fields() {
-		fmt.Fprintf(out, "  %s: %s\n", f.Name, f.Type)
-	}
-	if rows <= 0 || total == 0 {
-		return nil
-	}
-	fmt.Fprintf(out, "first %d rows\n", min(int64(rows), total))
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	var names []string
 	for _, f := range r.Schema().Fields() {
+		fmt.Fprintf(out, "  %s: %s\n", f.Name, f.Type)
 		names = append(names, f.Name)
 	}
+	if len(first) == 0 {
+		return nil
+	}
+	fmt.Fprintf(out, "first %d rows\n", len(first))
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "  "+strings.Join(names, "\t"))
-	left := rows
-	for i := 0; i < r.NumRecords() && left > 0; i++ {
-		rec, err := r.Record(i)
-		if err != nil {
-			return err
-		}
-		for row := 0; row < int(rec.NumRows()) && left > 0; row++ {
-			vals := make([]string, rec.NumCols())
-			for c, col := range rec.Columns() {
-				vals[c] = col.ValueStr(row)
-			}
-			fmt.Fprintln(w, "  "+strings.Join(vals, "\t"))
-			left--
-		}
-		rec.Release()
+	for _, vals := range first {
+		fmt.Fprintln(w, "  "+strings.Join(vals, "\t"))
 	}
 	return w.Flush()
 }

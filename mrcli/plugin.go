@@ -30,10 +30,7 @@ func loadPlugin(c *cli.Context, help string) (path string, names []string, err e
 	case !errors.As(err, &pe):
 		return "", nil, usagef(help, "--plugin %s: %v", path, err)
 	}
-	msg := "--plugin " + path + ": " + pe.Err.Error()
-	if pe.Hint != "" {
-		msg += "\n" + pe.Hint
-	}
+	msg := "--" + pe.Error() // "--plugin PATH: …", the flag as the user gave it
 	if errors.Is(err, jobs.ErrPluginMismatch) {
 		// Both files' Go version, module versions and flags, side by side.
 		exe, exeErr := os.Executable()
