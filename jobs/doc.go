@@ -24,16 +24,17 @@
 //
 // and loaded with LoadPlugin (mr run --plugin myjobs.so). The contract:
 //
-//   - While LoadPlugin runs the plugin's init functions, on its goroutine,
-//     Register does not panic: LoadPlugin collects its errors (a job name
-//     that is taken, by the binary or by another plugin, or an invalid job)
-//     and returns them as one *PluginError. A panic of the plugin's init
-//     is such an error too, with its stack, and so is a plugin that
-//     registers no job at all. A plugin that fails registers none of its
-//     jobs. Registrations made meanwhile by other goroutines are not the
-//     plugin's and behave as usual.
-//   - LoadPlugin returns the names of the jobs the plugin registered. It is
-//     safe for concurrent use, loads one plugin at a time, and loading the
+//   - While LoadPlugin runs the plugin's init functions, Register does not
+//     panic: LoadPlugin collects its errors (a job name that is taken, by
+//     the binary or by another plugin, or an invalid job) and returns them
+//     as one *PluginError. A panic of the plugin's init is such an error
+//     too, with its stack, and so is a plugin that registers no job at all.
+//     A plugin that fails registers none of its jobs. Every job registered
+//     while a plugin loads counts as the plugin's: load plugins at
+//     start-up, before other goroutines register jobs.
+//   - LoadPlugin returns the names of the jobs the plugin registered. It
+//     loads one plugin at a time: a call while another load runs (from
+//     another goroutine, or from a plugin's init) is an error. Loading the
 //     same file again returns the first outcome: Go cannot unload a plugin
 //     or run its init twice.
 //   - Go loads a plugin only if every package it shares with the binary is

@@ -75,10 +75,6 @@ func openPlugin(path string) error {
 // loadPlugin is LoadPlugin with the function that opens the plugin and
 // runs its init functions (plugin.Open, or a stand-in in tests).
 func loadPlugin(path string, open func(path string) error) ([]string, error) {
-	if inPluginInit() {
-		// loadMu is held by the LoadPlugin below us: waiting would deadlock.
-		return nil, &PluginError{Path: path, Err: errors.New("LoadPlugin called from the init of a plugin being loaded")}
-	}
 	real, err := filepath.Abs(path)
 	if err == nil {
 		real, err = filepath.EvalSymlinks(real)
@@ -90,7 +86,11 @@ func loadPlugin(path string, open func(path string) error) ([]string, error) {
 		return nil, &PluginError{Path: path, Err: err}
 	}
 
-	loadMu.Lock()
+	// One load at a time. A plugin's init that calls LoadPlugin finds the
+	// lock held by the load below it, where waiting would deadlock.
+	if !loadMu.TryLock() {
+		return nil, &PluginError{Path: path, Err: errors.New("another plugin is loading; LoadPlugin must not be called from a plugin's init")}
+	}
 	defer loadMu.Unlock()
 	mu.Lock()
 	if prev := mu.plugins[real]; prev != nil {
@@ -130,10 +130,7 @@ func loadPlugin(path string, open func(path string) error) ([]string, error) {
 }
 
 // runPluginInit calls open(path), which runs the plugin's init functions,
-// and returns a panic of theirs as an *initPanic. It marks them on the
-// stack for inPluginInit, and must not be inlined away for that.
-//
-//go:noinline
+// and returns a panic of theirs as an *initPanic.
 func runPluginInit(open func(string) error, path string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -177,29 +174,6 @@ func initStack(stack []byte) string {
 // pluginInitFunc is the name of runPluginInit in stack frames (the tests
 // fail if it is wrong).
 var pluginInitFunc = reflect.TypeFor[pluginLoad]().PkgPath() + ".runPluginInit"
-
-// pluginInitDepth bounds how far inPluginInit looks up the stack: the init
-// of a plugin's package runs about ten frames below runPluginInit (open,
-// plugin.Open, the runtime's doInit), and Register a few frames further.
-const pluginInitDepth = 64
-
-// inPluginInit reports whether the caller runs under runPluginInit: in the
-// init of the plugin being loaded, on LoadPlugin's goroutine. Goroutines
-// have no identity in Go, and the stack is how Register tells the plugin's
-// registrations from other goroutines' made at the same time.
-func inPluginInit() bool {
-	pcs := make([]uintptr, pluginInitDepth)
-	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
-	for {
-		f, more := frames.Next()
-		if f.Function == pluginInitFunc {
-			return true
-		}
-		if !more {
-			return false
-		}
-	}
-}
 
 // openError turns plugin.Open's error for the file real (given as path)
 // into a *PluginError with a hint.

@@ -3,6 +3,7 @@ package jobs
 import (
 	"debug/buildinfo"
 	"fmt"
+	"maps"
 	"reflect"
 	"runtime/debug"
 	"slices"
@@ -45,7 +46,7 @@ func buildDiff(plugin, binary *debug.BuildInfo) []string {
 	differ("Go", plugin.GoVersion, binary.GoVersion)
 
 	pmods, bmods := modules(plugin), modules(binary)
-	for _, path := range sortedKeys(pmods) {
+	for _, path := range slices.Sorted(maps.Keys(pmods)) {
 		pm, bm := pmods[path], bmods[path]
 		switch {
 		case bm == nil:
@@ -62,7 +63,7 @@ func buildDiff(plugin, binary *debug.BuildInfo) []string {
 			pset[k] = ""
 		}
 	}
-	for _, k := range sortedKeys(pset) {
+	for _, k := range slices.Sorted(maps.Keys(pset)) {
 		if slices.Contains(ignoredSettings, k) || strings.HasPrefix(k, "vcs") {
 			continue
 		}
@@ -108,13 +109,4 @@ func orUnset(v string) string {
 		return "not set"
 	}
 	return v
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

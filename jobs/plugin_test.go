@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -63,8 +62,10 @@ func registered(name string) bool {
 	return err == nil
 }
 
+// The TestLoadPlugin tests do not run in parallel: a job registered while
+// a plugin loads counts as the plugin's, so they run before the parallel
+// tests, which register jobs of their own.
 func TestLoadPlugin_Registers(t *testing.T) {
-	t.Parallel()
 	n := newTestNames()
 	path := pluginFile(t, "two.so")
 	names, err := loadPlugin(path, initOnly(func() {
@@ -89,7 +90,6 @@ func TestLoadPlugin_Registers(t *testing.T) {
 }
 
 func TestLoadPlugin_Duplicate(t *testing.T) {
-	t.Parallel()
 	n := newTestNames()
 	path := pluginFile(t, "dup.so")
 	bad := countJob(n.job("plugin_test_Bad"))
@@ -137,7 +137,6 @@ Combine is nil`
 }
 
 func TestLoadPlugin_DuplicateOfPlugin(t *testing.T) {
-	t.Parallel()
 	n := newTestNames()
 	first := pluginFile(t, "first.so")
 	if _, err := loadPlugin(first, initOnly(func() { Register(countJob(n.job("plugin_test_shared"))) })); err != nil {
@@ -159,7 +158,6 @@ func TestLoadPlugin_DuplicateOfPlugin(t *testing.T) {
 // TestLoadPlugin_TryRegister: a plugin that handles TryRegister's error
 // itself loads.
 func TestLoadPlugin_TryRegister(t *testing.T) {
-	t.Parallel()
 	n := newTestNames()
 	var tryErr error
 	names, err := loadPlugin(pluginFile(t, "try.so"), initOnly(func() {
@@ -175,45 +173,9 @@ func TestLoadPlugin_TryRegister(t *testing.T) {
 	}
 }
 
-// TestLoadPlugin_Concurrent: while a plugin loads, Register on another
-// goroutine still panics on a duplicate, and its jobs are not the plugin's.
-func TestLoadPlugin_Concurrent(t *testing.T) {
-	t.Parallel()
-	n := newTestNames()
-	inInit, otherDone := make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var panicked any
-	go func() {
-		defer wg.Done()
-		defer close(otherDone)
-		<-inInit
-		Register(countJob(n.job("plugin_test_other")))
-		_ = List()
-		defer func() { panicked = recover() }()
-		Register(countJob("daily_rollup"))
-	}()
-	names, err := loadPlugin(pluginFile(t, "slow.so"), initOnly(func() {
-		close(inInit)
-		<-otherDone
-		Register(countJob(n.job("plugin_test_slow")))
-	}))
-	wg.Wait()
-	if err != nil || !slices.Equal(n.bases(names), []string{"plugin_test_slow"}) {
-		t.Errorf("LoadPlugin = %q, %v; want only the plugin's job", names, err)
-	}
-	if panicked == nil {
-		t.Error("a duplicate Register outside the plugin did not panic during a load")
-	}
-	if !registered(n.job("plugin_test_other")) {
-		t.Error("a job registered outside the plugin during a load is missing")
-	}
-}
-
 // TestLoadPlugin_Panic: a plugin whose init panics is an error, with the
 // stack of the panic.
 func TestLoadPlugin_Panic(t *testing.T) {
-	t.Parallel()
 	n := newTestNames()
 	path := pluginFile(t, "panics.so")
 	_, err := loadPlugin(path, initOnly(func() {
@@ -236,7 +198,6 @@ func TestLoadPlugin_Panic(t *testing.T) {
 func panicInInit() { panic("bad config") }
 
 func TestLoadPlugin_NoJobs(t *testing.T) {
-	t.Parallel()
 	path := pluginFile(t, "empty.so")
 	_, err := loadPlugin(path, initOnly(func() {}))
 	want := "plugin " + path + ": it registered no jobs\na plugin's init, or that of a package it imports, must call jobs.Register"
@@ -246,7 +207,6 @@ func TestLoadPlugin_NoJobs(t *testing.T) {
 }
 
 func TestLoadPlugin_FromPluginInit(t *testing.T) {
-	t.Parallel()
 	n := newTestNames()
 	inner := pluginFile(t, "inner.so")
 	var innerErr error
@@ -257,13 +217,12 @@ func TestLoadPlugin_FromPluginInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "plugin " + inner + ": LoadPlugin called from the init of a plugin being loaded"; innerErr == nil || innerErr.Error() != want {
+	if want := "plugin " + inner + ": another plugin is loading; LoadPlugin must not be called from a plugin's init"; innerErr == nil || innerErr.Error() != want {
 		t.Errorf("nested LoadPlugin = %v, want %s", innerErr, want)
 	}
 }
 
 func TestLoadPlugin_Missing(t *testing.T) {
-	t.Parallel()
 	path := filepath.Join(t.TempDir(), "missing.so")
 	_, err := loadPlugin(path, func(string) error { t.Error("opened a missing file"); return nil })
 	if !errors.Is(err, fs.ErrNotExist) || err.Error() != "plugin "+path+": no such file or directory" {
@@ -273,7 +232,6 @@ func TestLoadPlugin_Missing(t *testing.T) {
 
 // TestLoadPlugin_OpenErrors turns plugin.Open's messages into LoadPlugin's.
 func TestLoadPlugin_OpenErrors(t *testing.T) {
-	t.Parallel()
 	for _, tt := range []struct {
 		name, open, want, hint string
 		is                     error

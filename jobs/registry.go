@@ -51,10 +51,7 @@ func TryRegister[K comparable, V any](j mapreduce.Job[K, V]) error {
 func add(name string, def mapreduce.Definition, invalid error, collect bool) error {
 	mu.Lock()
 	defer mu.Unlock()
-	load := mu.load
-	if load != nil && !inPluginInit() {
-		load = nil
-	}
+	load := mu.load // a job registered while a plugin loads is the plugin's
 	err := invalid
 	if err == nil {
 		err = takenLocked(name, load)
