@@ -65,7 +65,7 @@ func OpenDir(dir string) (*Bucket, error) {
 	// Make the new directories durable, so that no committed blob in them
 	// can vanish with them.
 	for _, d := range missing {
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := syncDirFunc(filepath.Dir(d)); err != nil {
 			bb.Close()
 			return nil, fmt.Errorf("blobs: open %s: sync %s: %w", abs, filepath.Dir(d), cause(err))
 		}
@@ -224,7 +224,7 @@ func (w *Writer) Commit() error {
 		return err
 	}
 	if w.f != nil {
-		if err := w.f.Sync(); err != nil {
+		if err := syncFileFunc(w.f); err != nil {
 			return w.fail("commit", err)
 		}
 	}
@@ -296,7 +296,7 @@ func (w *Writer) fail(op string, err error) error {
 // demand; until their parents are fsynced, a crash can lose them, and the
 // committed blobs in them with them.
 func (b *Bucket) syncDirs(dir string) error {
-	if err := syncDir(dir); err != nil {
+	if err := syncDirFunc(dir); err != nil {
 		return err
 	}
 	for d := dir; len(d) > len(b.dir); d = filepath.Dir(d) {
@@ -305,13 +305,22 @@ func (b *Bucket) syncDirs(dir string) error {
 		if _, ok := b.synced.Load(d); ok {
 			continue
 		}
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := syncDirFunc(filepath.Dir(d)); err != nil {
 			return err
 		}
 		b.synced.Store(d, true)
 	}
 	return nil
 }
+
+// syncFileFunc makes a file's contents durable, and syncDirFunc a
+// directory's entries. Nothing else in the package fsyncs, so that tests
+// can replace them to see every sync and when it happens (export_test.go):
+// no other test shows that a sync is missing.
+var (
+	syncFileFunc = (*os.File).Sync
+	syncDirFunc  = syncDir
+)
 
 // syncDir makes the entries of dir durable.
 func syncDir(dir string) error {
