@@ -96,8 +96,11 @@
 //
 // Both sides use the allocator given by [WithAllocator]. The Writer uses it
 // for Arrow's encoding scratch (compressed copies of buffers), all released
-// before Write returns; arrow-go (v18.9) pools its zstd encoders across
-// writers. The Reader keeps the file bytes on the Go heap until Close;
+// before Write returns. arrow-go (v18.8) also creates a zstd encoder for
+// each IPC writer, that is for each spill file, on the Go heap: a few MiB,
+// and about 20 MiB once a buffer exceeds 128 KiB (the encoder's 8 MiB
+// window), for as long as the Writer lives. The Reader keeps the file
+// bytes on the Go heap until Close;
 // Record copies one message out of them into allocator memory and
 // decompresses each buffer into a new allocator buffer. A returned record
 // therefore owns its memory: it stays valid after the Reader is closed,

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// checkFooter guards arrow-go (v18.9) against metadata that would take the
+// checkFooter guards arrow-go (v18.8) against metadata that would take the
 // process down rather than fail: a fatal out-of-memory error, a stack
 // overflow, or far more memory than the budget on the Go heap, out of reach
 // of the Reader's budget allocator. A file whose checksum matches its

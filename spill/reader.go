@@ -117,7 +117,7 @@ func (r *Reader) Compression() string { return r.compression }
 // An index out of range gives an error wrapping arrow.ErrIndex; a record
 // that does not decode, ErrCorrupt; one that needs more memory than
 // WithMaxRecordSize allows, ErrTooLarge. After such a failure arrow-go
-// (v18.9) may not have freed all it allocated (the Go allocator collects it).
+// (v18.8) may not have freed all it allocated (the Go allocator collects it).
 func (r *Reader) Record(i int) (arrow.RecordBatch, error) {
 	switch {
 	case r.closed:
