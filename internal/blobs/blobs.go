@@ -17,6 +17,8 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/mrengine/mr/internal/redact"
 )
 
 // Modes of what a file bucket creates: only the user running mr reads
@@ -87,7 +89,7 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		}
 		return nil, fmt.Errorf("blobs: open bucket: invalid URL: %w", err)
 	}
-	name := redact(u)
+	name := location(u)
 	if u.Scheme == fileblob.Scheme {
 		switch {
 		case u.RawQuery != "":
@@ -101,43 +103,19 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 	}
 	bb, err := blob.OpenBucket(ctx, rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("blobs: open %s: %w", name, redactError(cause(err), rawURL, u))
+		// gocloud quotes the whole URL; drivers take keys and tokens in the
+		// query, so every query value is a secret.
+		return nil, fmt.Errorf("blobs: open %s: %w", name, redact.Error(cause(err), redact.URLSecrets(u, nil)...))
 	}
 	return &Bucket{b: bb, name: name}, nil
 }
 
-// redact returns u without credentials: no user info, no query (where
-// drivers take keys and tokens).
-func redact(u *url.URL) string {
+// location names the bucket at u without credentials: no user info, no
+// query (where drivers take keys and tokens). It is a name, not u redacted:
+// keys are appended to it in messages.
+func location(u *url.URL) string {
 	return u.Scheme + "://" + u.Host + u.Path
 }
-
-// redactError hides the secrets of u in err's message, which gocloud
-// writes with the whole URL, and keeps err for errors.Is.
-func redactError(err error, rawURL string, u *url.URL) error {
-	secrets := []string{rawURL}
-	if p, ok := u.User.Password(); ok {
-		secrets = append(secrets, p)
-	}
-	for _, vs := range u.Query() {
-		secrets = append(secrets, vs...)
-	}
-	msg := err.Error()
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "***")
-		}
-	}
-	return &redactedError{err, msg}
-}
-
-type redactedError struct {
-	err error
-	msg string
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
 
 // String returns the bucket's directory, or its URL without credentials.
 func (b *Bucket) String() string { return b.name }
