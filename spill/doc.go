@@ -90,7 +90,9 @@
 // that arrow-go alone dies on, or allocates far too much for, for each):
 // flatbuffers vector lengths must fit their buffers, schemas may nest at
 // most 64 deep, and decoding the footer (schema, metadata, dictionaries),
-// or one record, must fit [WithMaxRecordSize], else [ErrTooLarge].
+// or one record, must fit [WithMaxRecordSize], else [ErrTooLarge]; so
+// must the rows of a record, at most 8 per byte of it, since columns of
+// types that store nothing could otherwise claim any number.
 //
 // # Memory
 //

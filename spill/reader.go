@@ -141,7 +141,7 @@ func (r *Reader) Record(i int) (arrow.RecordBatch, error) {
 		if rec, err = r.fr.RecordBatchAt(i); err != nil {
 			return err
 		}
-		if err = validate(rec); err != nil {
+		if err = validate(rec, r.mem.budget); err != nil {
 			rec.Release()
 			rec = nil
 		}
@@ -159,7 +159,21 @@ func (r *Reader) Record(i int) (arrow.RecordBatch, error) {
 // Strings get the O(n) offset check of ValidateFull but not its UTF-8
 // check: mr does not require its sources' text to be valid UTF-8 (SQLite
 // TEXT may hold any bytes), and reading such values cannot panic.
-func validate(rec arrow.RecordBatch) error {
+//
+// Every column must have the record's rows (arrow-go accepts longer
+// ones), and a record under budget may have at most 8 rows per byte of
+// it: a value takes at least a bit, except in columns whose type stores
+// nothing (null, an empty struct), whose damaged length would make reading
+// every value take time without bound (fuzzing found 6e13 rows of struct<>).
+func validate(rec arrow.RecordBatch, budget int64) error {
+	if rows := rec.NumRows(); rows > 8*budget {
+		return fmt.Errorf("%d rows, more than 8 per byte: %w", rows, ErrTooLarge)
+	}
+	for i, col := range rec.Columns() {
+		if int64(col.Len()) != rec.NumRows() {
+			return fmt.Errorf("column %q has %d rows, its record %d", rec.Schema().Field(i).Name, col.Len(), rec.NumRows())
+		}
+	}
 	for i, col := range rec.Columns() {
 		var err error
 		switch a := col.(type) {

@@ -610,3 +610,55 @@ func TestDecode_ZstdWindow(t *testing.T) {
 		})
 	}
 }
+
+// A column of a type that stores nothing (here an empty struct) can claim
+// any length for free: every column must have its record's rows, and a
+// record at most 8 rows per byte of its budget, else reading every value
+// would take time without bound.
+func TestDecode_Rows(t *testing.T) {
+	t.Parallel()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.StructOf()}}, nil)
+	b := array.NewStructBuilder(memory.DefaultAllocator, arrow.StructOf())
+	b.AppendValues([]bool{true, true, true})
+	col := b.NewArray()
+	b.Release()
+	defer col.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, 3)
+	defer rec.Release()
+	written := arrowFile(t, schema, rec)
+	// rows sets the record's length and the column's (its field node's).
+	rows := func(record, column int64) []byte {
+		data := slices.Clone(written)
+		msg, base := message(data, 0)
+		header := msg.indirect(mustField(msg, messageHeader))
+		nodes, _, _ := header.vector(recordBatchNodes, 16)
+		binary.LittleEndian.PutUint64(data[base+int(mustField(header, recordBatchLength)):], uint64(record))
+		binary.LittleEndian.PutUint64(data[base+int(nodes):], uint64(column))
+		return data
+	}
+	const many = 8*fuzzBudget + 1
+	for _, tc := range []struct {
+		name           string
+		record, column int64
+		want           error
+	}{
+		{"AsWritten", 3, 3, nil},
+		{"ColumnLonger", 3, 6e13, ErrCorrupt}, // fuzzing found 6e13 rows in a record of 0
+		{"RecordLonger", 4, 3, ErrCorrupt},
+		{"TooManyRows", many, many, ErrTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := decodeAll(rows(tc.record, tc.column))
+			if tc.want == nil && err != nil || !errors.Is(err, tc.want) {
+				t.Errorf("Decode and Record = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// Vtable slots of RecordBatch that only the tests patch.
+const (
+	recordBatchLength = 0
+	recordBatchNodes  = 1
+)
