@@ -1,6 +1,7 @@
 package spill
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"fmt"
 
@@ -57,36 +58,54 @@ func zstdWindow(data, block []byte, dictionary bool, budget int64) (uint64, erro
 	// flatbuffer may be one. Structs past the real vector hold other
 	// metadata, which rarely points at a frame, and then only at one of
 	// the file's own frames.
-	var (
-		window uint64
-		seen   = map[int]bool{} // frames walked, so that each is walked once
-	)
+	var starts positions
 	for at := pos + batch.u32(pos) + 4; uint64(at)+bufferStructSize <= uint64(len(batch.buf)); at += bufferStructSize {
 		buf := batch.bytes(at, bufferStructSize)
 		offset, length := binary.LittleEndian.Uint64(buf), binary.LittleEndian.Uint64(buf[8:])
 		if length < 8 || offset > uint64(len(body)) || length > uint64(len(body))-offset {
 			continue // empty, or arrow-go fails to slice it
 		}
-		if int64(binary.LittleEndian.Uint64(body[offset:])) == -1 {
-			continue // stored uncompressed
+		if int64(binary.LittleEndian.Uint64(body[offset:])) != -1 { // -1: stored uncompressed
+			starts = append(starts, int(offset)+8)
 		}
-		// The frames from the buffer's start on, to the end of the body,
-		// which covers any buffer's end: after a buffer's last frame come
-		// padding and the next buffer's length, which are no frame.
-		for p := int(offset) + 8; p < len(body) && !seen[p]; {
-			seen[p] = true
-			w, n, err := zstdFrame(body[p:], budget)
-			if err != nil {
-				return 0, err
-			}
-			window = max(window, w)
-			if n == 0 {
-				break
-			}
-			p += n
+	}
+	// The frames from each buffer's start on, to the end of the body, which
+	// covers any buffer's end: after a buffer's last frame come padding and
+	// the next buffer's length, which are no frame. The walks go forward
+	// together, lowest position first, so that a frame that several of them
+	// reach is walked once, and the memory taken is one position per buffer.
+	var window uint64
+	heap.Init(&starts)
+	for last := -1; starts.Len() > 0; {
+		p := heap.Pop(&starts).(int)
+		if p == last {
+			continue
+		}
+		last = p
+		w, n, err := zstdFrame(body[p:], budget)
+		if err != nil {
+			return 0, err
+		}
+		window = max(window, w)
+		if n > 0 && p+n < len(body) {
+			heap.Push(&starts, p+n)
 		}
 	}
 	return window, nil
+}
+
+// positions is a min-heap of positions in a message body.
+type positions []int
+
+func (h positions) Len() int           { return len(h) }
+func (h positions) Less(i, j int) bool { return h[i] < h[j] }
+func (h positions) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *positions) Push(x any)        { *h = append(*h, x.(int)) }
+func (h *positions) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // recordWindow returns the zstdWindow of record batch i of data.
