@@ -51,8 +51,8 @@ import (
 type Postgres struct {
 	// RetryBudget bounds the time spent retrying one operation after
 	// transient connection faults, counted from the first fault (see
-	// pg.Transient): DefaultRetryBudget when zero, no retries when
-	// negative. Set it before the sink is used.
+	// pg.Transient); zero means no retries. OpenPostgres sets
+	// DefaultRetryBudget. Set it before the sink is used.
 	RetryBudget time.Duration
 
 	db   *pg.DB
@@ -72,10 +72,10 @@ type Postgres struct {
 var _ mapreduce.Sink = (*Postgres)(nil)
 
 const (
-	// DefaultRetryBudget is how long a Postgres retries one operation
-	// after transient connection faults: long enough to ride out a server
-	// restart or a failover, short enough that a server that is really
-	// gone is reported while someone is still watching.
+	// DefaultRetryBudget is how long a Postgres from OpenPostgres retries
+	// one operation after transient connection faults: long enough to
+	// ride out a server restart or a failover, short enough that a server
+	// that is really gone is reported while someone is still watching.
 	DefaultRetryBudget = pg.DefaultBudget
 
 	// postgresMaxConns sizes the pool unless the URL sets pool_max_conns:
@@ -118,9 +118,10 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		return nil, fmt.Errorf("sinks: %w", err)
 	}
 	return &Postgres{
-		db:         db,
-		pool:       db.Pool,
-		commitFunc: func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
+		RetryBudget: DefaultRetryBudget,
+		db:          db,
+		pool:        db.Pool,
+		commitFunc:  func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
 	}, nil
 }
 

@@ -186,9 +186,9 @@ func (s *Postgres) resolveCommit(ctx context.Context, q applySQL, commit string,
 			ErrOutcomeUnknown, context.Cause(ctx), lost)
 	}
 	probeCtx := ctx
-	if budget := pg.Budget(s.RetryBudget); budget > 0 {
+	if s.RetryBudget > 0 {
 		var cancel context.CancelFunc
-		probeCtx, cancel = context.WithTimeout(ctx, budget)
+		probeCtx, cancel = context.WithTimeout(ctx, s.RetryBudget)
 		defer cancel()
 	}
 	var recorded bool

@@ -530,6 +530,10 @@ func TestOpenPostgres(t *testing.T) {
 		if got, want := sink.String(), name(t, dsn); got != want {
 			t.Errorf("String() = %s, want %s", got, want)
 		}
+		// A zero RetryBudget means no retries; the CLI's sinks retry.
+		if sink.RetryBudget != sinks.DefaultRetryBudget {
+			t.Errorf("RetryBudget = %s, want DefaultRetryBudget (%s)", sink.RetryBudget, sinks.DefaultRetryBudget)
+		}
 	})
 
 	t.Run("WrongPassword", func(t *testing.T) {

@@ -66,8 +66,8 @@ import (
 // it is starting up (see pg.Open): a mistake in the URL shows at once.
 type Postgres struct {
 	// RetryBudget bounds how long one call keeps retrying transient
-	// connection faults, from the first fault: DefaultRetryBudget when
-	// zero, no retries when negative. Set it before the first call.
+	// connection faults, from the first fault; zero means no retries.
+	// OpenPostgres sets DefaultRetryBudget. Set it before the first call.
 	RetryBudget time.Duration
 
 	db   *pg.DB
@@ -85,7 +85,7 @@ var (
 )
 
 const (
-	// DefaultRetryBudget is the default of Postgres.RetryBudget: long
+	// DefaultRetryBudget is the RetryBudget OpenPostgres sets: long
 	// enough to ride out a restart or a managed failover (typically 5 to
 	// 30 seconds), short enough that a server that is really gone fails
 	// the run while someone is still watching.
@@ -111,6 +111,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		return nil, fmt.Errorf("sources: %w", err)
 	}
 	return &Postgres{
+		RetryBudget:  DefaultRetryBudget,
 		db:           db,
 		pool:         db.Pool,
 		fullReadMax:  defaultFullReadMax,

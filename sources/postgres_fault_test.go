@@ -265,7 +265,7 @@ func TestPostgres_Unavailable(t *testing.T) {
 		}
 	}
 
-	src.RetryBudget = -1 // no retries
+	src.RetryBudget = 0 // no retries
 	start := time.Now()
 	if _, err := src.Describe(t.Context(), in); err == nil || time.Since(start) > time.Second {
 		t.Errorf("Describe without retries: %v after %s", err, time.Since(start))

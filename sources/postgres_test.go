@@ -350,6 +350,14 @@ func TestPostgres_ReadChunk(t *testing.T) {
 func TestOpenPostgres(t *testing.T) {
 	t.Parallel()
 
+	// A zero RetryBudget means no retries; the CLI's sources retry.
+	t.Run("RetryBudget", func(t *testing.T) {
+		t.Parallel()
+		if got := openPostgres(t, pgtest.DSN(t)).RetryBudget; got != sources.DefaultRetryBudget {
+			t.Errorf("RetryBudget = %s, want DefaultRetryBudget (%s)", got, sources.DefaultRetryBudget)
+		}
+	})
+
 	t.Run("WrongPassword", func(t *testing.T) {
 		t.Parallel()
 		const password = "Wr0ng-pa55word"

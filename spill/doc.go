@@ -85,21 +85,40 @@
 // without a manifest, for bytes from anywhere.
 //
 // arrow-go trusts the sizes in a file. So the reader also guards against
-// sizes that would take the process down instead of failing (footer.go
-// lists each defence, and testdata/fuzz/FuzzDecode holds a seed that
-// arrow-go alone dies on for each): flatbuffers vector lengths must fit
-// their buffers, schemas may nest at most 64 deep, and decoding the schema
-// and metadata, or one record, may take at most [WithMaxRecordSize] bytes,
-// else [ErrTooLarge].
+// sizes that would take the process down instead of failing (footer.go and
+// zstd.go list each defence, and testdata/fuzz/FuzzDecode holds a seed
+// that arrow-go alone dies on, or allocates far too much for, for each):
+// flatbuffers vector lengths must fit their buffers, schemas may nest at
+// most 64 deep, and decoding the footer (schema, metadata, dictionaries),
+// or one record, must fit [WithMaxRecordSize], else [ErrTooLarge]; so
+// must the rows of a record, at most 8 per byte of it, since columns of
+// types that store nothing could otherwise claim any number.
 //
 // # Memory
 //
 // Both sides use the allocator given by [WithAllocator]. The Writer uses it
 // for Arrow's encoding scratch (compressed copies of buffers), all released
-// before Write returns; arrow-go (v18.9) pools its zstd encoders across
-// writers. The Reader keeps the file bytes on the Go heap until Close;
-// Record copies one message out of them into allocator memory and
-// decompresses each buffer into a new allocator buffer. A returned record
-// therefore owns its memory: it stays valid after the Reader is closed,
-// and the caller must Release it.
+// before Write returns. arrow-go (v18.8) also creates a zstd encoder for
+// each IPC writer, that is for each spill file, on the Go heap: a few MiB,
+// and about 20 MiB once a buffer exceeds 128 KiB (the encoder's 8 MiB
+// window), for as long as the Writer lives. The Reader keeps the file
+// bytes on the Go heap until Close; Record copies one message out of them
+// into allocator memory and decompresses each buffer into a new allocator
+// buffer. A returned record therefore owns its memory: it stays valid
+// after the Reader is closed, and the caller must Release it.
+//
+// The bound of [WithMaxRecordSize] applies to each decoding step, the
+// footer or one record, twice over: once to the Go values arrow-go makes
+// of the schema and custom metadata (counted by footer.go before arrow-go
+// decodes them), once to the buffers from the allocator. Outside it, a
+// step also takes its codec's state. For ZSTD that is the decoder's
+// window, which each frame header declares: up to 8 MiB of it is free
+// (about 9 MiB with the decoder's buffers), since 8 MiB is the window of
+// the encoder arrow-go writes with, declared by every buffer over 128 KiB,
+// and the engine's smallest --memory must read its own files; a larger
+// window counts against the buffers' bound, and one that exceeds it, or a
+// frame whose content does, gives [ErrTooLarge] before anything is
+// decoded. For LZ4 it is two pooled blocks of at most 4 MiB each (8 MiB in
+// the legacy format). On top of all this comes a small multiple of the
+// file's size.
 package spill

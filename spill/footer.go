@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// checkFooter guards arrow-go (v18.9) against metadata that would take the
+// checkFooter guards arrow-go (v18.8) against metadata that would take the
 // process down rather than fail: a fatal out-of-memory error, a stack
 // overflow, or far more memory than the budget on the Go heap, out of reach
 // of the Reader's budget allocator. A file whose checksum matches its
@@ -38,23 +38,20 @@ import (
 // TestDecode_Defences (seeds_test.go) makes each seed and shows that
 // arrow-go alone dies on it or allocates more than 16 times the budget.
 // The other defences are Reader.decode's budget allocator (a buffer that
-// claims a huge uncompressed size: decompressed-size-17TB) and validate in
-// Reader.Record (string-offsets, bool-values-short). checkFooter also reads
+// claims a huge uncompressed size: decompressed-size-17TB), zstdWindow (a
+// zstd frame that declares a huge window: zstd-window-256MB,
+// zstd-window-buffers-length-0, zstd-content-size-500MB,
+// zstd-dictionary-window-256MB) and validate in Reader.Record
+// (string-offsets, bool-values-short; and the row counts of
+// TestDecode_Rows, which make reading slow, not fatal). checkFooter also reads
 // the compression codec of every record batch message, since arrow-go does
 // not expose it. Anything else malformed is left to arrow-go, and an offset
 // out of range panics with fbError, which Reader.decode recovers.
 func checkFooter(body []byte, budget int64) (compression string, err error) {
-	// The file ends with the footer flatbuffer, its int32 size, "ARROW1".
-	const tail = 4 + 6
-	if len(body) < tail {
+	footer, ok := fileFooter(body)
+	if !ok {
 		return "", nil // arrow-go rejects it
 	}
-	end := len(body) - tail
-	size := int(binary.LittleEndian.Uint32(body[end:]))
-	if size > end || size < 4 {
-		return "", nil // arrow-go rejects it
-	}
-	footer := fbRoot(body[end-size : end])
 	c := schemaCost{budget: budget}
 	if pos, ok := footer.field(footerSchema); ok {
 		schema := footer.indirect(pos)
@@ -95,57 +92,117 @@ func checkFooter(body []byte, budget int64) (compression string, err error) {
 	return strings.Join(names, "+"), nil
 }
 
+// fileFooter returns the footer flatbuffer of an Arrow IPC file, which
+// ends with the footer, its int32 size and "ARROW1"; ok is false if the
+// size does not fit, which arrow-go rejects.
+func fileFooter(data []byte) (footer fbTable, ok bool) {
+	const tail = 4 + 6
+	if len(data) < tail {
+		return fbTable{}, false
+	}
+	end := len(data) - tail
+	size := int(binary.LittleEndian.Uint32(data[end:]))
+	if size > end || size < 4 {
+		return fbTable{}, false
+	}
+	return fbRoot(data[end-size : end]), true
+}
+
 // checkMessage checks the custom metadata of the message that block, an
 // Arrow Block struct, points to, and returns the compression codec of its
 // record batch ("none" if uncompressed; "" if it is not one arrow-go would
 // read).
-func checkMessage(body, block []byte, budget int64) (string, error) {
-	offset := int64(binary.LittleEndian.Uint64(block))
-	metaLen := int64(int32(binary.LittleEndian.Uint32(block[8:])))
-	if offset < 0 || metaLen < 8 || offset+metaLen > int64(len(body)) {
+func checkMessage(data, block []byte, budget int64) (string, error) {
+	msg, _, ok := blockMessage(data, block)
+	if !ok {
 		return "", nil // arrow-go rejects it
 	}
-	meta := body[offset : offset+metaLen]
+	c := schemaCost{budget: budget}
+	if err := c.metadata(msg, messageMetadata); err != nil {
+		return "", err
+	}
+	batch, ok := batchOf(msg, false)
+	if !ok {
+		return "", nil
+	}
+	return batchCodec(batch), nil
+}
+
+// blockMessage returns the message flatbuffer that block, an Arrow Block
+// struct (offset, metadata length, body length), points to in data, and
+// the message's body, nil if it does not fit in data; ok is false if the
+// metadata does not fit, which arrow-go rejects.
+func blockMessage(data, block []byte) (msg fbTable, body []byte, ok bool) {
+	offset := int64(binary.LittleEndian.Uint64(block))
+	metaLen := int64(int32(binary.LittleEndian.Uint32(block[8:])))
+	bodyLen := int64(binary.LittleEndian.Uint64(block[16:]))
+	if offset < 0 || metaLen < 8 || offset+metaLen > int64(len(data)) {
+		return fbTable{}, nil, false
+	}
+	meta := data[offset : offset+metaLen]
 	// A continuation marker and a length, or (before Arrow 0.15) just a length.
 	if binary.LittleEndian.Uint32(meta) == 0xFFFFFFFF {
 		meta = meta[8:]
 	} else {
 		meta = meta[4:]
 	}
-	msg := fbRoot(meta)
-	c := schemaCost{budget: budget}
-	if err := c.metadata(msg, messageMetadata); err != nil {
-		return "", err
+	if end := offset + metaLen; bodyLen >= 0 && bodyLen <= int64(len(data))-end {
+		body = data[end : end+bodyLen]
 	}
-	if pos, ok := msg.field(messageHeaderType); !ok || msg.u8(pos) != headerRecordBatch {
-		return "", nil
+	return fbRoot(meta), body, true
+}
+
+// batchOf returns the RecordBatch table of msg, as arrow-go finds it: the
+// header of a record batch message, or the data of the header of a
+// dictionary batch (arrow-go takes whatever is in the footer's
+// dictionaries as one, without checking the message type); ok is false if
+// there is none.
+func batchOf(msg fbTable, dictionary bool) (batch fbTable, ok bool) {
+	if !dictionary {
+		if pos, ok := msg.field(messageHeaderType); !ok || msg.u8(pos) != headerRecordBatch {
+			return fbTable{}, false
+		}
 	}
 	pos, ok := msg.field(messageHeader)
 	if !ok {
-		return "", nil
+		return fbTable{}, false
 	}
-	pos, ok = msg.indirect(pos).field(recordBatchCompression)
+	batch = msg.indirect(pos)
+	if dictionary {
+		if pos, ok = batch.field(dictionaryBatchData); !ok {
+			return fbTable{}, false
+		}
+		batch = batch.indirect(pos)
+	}
+	return batch, true
+}
+
+// batchCodec returns the body compression codec of a RecordBatch table:
+// "none", "lz4", "zstd" or "codec <n>".
+func batchCodec(batch fbTable) string {
+	pos, ok := batch.field(recordBatchCompression)
 	if !ok {
-		return "none", nil
+		return "none"
 	}
 	codec := byte(0) // the default: LZ4_FRAME
-	bc := msg.indirect(pos)
+	bc := batch.indirect(pos)
 	if pos, ok := bc.field(bodyCompressionCodec); ok {
 		codec = bc.u8(pos)
 	}
 	switch codec {
 	case 0:
-		return "lz4", nil
+		return "lz4"
 	case 1:
-		return "zstd", nil
+		return "zstd"
 	}
-	return fmt.Sprintf("codec %d", codec), nil
+	return fmt.Sprintf("codec %d", codec)
 }
 
 // Vtable slots of the fields read (File.fbs, Schema.fbs, Message.fbs),
-// enum values, and the size of a Block struct.
+// enum values, and the sizes of the Block and Buffer structs.
 const (
 	footerSchema           = 1
+	footerDictionaries     = 2
 	footerRecordBatches    = 3
 	schemaFields           = 1
 	schemaMetadata         = 2
@@ -157,10 +214,13 @@ const (
 	messageHeaderType      = 1
 	messageHeader          = 2
 	messageMetadata        = 4
+	recordBatchBuffers     = 2
 	recordBatchCompression = 3
+	dictionaryBatchData    = 1
 	bodyCompressionCodec   = 0
 	headerRecordBatch      = 3
 	blockSize              = 24
+	bufferStructSize       = 16
 	// maxDepth is arrow-go's own nesting limit for reading arrays.
 	maxDepth = 64
 )

@@ -19,7 +19,8 @@ import (
 // use.
 type Reader struct {
 	name        string
-	body        *bytes.Reader // the file, read by fr
+	data        []byte        // the file
+	body        *bytes.Reader // data, read by fr
 	mem         *budgetAllocator
 	fr          *ipc.FileReader
 	schema      *arrow.Schema
@@ -50,9 +51,11 @@ func Open(ctx context.Context, b *blobs.Bucket, f File, opts ...Option) (*Reader
 
 // Decode parses data, an Arrow IPC file that no manifest pins (for mr
 // inspect, and fuzzing); name is for messages. Any bytes give a Reader or
-// an error wrapping ErrCorrupt or ErrTooLarge, and decoding never takes
-// more memory than WithMaxRecordSize allows (plus a small multiple of
-// len(data)). Reader.Checksum is computed from data. The Reader keeps data.
+// an error wrapping ErrCorrupt or ErrTooLarge, and no decoding step (the
+// footer, or one record) takes more memory than twice WithMaxRecordSize,
+// plus its codec's state (up to 9 MiB for zstd, 16 MiB for lz4) and a
+// small multiple of len(data): the package doc's Memory section has the
+// details. Reader.Checksum is computed from data. The Reader keeps data.
 func Decode(name string, data []byte, opts ...Option) (*Reader, error) {
 	return decode(name, data, xxhash.Sum64(data), opts)
 }
@@ -61,6 +64,7 @@ func decode(name string, data []byte, checksum uint64, opts []Option) (*Reader, 
 	o := newOptions(opts)
 	r := &Reader{
 		name:     name,
+		data:     data,
 		body:     bytes.NewReader(data),
 		mem:      &budgetAllocator{Allocator: o.mem, budget: o.maxRecordSize},
 		checksum: checksum,
@@ -70,6 +74,9 @@ func decode(name string, data []byte, checksum uint64, opts []Option) (*Reader, 
 	// same budget as one record.
 	err := r.decode("", func() (err error) {
 		if r.compression, err = checkFooter(data, o.maxRecordSize); err != nil {
+			return err
+		}
+		if err := r.mem.reserve(dictionaryWindow(data, o.maxRecordSize)); err != nil {
 			return err
 		}
 		r.fr, err = ipc.NewFileReader(r.body,
@@ -116,8 +123,9 @@ func (r *Reader) Compression() string { return r.compression }
 //
 // An index out of range gives an error wrapping arrow.ErrIndex; a record
 // that does not decode, ErrCorrupt; one that needs more memory than
-// WithMaxRecordSize allows, ErrTooLarge. After such a failure arrow-go
-// (v18.9) may not have freed all it allocated (the Go allocator collects it).
+// WithMaxRecordSize allows (for its buffers, and a zstd window over 8 MiB),
+// ErrTooLarge. After such a failure arrow-go (v18.8) may not have freed
+// all it allocated (the Go allocator collects it).
 func (r *Reader) Record(i int) (arrow.RecordBatch, error) {
 	switch {
 	case r.closed:
@@ -127,10 +135,13 @@ func (r *Reader) Record(i int) (arrow.RecordBatch, error) {
 	}
 	var rec arrow.RecordBatch
 	err := r.decode(fmt.Sprintf("record %d", i), func() (err error) {
+		if err := r.mem.reserve(recordWindow(r.data, i, r.mem.budget)); err != nil {
+			return err
+		}
 		if rec, err = r.fr.RecordBatchAt(i); err != nil {
 			return err
 		}
-		if err = validate(rec); err != nil {
+		if err = validate(rec, r.mem.budget); err != nil {
 			rec.Release()
 			rec = nil
 		}
@@ -148,7 +159,21 @@ func (r *Reader) Record(i int) (arrow.RecordBatch, error) {
 // Strings get the O(n) offset check of ValidateFull but not its UTF-8
 // check: mr does not require its sources' text to be valid UTF-8 (SQLite
 // TEXT may hold any bytes), and reading such values cannot panic.
-func validate(rec arrow.RecordBatch) error {
+//
+// Every column must have the record's rows (arrow-go accepts longer
+// ones), and a record under budget may have at most 8 rows per byte of
+// it: a value takes at least a bit, except in columns whose type stores
+// nothing (null, an empty struct), whose damaged length would make reading
+// every value take time without bound (fuzzing found 6e13 rows of struct<>).
+func validate(rec arrow.RecordBatch, budget int64) error {
+	if rows := rec.NumRows(); rows > 8*budget {
+		return fmt.Errorf("%d rows, more than 8 per byte: %w", rows, ErrTooLarge)
+	}
+	for i, col := range rec.Columns() {
+		if int64(col.Len()) != rec.NumRows() {
+			return fmt.Errorf("column %q has %d rows, its record %d", rec.Schema().Field(i).Name, col.Len(), rec.NumRows())
+		}
+	}
 	for i, col := range rec.Columns() {
 		var err error
 		switch a := col.(type) {
@@ -179,6 +204,7 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.data = nil
 	r.body.Reset(nil)
 	return r.fr.Close()
 }
@@ -246,4 +272,20 @@ func (a *budgetAllocator) take(n int) {
 		panic(ErrTooLarge)
 	}
 	a.left -= int64(n)
+}
+
+// reserve takes from the current step's budget the zstd window that
+// arrow-go's decoder will allocate outside the allocator (see zstdWindow),
+// if it is larger than freeWindow, and passes on an error from zstdWindow.
+func (a *budgetAllocator) reserve(window uint64, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case window <= freeWindow:
+		return nil
+	case window > uint64(a.left):
+		return fmt.Errorf("zstd window of %d bytes: %w", window, ErrTooLarge)
+	}
+	a.left -= int64(window)
+	return nil
 }

@@ -111,7 +111,7 @@ func readGolden(t testing.TB, b *blobs.Bucket, key string, pinned spill.File, op
 }
 
 // corruptAllocator returns the allocator for reading the bad input name: a
-// checked one, except where Record fails. There arrow-go (v18.9) leaks the
+// checked one, except where Record fails. There arrow-go (v18.8) leaks the
 // buffer it was decompressing (and the validity bitmap before it) when it
 // recovers from the decoding panic; the Go allocator collects them.
 func corruptAllocator(t *testing.T, name string) memory.Allocator {

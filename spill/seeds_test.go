@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/klauspost/compress/zstd"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzDecode from defences (with -run TestDecode_Defences)")
@@ -133,6 +134,53 @@ var defences = []defence{
 		data := smallFile(t)
 		at := bodyBuffer(data, 0, func(length uint64) bool { return length > 0 })
 		binary.LittleEndian.PutUint64(data[at:], 17e12)
+		return data
+	}},
+	// The first zstd frame declares a 256 MiB window, which arrow-go's
+	// decoder allocates before it decodes the frame's 4 bytes (fuzzing
+	// found this with a window of 252 MiB in a 13 KB file).
+	{"zstd-window-256MB", "record 0 needs more than 1048576 bytes", func(t *testing.T) []byte {
+		data := smallFile(t)
+		at := firstFrame(data, footerRecordBatches, 0)
+		data[at+5] = (28 - 10) << 3 // Window_Descriptor: 2^28
+		return data
+	}},
+	// The same, with a buffers vector that claims no buffers: arrow-go
+	// reads those the schema needs all the same.
+	{"zstd-window-buffers-length-0", "record 0 needs more than 1048576 bytes", func(t *testing.T) []byte {
+		data := smallFile(t)
+		at := firstFrame(data, footerRecordBatches, 0)
+		data[at+5] = (28 - 10) << 3
+		msg, base := message(data, 0)
+		return patchVectorLen(data, base, msg.indirect(mustField(msg, messageHeader)), recordBatchBuffers, 0)
+	}},
+	// A single segment frame: its window is its content size, 500 MB,
+	// which the decoder allocates at its first block.
+	{"zstd-content-size-500MB", "record 0 needs more than 1048576 bytes", func(t *testing.T) []byte {
+		data := smallFile(t)
+		at := firstFrame(data, footerRecordBatches, 0)
+		singleSegment(data[at:], 500e6)
+		return data
+	}},
+	// Dictionaries decode when the file is opened, under the footer's
+	// budget, each with a zstd decoder of its own.
+	{"zstd-dictionary-window-256MB", "footer (schema, metadata, dictionaries) needs more than 1048576 bytes", func(t *testing.T) []byte {
+		dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
+		schema := arrow.NewSchema([]arrow.Field{{Name: "tag", Type: dt}}, nil)
+		b := array.NewDictionaryBuilder(memory.DefaultAllocator, dt).(*array.BinaryDictionaryBuilder)
+		for i := range 10 {
+			if err := b.AppendString(strconv.Itoa(i % 3)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		col := b.NewArray()
+		b.Release()
+		defer col.Release()
+		rec := array.NewRecordBatch(schema, []arrow.Array{col}, 10)
+		defer rec.Release()
+		data := arrowFile(t, schema, rec, ipc.WithZstd())
+		at := firstFrame(data, footerDictionaries, 0)
+		data[at+5] = (28 - 10) << 3
 		return data
 	}},
 	// A string's end offset before its start: reading it would panic.
@@ -359,8 +407,6 @@ func arrowFile(t *testing.T, schema *arrow.Schema, rec arrow.RecordBatch, opts .
 	return buf.Bytes()
 }
 
-const recordBatchBuffers = 2 // vtable slot of RecordBatch.buffers
-
 // footerOf returns the footer table of data, and where it starts in data.
 func footerOf(data []byte) (fbTable, int) {
 	end := len(data) - 10
@@ -416,8 +462,15 @@ func patchOffset(data []byte, base int, pos, target uint32) []byte {
 // message returns the flatbuffer of record batch i's message, and where it
 // starts in data.
 func message(data []byte, i uint32) (fbTable, int) {
+	return messageIn(data, footerRecordBatches, i)
+}
+
+// messageIn returns the flatbuffer of the message of block i in slot of
+// the footer (footerRecordBatches or footerDictionaries), and where it
+// starts in data.
+func messageIn(data []byte, slot int, i uint32) (fbTable, int) {
 	f, _ := footerOf(data)
-	start, _, err := f.vector(footerRecordBatches, blockSize)
+	start, _, err := f.vector(slot, blockSize)
 	if err != nil {
 		panic(err)
 	}
@@ -431,20 +484,54 @@ func message(data []byte, i uint32) (fbTable, int) {
 // bodyBuffer returns the offset in data of the first buffer of record
 // batch i for which pick, given the buffer's length, says yes.
 func bodyBuffer(data []byte, i uint32, pick func(length uint64) bool) int {
+	return batchBuffer(data, footerRecordBatches, i, pick)
+}
+
+// batchBuffer returns the offset in data of the first buffer of the batch
+// of block i in slot of the footer for which pick, given the buffer's
+// length, says yes.
+func batchBuffer(data []byte, slot int, i uint32, pick func(length uint64) bool) int {
 	f, _ := footerOf(data)
-	start, _, _ := f.vector(footerRecordBatches, blockSize)
+	start, _, _ := f.vector(slot, blockSize)
 	block := f.buf[start+i*blockSize:]
 	body := int(binary.LittleEndian.Uint64(block)) + int(binary.LittleEndian.Uint32(block[8:]))
-	msg, _ := message(data, i)
-	header := msg.indirect(mustField(msg, messageHeader))
-	buffers, n, _ := header.vector(recordBatchBuffers, 16)
+	msg, _ := messageIn(data, slot, i)
+	batch, ok := batchOf(msg, slot == footerDictionaries)
+	if !ok {
+		panic("no batch")
+	}
+	buffers, n, _ := batch.vector(recordBatchBuffers, bufferStructSize)
 	for j := range uint32(n) {
-		buf := msg.buf[buffers+16*j:]
+		buf := msg.buf[buffers+bufferStructSize*j:]
 		if pick(binary.LittleEndian.Uint64(buf[8:])) {
 			return body + int(binary.LittleEndian.Uint64(buf))
 		}
 	}
 	panic("no such buffer")
+}
+
+// firstFrame returns the offset in data of the first zstd frame of the
+// batch of block i in slot of the footer: of its first compressed buffer
+// that has at least 16 bytes of frames, and a window descriptor.
+func firstFrame(data []byte, slot int, i uint32) int {
+	at := batchBuffer(data, slot, i, func(length uint64) bool { return length >= 8+16 })
+	if int64(binary.LittleEndian.Uint64(data[at:])) == -1 {
+		panic("buffer stored uncompressed")
+	}
+	at += 8
+	var h zstd.Header
+	if h.Decode(data[at:]) != nil || h.SingleSegment {
+		panic("no frame with a window descriptor")
+	}
+	return at
+}
+
+// singleSegment rewrites the zstd frame at the start of b (16 bytes of
+// it) as a single segment frame of size bytes with one empty last block.
+func singleSegment(b []byte, size uint64) {
+	b[4] = 3<<6 | 1<<5 // Frame_Header_Descriptor: an 8-byte content size, single segment
+	binary.LittleEndian.PutUint64(b[5:], size)
+	copy(b[13:], []byte{1, 0, 0}) // Block_Header: last, raw, 0 bytes
 }
 
 // An empty string array may come with no offsets at all (the Arrow format
@@ -468,3 +555,110 @@ func TestDecode_EmptyStringsWithoutOffsets(t *testing.T) {
 		t.Errorf("Decode(empty strings, no offsets) = %v", err)
 	}
 }
+
+// A zstd window of up to 8 MiB is decoded outside the budget, since every
+// buffer over 128 KiB that Create writes declares one, and a 1 MiB budget
+// (the engine's smallest --memory) must read such files. A larger window
+// counts against the budget.
+func TestDecode_ZstdWindow(t *testing.T) {
+	t.Parallel()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	for i := range 40000 {
+		b.Append(int64(uint64(i) * 0x9E3779B97F4A7C15)) // 320 KB that zstd cannot shrink much
+	}
+	col := b.NewArray()
+	b.Release()
+	defer col.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
+	defer rec.Release()
+	written := arrowFile(t, schema, rec, ipc.WithZstd())
+	var h zstd.Header
+	if err := h.Decode(written[firstFrame(written, footerRecordBatches, 0):]); err != nil || h.WindowSize != freeWindow {
+		t.Fatalf("the frame of a 320 KB buffer declares a window of %d bytes (%v), want %d", h.WindowSize, err, freeWindow)
+	}
+	window16MiB := func(t *testing.T) []byte {
+		data := smallFile(t)
+		data[firstFrame(data, footerRecordBatches, 0)+5] = (24 - 10) << 3
+		return data
+	}(t)
+
+	for _, tc := range []struct {
+		name   string
+		data   []byte
+		budget int64
+		ok     bool
+	}{
+		{"Window8MiB/Budget1MiB", written, 1 << 20, true},
+		{"Window16MiB/Budget32MiB", window16MiB, 32 << 20, true},
+		{"Window16MiB/Budget16MiB", window16MiB, 16 << 20, false}, // and the buffers
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := Decode("f.arrow", tc.data, WithMaxRecordSize(tc.budget), WithAllocator(memory.NewGoAllocator()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			rec, err := r.Record(0)
+			if err == nil {
+				rec.Release()
+			}
+			if tc.ok && err != nil || !tc.ok && !errors.Is(err, ErrTooLarge) {
+				t.Errorf("Record(0) = %v, want ok %v or else ErrTooLarge", err, tc.ok)
+			}
+		})
+	}
+}
+
+// A column of a type that stores nothing (here an empty struct) can claim
+// any length for free: every column must have its record's rows, and a
+// record at most 8 rows per byte of its budget, else reading every value
+// would take time without bound.
+func TestDecode_Rows(t *testing.T) {
+	t.Parallel()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.StructOf()}}, nil)
+	b := array.NewStructBuilder(memory.DefaultAllocator, arrow.StructOf())
+	b.AppendValues([]bool{true, true, true})
+	col := b.NewArray()
+	b.Release()
+	defer col.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, 3)
+	defer rec.Release()
+	written := arrowFile(t, schema, rec)
+	// rows sets the record's length and the column's (its field node's).
+	rows := func(record, column int64) []byte {
+		data := slices.Clone(written)
+		msg, base := message(data, 0)
+		header := msg.indirect(mustField(msg, messageHeader))
+		nodes, _, _ := header.vector(recordBatchNodes, 16)
+		binary.LittleEndian.PutUint64(data[base+int(mustField(header, recordBatchLength)):], uint64(record))
+		binary.LittleEndian.PutUint64(data[base+int(nodes):], uint64(column))
+		return data
+	}
+	const many = 8*fuzzBudget + 1
+	for _, tc := range []struct {
+		name           string
+		record, column int64
+		want           error
+	}{
+		{"AsWritten", 3, 3, nil},
+		{"ColumnLonger", 3, 6e13, ErrCorrupt}, // fuzzing found 6e13 rows in a record of 0
+		{"RecordLonger", 4, 3, ErrCorrupt},
+		{"TooManyRows", many, many, ErrTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := decodeAll(rows(tc.record, tc.column))
+			if tc.want == nil && err != nil || !errors.Is(err, tc.want) {
+				t.Errorf("Decode and Record = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// Vtable slots of RecordBatch that only the tests patch.
+const (
+	recordBatchLength = 0
+	recordBatchNodes  = 1
+)

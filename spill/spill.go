@@ -13,7 +13,7 @@ import (
 // well-formed Arrow IPC file. The message names the file.
 var ErrCorrupt = errors.New("spill: corrupt file")
 
-// ErrTooLarge is wrapped by the error of a file whose schema, or record,
+// ErrTooLarge is wrapped by the error of a file whose footer, or record,
 // needs more memory to decode than WithMaxRecordSize allows.
 var ErrTooLarge = errors.New("spill: record too large")
 
@@ -66,11 +66,12 @@ func WithAllocator(mem memory.Allocator) Option {
 // memory under that budget.
 const DefaultMaxRecordSize = 1 << 30
 
-// WithMaxRecordSize bounds the memory that decoding the schema, or one
-// record batch, may take. arrow-go trusts the sizes in a file, so without a
-// bound a damaged size (in bytes given to Decode, or flipped in the
-// writer's memory before the checksum saw it) could exhaust memory. The
-// engine passes its memory budget.
+// WithMaxRecordSize bounds the memory that decoding the footer (schema,
+// metadata, dictionaries), or one record batch, may take, as the package
+// doc's Memory section details. arrow-go trusts the sizes in a file, so
+// without a bound a damaged size (in bytes given to Decode, or flipped in
+// the writer's memory before the checksum saw it) could exhaust memory.
+// The engine passes its memory budget.
 func WithMaxRecordSize(n int64) Option {
 	return func(o *options) { o.maxRecordSize = n }
 }

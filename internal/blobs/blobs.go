@@ -17,6 +17,8 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/mrengine/mr/internal/redact"
 )
 
 // Modes of what a file bucket creates: only the user running mr reads
@@ -65,7 +67,7 @@ func OpenDir(dir string) (*Bucket, error) {
 	// Make the new directories durable, so that no committed blob in them
 	// can vanish with them.
 	for _, d := range missing {
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := syncDirFunc(filepath.Dir(d)); err != nil {
 			bb.Close()
 			return nil, fmt.Errorf("blobs: open %s: sync %s: %w", abs, filepath.Dir(d), cause(err))
 		}
@@ -87,7 +89,7 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		}
 		return nil, fmt.Errorf("blobs: open bucket: invalid URL: %w", err)
 	}
-	name := redact(u)
+	name := location(u)
 	if u.Scheme == fileblob.Scheme {
 		switch {
 		case u.RawQuery != "":
@@ -101,43 +103,19 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 	}
 	bb, err := blob.OpenBucket(ctx, rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("blobs: open %s: %w", name, redactError(cause(err), rawURL, u))
+		// gocloud quotes the whole URL; drivers take keys and tokens in the
+		// query, so every query value is a secret.
+		return nil, fmt.Errorf("blobs: open %s: %w", name, redact.Error(cause(err), redact.URLSecrets(u, nil)...))
 	}
 	return &Bucket{b: bb, name: name}, nil
 }
 
-// redact returns u without credentials: no user info, no query (where
-// drivers take keys and tokens).
-func redact(u *url.URL) string {
+// location names the bucket at u without credentials: no user info, no
+// query (where drivers take keys and tokens). It is a name, not u redacted:
+// keys are appended to it in messages.
+func location(u *url.URL) string {
 	return u.Scheme + "://" + u.Host + u.Path
 }
-
-// redactError hides the secrets of u in err's message, which gocloud
-// writes with the whole URL, and keeps err for errors.Is.
-func redactError(err error, rawURL string, u *url.URL) error {
-	secrets := []string{rawURL}
-	if p, ok := u.User.Password(); ok {
-		secrets = append(secrets, p)
-	}
-	for _, vs := range u.Query() {
-		secrets = append(secrets, vs...)
-	}
-	msg := err.Error()
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "***")
-		}
-	}
-	return &redactedError{err, msg}
-}
-
-type redactedError struct {
-	err error
-	msg string
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
 
 // String returns the bucket's directory, or its URL without credentials.
 func (b *Bucket) String() string { return b.name }
@@ -224,7 +202,7 @@ func (w *Writer) Commit() error {
 		return err
 	}
 	if w.f != nil {
-		if err := w.f.Sync(); err != nil {
+		if err := syncFileFunc(w.f); err != nil {
 			return w.fail("commit", err)
 		}
 	}
@@ -296,7 +274,7 @@ func (w *Writer) fail(op string, err error) error {
 // demand; until their parents are fsynced, a crash can lose them, and the
 // committed blobs in them with them.
 func (b *Bucket) syncDirs(dir string) error {
-	if err := syncDir(dir); err != nil {
+	if err := syncDirFunc(dir); err != nil {
 		return err
 	}
 	for d := dir; len(d) > len(b.dir); d = filepath.Dir(d) {
@@ -305,13 +283,22 @@ func (b *Bucket) syncDirs(dir string) error {
 		if _, ok := b.synced.Load(d); ok {
 			continue
 		}
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := syncDirFunc(filepath.Dir(d)); err != nil {
 			return err
 		}
 		b.synced.Store(d, true)
 	}
 	return nil
 }
+
+// syncFileFunc makes a file's contents durable, and syncDirFunc a
+// directory's entries. Nothing else in the package fsyncs, so that tests
+// can replace them to see every sync and when it happens (export_test.go):
+// no other test shows that a sync is missing.
+var (
+	syncFileFunc = (*os.File).Sync
+	syncDirFunc  = syncDir
+)
 
 // syncDir makes the entries of dir durable.
 func syncDir(dir string) error {

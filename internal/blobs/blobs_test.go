@@ -19,6 +19,7 @@ import (
 	_ "gocloud.dev/blob/memblob"
 
 	"github.com/mrengine/mr/internal/blobs"
+	"github.com/mrengine/mr/internal/redact"
 )
 
 const testKey = "run-1/shuffle/b0003/p0001-000002-a1b2c3.arrow"
@@ -343,6 +344,96 @@ func TestWriter_ENOSPC(t *testing.T) {
 	}
 }
 
+// A sync is what the file system did when the bucket fsynced path.
+type fsync struct {
+	path  string // relative to the bucket's parent, slash-separated
+	dir   bool
+	final string // for a file: what the key's path held (or "missing")
+	size  int64  // for a file: its size
+}
+
+// recordSyncs records every fsync under root, and for a file the state of
+// final (the key's path) at that moment.
+func recordSyncs(t *testing.T, root string, final *string) *[]fsync {
+	t.Helper()
+	var syncs []fsync
+	blobs.OnSync(t, func(path string, dir bool) {
+		rel, err := filepath.Rel(filepath.Dir(root), path)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			return // another test's
+		}
+		s := fsync{path: filepath.ToSlash(rel), dir: dir}
+		if !dir {
+			s.final = "missing"
+			if data, err := os.ReadFile(*final); err == nil {
+				s.final = string(data)
+			}
+			if fi, err := os.Stat(path); err == nil {
+				s.size = fi.Size()
+			}
+		}
+		syncs = append(syncs, s)
+	})
+	return &syncs
+}
+
+// A Commit fsyncs the temp file, whole, before the rename makes it the
+// key's; then, after the rename, the key's directory and the parent of
+// each directory not yet known durable, deepest first. Not parallel: it
+// replaces the package's sync functions.
+func TestWriter_Commit_Syncs(t *testing.T) {
+	tb := setup(t)
+	var final string
+	syncs := recordSyncs(t, tb.dir, &final)
+	for _, tc := range []struct {
+		key, old string // old: what the key's path held before
+		dirs     []string
+	}{
+		// The first Commit: every directory of the key is new.
+		{"run-1/shuffle/b0003/p1.arrow", "missing", []string{"work/run-1/shuffle/b0003", "work/run-1/shuffle", "work/run-1", "work"}},
+		// The same directory: its parents are known durable.
+		{"run-1/shuffle/b0003/p2.arrow", "missing", []string{"work/run-1/shuffle/b0003"}},
+		// A new sibling: its parent, but not theirs.
+		{"run-1/shuffle/b0004/p1.arrow", "missing", []string{"work/run-1/shuffle/b0004", "work/run-1/shuffle"}},
+		// A replaced blob: the old one stays until the rename.
+		{"run-1/shuffle/b0003/p1.arrow", "run-1/shuffle/b0003/p1.arrow 0", []string{"work/run-1/shuffle/b0003"}},
+	} {
+		*syncs = nil
+		final = filepath.Join(tb.dir, filepath.FromSlash(tc.key))
+		data := fmt.Sprintf("%s %d", tc.key, len(files(t, tb.dir)))
+		if err := write(t, tb.bucket, tc.key, []byte(data)).Commit(); err != nil {
+			t.Fatal(err)
+		}
+		want := []fsync{{path: "work/" + tc.key, final: tc.old, size: int64(len(data))}}
+		for _, d := range tc.dirs {
+			want = append(want, fsync{path: d, dir: true})
+		}
+		got := *syncs
+		// The temp file's name is fileblob's: "<path>.<hex>.tmp".
+		if len(got) > 0 && !got[0].dir && isTempOf(got[0].path, want[0].path) {
+			got[0].path = want[0].path
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Commit(%s) synced\n%+v\nwant\n%+v", tc.key, *syncs, want)
+		}
+	}
+}
+
+// OpenDir fsyncs the parent of each directory it creates.
+func TestOpenDir_Syncs(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "work")
+	syncs := recordSyncs(t, root, nil)
+	b, err := blobs.OpenDir(filepath.Join(root, "a", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	want := []fsync{{path: "work/a", dir: true}, {path: "work", dir: true}, {path: ".", dir: true}}
+	if !slices.Equal(*syncs, want) {
+		t.Errorf("OpenDir synced %+v, want %+v", *syncs, want)
+	}
+}
+
 // Writers commit concurrently into directories they create together.
 func TestWriter_Commit_Concurrent(t *testing.T) {
 	t.Parallel()
@@ -445,8 +536,10 @@ func TestOpen(t *testing.T) {
 	}{
 		{"file://" + dir + "?no_tmp_dir=1", "take no query parameters"},
 		{"file://host/dir", "names a local directory"},
-		// No driver for s3 is linked: the error must not show the secrets.
+		// No driver for s3 is linked: the error names the bucket and
+		// quotes the URL, the secrets masked as everywhere in mr.
 		{"s3://AKIA:s3cr3t@bucket/prefix?access_key_id=AKIA&secret=s3cr3t", "s3://bucket/prefix"},
+		{"s3://AKIA:s3cr3t@bucket/prefix?access_key_id=AKIA&secret=s3cr3t", ":" + redact.Mask + "@bucket/prefix?access_key_id=" + redact.Mask + "&secret=" + redact.Mask},
 	} {
 		_, err := blobs.Open(ctx, tc.url)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cr3t") {

@@ -50,7 +50,10 @@
 // Every error names the key (for a file bucket, its full path) and keeps
 // its cause for errors.Is: syscall.ENOSPC for a full disk, fs.ErrNotExist
 // for a missing key (whatever the driver). It drops the layers of package os
-// and gocloud that name a temp file or repeat the key.
+// and gocloud that name a temp file or repeat the key. A bucket is named by
+// its URL without user info or query; where a driver's error quotes the
+// whole URL, its password and every query value (drivers take keys and
+// tokens there) are masked, by internal/redact as everywhere in mr.
 //
 // Other schemes (s3://, gs://, azblob://) go through blob.OpenBucket with
 // the drivers the importing binary links in. Their Commit is the driver's

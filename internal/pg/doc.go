@@ -25,7 +25,10 @@
 // Redact makes any DSN, URL or key=value, parsable or not, fit to print;
 // Secrets lists the passwords a DSN holds or resolves to (PGPASSWORD,
 // ~/.pgpass), and Scrub removes them from an error's message, raw or
-// URL-escaped, keeping errors.Is and errors.As working.
+// escaped, keeping errors.Is and errors.As working. What URLs and errors
+// of every kind share lives in internal/redact, which masks them all the
+// same way; this package adds libpq's key=value form, DSNs that do not
+// parse, and the passwords pgx resolves.
 //
 // # Connecting and faults
 //

@@ -1,7 +1,6 @@
 package pg
 
 import (
-	"cmp"
 	"net"
 	"net/url"
 	"regexp"
@@ -10,10 +9,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
-)
 
-// Redacted replaces passwords in names and messages.
-const Redacted = "xxxxx"
+	"github.com/mrengine/mr/internal/redact"
+)
 
 // IsURL reports whether dsn is in the URL form pgx parses as one: it starts
 // with postgres:// or postgresql://. Every other string is key=value.
@@ -24,13 +22,17 @@ func IsURL(dsn string) bool {
 // secretKeys are the DSN settings whose values are secrets.
 var secretKeys = []string{"password", "sslpassword"}
 
+// isSecretKey reports whether the DSN setting key holds a secret.
+func isSecretKey(key string) bool { return slices.Contains(secretKeys, key) }
+
 // Redact returns dsn fit to print, whatever it is: in a URL (of any scheme)
 // the password of the user info and the values of password and sslpassword
-// parameters become xxxxx, the rest stays as written; in a key=value string
-// the password and sslpassword values do. A URL that does not parse is
-// shown as its scheme alone, a key=value string that does not parse up to
-// its first "password", since where a secret ends cannot be told. A string
-// that is neither (an SQLite path) is returned as it is.
+// parameters become redact.Mask (xxxxx), the rest stays as written
+// (redact.URL); in a key=value string the password and sslpassword values
+// do. A URL that does not parse is shown as its scheme alone, a key=value
+// string that does not parse up to its first "password", since where a
+// secret ends cannot be told. A string that is neither (an SQLite path) is
+// returned as it is.
 //
 //	postgres://u:secret@h/db?sslmode=disable  →  postgres://u:xxxxx@h/db?sslmode=disable
 //	host=h password='a b' dbname=db           →  host=h password=xxxxx dbname=db
@@ -40,30 +42,20 @@ func Redact(dsn string) string {
 		if err != nil {
 			return scheme + "://…"
 		}
-		if u.RawQuery != "" {
-			pairs := strings.Split(u.RawQuery, "&")
-			for i, p := range pairs {
-				k, _, _ := strings.Cut(p, "=")
-				if key, err := url.QueryUnescape(k); err == nil && slices.Contains(secretKeys, key) {
-					pairs[i] = k + "=" + Redacted
-				}
-			}
-			u.RawQuery = strings.Join(pairs, "&")
-		}
-		return u.Redacted()
+		return redact.URL(u, isSecretKey)
 	}
 	settings, err := keyValues(dsn)
 	if err != nil {
 		if i := strings.Index(dsn, "password"); i >= 0 {
-			return dsn[:i] + "password=" + Redacted + " …"
+			return dsn[:i] + "password=" + redact.Mask + " …"
 		}
 		return dsn
 	}
 	var b strings.Builder
 	last := 0
 	for _, s := range settings {
-		if slices.Contains(secretKeys, s.key) {
-			b.WriteString(dsn[last:s.start] + Redacted)
+		if isSecretKey(s.key) {
+			b.WriteString(dsn[last:s.start] + redact.Mask)
 			last = s.end
 		}
 	}
@@ -194,20 +186,14 @@ func written(dsn string) []string {
 			}
 		}
 		for _, s := range settings {
-			if slices.Contains(secretKeys, s.key) {
+			if isSecretKey(s.key) {
 				add(s.value)
 			}
 		}
 		return out
 	}
 	if u, err := url.Parse(dsn); err == nil {
-		pw, _ := u.User.Password()
-		add(pw)
-		q := u.Query()
-		for _, k := range secretKeys {
-			add(q[k]...)
-		}
-		return out
+		return redact.URLSecrets(u, isSecretKey)
 	}
 	// The user info ends at the last '@' before the path (or, when the
 	// password holds a '/', the last '@' of all); the password follows
@@ -306,37 +292,7 @@ func serverAddr(host string, port uint16) string {
 	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
 
-// Scrub returns err with every secret replaced by xxxxx in its message,
-// raw, query-escaped and path-escaped, so that a message quoting a DSN
-// cannot leak one. errors.Is and errors.As see through it. Empty secrets are
-// ignored; an error whose message holds none is returned as it is.
-func Scrub(err error, secrets ...string) error {
-	if err == nil {
-		return nil
-	}
-	var forms []string
-	for _, s := range secrets {
-		if s != "" {
-			forms = append(forms, s, url.QueryEscape(s), url.PathEscape(s))
-		}
-	}
-	// Longest first, so that a secret holding another is replaced whole.
-	slices.SortFunc(forms, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
-	msg := err.Error()
-	scrubbed := msg
-	for _, f := range slices.Compact(forms) {
-		scrubbed = strings.ReplaceAll(scrubbed, f, Redacted)
-	}
-	if scrubbed == msg {
-		return err
-	}
-	return &scrubbedError{err: err, msg: scrubbed}
-}
-
-type scrubbedError struct {
-	err error
-	msg string
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.err }
+// Scrub returns err with every secret masked in its message, raw or
+// escaped, keeping errors.Is and errors.As working: it is redact.Error,
+// for the secrets that Secrets finds in DSNs.
+func Scrub(err error, secrets ...string) error { return redact.Error(err, secrets...) }

@@ -135,8 +135,10 @@ func TestDB_Retry(t *testing.T) {
 		}
 	}
 
-	if err := db.Retry(t.Context(), -1, refused); !errors.As(err, &ue) || ue.Attempts != 1 {
-		t.Errorf("Retry without budget: %v", err)
+	for _, budget := range []time.Duration{0, -1} {
+		if err := db.Retry(t.Context(), budget, refused); !errors.As(err, &ue) || ue.Attempts != 1 {
+			t.Errorf("Retry with a budget of %s: %v, want one attempt", budget, err)
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
@@ -153,14 +155,5 @@ func TestDB_Retry(t *testing.T) {
 	})
 	if err != nil || calls != 1 {
 		t.Errorf("Retry of a ping: %v after %d calls", err, calls)
-	}
-}
-
-func TestBudget(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[time.Duration]time.Duration{0: pg.DefaultBudget, -1: 0, time.Second: time.Second} {
-		if got := pg.Budget(in); got != want {
-			t.Errorf("Budget(%s) = %s, want %s", in, got, want)
-		}
 	}
 }

@@ -163,18 +163,6 @@ func Transient(err error) bool {
 	return errors.As(err, &netErr) && netErr.Timeout() && !errors.Is(err, context.DeadlineExceeded)
 }
 
-// Budget returns the retry budget that a RetryBudget field of d means:
-// DefaultBudget when d is zero, none (0) when d is negative, else d.
-func Budget(d time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return DefaultBudget
-	case d < 0:
-		return 0
-	}
-	return d
-}
-
 // UnavailableError reports a PostgreSQL server that stayed unreachable, or
 // kept breaking connections, for a whole retry budget. Nothing is lost: the
 // run can be resumed from its checkpoints once the server is back. Sources
@@ -198,14 +186,15 @@ func (e *UnavailableError) Error() string {
 // Unwrap returns the last fault.
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
-// Retry calls op through Do with Budget(budget), the RetryBudget of a
-// source or sink. A spent budget gives an *UnavailableError wrapping the
-// last fault; a ctx that ends while Retry waits gives ctx's cause wrapping
-// the last fault; any other error is op's own.
+// Retry calls op through Do with budget, the RetryBudget of a source or
+// sink: zero (or less) means no retries, as it does for Do. A spent budget
+// gives an *UnavailableError wrapping the last fault; a ctx that ends while
+// Retry waits gives ctx's cause wrapping the last fault; any other error is
+// op's own.
 //
 // op must be safe to repeat.
 func (db *DB) Retry(ctx context.Context, budget time.Duration, op func(context.Context) error) error {
-	r, err := Do(ctx, Budget(budget), op)
+	r, err := Do(ctx, budget, op)
 	switch {
 	case r.Spent:
 		return &UnavailableError{Server: db.server, Database: db.database, Attempts: r.Attempts, Waited: r.Waited, Err: err}

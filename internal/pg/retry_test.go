@@ -106,9 +106,11 @@ func TestDo(t *testing.T) {
 
 	t.Run("NoBudget", func(t *testing.T) {
 		t.Parallel()
-		r, err := Do(t.Context(), -1, func(context.Context) error { return fault })
-		if err != fault || !r.Spent || r.Attempts != 1 || r.Waited != 0 {
-			t.Errorf("Do = %+v, %v; want the budget spent at once", r, err)
+		for _, budget := range []time.Duration{0, -1} {
+			r, err := Do(t.Context(), budget, func(context.Context) error { return fault })
+			if err != fault || !r.Spent || r.Attempts != 1 || r.Waited != 0 {
+				t.Errorf("Do(budget %s) = %+v, %v; want the budget spent at once", budget, r, err)
+			}
 		}
 	})
 
