@@ -1,7 +1,10 @@
 package mapreduce
 
 import (
+	"bytes"
 	"time"
+
+	"github.com/cockroachdb/apd/v3"
 
 	"github.com/mrengine/mr/shuffle"
 )
@@ -33,6 +36,8 @@ const (
 	TypeBool      = shuffle.TypeBool
 	TypeDate      = shuffle.TypeDate
 	TypeTimestamp = shuffle.TypeTimestamp
+	TypeDecimal   = shuffle.TypeDecimal
+	TypeBytes     = shuffle.TypeBytes
 )
 
 // DateOf returns the UTC calendar day of t.
@@ -51,7 +56,8 @@ type Codec[T any] struct {
 	Decode func(d Decoder) T
 }
 
-// valuesEncoder collects fields as the values of a sink row.
+// valuesEncoder collects fields as the values of a sink row (see
+// OutputRows).
 type valuesEncoder struct{ values []any }
 
 func (e *valuesEncoder) Int64(v int64)     { e.values = append(e.values, v) }
@@ -60,3 +66,8 @@ func (e *valuesEncoder) String(v string)   { e.values = append(e.values, v) }
 func (e *valuesEncoder) Bool(v bool)       { e.values = append(e.values, v) }
 func (e *valuesEncoder) Date(v Date)       { e.values = append(e.values, v) }
 func (e *valuesEncoder) Time(v time.Time)  { e.values = append(e.values, v.UTC()) }
+func (e *valuesEncoder) Null()             { e.values = append(e.values, nil) }
+
+// Decimal copies v: the codec may reuse it once the call returns.
+func (e *valuesEncoder) Decimal(v *apd.Decimal) { e.values = append(e.values, new(apd.Decimal).Set(v)) }
+func (e *valuesEncoder) Bytes(v []byte)         { e.values = append(e.values, bytes.Clone(v)) }

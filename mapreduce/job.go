@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/cockroachdb/apd/v3"
 )
 
 // Job is a typed map/reduce job: Map turns each source row into (key,
@@ -175,7 +177,8 @@ func checkCodec[T any](name string, c Codec[T]) error {
 }
 
 // fieldRecorder is an Encoder that notes the sequence of field types it is
-// given, to check a Codec against its Fields.
+// given, to check a Codec against its Fields. A NULL is noted as type 0,
+// which matches any field.
 type fieldRecorder struct{ types []Type }
 
 func (r *fieldRecorder) match(what string, fields []Field) error {
@@ -183,19 +186,22 @@ func (r *fieldRecorder) match(what string, fields []Field) error {
 		return fmt.Errorf("%s uses %d fields, Fields lists %d", what, len(r.types), len(fields))
 	}
 	for i, f := range fields {
-		if r.types[i] != f.Type {
+		if r.types[i] != 0 && r.types[i] != f.Type {
 			return fmt.Errorf("%s field %d (%s) is %s, Fields says %s", what, i, f.Name, r.types[i], f.Type)
 		}
 	}
 	return nil
 }
 
-func (r *fieldRecorder) Int64(int64)     { r.types = append(r.types, TypeInt64) }
-func (r *fieldRecorder) Float64(float64) { r.types = append(r.types, TypeFloat64) }
-func (r *fieldRecorder) String(string)   { r.types = append(r.types, TypeString) }
-func (r *fieldRecorder) Bool(bool)       { r.types = append(r.types, TypeBool) }
-func (r *fieldRecorder) Date(Date)       { r.types = append(r.types, TypeDate) }
-func (r *fieldRecorder) Time(time.Time)  { r.types = append(r.types, TypeTimestamp) }
+func (r *fieldRecorder) Int64(int64)          { r.types = append(r.types, TypeInt64) }
+func (r *fieldRecorder) Float64(float64)      { r.types = append(r.types, TypeFloat64) }
+func (r *fieldRecorder) String(string)        { r.types = append(r.types, TypeString) }
+func (r *fieldRecorder) Bool(bool)            { r.types = append(r.types, TypeBool) }
+func (r *fieldRecorder) Date(Date)            { r.types = append(r.types, TypeDate) }
+func (r *fieldRecorder) Time(time.Time)       { r.types = append(r.types, TypeTimestamp) }
+func (r *fieldRecorder) Decimal(*apd.Decimal) { r.types = append(r.types, TypeDecimal) }
+func (r *fieldRecorder) Bytes([]byte)         { r.types = append(r.types, TypeBytes) }
+func (r *fieldRecorder) Null()                { r.types = append(r.types, 0) }
 
 // decodeRecorder is a Decoder that notes the field types asked of it and
 // returns zero values.
@@ -210,3 +216,11 @@ func (r *decodeRecorder) Time() time.Time {
 	r.types = append(r.types, TypeTimestamp)
 	return time.Time{}
 }
+func (r *decodeRecorder) Decimal() *apd.Decimal {
+	r.types = append(r.types, TypeDecimal)
+	return new(apd.Decimal)
+}
+func (r *decodeRecorder) Bytes() []byte { r.types = append(r.types, TypeBytes); return nil }
+
+// Null answers false, so that a codec goes on to decode the field's type.
+func (r *decodeRecorder) Null() bool { return false }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 	"unsafe"
+
+	"github.com/cockroachdb/apd/v3"
 )
 
 // Batch holds one keyset chunk of source rows, in cursor order. A Source
@@ -149,6 +151,31 @@ func (r Row) String(c int) string {
 	}
 	r.fail(c, "string")
 	return ""
+}
+
+// Decimal returns column c as a new exact decimal: sources store numeric
+// as its exact text, which this parses; integers convert exactly, and a
+// float (SQLite's REAL) by its shortest decimal form, which reads back as
+// the same float.
+func (r Row) Decimal(c int) *apd.Decimal {
+	var d apd.Decimal
+	var err error
+	switch v := r.Value(c).(type) {
+	case string:
+		_, _, err = d.SetString(v)
+	case []byte:
+		_, _, err = d.SetString(string(v))
+	case int64:
+		d.SetInt64(v)
+	case float64:
+		_, err = d.SetFloat64(v)
+	default:
+		r.fail(c, "decimal")
+	}
+	if err != nil {
+		r.fail(c, "decimal")
+	}
+	return &d
 }
 
 // Bytes returns column c as bytes, without copying text. They are valid

@@ -25,6 +25,24 @@ func TestRow_Getters(t *testing.T) {
 	}
 }
 
+func TestRow_Decimal(t *testing.T) {
+	t.Parallel()
+	b := mapreduce.NewBatch([]string{"d"})
+	for _, c := range []struct {
+		stored any
+		want   string
+	}{
+		{"125157220.56", "125157220.56"}, {[]byte("-0.50"), "-0.50"}, {int64(-7), "-7"}, {0.1, "0.1"},
+		{"123456789012345678901234567890.123456789012", "123456789012345678901234567890.123456789012"},
+	} {
+		b.Reset()
+		b.Append(1)[0] = c.stored
+		if got := b.Row(0).Decimal(0).Text('f'); got != c.want {
+			t.Errorf("Decimal of %#v = %s, want %s", c.stored, got, c.want)
+		}
+	}
+}
+
 func TestRow_GetterPanics(t *testing.T) {
 	t.Parallel()
 	b := mapreduce.NewBatch([]string{"account_id"})

@@ -282,4 +282,3 @@ func (st *runState) deadLetters(ctx context.Context, b *blobs.Bucket, part int) 
 	}
 	return letters, nil
 }
-

@@ -1,6 +1,7 @@
 package mapreduce_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/apd/v3"
 	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/mapreduce"
 )
@@ -34,6 +36,9 @@ type typedValue struct {
 	Any    bool
 	Last   mapreduce.Date
 	Latest time.Time
+	Amount *apd.Decimal // exact sum
+	Blob   []byte       // the greatest
+	Opt    *int64       // sum of the non-NULL, NULL if none
 }
 
 var typedFields = []mapreduce.Field{
@@ -67,6 +72,8 @@ func typedJob(t *testing.T) *mapreduce.Job[typedKey, typedValue] {
 				{Name: "n", Type: mapreduce.TypeInt64}, {Name: "sum", Type: mapreduce.TypeFloat64},
 				{Name: "max", Type: mapreduce.TypeString}, {Name: "any", Type: mapreduce.TypeBool},
 				{Name: "last", Type: mapreduce.TypeDate}, {Name: "latest", Type: mapreduce.TypeTimestamp},
+				{Name: "amount", Type: mapreduce.TypeDecimal}, {Name: "blob", Type: mapreduce.TypeBytes},
+				{Name: "opt", Type: mapreduce.TypeInt64},
 			},
 			Encode: func(v typedValue, e mapreduce.Encoder) {
 				e.Int64(v.N)
@@ -75,9 +82,29 @@ func typedJob(t *testing.T) *mapreduce.Job[typedKey, typedValue] {
 				e.Bool(v.Any)
 				e.Date(v.Last)
 				e.Time(v.Latest)
+				if v.Amount == nil {
+					e.Null()
+				} else {
+					e.Decimal(v.Amount)
+				}
+				e.Bytes(v.Blob)
+				if v.Opt == nil {
+					e.Null()
+				} else {
+					e.Int64(*v.Opt)
+				}
 			},
 			Decode: func(d mapreduce.Decoder) typedValue {
-				return typedValue{N: d.Int64(), Sum: d.Float64(), Max: d.String(), Any: d.Bool(), Last: d.Date(), Latest: d.Time()}
+				v := typedValue{N: d.Int64(), Sum: d.Float64(), Max: d.String(), Any: d.Bool(), Last: d.Date(), Latest: d.Time()}
+				if !d.Null() {
+					v.Amount = d.Decimal()
+				}
+				v.Blob = d.Bytes()
+				if !d.Null() {
+					o := d.Int64()
+					v.Opt = &o
+				}
+				return v
 			},
 		},
 		Map: func(_ context.Context, row mapreduce.Row, emit func(typedKey, typedValue)) error {
@@ -85,17 +112,34 @@ func typedJob(t *testing.T) *mapreduce.Job[typedKey, typedValue] {
 			emit(k, v)
 			return nil
 		},
-		Combine: func(a, b typedValue) typedValue {
-			return typedValue{
-				N: a.N + b.N, Sum: a.Sum + b.Sum, Max: max(a.Max, b.Max), Any: a.Any || b.Any,
-				Last: max(a.Last, b.Last), Latest: latest(a.Latest, b.Latest),
-			}
-		},
+		Combine: combineTyped,
 	}
 	if err := j.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	return j
+}
+
+func combineTyped(a, b typedValue) typedValue {
+	v := typedValue{
+		N: a.N + b.N, Sum: a.Sum + b.Sum, Max: max(a.Max, b.Max), Any: a.Any || b.Any,
+		Last: max(a.Last, b.Last), Latest: latest(a.Latest, b.Latest),
+		Amount: new(apd.Decimal), Blob: a.Blob, Opt: a.Opt,
+	}
+	if _, err := apd.BaseContext.Add(v.Amount, a.Amount, b.Amount); err != nil {
+		panic(err)
+	}
+	if bytes.Compare(b.Blob, a.Blob) > 0 {
+		v.Blob = b.Blob
+	}
+	if b.Opt != nil {
+		sum := *b.Opt
+		if a.Opt != nil {
+			sum += *a.Opt
+		}
+		v.Opt = &sum
+	}
+	return v
 }
 
 func latest(a, b time.Time) time.Time {
@@ -117,8 +161,13 @@ func typedPair(id int64, group string, amount int64) (typedKey, typedValue) {
 		group = ""
 	}
 	ts := time.UnixMicro(int64(id%4-2) * 86_400_000_123).UTC() // before and after the epoch
-	return typedKey{I: id % 7, F: f, S: group, B: id%2 == 0, D: mapreduce.Date(id%5 - 2), T: ts},
-		typedValue{N: 1, Sum: float64(amount) / 2, Max: fmt.Sprint(id), Any: id%11 == 0, Last: mapreduce.Date(id), Latest: time.UnixMicro(id * 1_000_001).UTC()}
+	v := typedValue{N: 1, Sum: float64(amount) / 2, Max: fmt.Sprint(id), Any: id%11 == 0, Last: mapreduce.Date(id), Latest: time.UnixMicro(id * 1_000_001).UTC(),
+		// An amount of 20 digits and 10 decimals, beyond a float64.
+		Amount: apd.New(amount*1_000_000_007+id, -10), Blob: []byte{byte(id), 0, byte(id >> 8)}}
+	if id%3 != 0 {
+		v.Opt = &amount
+	}
+	return typedKey{I: id % 7, F: f, S: group, B: id%2 == 0, D: mapreduce.Date(id%5 - 2), T: ts}, v
 }
 
 // rowSink keeps every row it is given, by the text of its key columns.
@@ -168,6 +217,14 @@ func (s *rowSink) Apply(_ context.Context, t mapreduce.OutputTable, commit strin
 	return nil
 }
 
+// optValue is what a sink row holds for a nullable integer.
+func optValue(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
 // typedKeyText spells key values so that -0 and +0 read alike.
 func typedKeyText(vals []any) string {
 	var b strings.Builder
@@ -184,15 +241,16 @@ func TestRun_EveryFieldType(t *testing.T) {
 	t.Parallel()
 	rows := randomRows(11, 12_000, 2_000, 0)
 	want := map[string][]any{}
+	vals := map[string]typedValue{}
 	for _, r := range rows {
 		k, v := typedPair(r.id, r.group, r.amount)
 		kv := []any{k.I, k.F, k.S, k.B, k.D, k.T}
 		text := typedKeyText(kv)
-		if old, ok := want[text]; ok {
-			o := typedValue{N: old[6].(int64), Sum: old[7].(float64), Max: old[8].(string), Any: old[9].(bool), Last: old[10].(mapreduce.Date), Latest: old[11].(time.Time)}
-			v = typedValue{N: o.N + v.N, Sum: o.Sum + v.Sum, Max: max(o.Max, v.Max), Any: o.Any || v.Any, Last: max(o.Last, v.Last), Latest: latest(o.Latest, v.Latest)}
+		if old, ok := vals[text]; ok {
+			v = combineTyped(old, v)
 		}
-		want[text] = append(kv, v.N, v.Sum, v.Max, v.Any, v.Last, v.Latest)
+		vals[text] = v
+		want[text] = append(kv, v.N, v.Sum, v.Max, v.Any, v.Last, v.Latest, v.Amount, v.Blob, optValue(v.Opt))
 	}
 	for _, memory := range []int64{512 << 20, 1 << 20} { // 1 MiB: map flushes and reduce re-partitions
 		t.Run(fmt.Sprintf("memory=%d", memory), func(t *testing.T) {

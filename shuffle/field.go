@@ -3,6 +3,8 @@ package shuffle
 import (
 	"fmt"
 	"time"
+
+	"github.com/cockroachdb/apd/v3"
 )
 
 // Type is the type of a key or value field: what the shuffle files store
@@ -18,11 +20,13 @@ const (
 	TypeBool                      // bool; Arrow bool; SQL boolean
 	TypeDate                      // Date; Arrow date32; SQL date
 	TypeTimestamp                 // time.Time, microsecond precision, UTC; Arrow timestamp[us, UTC]; SQL timestamptz
+	TypeDecimal                   // apd.Decimal, exact; Arrow utf8 (its decimal text); SQL numeric
+	TypeBytes                     // []byte; Arrow binary; SQL bytea
 )
 
 var typeNames = map[Type]string{
 	TypeInt64: "int64", TypeFloat64: "float64", TypeString: "string", TypeBool: "bool",
-	TypeDate: "date", TypeTimestamp: "timestamp",
+	TypeDate: "date", TypeTimestamp: "timestamp", TypeDecimal: "decimal", TypeBytes: "bytes",
 }
 
 func (t Type) String() string {
@@ -65,7 +69,9 @@ func (d Date) String() string { return d.Time().Format(time.DateOnly) }
 
 // Encoder receives the fields of one key or value, in the order of its
 // Fields. The engine has one per destination (a key hash, a shuffle
-// record, a sink row); a codec never needs to know which.
+// record, a sink row); a codec never needs to know which. Null stands for
+// a field of any type that is SQL NULL; the encoder does not keep v of
+// Decimal or Bytes past the call.
 type Encoder interface {
 	Int64(v int64)
 	Float64(v float64)
@@ -73,10 +79,15 @@ type Encoder interface {
 	Bool(v bool)
 	Date(v Date)
 	Time(v time.Time)
+	Decimal(v *apd.Decimal)
+	Bytes(v []byte)
+	Null()
 }
 
 // Decoder yields the fields of one key or value, in the order an Encoder
-// received them. Strings it returns are the caller's to keep.
+// received them. Null reports whether the next field is NULL, and if it
+// is, consumes it; a codec of a field that can be NULL asks it first.
+// Strings, decimals and bytes it returns are the caller's to keep.
 type Decoder interface {
 	Int64() int64
 	Float64() float64
@@ -84,4 +95,7 @@ type Decoder interface {
 	Bool() bool
 	Date() Date
 	Time() time.Time
+	Decimal() *apd.Decimal
+	Bytes() []byte
+	Null() bool
 }

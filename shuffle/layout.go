@@ -1,12 +1,14 @@
 package shuffle
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/cockroachdb/apd/v3"
 )
 
 // A shuffle record is one (key, value) pair laid out as an Arrow row: the
@@ -19,8 +21,12 @@ import (
 //	TypeBool       bool
 //	TypeDate       date32
 //	TypeTimestamp  timestamp[us, tz=UTC]
+//	TypeDecimal    utf8, the decimal's text ("12.50", "-1E+30", "NaN")
+//	TypeBytes      binary
 //
-// Columns are not nullable: a job's keys and values are plain Go values.
+// A decimal is text because SQL's numeric has no fixed precision or scale
+// that Arrow's decimal128/256 could hold without loss. Every column is
+// nullable: Encoder.Null stands for SQL NULL.
 var arrowTypes = map[Type]arrow.DataType{
 	TypeInt64:     arrow.PrimitiveTypes.Int64,
 	TypeFloat64:   arrow.PrimitiveTypes.Float64,
@@ -28,6 +34,8 @@ var arrowTypes = map[Type]arrow.DataType{
 	TypeBool:      arrow.FixedWidthTypes.Boolean,
 	TypeDate:      arrow.FixedWidthTypes.Date32,
 	TypeTimestamp: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"},
+	TypeDecimal:   arrow.BinaryTypes.String,
+	TypeBytes:     arrow.BinaryTypes.Binary,
 }
 
 // Schema returns the Arrow schema of records laid out as fields (key
@@ -39,7 +47,7 @@ func Schema(fields []Field) *arrow.Schema {
 		if !ok {
 			panic(fmt.Sprintf("shuffle: field %q has unknown type %s", f.Name, f.Type))
 		}
-		af[i] = arrow.Field{Name: f.Name, Type: t}
+		af[i] = arrow.Field{Name: f.Name, Type: t, Nullable: true}
 	}
 	return arrow.NewSchema(af, nil)
 }
@@ -69,6 +77,9 @@ func (e *recordEncoder) Date(v Date)       { e.next().(*array.Date32Builder).App
 func (e *recordEncoder) Time(v time.Time) {
 	e.next().(*array.TimestampBuilder).Append(arrow.Timestamp(v.UnixMicro()))
 }
+func (e *recordEncoder) Decimal(v *apd.Decimal) { e.next().(*array.StringBuilder).Append(v.Text('f')) }
+func (e *recordEncoder) Bytes(v []byte)         { e.next().(*array.BinaryBuilder).Append(v) }
+func (e *recordEncoder) Null()                  { e.next().AppendNull() }
 
 // RecordDecoder reads the records of an Arrow record batch field by field,
 // row after row: the key codec's Decode, then the value codec's, once per
@@ -123,4 +134,31 @@ func (d *RecordDecoder) Date() Date {
 func (d *RecordDecoder) Time() time.Time {
 	a, row := d.next()
 	return time.UnixMicro(int64(a.(*array.Timestamp).Value(row))).UTC()
+}
+
+// Decimal returns a new decimal. A decimal column holds only text that a
+// Decimal wrote, which the file's checksum vouches for; text that does not
+// parse is damage, and panics (the reducer recovers it into the bucket's
+// error).
+func (d *RecordDecoder) Decimal() *apd.Decimal {
+	a, row := d.next()
+	v, _, err := apd.NewFromString(a.(*array.String).Value(row))
+	if err != nil {
+		panic(fmt.Sprintf("shuffle: decimal text %q: %v", a.(*array.String).Value(row), err))
+	}
+	return v
+}
+
+func (d *RecordDecoder) Bytes() []byte {
+	a, row := d.next()
+	return bytes.Clone(a.(*array.Binary).Value(row))
+}
+
+// Null reports whether the next field is NULL, and if so moves past it.
+func (d *RecordDecoder) Null() bool {
+	if !d.cols[d.col].IsNull(d.row) {
+		return false
+	}
+	d.next()
+	return true
 }

@@ -153,6 +153,8 @@ var postgresTypes = map[mapreduce.Type]string{
 	mapreduce.TypeBool:      "boolean",
 	mapreduce.TypeDate:      "date",
 	mapreduce.TypeTimestamp: "timestamptz",
+	mapreduce.TypeDecimal:   "numeric",
+	mapreduce.TypeBytes:     "bytea",
 }
 
 // names are the qualified names of an output table and its commit table.

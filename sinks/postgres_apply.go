@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cockroachdb/apd/v3"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -247,13 +248,34 @@ func (c *copySource) Values() ([]any, error) {
 		return nil, c.err
 	}
 	for i, v := range values {
-		if d, ok := v.(mapreduce.Date); ok {
-			v = pgtype.Date{Time: d.Time(), Valid: true}
+		switch x := v.(type) {
+		case mapreduce.Date:
+			v = pgtype.Date{Time: x.Time(), Valid: true}
+		case *apd.Decimal:
+			v = numeric(x)
 		}
 		c.buf[i] = v
 	}
 	c.n++
 	return c.buf, nil
+}
+
+// numeric is d as pgx writes numeric: exactly, coefficient and exponent.
+func numeric(d *apd.Decimal) pgtype.Numeric {
+	switch d.Form {
+	case apd.NaN, apd.NaNSignaling:
+		return pgtype.Numeric{NaN: true, Valid: true}
+	case apd.Infinite:
+		if d.Negative {
+			return pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
+		}
+		return pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}
+	}
+	n := d.Coeff.MathBigInt()
+	if d.Negative {
+		n.Neg(n)
+	}
+	return pgtype.Numeric{Int: n, Exp: d.Exponent, Valid: true}
 }
 
 func (c *copySource) Err() error {

@@ -10,6 +10,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/cockroachdb/apd/v3"
 	"github.com/mrengine/mr/internal/dburl"
 	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/mapreduce"
@@ -71,6 +72,8 @@ var sqliteTypes = map[mapreduce.Type]string{
 	mapreduce.TypeBool:      "INTEGER", // 0 or 1
 	mapreduce.TypeDate:      "TEXT",    // YYYY-MM-DD, see sqlValue
 	mapreduce.TypeTimestamp: "TEXT",    // RFC 3339 in UTC, see sqlValue
+	mapreduce.TypeDecimal:   "TEXT",    // the exact decimal text: NUMERIC affinity would round it to a double
+	mapreduce.TypeBytes:     "BLOB",
 }
 
 // timestampLayout writes timestamps as RFC 3339 in UTC with a fixed six
@@ -88,6 +91,8 @@ func sqlValue(v any) any {
 		return v.String()
 	case time.Time:
 		return v.UTC().Format(timestampLayout)
+	case *apd.Decimal:
+		return v.Text('f')
 	}
 	return v
 }

@@ -35,7 +35,7 @@ type Table struct {
 	Fields  []Field
 	Batches int // record batches
 	// Rows holds every row in file order, one value per field: nil for a
-	// null, bool, string (Utf8), int64 (Int*, Date32 in days, Timestamp in
+	// null, bool, string (Utf8; Binary as lower-case hex), int64 (Int*, Date32 in days, Timestamp in
 	// ticks of its unit, Time, Duration), uint64 (a Uint64 past int64),
 	// float64 (Float*; -0 and NaN kept), or for other types the string
 	// Arrow JS makes of the value.

@@ -3,9 +3,10 @@
 //
 //	node read.mjs FILE...
 //
-// Values are JSON-able and exact: null, booleans, strings; every number
-// (integers, dates as days, timestamps as ticks of their unit, floats) is
-// a decimal string, since JSON numbers lose int64 precision, -0 and NaN.
+// Values are JSON-able and exact: null, booleans, strings, binary as
+// lower-case hex; every number (integers, dates as days, timestamps as
+// ticks of their unit, floats) is a decimal string, since JSON numbers
+// lose int64 precision, -0 and NaN.
 import { readFileSync } from 'node:fs';
 import { tableFromIPC, compressionRegistry, CompressionType, Type } from 'apache-arrow';
 import { decompress } from 'fzstd';
@@ -44,6 +45,10 @@ function cells(table, i) {
 					// get() converts to milliseconds as a float; the stored
 					// ticks are exact.
 					out.push(number(data.values[data.offset + j]));
+					break;
+				case Type.Binary:
+				case Type.LargeBinary:
+					out.push(Buffer.from(column.get(out.length)).toString('hex'));
 					break;
 				default: {
 					const v = column.get(out.length);

@@ -2,6 +2,7 @@ package runtest
 
 import (
 	"context"
+	"encoding/hex"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -52,6 +53,10 @@ func CheckArrowJS(t testing.TB, cfg mapreduce.Config, run string) {
 			for row := range int(rec.NumRows()) {
 				var vals []any
 				for _, col := range rec.Columns() {
+					if col.IsNull(row) {
+						vals = append(vals, nil)
+						continue
+					}
 					switch a := col.(type) {
 					case *array.Int64:
 						vals = append(vals, a.Value(row))
@@ -59,6 +64,8 @@ func CheckArrowJS(t testing.TB, cfg mapreduce.Config, run string) {
 						vals = append(vals, a.Value(row))
 					case *array.String:
 						vals = append(vals, a.Value(row))
+					case *array.Binary:
+						vals = append(vals, hex.EncodeToString(a.Value(row)))
 					case *array.Boolean:
 						vals = append(vals, a.Value(row))
 					case *array.Date32:

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cockroachdb/apd/v3"
+
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -188,6 +190,49 @@ func Run(t *testing.T, newBackend NewFunc) {
 		}
 		if err := bundle.Exec(fmt.Sprintf(insert, "'a'")); err == nil {
 			t.Error("the primary key let a duplicate key in")
+		}
+	})
+
+	// Decimals stay exact (digits and scale), bytes whole, and NULL is NULL.
+	t.Run("ExactTypes", func(t *testing.T) {
+		t.Parallel()
+		b := &testBundle{Backend: newBackend(t), t: t}
+		table := mapreduce.OutputTable{
+			Name: "exact",
+			Keys: []mapreduce.Field{{Name: "k", Type: mapreduce.TypeInt64}},
+			Values: []mapreduce.Field{
+				{Name: "d", Type: mapreduce.TypeDecimal}, {Name: "b", Type: mapreduce.TypeBytes},
+				{Name: "n", Type: mapreduce.TypeInt64},
+			},
+		}
+		if err := b.Sink.Prepare(t.Context(), table); err != nil {
+			t.Fatal(err)
+		}
+		decimals := []string{"125157220.56", "-0.50", "123456789012345678901234567890.123456789012", "7", "0.000001"}
+		var rows [][]any
+		for i, text := range decimals {
+			d, _, err := apd.NewFromString(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, []any{int64(i), d, []byte{0, byte(i), 0xff}, int64(i)})
+		}
+		rows = append(rows, []any{int64(len(rows)), nil, nil, nil})
+		if err := b.Sink.Apply(t.Context(), table, "c1", 0, rowsOf(rows)); err != nil {
+			t.Fatal(err)
+		}
+		got := b.Query(`SELECT "k", CAST("d" AS text), length("b"), "n" FROM "exact" ORDER BY 1`)
+		for i, row := range got {
+			want := []any{int64(i), nil, nil, nil}
+			if i < len(decimals) {
+				want = []any{int64(i), decimals[i], int64(3), int64(i)}
+			}
+			if !reflect.DeepEqual(row, want) {
+				t.Errorf("row %d = %v, want %v", i, row, want)
+			}
+		}
+		if len(got) != len(rows) {
+			t.Errorf("table has %d rows, want %d", len(got), len(rows))
 		}
 	})
 
