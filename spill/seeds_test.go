@@ -199,6 +199,23 @@ var defences = []defence{
 		binary.LittleEndian.PutUint32(data[at+4:], 9)                              // offsets 0 9 8 12
 		return data
 	}},
+	// A string's first offset before the start of its data: reading it
+	// would panic (fuzzing found -4864).
+	{"string-offset-negative", `record 0: column "name": string offset -4864 is negative`, func(t *testing.T) []byte {
+		schema := arrow.NewSchema([]arrow.Field{{Name: "name", Type: arrow.BinaryTypes.String}}, nil)
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		b.AppendValues([]string{"aaaa", "bbbb", "cccc"}, nil)
+		col := b.NewArray()
+		b.Release()
+		defer col.Release()
+		rec := array.NewRecordBatch(schema, []arrow.Array{col}, 3)
+		defer rec.Release()
+		data := arrowFile(t, schema, rec) // uncompressed, to patch the offsets
+		n := 0
+		at := bodyBuffer(data, 0, func(length uint64) bool { n++; return n == 2 }) // validity, offsets
+		binary.LittleEndian.PutUint32(data[at:], uint32(0xffffed00))               // offsets -4864 4 8 12
+		return data
+	}},
 	// Booleans without their bits: reading one would panic.
 	{"bool-values-short", `record 0: column "ok": `, func(t *testing.T) []byte {
 		schema := arrow.NewSchema([]arrow.Field{{Name: "ok", Type: arrow.FixedWidthTypes.Boolean}}, nil)
