@@ -154,6 +154,28 @@ var defences = []defence{
 		msg, base := message(data, 0)
 		return patchVectorLen(data, base, msg.indirect(mustField(msg, messageHeader)), recordBatchBuffers, 0)
 	}},
+	// The same, with the first buffer running past the end of the body,
+	// into the padding of the allocation that holds it, which arrow-go
+	// slices all the same.
+	{"zstd-window-buffer-past-body", "record 0 needs more than 1048576 bytes", func(t *testing.T) []byte {
+		data := smallFile(t)
+		data[firstFrame(data, footerRecordBatches, 0)+5] = (28 - 10) << 3
+		f, _ := footerOf(data)
+		start, _, _ := f.vector(footerRecordBatches, blockSize)
+		bodyLen := int(binary.LittleEndian.Uint64(f.buf[start+16:]))
+		msg, base := message(data, 0)
+		buffers, _, _ := msg.indirect(mustField(msg, messageHeader)).vector(recordBatchBuffers, bufferStructSize)
+		first := data[base+int(buffers):]
+		for binary.LittleEndian.Uint64(first[8:]) == 0 {
+			first = first[bufferStructSize:] // the validity bitmap, absent
+		}
+		offset := int(binary.LittleEndian.Uint64(first))
+		if roundUpToMultipleOf64(bodyLen) == bodyLen {
+			panic("the body has no padding")
+		}
+		binary.LittleEndian.PutUint64(first[8:], uint64(roundUpToMultipleOf64(bodyLen)-offset))
+		return data
+	}},
 	// A single segment frame: its window is its content size, 500 MB,
 	// which the decoder allocates at its first block.
 	{"zstd-content-size-500MB", "record 0 needs more than 1048576 bytes", func(t *testing.T) []byte {
