@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mrengine/mr/internal/pg"
+	"github.com/mrengine/mr/internal/redact"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -79,7 +80,7 @@ func dlqReplay(c *cli.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = pg.Scrub(err, pg.Secrets(job.sourceURL, job.sinkURL)...) }()
+	defer func() { err = redact.Error(err, pg.Secrets(job.sourceURL, job.sinkURL)...) }()
 	src, sink, closeEnds, err := job.open(c.Context)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mrengine/mr/internal/pg"
+	"github.com/mrengine/mr/internal/redact"
 	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/sinks"
@@ -166,7 +167,7 @@ const planLines = 16
 // plan, the summary line) and errOut (progress and logs). An error it
 // returns names a resumable run and holds no password.
 func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain bool) (_ mapreduce.Summary, err error) {
-	defer func() { err = pg.Scrub(err, pg.Secrets(job.sourceURL, job.sinkURL)...) }()
+	defer func() { err = redact.Error(err, pg.Secrets(job.sourceURL, job.sinkURL)...) }()
 	src, sink, closeEnds, err := job.open(ctx)
 	if err != nil {
 		return mapreduce.Summary{}, err

@@ -40,10 +40,10 @@ import (
 // The other defences are Reader.decode's budget allocator (a buffer that
 // claims a huge uncompressed size: decompressed-size-17TB), zstdWindow (a
 // zstd frame that declares a huge window: zstd-window-256MB,
-// zstd-window-buffers-length-0, zstd-content-size-500MB,
-// zstd-dictionary-window-256MB) and validate in Reader.Record
-// (string-offsets, bool-values-short; and the row counts of
-// TestDecode_Rows, which make reading slow, not fatal). checkFooter also reads
+// zstd-window-buffers-length-0, zstd-window-buffer-past-body,
+// zstd-content-size-500MB, zstd-dictionary-window-256MB) and validate in Reader.Record
+// (string-offsets, string-offset-negative, bool-values-short; and the row
+// counts of TestDecode_Rows, which make reading slow, not fatal). checkFooter also reads
 // the compression codec of every record batch message, since arrow-go does
 // not expose it. Anything else malformed is left to arrow-go, and an offset
 // out of range panics with fbError, which Reader.decode recovers.

@@ -156,7 +156,7 @@ func (r *Reader) Record(i int) (arrow.RecordBatch, error) {
 // validate checks that every value of rec can be read. arrow-go builds
 // arrays on the buffers a message describes without checking them, so a
 // damaged length or offset would make the caller's reads panic.
-// Strings get the O(n) offset check of ValidateFull but not its UTF-8
+// Strings get the O(n) offset checks of ValidateFull but not its UTF-8
 // check: mr does not require its sources' text to be valid UTF-8 (SQLite
 // TEXT may hold any bytes), and reading such values cannot panic.
 //
@@ -180,6 +180,10 @@ func validate(rec arrow.RecordBatch, budget int64) error {
 		case *array.String:
 			if err = array.Validate(a); err != nil || a.Len() == 0 {
 				break // an empty array may have no offsets at all
+			}
+			if offs := a.ValueOffsets(); offs[0] < 0 {
+				err = fmt.Errorf("string offset %d is negative", offs[0])
+				break
 			}
 			for j, offs := 1, a.ValueOffsets(); j < len(offs); j++ {
 				if offs[j] < offs[j-1] {

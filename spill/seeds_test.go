@@ -154,6 +154,28 @@ var defences = []defence{
 		msg, base := message(data, 0)
 		return patchVectorLen(data, base, msg.indirect(mustField(msg, messageHeader)), recordBatchBuffers, 0)
 	}},
+	// The same, with the first buffer running past the end of the body,
+	// into the padding of the allocation that holds it, which arrow-go
+	// slices all the same.
+	{"zstd-window-buffer-past-body", "record 0 needs more than 1048576 bytes", func(t *testing.T) []byte {
+		data := smallFile(t)
+		data[firstFrame(data, footerRecordBatches, 0)+5] = (28 - 10) << 3
+		f, _ := footerOf(data)
+		start, _, _ := f.vector(footerRecordBatches, blockSize)
+		bodyLen := int(binary.LittleEndian.Uint64(f.buf[start+16:]))
+		msg, base := message(data, 0)
+		buffers, _, _ := msg.indirect(mustField(msg, messageHeader)).vector(recordBatchBuffers, bufferStructSize)
+		first := data[base+int(buffers):]
+		for binary.LittleEndian.Uint64(first[8:]) == 0 {
+			first = first[bufferStructSize:] // the validity bitmap, absent
+		}
+		offset := int(binary.LittleEndian.Uint64(first))
+		if roundUpToMultipleOf64(bodyLen) == bodyLen {
+			panic("the body has no padding")
+		}
+		binary.LittleEndian.PutUint64(first[8:], uint64(roundUpToMultipleOf64(bodyLen)-offset))
+		return data
+	}},
 	// A single segment frame: its window is its content size, 500 MB,
 	// which the decoder allocates at its first block.
 	{"zstd-content-size-500MB", "record 0 needs more than 1048576 bytes", func(t *testing.T) []byte {
@@ -197,6 +219,23 @@ var defences = []defence{
 		n := 0
 		at := bodyBuffer(data, 0, func(length uint64) bool { n++; return n == 2 }) // validity, offsets
 		binary.LittleEndian.PutUint32(data[at+4:], 9)                              // offsets 0 9 8 12
+		return data
+	}},
+	// A string's first offset before the start of its data: reading it
+	// would panic (fuzzing found -4864).
+	{"string-offset-negative", `record 0: column "name": string offset -4864 is negative`, func(t *testing.T) []byte {
+		schema := arrow.NewSchema([]arrow.Field{{Name: "name", Type: arrow.BinaryTypes.String}}, nil)
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		b.AppendValues([]string{"aaaa", "bbbb", "cccc"}, nil)
+		col := b.NewArray()
+		b.Release()
+		defer col.Release()
+		rec := array.NewRecordBatch(schema, []arrow.Array{col}, 3)
+		defer rec.Release()
+		data := arrowFile(t, schema, rec) // uncompressed, to patch the offsets
+		n := 0
+		at := bodyBuffer(data, 0, func(length uint64) bool { n++; return n == 2 }) // validity, offsets
+		binary.LittleEndian.PutUint32(data[at:], uint32(0xffffed00))               // offsets -4864 4 8 12
 		return data
 	}},
 	// Booleans without their bits: reading one would panic.

@@ -53,6 +53,20 @@ func zstdWindow(data, block []byte, dictionary bool, budget int64) (uint64, erro
 	if !ok {
 		return 0, nil // arrow-go panics reading a buffer
 	}
+	// arrow-go slices each buffer out of the body as it lies in memory,
+	// in an allocation rounded up to 64 bytes, and a buffer may run into
+	// the padding (fuzzing found that bypass). Past the body that memory
+	// is zeros, from arrow-go's Go and C allocators alike, and zeros are no
+	// frame.
+	end := roundUpToMultipleOf64(len(body))
+	from := func(p int) []byte {
+		if p+zstd.HeaderMaxSize <= len(body) || end == len(body) {
+			return body[p:]
+		}
+		b := make([]byte, end-p)
+		copy(b, body[min(p, len(body)):])
+		return b
+	}
 	// arrow-go reads as many Buffer structs as the schema needs, whatever
 	// the vector's length says, so every struct that fits in the
 	// flatbuffer may be one. Structs past the real vector hold other
@@ -62,10 +76,10 @@ func zstdWindow(data, block []byte, dictionary bool, budget int64) (uint64, erro
 	for at := pos + batch.u32(pos) + 4; uint64(at)+bufferStructSize <= uint64(len(batch.buf)); at += bufferStructSize {
 		buf := batch.bytes(at, bufferStructSize)
 		offset, length := binary.LittleEndian.Uint64(buf), binary.LittleEndian.Uint64(buf[8:])
-		if length < 8 || offset > uint64(len(body)) || length > uint64(len(body))-offset {
+		if length < 8 || offset > uint64(end) || length > uint64(end)-offset {
 			continue // empty, or arrow-go fails to slice it
 		}
-		if int64(binary.LittleEndian.Uint64(body[offset:])) != -1 { // -1: stored uncompressed
+		if int64(binary.LittleEndian.Uint64(from(int(offset)))) != -1 { // -1: stored uncompressed
 			starts = append(starts, int(offset)+8)
 		}
 	}
@@ -82,17 +96,21 @@ func zstdWindow(data, block []byte, dictionary bool, budget int64) (uint64, erro
 			continue
 		}
 		last = p
-		w, n, err := zstdFrame(body[p:], budget)
+		w, n, err := zstdFrame(from(p), budget)
 		if err != nil {
 			return 0, err
 		}
 		window = max(window, w)
-		if n > 0 && p+n < len(body) {
+		if n > 0 && p+n < end {
 			heap.Push(&starts, p+n)
 		}
 	}
 	return window, nil
 }
+
+// roundUpToMultipleOf64 is what arrow-go's memory.Buffer rounds an
+// allocation up to.
+func roundUpToMultipleOf64(n int) int { return (n + 63) &^ 63 }
 
 // positions is a min-heap of positions in a message body.
 type positions []int

@@ -291,8 +291,3 @@ func serverAddr(host string, port uint16) string {
 	}
 	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
-
-// Scrub returns err with every secret masked in its message, raw or
-// escaped, keeping errors.Is and errors.As working: it is redact.Error,
-// for the secrets that Secrets finds in DSNs.
-func Scrub(err error, secrets ...string) error { return redact.Error(err, secrets...) }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mrengine/mr/internal/pg"
+	"github.com/mrengine/mr/internal/redact"
 )
 
 func TestRedact(t *testing.T) {
@@ -117,7 +118,7 @@ func TestScrub(t *testing.T) {
 		"postgres://u@h/db?sslpassword=" + url.QueryEscape(secret),
 	} {
 		err := fmt.Errorf("cannot use %s: %w", dsn, io.EOF)
-		got := pg.Scrub(err, pg.Secrets(dsn)...)
+		got := redact.Error(err, pg.Secrets(dsn)...)
 		if strings.Contains(got.Error(), "cr/t") || !strings.Contains(got.Error(), "xxxxx") || !errors.Is(got, io.EOF) {
 			t.Errorf("Scrub(%s) = %q, want the secret masked and io.EOF kept", dsn, got)
 		}

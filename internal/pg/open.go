@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mrengine/mr/internal/redact"
 )
 
 // ConnectTimeout bounds one connection attempt unless the DSN sets
@@ -38,7 +39,7 @@ const forms = "write postgres://USER:PASSWORD@HOST:PORT/DATABASE or host=HOST po
 //
 // Its error holds no password.
 func Parse(dsn string, maxConns int32) (*pgxpool.Config, error) {
-	fail := func(err error) error { return Scrub(fmt.Errorf("%w (%s)", err, forms), Secrets(dsn)...) }
+	fail := func(err error) error { return redact.Error(fmt.Errorf("%w (%s)", err, forms), Secrets(dsn)...) }
 	// pgxpool.ParseConfig consumes pool_max_conns, so look for it first,
 	// also where a service file set it.
 	conn, err := pgconn.ParseConfig(dsn)
@@ -157,8 +158,8 @@ func ConnectHint(err error) string {
 func (db *DB) String() string { return db.name }
 
 // Scrub returns err with the database's password removed from its
-// message (see the function Scrub).
-func (db *DB) Scrub(err error) error { return Scrub(err, db.secrets...) }
+// message (see redact.Error).
+func (db *DB) Scrub(err error) error { return redact.Error(err, db.secrets...) }
 
 // Close closes the pool, waiting for the connections in use to be
 // released.
