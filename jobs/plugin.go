@@ -54,7 +54,7 @@ type pluginLoad struct {
 	err   error    // the outcome, once loaded
 }
 
-// loadMu serializes LoadPlugin: mu.load is one plugin at a time.
+// loadMu serializes LoadPlugin, so that mu.load is one plugin at a time.
 var loadMu sync.Mutex
 
 // LoadPlugin opens the Go plugin at path, which runs its init functions,
@@ -86,11 +86,13 @@ func loadPlugin(path string, open func(path string) error) ([]string, error) {
 		return nil, &PluginError{Path: path, Err: err}
 	}
 
-	// One load at a time. A plugin's init that calls LoadPlugin finds the
-	// lock held by the load below it, where waiting would deadlock.
-	if !loadMu.TryLock() {
+	// One load at a time: other goroutines wait their turn. A plugin's
+	// init that calls LoadPlugin would wait for the load below it, which
+	// waits for that init: a deadlock, refused instead.
+	if inPluginInit() {
 		return nil, &PluginError{Path: path, Err: errors.New("another plugin is loading; LoadPlugin must not be called from a plugin's init")}
 	}
+	loadMu.Lock()
 	defer loadMu.Unlock()
 	mu.Lock()
 	if prev := mu.plugins[real]; prev != nil {
@@ -138,6 +140,14 @@ func runPluginInit(open func(string) error, path string) (err error) {
 		}
 	}()
 	return open(path)
+}
+
+// inPluginInit reports whether the calling goroutine is inside
+// runPluginInit, that is, in the init of a plugin being loaded. Go has no
+// goroutine identity to hold a reentrant lock by, but the goroutine's own
+// stack says it.
+func inPluginInit() bool {
+	return strings.Contains(string(debug.Stack()), "\n"+pluginInitFunc+"(")
 }
 
 // initPanic is a panic of a plugin's init functions.

@@ -222,6 +222,41 @@ func TestLoadPlugin_FromPluginInit(t *testing.T) {
 	}
 }
 
+// TestLoadPlugin_Concurrent loads a plugin while another one's init is
+// running on another goroutine: the second load waits its turn, and each
+// plugin owns the job its init registered.
+func TestLoadPlugin_Concurrent(t *testing.T) {
+	n := newTestNames()
+	started, release := make(chan struct{}), make(chan struct{})
+	firstErr := make(chan error)
+	go func() {
+		_, err := loadPlugin(pluginFile(t, "first.so"), initOnly(func() {
+			close(started)
+			<-release
+			Register(countJob(n.job("plugin_test_first")))
+		}))
+		firstErr <- err
+	}()
+	<-started
+	secondNames := make(chan []string)
+	go func() {
+		names, err := loadPlugin(pluginFile(t, "second.so"), initOnly(func() {
+			Register(countJob(n.job("plugin_test_second")))
+		}))
+		if err != nil {
+			t.Error(err)
+		}
+		secondNames <- names
+	}()
+	close(release)
+	if err := <-firstErr; err != nil {
+		t.Fatal(err)
+	}
+	if got, want := <-secondNames, []string{n.job("plugin_test_second")}; !slices.Equal(got, want) {
+		t.Errorf("second plugin's jobs = %v, want %v", got, want)
+	}
+}
+
 func TestLoadPlugin_Missing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing.so")
 	_, err := loadPlugin(path, func(string) error { t.Error("opened a missing file"); return nil })
