@@ -272,12 +272,13 @@ func genTies(k agg.Kind) gen {
 	}
 }
 
+// genText draws short texts of letters, spaces, an accented letter and
+// the characters that array syntax quotes.
 func genText(r *rand.Rand) agg.Value {
-	const alphabet = "abcXYZ é\x00"
-	n := r.IntN(5)
+	pieces := []string{"a", "b", "c", "X", "Y", "Z", " ", "é", ",", `"`, "{", `\`}
 	var b strings.Builder
-	for range n {
-		b.WriteByte(alphabet[r.IntN(len(alphabet))])
+	for range r.IntN(5) {
+		b.WriteString(pieces[r.IntN(len(pieces))])
 	}
 	return agg.TextValue(b.String())
 }
