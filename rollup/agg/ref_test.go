@@ -600,8 +600,16 @@ func checkApproxDistinct(t testing.TB, f *agg.Func, rows [][]agg.Value, got agg.
 // with NaN last; it also returns the two values it interpolates and the
 // weight of the second.
 func percentileCont(xs []float64, q float64) (v, lo, hi, t float64) {
-	slices.SortFunc(xs, func(a, b float64) int {
-		return refCompare(agg.FloatValue(a), agg.FloatValue(b))
+	slices.SortFunc(xs, func(a, b float64) int { // NaN last, as PostgreSQL sorts
+		switch {
+		case math.IsNaN(a) || math.IsNaN(b):
+			return cmpBool(math.IsNaN(a), math.IsNaN(b))
+		case a < b:
+			return -1
+		case a > b:
+			return 1
+		}
+		return 0
 	})
 	r := q * float64(len(xs)-1)
 	i, j := math.Floor(r), math.Ceil(r)
@@ -610,6 +618,16 @@ func percentileCont(xs []float64, q float64) (v, lo, hi, t float64) {
 		return lo, lo, hi, 0
 	}
 	return lo + (hi-lo)*(r-i), lo, hi, r - i
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // checkQuantile checks the stated accuracy: within 1% of each of the two
