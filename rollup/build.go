@@ -219,7 +219,7 @@ func (p *parser) timeBucket(n *node, from Table) *TimeBucket {
 	if err == errIntervalSyntax {
 		p.failNode(w, "write an interval like '15 minutes', '1 hour', '1 day', '1 month' or 'PT15M'", "%s is not an interval", quoteString(text))
 	} else if err != nil {
-		p.failNode(w, "", "%s: %v", quoteString(text), err)
+		p.failNode(w, "use a smaller width: an interval holds up to 178000000 years, or 2147483647 days", "%s: %v", quoteString(text), err)
 	}
 	switch {
 	case iv.Months < 0 || iv.Days < 0 || iv.Micros < 0 || iv == Interval{}:
@@ -295,7 +295,7 @@ func (p *parser) call(n *node, from Table) *Call {
 	case n.star:
 		return c
 	case n.distinct && f != Count:
-		p.failToks(n.first, nameEnd, "mr rollup computes count(DISTINCT x) exactly, and approx_count_distinct(x) estimates it",
+		p.failToks(nameEnd+2, nameEnd+2, "mr rollup computes count(DISTINCT x) exactly, and approx_count_distinct(x) estimates it",
 			"DISTINCT is only supported in count(DISTINCT x)")
 	}
 	want := spec.args

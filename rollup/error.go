@@ -69,6 +69,9 @@ func excerpt(query string, pos, end int) (line, caret string) {
 		c.WriteString(" ")
 	}
 	for i, r := range runes[from:to] {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			r = utf8.RuneError
+		}
 		l.WriteRune(r)
 		if from+i < col {
 			if r == '\t' {

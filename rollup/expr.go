@@ -80,7 +80,7 @@ func (p *parser) expr(minPrec int) *node {
 	p.depth++
 	if p.depth > maxDepth {
 		t := p.peek()
-		p.fail(t.pos, t.end, "", "the expression is nested too deeply (over %d levels)", maxDepth)
+		p.fail(t.pos, t.end, "simplify the expression", "the expression is nested too deeply (over %d levels)", maxDepth)
 	}
 	defer func() { p.depth-- }()
 	left := p.prefix()
@@ -614,12 +614,15 @@ func (p *parser) arrayBody() {
 func (p *parser) caseExpr() *node {
 	first := p.i
 	p.advance()
+	const usage = "write CASE WHEN condition THEN value … [ELSE value] END"
 	var args []*node
-	if !p.peek().is("when") {
+	if t := p.peek(); t.is("else") || t.is("end") {
+		p.unexpected(t, usage)
+	} else if !t.is("when") {
 		args = append(args, p.expr(0))
 	}
 	if !p.peek().is("when") {
-		p.unexpected(p.peek(), "write CASE WHEN condition THEN value … [ELSE value] END")
+		p.unexpected(p.peek(), usage)
 	}
 	for p.accept("when") {
 		args = append(args, p.expr(0))
@@ -726,8 +729,11 @@ func (p *parser) funcCall(first int, names []string) *node {
 	p.advance() // (
 	switch {
 	case p.peek().isPunct(")"):
-	case p.peek().kind == tOp && p.peek().val == "*" && p.peekAt(1).isPunct(")"):
+	case p.peek().kind == tOp && p.peek().val == "*":
 		p.advance()
+		if !p.peek().isPunct(")") {
+			p.unexpected(p.peek(), "expected ): count(*) counts rows")
+		}
 		n.star = true
 	default:
 		if p.accept("distinct") {
@@ -753,7 +759,7 @@ func (p *parser) funcCall(first int, names []string) *node {
 			}
 		}
 		if t := p.peek(); t.is("order") {
-			p.fail(t.pos, t.end, "mr rollup's aggregates do not depend on the order of rows", "ORDER BY in an aggregate's arguments is not supported")
+			p.fail(t.pos, p.peekAt(1).end, "mr rollup's aggregates do not depend on the order of rows", "ORDER BY in an aggregate's arguments is not supported")
 		}
 	}
 	p.expectPunct(")")

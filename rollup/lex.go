@@ -159,7 +159,7 @@ func (l *lexer) next() *SyntaxError {
 		return nil
 	}
 	_, size := utf8.DecodeRuneInString(src[start:])
-	return l.errorf(start, start+size, "", "unexpected character %q", src[start:start+size])
+	return l.errorf(start, start+size, `remove it, or quote it: 'text' for a string, "name" for a name`, "unexpected character %q", src[start:start+size])
 }
 
 // foldIdent folds an unquoted identifier as PostgreSQL does: ASCII
@@ -318,7 +318,7 @@ func (l *lexer) dollar(start int) *SyntaxError {
 		}
 	}
 	if j >= len(src) || src[j] != '$' {
-		return l.errorf(start, start+1, "", "unexpected $: a dollar-quoted string starts with $$ or $tag$")
+		return l.errorf(start, start+1, "write a dollar-quoted string as $$text$$ or $tag$text$tag$", "unexpected $")
 	}
 	tag := src[start : j+1]
 	body := j + 1
@@ -387,7 +387,7 @@ func (l *lexer) str(start, q int, kind byte) *SyntaxError {
 		expanded = true
 	}
 	if !utf8.ValidString(val) || strings.IndexByte(val, 0) >= 0 {
-		return l.errorf(start, l.i, "", "the string's escapes make bytes that are not UTF-8 text")
+		return l.errorf(start, l.i, `write a character as itself or as \uXXXX, not as bytes (\xHH, \ooo) that are not UTF-8`, "the string's escapes make bytes that are not UTF-8 text")
 	}
 	l.emit(token{kind: tString, val: val, pos: start, end: l.i, strKind: kind, expanded: expanded})
 	return nil

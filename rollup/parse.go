@@ -20,7 +20,7 @@ func Parse(sql string) (q *Query, err error) {
 			return nil, newError(sql, i, i+1, "save the query as UTF-8", "the query is not UTF-8 text (byte 0x%02x)", sql[i])
 		}
 		if r == 0 {
-			return nil, newError(sql, i, i+1, "", "the query holds a NUL character")
+			return nil, newError(sql, i, i+1, "remove it", "the query holds a NUL character")
 		}
 		i += size
 	}
@@ -167,8 +167,10 @@ func (p *parser) statement() *Query {
 		switch {
 		case t.kind == tEOF:
 			p.fail(t.pos, t.end, oneTable, "the query has no FROM")
-		case t.is("where") || t.is("group"):
-			p.fail(t.pos, t.end, oneTable, "FROM must come before %s", strings.ToUpper(t.val))
+		case t.is("where"):
+			p.fail(t.pos, t.end, oneTable, "FROM must come before WHERE")
+		case t.is("group") && p.peekAt(1).is("by"):
+			p.fail(t.pos, p.peekAt(1).end, oneTable, "FROM must come before GROUP BY")
 		}
 		p.unexpected(t, "separate items with commas, and name each with AS: "+grammar)
 	}
@@ -301,9 +303,10 @@ func (p *parser) groupBy() []*node {
 	for {
 		t := p.peek()
 		switch {
-		case (t.is("rollup") || t.is("cube")) && p.peekAt(1).isPunct("("),
-			t.is("grouping") && p.peekAt(1).is("sets"):
-			p.fail(t.pos, p.peekAt(1).end, "mr rollup groups by one set of keys: run one rollup for each grouping", "%s is not supported", strings.ToUpper(p.src[t.pos:p.peekAt(1).end]))
+		case (t.is("rollup") || t.is("cube")) && p.peekAt(1).isPunct("("):
+			p.fail(t.pos, t.end, "mr rollup groups by one set of keys: run one rollup for each grouping", "GROUP BY %s is not supported", strings.ToUpper(t.val))
+		case t.is("grouping") && p.peekAt(1).is("sets"):
+			p.fail(t.pos, p.peekAt(1).end, "mr rollup groups by one set of keys: run one rollup for each grouping", "GROUPING SETS is not supported")
 		case t.isPunct("(") && p.peekAt(1).isPunct(")"):
 			p.fail(t.pos, p.peekAt(1).end, "for one row over the whole table, leave out GROUP BY", "GROUP BY () is not supported")
 		}
