@@ -3,6 +3,7 @@ package rollup
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -69,7 +70,7 @@ func excerpt(query string, pos, end int) (line, caret string) {
 		c.WriteString(" ")
 	}
 	for i, r := range runes[from:to] {
-		if r < 0x20 && r != '\t' || r == 0x7f {
+		if r != '\t' && unicode.IsControl(r) {
 			r = utf8.RuneError
 		}
 		l.WriteRune(r)
@@ -88,9 +89,19 @@ func excerpt(query string, pos, end int) (line, caret string) {
 	return l.String(), c.String()
 }
 
-// newError returns the *SyntaxError about query[pos:end].
+// newError returns the *SyntaxError about query[pos:end]. The message
+// stays one line of text whatever user text it quotes.
 func newError(query string, pos, end int, hint, format string, args ...any) *SyntaxError {
+	msg := strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\v':
+			return ' '
+		case unicode.IsControl(r):
+			return utf8.RuneError
+		}
+		return r
+	}, fmt.Sprintf(format, args...))
 	line := 1 + strings.Count(query[:pos], "\n")
 	col := 1 + utf8.RuneCountInString(query[strings.LastIndexByte(query[:pos], '\n')+1:pos])
-	return &SyntaxError{Pos: pos, End: end, Line: line, Col: col, Msg: fmt.Sprintf(format, args...), Hint: hint, query: query}
+	return &SyntaxError{Pos: pos, End: end, Line: line, Col: col, Msg: msg, Hint: hint, query: query}
 }

@@ -139,7 +139,7 @@ func checkQuery(t testing.TB, q *rollup.Query) {
 		if s.Pos < 0 || s.Pos > s.End || s.End > len(q.Text) || q.Text[s.Pos:s.End] != s.Text {
 			t.Fatalf("span %+v is not the slice of the query at its position", s)
 		}
-		if s.Text == "" || s.Text != strings.TrimSpace(s.Text) {
+		if s.Text == "" || s.Text != strings.Trim(s.Text, " \t\n\r\f\v") {
 			t.Fatalf("span %q is empty or has white space around it", s.Text)
 		}
 	}
