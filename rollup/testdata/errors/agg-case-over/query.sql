@@ -1,0 +1,1 @@
+SELECT k, CASE WHEN count(*) > 9 THEN 'many' END AS c FROM t GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, avg(x)::int AS a FROM t GROUP BY k

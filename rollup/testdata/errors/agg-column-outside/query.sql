@@ -1,0 +1,1 @@
+SELECT k, sum(x) + y AS s FROM t GROUP BY k

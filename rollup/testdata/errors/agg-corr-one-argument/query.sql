@@ -1,0 +1,1 @@
+SELECT k, corr(x) AS r FROM t GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, count(DISTINCT *) AS n FROM t GROUP BY k

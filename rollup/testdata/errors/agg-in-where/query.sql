@@ -1,0 +1,1 @@
+SELECT k, count(*) FROM t WHERE sum(x) > 0 GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, sum(max(x)) AS s FROM t GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, sum(x) OVER (PARTITION BY k) AS s FROM t GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, approx_quantile(x, q) AS p FROM t GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, sum(*) AS s FROM t GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, row_number() AS n FROM t GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, count(*) FROM t GROUP BY k ORDER BY 2 DESC

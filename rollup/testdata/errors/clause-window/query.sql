@@ -1,0 +1,1 @@
+SELECT k, count(*) FROM t GROUP BY k WINDOW w AS (PARTITION BY k)

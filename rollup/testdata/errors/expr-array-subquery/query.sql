@@ -1,0 +1,1 @@
+SELECT ARRAY(SELECT 1) AS a, count(*) FROM t GROUP BY 1

@@ -1,0 +1,1 @@
+SELECT count(*) FROM t WHERE x IS 5

@@ -1,0 +1,1 @@
+SELECT CASE ELSE 1 END AS c, count(*) FROM t GROUP BY 1

@@ -1,0 +1,1 @@
+SELECT k, GROUPING(k) AS g FROM t GROUP BY k

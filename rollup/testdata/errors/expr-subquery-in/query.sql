@@ -1,0 +1,1 @@
+SELECT k, count(*) FROM t WHERE x IN (SELECT id FROM u) GROUP BY k

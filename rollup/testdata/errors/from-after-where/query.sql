@@ -1,0 +1,1 @@
+SELECT count(*) WHERE x > 1 FROM t

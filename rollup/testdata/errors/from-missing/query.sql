@@ -1,0 +1,1 @@
+SELECT k, count(*) GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, count(*) FROM (SELECT k FROM t) s GROUP BY k

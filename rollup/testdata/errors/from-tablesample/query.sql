@@ -1,0 +1,1 @@
+SELECT count(*) FROM orders TABLESAMPLE SYSTEM (10)

@@ -1,0 +1,1 @@
+SELECT k, count(*) AS n FROM t GROUP BY k, n

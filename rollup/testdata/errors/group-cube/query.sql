@@ -1,0 +1,1 @@
+SELECT a, b, count(*) FROM t GROUP BY CUBE (a, b)

@@ -1,0 +1,1 @@
+SELECT date_trunc('month') AS month, count(*) FROM t GROUP BY 1

@@ -1,0 +1,1 @@
+SELECT date_trunc('day', ts, '') AS day, count(*) FROM t GROUP BY 1

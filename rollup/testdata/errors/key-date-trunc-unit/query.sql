@@ -1,0 +1,1 @@
+SELECT date_trunc('mnth', created_at) AS month, count(*) FROM t GROUP BY 1

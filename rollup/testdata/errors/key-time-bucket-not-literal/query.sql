@@ -1,0 +1,1 @@
+SELECT time_bucket(width, ts) AS b, count(*) FROM t GROUP BY 1

@@ -1,0 +1,1 @@
+SELECT time_bucket(60, ts) AS b, count(*) FROM t GROUP BY 1

@@ -1,0 +1,1 @@
+SELECT k, count(*) FROM t WHERE s = U&'\zzzz' GROUP BY k

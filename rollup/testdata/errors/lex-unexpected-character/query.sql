@@ -1,0 +1,1 @@
+SELECT k, count(*) FROM t WHERE a = {1} GROUP BY k

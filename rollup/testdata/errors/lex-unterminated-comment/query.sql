@@ -1,0 +1,1 @@
+SELECT k, count(*) /* rows FROM t GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, sum(x), sum(y) FROM t GROUP BY k

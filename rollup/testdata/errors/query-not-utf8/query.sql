@@ -1,0 +1,1 @@
+SELECT k, count(*) FROM t WHERE s = ÿ GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, count(*) FROM t WHERE id > $1 GROUP BY k

@@ -1,0 +1,1 @@
+SELECT DISTINCT ON (k) k, count(*) FROM t GROUP BY k

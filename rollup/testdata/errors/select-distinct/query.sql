@@ -1,0 +1,1 @@
+SELECT DISTINCT k, count(*) FROM t GROUP BY k

@@ -1,0 +1,1 @@
+SELECT k, count(*) INTO totals FROM t GROUP BY k

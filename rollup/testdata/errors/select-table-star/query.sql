@@ -1,0 +1,1 @@
+SELECT t.*, count(*) FROM t GROUP BY 1
