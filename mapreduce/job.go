@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
@@ -58,7 +59,22 @@ type Input struct {
 	Table   string
 	Cursor  string   // a unique, monotonic integer column; "id" if empty
 	Columns []string // the columns Map reads, by index, in this order
+
+	// Exprs are SQL expressions over a row of Table that the source
+	// computes, which Map reads after Columns (index len(Columns)+i): the
+	// keys and arguments of a declarative rollup. Where, if set, is a SQL
+	// condition on the row; the source reads only the rows it holds for.
+	// Both are SQL as a user wrote it, so the source runs them inside a
+	// read-only transaction, one statement per query, and refers to Table
+	// as Alias when that is set.
+	Exprs []string
+	Where string
+	Alias string
 }
+
+// Names returns the names of a row's values, in Row index order: the
+// columns, then the expressions' SQL text.
+func (in Input) Names() []string { return slices.Concat(in.Columns, in.Exprs) }
 
 // Output names the output table. Its key columns are the Key codec's
 // fields; its value columns are Values when the job has a Finalize, else
