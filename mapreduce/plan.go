@@ -45,7 +45,7 @@ type Plan struct {
 // stateFormat is the version of the run state's layout. Version 0 (no
 // format field) kept a partition's dead letters in one appended file and
 // named shuffle files by path.
-const stateFormat = 1
+const stateFormat = 2
 
 // checkFormat reports a plan that this mr cannot resume.
 func (p *Plan) checkFormat() error {
