@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/internal/pgtest"
 )
 
@@ -37,28 +38,24 @@ func seedOrders(t *testing.T, rows int) string {
 	return dsn
 }
 
-// TestRollup_Orders runs the issue's rollup and checks every column
-// against PostgreSQL's GROUP BY over the same rows: exact for counts,
-// sums, averages, extremes, top-2 and stddev, within the sketches' stated
-// errors for approx_count_distinct and approx_quantile.
-func TestRollup_Orders(t *testing.T) {
-	t.Parallel()
-	dsn := seedOrders(t, 20_000)
-	db := pgtest.PoolFor(t, dsn)
-	ctx := context.Background()
-	query := `SELECT customer_id, date_trunc('month', created_at) AS month,
+// ordersRollup is the rollup of the issue that asked for mr rollup, with
+// every kind of aggregate.
+const ordersRollup = `SELECT customer_id, date_trunc('month', created_at) AS month,
 		count(*) AS orders, count(total) AS priced, sum(total) AS total, avg(total) AS mean,
 		min(total) AS least, max(total) AS most, stddev(total) AS sd, max_n(total, 2) AS top2,
 		max(total) - min(total) AS spread,
 		approx_count_distinct(status) AS statuses, approx_quantile(total, 0.99) AS p99
 	FROM orders WHERE status <> 'void' GROUP BY 1, 2`
-	r := runMR(t, "rollup", "--source", dsn, "--into", "monthly_totals", "--workdir", filepath.Join(t.TempDir(), "mr"),
-		"--partitions", "4", "--buckets", "3", query)
-	if r.code != 0 {
-		t.Fatalf("mr rollup exited %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
-	}
+
+// checkOrdersRollup compares table, the output of ordersRollup, with
+// PostgreSQL's GROUP BY over the same rows: exact for counts, sums,
+// averages (digit for digit), extremes, top-2 and stddev; within the
+// sketches' stated errors for approx_count_distinct and approx_quantile.
+func checkOrdersRollup(t *testing.T, dsn, table string) {
+	t.Helper()
+	db := pgtest.PoolFor(t, dsn)
 	var groups, exactBad, approxBad int
-	err := db.QueryRow(ctx, `WITH truth AS (
+	err := db.QueryRow(context.Background(), `WITH truth AS (
 			SELECT customer_id, date_trunc('month', created_at, 'UTC') AS month,
 				count(*) AS orders, count(total) AS priced, sum(total) AS total, avg(total) AS mean,
 				min(total) AS least, max(total) AS most, stddev(total) AS sd,
@@ -73,15 +70,31 @@ func TestRollup_Orders(t *testing.T) {
 				IS DISTINCT FROM (t.orders, t.priced, t.total, t.mean, t.least, t.most, t.sd, t.top2, t.spread)
 				OR m.total::text IS DISTINCT FROM t.total::text OR m.mean::text IS DISTINCT FROM t.mean::text),
 			count(*) FILTER (WHERE m.statuses <> t.statuses OR abs(m.p99 - t.p99) > 0.01 * abs(t.p99) + 1e-9)
-		FROM monthly_totals m FULL JOIN truth t USING (customer_id, month)`).Scan(&groups, &exactBad, &approxBad)
+		FROM `+table+` m FULL JOIN truth t USING (customer_id, month)`).Scan(&groups, &exactBad, &approxBad)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if groups < 400 || exactBad != 0 || approxBad != 0 {
-		t.Errorf("%d groups, %d differ from PostgreSQL's exact results, %d beyond the sketches' errors\n%s", groups, exactBad, approxBad, r.stdout)
+		t.Errorf("%d groups, %d differ from PostgreSQL's exact results, %d beyond the sketches' errors", groups, exactBad, approxBad)
 	}
+}
+
+// TestRollup_Orders runs the issue's rollup and checks every column
+// against PostgreSQL's GROUP BY over the same rows: exact for counts,
+// sums, averages, extremes, top-2 and stddev, within the sketches' stated
+// errors for approx_count_distinct and approx_quantile.
+func TestRollup_Orders(t *testing.T) {
+	t.Parallel()
+	dsn := seedOrders(t, 20_000)
+	db := pgtest.PoolFor(t, dsn)
+	r := runMR(t, "rollup", "--source", dsn, "--into", "monthly_totals", "--workdir", filepath.Join(t.TempDir(), "mr"),
+		"--partitions", "4", "--buckets", "3", ordersRollup)
+	if r.code != 0 {
+		t.Fatalf("mr rollup exited %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	checkOrdersRollup(t, dsn, "monthly_totals")
 	var types string
-	err = db.QueryRow(ctx, `SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+	err := db.QueryRow(context.Background(), `SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
 		FROM pg_attribute WHERE attrelid = 'monthly_totals'::regclass AND attnum > 0 AND NOT attisdropped`).Scan(&types)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +107,7 @@ func TestRollup_Orders(t *testing.T) {
 
 	// The same command again finds the run finished and changes nothing.
 	again := runMR(t, "rollup", "--source", dsn, "--into", "monthly_totals", "--workdir", filepath.Join(t.TempDir(), "mr"),
-		"--partitions", "4", "--buckets", "3", "--explain", query)
+		"--partitions", "4", "--buckets", "3", "--explain", ordersRollup)
 	for _, want := range []string{"read-only transaction", `WHERE "id" >= $1 AND "id" < $2 AND (status <> 'void')`,
 		"key month timestamp with time zone: mr: date_trunc('month', …) in UTC", "CREATE TABLE monthly_totals ("} {
 		if !strings.Contains(again.stdout, want) {
@@ -129,6 +142,32 @@ func TestRollup_Errors(t *testing.T) {
 				t.Errorf("exit %d, want %d; stderr:\n%s\nwant it to mention %q", r.code, tt.code, r.stderr, tt.want)
 			}
 			t.Logf("%s", r.stderr)
+		})
+	}
+}
+
+// TestRollup_Crash kills mr rollup for real (kill -9) where a crash
+// could lose or repeat work, after a map task's spill and after a sink
+// commit, and checks that the resumed run writes exactly PostgreSQL's
+// answer.
+func TestRollup_Crash(t *testing.T) {
+	t.Parallel()
+	for _, point := range []string{crashpoint.MapSpilled + ":3", crashpoint.BucketApplied + ":2"} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			dsn := seedOrders(t, 20_000)
+			args := []string{"rollup", "--source", dsn, "--into", "monthly_totals", "--workdir", t.TempDir(),
+				"--partitions", "6", "--buckets", "4", "--workers", "2",
+				strings.Join(strings.Fields(ordersRollup), " ")} // a child's arguments are lines
+			out, err := mrCommand(t, []string{crashpoint.Env + "=" + point}, args...).CombinedOutput()
+			if !killed(err) {
+				t.Fatalf("mr rollup was not killed at %s: %v\n%s", point, err, out)
+			}
+			r := runMR(t, args...)
+			if r.code != ExitOK || !strings.Contains(r.stdout, "(resumed") {
+				t.Fatalf("the run after the crash: exit %d, did not resume?\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+			}
+			checkOrdersRollup(t, dsn, "monthly_totals")
 		})
 	}
 }
