@@ -131,7 +131,7 @@ func TestRollup_Errors(t *testing.T) {
 		{"no into", []string{"--into", "", "SELECT customer_id, sum(total) FROM orders GROUP BY 1"}, ExitUsage, "missing --into"},
 		{"missing column", []string{"SELECT customer_id, sum(price) FROM orders GROUP BY 1"}, ExitFailed, `column "price" does not exist`},
 		{"text sum", []string{"SELECT customer_id, sum(status) FROM orders GROUP BY 1"}, ExitUsage, "sum"},
-		{"trunc of text", []string{"SELECT date_trunc('day', status) AS d, count(*) AS n FROM orders GROUP BY 1"}, ExitUsage, "needs a timestamp or a date"},
+		{"trunc of a number", []string{"SELECT date_trunc('day', total) AS d, count(*) AS n FROM orders GROUP BY 1"}, ExitUsage, "needs a timestamp or a date"},
 		{"no group by", []string{"SELECT count(*) AS n FROM orders"}, ExitUsage, "needs GROUP BY keys"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -166,6 +166,11 @@ func (c *compiler) key(it Item) (keyFunc, PlannedKey, error) {
 	case *DateTrunc, *TimeBucket:
 		arg := e.(interface{ argument() Arg }).argument()
 		col, t, typ := c.expr(arg.SQL.Text)
+		if t.Kind == agg.KindText {
+			// Timestamps as text, as SQLite keeps them: read as RFC 3339,
+			// and a row whose text is no timestamp fails.
+			t.Kind = agg.KindTimestamp
+		}
 		if t.Kind != agg.KindTimestamp && t.Kind != agg.KindDate {
 			return keyFunc{}, pk, c.errorf(arg.SQL, "cast it to timestamptz or date at the source, e.g. "+arg.SQL.Text+"::timestamptz",
 				"%s needs a timestamp or a date; %s is %s", funcName(e), arg.SQL.Text, typeName(typ))
