@@ -24,6 +24,8 @@ func rollupCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "into", Usage: "output `TABLE`, keyed on the query's GROUP BY columns; created if missing"},
 		&cli.StringFlag{Name: "file", Usage: "read the query from `FILE` (- for standard input) instead of the argument"},
+		&cli.BoolFlag{Name: "keep-states", DisableDefaultText: true,
+			Usage: "also write each group's aggregate states (column mr_states, bytea), for later runs to merge into"},
 	}
 	for _, f := range run.Flags {
 		switch f.Names()[0] {
@@ -86,7 +88,7 @@ func runRollup(c *cli.Context, args []string) error {
 	if job.cfg, err = runConfig(c); err != nil {
 		return err
 	}
-	plan, err := compileRollup(c.Context, q, into, job.sourceURL, c.String("cursor"))
+	plan, err := compileRollup(c.Context, q, into, job.sourceURL, c.String("cursor"), c.Bool("keep-states"))
 	if err != nil {
 		return err
 	}
@@ -124,7 +126,7 @@ func rollupQuery(c *cli.Context, args []string) (string, error) {
 // compileRollup asks the source for the types of what q reads, and
 // compiles q into its job. The job's name carries a hash of the query, so
 // that another query into the same table is another run.
-func compileRollup(ctx context.Context, q *rollup.Query, into, sourceURL, cursor string) (_ *rollup.Plan, err error) {
+func compileRollup(ctx context.Context, q *rollup.Query, into, sourceURL, cursor string, keepStates bool) (_ *rollup.Plan, err error) {
 	defer func() { err = redact.Error(err, pg.Secrets(sourceURL)...) }()
 	src, err := sources.Open(ctx, sourceURL)
 	if err != nil {
@@ -141,7 +143,7 @@ func compileRollup(ctx context.Context, q *rollup.Query, into, sourceURL, cursor
 	}
 	sum := sha256.Sum256([]byte(q.String()))
 	name := "rollup_" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(into), "_"), "_") + "_" + hex.EncodeToString(sum[:4])
-	plan, err := rollup.Compile(q, name, into, in, info.Types)
+	plan, err := rollup.Compile(q, in, info.Types, rollup.Options{Name: name, Into: into, KeepStates: keepStates})
 	var syntax *rollup.SyntaxError
 	if errors.As(err, &syntax) {
 		return nil, usagef("mr rollup --help", "%v", err)

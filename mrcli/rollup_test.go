@@ -2,12 +2,14 @@ package mrcli
 
 import (
 	"context"
+	"encoding/binary"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/internal/pgtest"
+	"github.com/mrengine/mr/rollup/agg"
 )
 
 // seedOrders creates the orders table of the issue that asked for mr
@@ -169,5 +171,61 @@ func TestRollup_Crash(t *testing.T) {
 			}
 			checkOrdersRollup(t, dsn, "monthly_totals")
 		})
+	}
+}
+
+// TestRollup_KeepStates checks that --keep-states writes each group's
+// states, which decode to the group's results.
+func TestRollup_KeepStates(t *testing.T) {
+	t.Parallel()
+	dsn := seedOrders(t, 2_000)
+	r := runMR(t, "rollup", "--source", dsn, "--into", "kept", "--workdir", t.TempDir(), "--keep-states",
+		"SELECT customer_id, count(*) AS orders, sum(total) AS total FROM orders GROUP BY 1")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	count, err := agg.Resolve("count", false, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := agg.Resolve("sum", false, []agg.ArgType{agg.MustParseType("numeric(12,2)")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pgtest.PoolFor(t, dsn).Query(context.Background(), `SELECT orders, total::text, mr_states FROM kept`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var orders int64
+		var total *string
+		var states []byte
+		if err := rows.Scan(&orders, &total, &states); err != nil {
+			t.Fatal(err)
+		}
+		if len(states) == 0 || states[0] != 1 {
+			t.Fatalf("mr_states %x: want format 1", states)
+		}
+		got := make([]agg.Value, 2)
+		b := states[1:]
+		for i, fn := range []*agg.Func{count, sum} {
+			l, w := binary.Uvarint(b)
+			s, err := fn.Decode(b[w : w+int(l)])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[i], err = s.Result(); err != nil {
+				t.Fatal(err)
+			}
+			b = b[w+int(l):]
+		}
+		if got[0].Int != orders || total != nil && got[1].String() != *total || len(b) != 0 {
+			t.Errorf("states give %v, the row holds %d, %v", got, orders, *total)
+		}
+		n++
+	}
+	if rows.Err() != nil || n == 0 {
+		t.Fatalf("%d rows: %v", n, rows.Err())
 	}
 }

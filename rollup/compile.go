@@ -69,6 +69,8 @@ type Plan struct {
 	Job   mapreduce.Definition
 	Keys  []PlannedKey
 	Aggs  []PlannedAgg
+
+	keepStates bool
 }
 
 // PlannedKey is one output key column and who computes it.
@@ -85,12 +87,27 @@ type PlannedAgg struct {
 	Funcs  []string // the aggregates it is computed from, with their states
 }
 
+// Options say where a compiled rollup goes.
+type Options struct {
+	Name string // the job's name, which keys its runs
+	Into string // the output table
+
+	// KeepStates adds the column mr_states (bytea) to the output: each
+	// group's aggregate states, so that a later run can merge new rows
+	// into them. Its bytes are a format byte (1), then per aggregate call,
+	// in the query's order, a uvarint length and the state's encoding
+	// (see rollup/agg).
+	KeepStates bool
+}
+
+// StatesColumn is the output column of Options.KeepStates.
+const StatesColumn = "mr_states"
+
 // Compile binds q, read as in (q.Input), to the types the source reported
 // for in.Exprs (mapreduce.TableInfo.Types), and returns the job that
-// computes it into the table into. name is the job's name, which keys its
-// runs. Errors are *SyntaxErrors pointing at the part of the query at
-// fault.
-func Compile(q *Query, name, into string, in mapreduce.Input, types []string) (*Plan, error) {
+// computes it as opts say. Errors about the query are *SyntaxErrors
+// pointing at the part at fault.
+func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan, error) {
 	if len(types) != len(in.Exprs) {
 		return nil, fmt.Errorf("rollup: the source reported %d types for %d expressions", len(types), len(in.Exprs))
 	}
@@ -100,7 +117,7 @@ func Compile(q *Query, name, into string, in mapreduce.Input, types []string) (*
 	}
 	c := &compiler{q: q, in: in, types: types}
 	j := &job{}
-	p := &Plan{Query: q, Input: in}
+	p := &Plan{Query: q, Input: in, keepStates: opts.KeepStates}
 	for _, i := range q.GroupBy {
 		k, pk, err := c.key(q.Items[i])
 		if err != nil {
@@ -125,7 +142,8 @@ func Compile(q *Query, name, into string, in mapreduce.Input, types []string) (*
 		}
 		p.Aggs = append(p.Aggs, pa)
 	}
-	p.Job = j.definition(name, into, in, q)
+	j.keepStates = opts.KeepStates
+	p.Job = j.definition(opts.Name, opts.Into, in, q)
 	if err := p.Job.(interface{ Validate() error }).Validate(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
@@ -294,11 +312,20 @@ var ErrGroup = errors.New("rollup: a group's result failed")
 
 // definition builds the mapreduce job of j.
 func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapreduce.Definition {
+	var values []mapreduce.Field
+	for _, it := range q.Items {
+		if !it.IsKey() {
+			values = append(values, field(j.outputs[len(values)], it.Name))
+		}
+	}
+	if j.keepStates {
+		values = append(values, mapreduce.Field{Name: StatesColumn, Type: mapreduce.TypeBytes})
+	}
 	def := &mapreduce.Job[string, *group]{
 		Name:        name,
 		Description: "mr rollup: " + strings.Join(strings.Fields(q.Text), " "),
 		Input:       in,
-		Output:      mapreduce.Output{Table: into},
+		Output:      mapreduce.Output{Table: into, Values: values},
 		Key:         j.keyCodec(),
 		Value:       j.valueCodec(),
 		Map: func(_ context.Context, row mapreduce.Row, emit func(string, *group)) error {
@@ -316,7 +343,7 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapred
 		Combine: j.combine,
 		Finalize: func(g *group, out mapreduce.Encoder) error {
 			if g == nil { // Validate's probe: the fields alone
-				for range j.outputs {
+				for range values {
 					out.Null()
 				}
 				return nil
@@ -331,13 +358,15 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapred
 				}
 				writeValue(out, &v)
 			}
+			if j.keepStates {
+				b, err := appendStates([]byte{1}, g.states)
+				if err != nil {
+					return err
+				}
+				out.Bytes(b)
+			}
 			return nil
 		},
-	}
-	for i, it := range q.Items {
-		if !it.IsKey() {
-			def.Output.Values = append(def.Output.Values, field(j.outputs[len(def.Output.Values)], q.Items[i].Name))
-		}
 	}
 	return def
 }
@@ -373,8 +402,9 @@ func (p *Plan) DDL() string {
 	for _, a := range p.Aggs {
 		cols = append(cols, QuoteIdent(a.Column)+" "+a.Type)
 	}
-	if len(keys) > 0 {
-		cols = append(cols, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+	if p.keepStates {
+		cols = append(cols, StatesColumn+" bytea")
 	}
+	cols = append(cols, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
 	return "CREATE TABLE " + p.Job.Spec().Output.Name + " (" + strings.Join(cols, ", ") + ")"
 }

@@ -19,9 +19,10 @@ import (
 // group, and how groups merge and finalize. Its mapreduce.Job has the key
 // type string (the key values, framed) and the value type *group.
 type job struct {
-	keys    []keyFunc
-	calls   []call
-	outputs []outputExpr
+	keys       []keyFunc
+	calls      []call
+	outputs    []outputExpr
+	keepStates bool // write the states too (Options.KeepStates)
 }
 
 // keyFunc computes one key value from a row.
@@ -478,4 +479,17 @@ func elemKind(resultType string) agg.Kind {
 		return agg.KindText
 	}
 	return t.Kind
+}
+
+// appendStates appends each state's encoding, prefixed by its length.
+func appendStates(b []byte, states []agg.State) ([]byte, error) {
+	var enc []byte
+	for _, s := range states {
+		var err error
+		if enc, err = s.AppendBinary(enc[:0]); err != nil {
+			return nil, fmt.Errorf("rollup: encode a state: %w", err)
+		}
+		b = appendBytes(b, enc)
+	}
+	return b, nil
 }
