@@ -2,13 +2,10 @@ package mrcli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -88,7 +85,7 @@ func runRollup(c *cli.Context, args []string) error {
 	if job.cfg, err = runConfig(c); err != nil {
 		return err
 	}
-	plan, err := compileRollup(c.Context, q, into, job.sourceURL, c.String("cursor"), c.Bool("keep-states"))
+	plan, err := compileRollup(c.Context, q, job.sourceURL, rollup.Options{Into: into, Cursor: c.String("cursor"), KeepStates: c.Bool("keep-states")})
 	if err != nil {
 		return err
 	}
@@ -123,35 +120,21 @@ func rollupQuery(c *cli.Context, args []string) (string, error) {
 	return args[0], nil
 }
 
-// compileRollup asks the source for the types of what q reads, and
-// compiles q into its job. The job's name carries a hash of the query, so
-// that another query into the same table is another run.
-func compileRollup(ctx context.Context, q *rollup.Query, into, sourceURL, cursor string, keepStates bool) (_ *rollup.Plan, err error) {
+// compileRollup compiles q against the source at sourceURL.
+func compileRollup(ctx context.Context, q *rollup.Query, sourceURL string, opts rollup.Options) (_ *rollup.Plan, err error) {
 	defer func() { err = redact.Error(err, pg.Secrets(sourceURL)...) }()
 	src, err := sources.Open(ctx, sourceURL)
 	if err != nil {
 		return nil, err
 	}
 	defer closeInto(&err, src)
-	if cursor == "" {
-		cursor = "id"
-	}
-	in := q.Input(cursor)
-	info, err := src.Describe(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256([]byte(q.String()))
-	name := "rollup_" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(into), "_"), "_") + "_" + hex.EncodeToString(sum[:4])
-	plan, err := rollup.Compile(q, in, info.Types, rollup.Options{Name: name, Into: into, KeepStates: keepStates})
+	plan, err := rollup.Prepare(ctx, src, q, opts)
 	var syntax *rollup.SyntaxError
 	if errors.As(err, &syntax) {
 		return nil, usagef("mr rollup --help", "%v", err)
 	}
 	return plan, err
 }
-
-var nonName = regexp.MustCompile(`[^a-z0-9_]+`)
 
 // printRollupPlan prints who computes what, and the output table.
 func printRollupPlan(w io.Writer, p *rollup.Plan) {

@@ -1,9 +1,13 @@
 package rollup
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -87,10 +91,13 @@ type PlannedAgg struct {
 	Funcs  []string // the aggregates it is computed from, with their states
 }
 
-// Options say where a compiled rollup goes.
+// Options say how a rollup reads its source and where it goes.
 type Options struct {
-	Name string // the job's name, which keys its runs
-	Into string // the output table
+	Into   string // the output table
+	Cursor string // the table's cursor column; "id" if empty
+	// Name is the job's name, which keys its runs; JobName(q, Into) if
+	// empty.
+	Name string
 
 	// KeepStates adds the column mr_states (bytea) to the output: each
 	// group's aggregate states, so that a later run can merge new rows
@@ -102,6 +109,27 @@ type Options struct {
 
 // StatesColumn is the output column of Options.KeepStates.
 const StatesColumn = "mr_states"
+
+// Prepare compiles q against src: it asks the source for the types of
+// what q reads (checking the query's SQL there), then compiles it.
+func Prepare(ctx context.Context, src mapreduce.Source, q *Query, opts Options) (*Plan, error) {
+	in := q.Input(cmp.Or(opts.Cursor, "id"))
+	info, err := src.Describe(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(q, in, info.Types, opts)
+}
+
+// JobName is the name of the job of q into table into: "rollup_", the
+// table's name and a hash of the query, so that another query into the
+// same table is another run.
+func JobName(q *Query, into string) string {
+	sum := sha256.Sum256([]byte(q.String()))
+	return "rollup_" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(into), "_"), "_") + "_" + hex.EncodeToString(sum[:4])
+}
+
+var nonName = regexp.MustCompile(`[^a-z0-9_]+`)
 
 // Compile binds q, read as in (q.Input), to the types the source reported
 // for in.Exprs (mapreduce.TableInfo.Types), and returns the job that
@@ -143,7 +171,7 @@ func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan,
 		p.Aggs = append(p.Aggs, pa)
 	}
 	j.keepStates = opts.KeepStates
-	p.Job = j.definition(opts.Name, opts.Into, in, q)
+	p.Job = j.definition(cmp.Or(opts.Name, JobName(q, opts.Into)), opts.Into, in, q)
 	if err := p.Job.(interface{ Validate() error }).Validate(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
