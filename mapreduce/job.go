@@ -72,6 +72,15 @@ type Input struct {
 	Exprs []string
 	Where string
 	Alias string
+
+	// GroupBy, if above zero, makes the source aggregate each range
+	// itself: a row is then one group of the first GroupBy expressions,
+	// the others being aggregates over it (a rollup's partial aggregation,
+	// pushed down). Groups come in no cursor order, so a source that is a
+	// Streamer delivers a range's groups in one batch whose cursors are
+	// the range's last, and the engine commits the range whole: a crash
+	// redoes it, never half of it.
+	GroupBy int
 }
 
 // Names returns the names of a row's values, in Row index order: the

@@ -60,7 +60,7 @@ func (p *Plan) checkFormat() error {
 func runID(spec Spec, src, sink string, in Input, partitions, buckets int) string {
 	h := sha256.New()
 	for _, s := range []string{spec.Name, src, sink, in.Table, in.Cursor, strings.Join(in.Columns, ","),
-		strings.Join(in.Exprs, "\x00"), in.Where, in.Alias,
+		strings.Join(in.Exprs, "\x00"), in.Where, in.Alias, fmt.Sprint(in.GroupBy),
 		spec.Output.Name, fmt.Sprint(partitions), fmt.Sprint(buckets)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
@@ -70,6 +70,9 @@ func runID(spec Spec, src, sink string, in Input, partitions, buckets int) strin
 
 // newPlan describes the source table and splits it into partitions.
 func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, in Input, cfg Config) (*Plan, error) {
+	if _, ok := src.(Streamer); in.GroupBy > 0 && !ok {
+		return nil, fmt.Errorf("source %s cannot aggregate ranges (Input.GroupBy): it reads rows in chunks only", src)
+	}
 	info, err := src.Describe(ctx, in)
 	if err != nil {
 		return nil, err
