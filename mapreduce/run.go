@@ -66,7 +66,9 @@ type Runner struct {
 // cfg.Fresh). It reads no rows: a Runner that is never Run leaves a plan
 // that the next Open resumes, which is how mr run --explain shows the plan
 // a run will use. The Runner holds the run until Close: another process
-// opening the same run gets an error wrapping ErrRunInUse.
+// opening the same run gets an error wrapping ErrRunInUse. A job def that
+// Job.Validate refuses is an error; a valid one has its codecs derived on
+// a copy, so def itself is left as it was.
 func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (*Runner, error) {
 	return open(ctx, def, src, sink, cfg, true)
 }
@@ -75,6 +77,9 @@ func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 // wrapping ErrNotFinished rather than planned anew.
 func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config, create bool) (_ *Runner, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if def, err = def.checked(); err != nil {
 		return nil, err
 	}
 	spec := def.Spec()

@@ -79,11 +79,14 @@ func (j *job) rowKey(row mapreduce.Row) (string, error) {
 
 var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// appendKey appends v's frame: a tag byte (1, a value: mr refuses NULL
-// keys), then 8 bytes for the fixed-size kinds and a length and bytes for
-// the others. Numerics are reduced and floats canonical, so that values
-// SQL calls equal frame alike.
+// appendKey appends v's frame: a tag byte, 0 for NULL, else 1 and then 8
+// bytes for the fixed-size kinds and a length and bytes for the others.
+// Numerics are reduced and floats canonical, so that values SQL calls
+// equal frame alike.
 func appendKey(b []byte, v *agg.Value) []byte {
+	if v.Null {
+		return append(b, 0)
+	}
 	b = append(b, 1)
 	switch v.Kind {
 	case agg.KindFloat:
@@ -125,8 +128,10 @@ func (j *job) keyCodec() mapreduce.Codec[string] {
 					writeValue(e, &agg.Value{Kind: k.kind, Null: true})
 					continue
 				}
-				var v agg.Value
-				b = readKey(b[1:], k.kind, &v)
+				v := agg.Value{Kind: k.kind, Null: b[0] == 0}
+				if b = b[1:]; !v.Null {
+					b = readKey(b, k.kind, &v)
+				}
 				writeValue(e, &v)
 			}
 		},
