@@ -21,6 +21,7 @@ func rollupCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "into", Usage: "output `TABLE`, keyed on the query's GROUP BY columns; created if missing"},
 		&cli.StringFlag{Name: "file", Usage: "read the query from `FILE` (- for standard input) instead of the argument"},
+		&cli.StringFlag{Name: "push-down", Value: string(rollup.PushDownAuto), Usage: "let the source aggregate each range (GROUP BY in the range query): `auto` (when the groups are few), on or off"},
 		&cli.BoolFlag{Name: "keep-states", DisableDefaultText: true,
 			Usage: "also write each group's aggregate states (column mr_states, bytea), for later runs to merge into"},
 	}
@@ -85,7 +86,14 @@ func runRollup(c *cli.Context, args []string) error {
 	if job.cfg, err = runConfig(c); err != nil {
 		return err
 	}
-	plan, err := compileRollup(c.Context, q, job.sourceURL, rollup.Options{Into: into, Cursor: c.String("cursor"), KeepStates: c.Bool("keep-states")})
+	mode := rollup.PushDownMode(c.String("push-down"))
+	switch mode {
+	case rollup.PushDownAuto, rollup.PushDownOn, rollup.PushDownOff:
+	default:
+		return usagef("mr rollup --help", "invalid --push-down %q: want auto, on or off", mode)
+	}
+	plan, err := compileRollup(c.Context, q, job.sourceURL, rollup.Options{Into: into, Cursor: c.String("cursor"),
+		KeepStates: c.Bool("keep-states"), PushDown: mode, Partitions: job.cfg.Partitions})
 	if err != nil {
 		return err
 	}
@@ -140,6 +148,7 @@ func compileRollup(ctx context.Context, q *rollup.Query, sourceURL string, opts 
 func printRollupPlan(w io.Writer, p *rollup.Plan) {
 	fmt.Fprintf(w, "query   %s\n", p.Query.String())
 	fmt.Fprintf(w, "source  reads, per cursor range, in a read-only transaction:\n        %s\n", p.SourceSQL())
+	fmt.Fprintf(w, "        push-down %s\n", p.PushDown)
 	fmt.Fprintln(w, "mr      computes")
 	for _, k := range p.Keys {
 		fmt.Fprintf(w, "          key %s %s: %s\n", k.Column, k.Type, k.By)

@@ -229,3 +229,53 @@ func TestRollup_KeepStates(t *testing.T) {
 		t.Fatalf("%d rows: %v", n, rows.Err())
 	}
 }
+
+// TestRollup_PushDown runs one rollup with its partial aggregation pushed
+// down to PostgreSQL and without, and checks that both write PostgreSQL's
+// answer and the very same states.
+func TestRollup_PushDown(t *testing.T) {
+	t.Parallel()
+	dsn := seedOrders(t, 20_000)
+	db := pgtest.PoolFor(t, dsn)
+	const query = `SELECT customer_id, date_trunc('month', created_at) AS month, status,
+		count(*) AS orders, count(total) AS priced, sum(total) AS total, avg(total) AS mean,
+		min(total) AS least, max(total) AS most, stddev(total) AS sd, sum(customer_id) AS ids, variance(customer_id) AS var
+	FROM orders WHERE total > 10 GROUP BY 1, 2, 3`
+	for _, mode := range []string{"on", "off"} {
+		r := runMR(t, "rollup", "--source", dsn, "--into", "pushed_"+mode, "--workdir", t.TempDir(), "--partitions", "5",
+			"--keep-states", "--push-down", mode, "--explain", query)
+		if want := "push-down " + mode; r.code != ExitOK || !strings.Contains(r.stdout, want) {
+			t.Fatalf("--explain with --push-down %s: exit %d, want %q in\n%s%s", mode, r.code, want, r.stdout, r.stderr)
+		}
+		if r := runMR(t, "rollup", "--source", dsn, "--into", "pushed_"+mode, "--workdir", t.TempDir(), "--partitions", "5",
+			"--keep-states", "--push-down", mode, query); r.code != ExitOK {
+			t.Fatalf("--push-down %s: exit %d\n%s", mode, r.code, r.stderr)
+		}
+	}
+	var groups, bad, states int
+	err := db.QueryRow(context.Background(), `WITH truth AS (
+			SELECT customer_id, date_trunc('month', created_at, 'UTC') AS month, status,
+				count(*) AS orders, count(total) AS priced, sum(total) AS total, avg(total) AS mean,
+				min(total) AS least, max(total) AS most, stddev(total) AS sd, sum(customer_id) AS ids, variance(customer_id) AS var
+			FROM orders WHERE total > 10 GROUP BY 1, 2, 3)
+		SELECT count(*),
+			count(*) FILTER (WHERE on_.customer_id IS NULL OR t.customer_id IS NULL
+				OR (on_.orders, on_.priced, on_.total::text, on_.mean::text, on_.least, on_.most, on_.sd::text, on_.ids::text, on_.var::text)
+				IS DISTINCT FROM (t.orders, t.priced, t.total::text, t.mean::text, t.least, t.most, t.sd::text, t.ids::text, t.var::text)),
+			count(*) FILTER (WHERE on_.mr_states IS DISTINCT FROM off.mr_states)
+		FROM pushed_on on_ FULL JOIN truth t USING (customer_id, month, status) FULL JOIN pushed_off off USING (customer_id, month, status)`).
+		Scan(&groups, &bad, &states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if groups < 1000 || bad != 0 || states != 0 {
+		t.Errorf("%d groups: %d differ from PostgreSQL's, %d have other states pushed down than not", groups, bad, states)
+	}
+
+	// What cannot be pushed down says why, and --push-down on refuses it.
+	r := runMR(t, "rollup", "--source", dsn, "--into", "sketch", "--workdir", t.TempDir(), "--push-down", "on",
+		"SELECT status, median(total) AS m FROM orders GROUP BY 1")
+	if r.code == ExitOK || !strings.Contains(r.stderr, "has no exact partial aggregate in SQL") {
+		t.Errorf("--push-down on of a median: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mrengine/mr/mapreduce"
@@ -74,7 +75,12 @@ type Plan struct {
 	Keys  []PlannedKey
 	Aggs  []PlannedAgg
 
+	// PushDown says whether the source aggregates each range, and why.
+	PushDown string
+
 	keepStates bool
+	job        *job
+	types      []string // of Input.Exprs
 }
 
 // PlannedKey is one output key column and who computes it.
@@ -105,6 +111,12 @@ type Options struct {
 	// in the query's order, a uvarint length and the state's encoding
 	// (see rollup/agg).
 	KeepStates bool
+
+	// PushDown chooses whether the source aggregates each range itself
+	// (PushDownAuto if empty); Partitions is the run's number of ranges,
+	// which PushDownAuto weighs.
+	PushDown   PushDownMode
+	Partitions int
 }
 
 // StatesColumn is the output column of Options.KeepStates.
@@ -118,7 +130,11 @@ func Prepare(ctx context.Context, src mapreduce.Source, q *Query, opts Options) 
 	if err != nil {
 		return nil, err
 	}
-	return Compile(q, in, info.Types, opts)
+	p, err := Compile(q, in, info.Types, opts)
+	if err != nil || opts.PushDown == PushDownOff {
+		return p, err
+	}
+	return p.pushDown(ctx, src, info.Rows, opts)
 }
 
 // JobName is the name of the job of q into table into: "rollup_", the
@@ -145,7 +161,7 @@ func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan,
 	}
 	c := &compiler{q: q, in: in, types: types}
 	j := &job{}
-	p := &Plan{Query: q, Input: in, keepStates: opts.KeepStates}
+	p := &Plan{Query: q, Input: in, keepStates: opts.KeepStates, job: j, types: types, PushDown: "off: mr reads every row"}
 	for _, i := range q.GroupBy {
 		k, pk, err := c.key(q.Items[i])
 		if err != nil {
@@ -169,6 +185,10 @@ func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan,
 			pa.Funcs = append(pa.Funcs, j.calls[c.callIndex[call]].fn.String())
 		}
 		p.Aggs = append(p.Aggs, pa)
+	}
+	if len(j.calls) == 0 {
+		return nil, newError(q.Text, 0, len(q.Text), "add one, such as count(*) AS n",
+			"mr rollup needs an aggregate: its output rows are the keys' aggregates")
 	}
 	j.keepStates = opts.KeepStates
 	p.Job = j.definition(cmp.Or(opts.Name, JobName(q, opts.Into)), opts.Into, in, q)
@@ -404,9 +424,13 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapred
 func (p *Plan) SourceSQL() string {
 	in := p.Input
 	var b strings.Builder
-	b.WriteString("SELECT " + QuoteIdent(in.Cursor))
-	for _, e := range in.Exprs {
-		b.WriteString(", " + e)
+	if in.GroupBy > 0 {
+		b.WriteString("SELECT " + strings.Join(in.Exprs, ", "))
+	} else {
+		b.WriteString("SELECT " + QuoteIdent(in.Cursor))
+		for _, e := range in.Exprs {
+			b.WriteString(", " + e)
+		}
 	}
 	b.WriteString(" FROM " + p.Query.From.SQL.Text)
 	if in.Alias != "" {
@@ -415,6 +439,14 @@ func (p *Plan) SourceSQL() string {
 	b.WriteString(" WHERE " + QuoteIdent(in.Cursor) + " >= $1 AND " + QuoteIdent(in.Cursor) + " < $2")
 	if in.Where != "" {
 		b.WriteString(" AND (" + in.Where + ")")
+	}
+	for i := range in.GroupBy {
+		if i == 0 {
+			b.WriteString(" GROUP BY ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(i + 1))
 	}
 	return b.String()
 }

@@ -38,6 +38,10 @@ type keyFunc struct {
 type call struct {
 	fn   *agg.Func
 	cols []int
+	// partials, when the source aggregates each range, are the row values
+	// of fn's partial aggregates (agg.Func.Partials), of partialKinds.
+	partials     []int
+	partialKinds []agg.Kind
 }
 
 // group is the value of one key: the aggregates' states, or, while the
@@ -223,8 +227,12 @@ func (j *job) valueCodec() mapreduce.Codec[*group] {
 	}
 }
 
-// rowGroup reads the arguments of every call from row.
+// rowGroup reads the arguments of every call from row, or, when the
+// source aggregated the row's group, the states of its partials.
 func (j *job) rowGroup(row mapreduce.Row) (*group, error) {
+	if len(j.calls) > 0 && j.calls[0].partialKinds != nil {
+		return j.partialGroup(row)
+	}
 	n := 0
 	for _, c := range j.calls {
 		n += len(c.cols)
@@ -238,6 +246,28 @@ func (j *job) rowGroup(row mapreduce.Row) (*group, error) {
 			}
 			i++
 		}
+	}
+	return g, nil
+}
+
+// partialGroup builds a group's states from the partial aggregates the
+// source computed for it.
+func (j *job) partialGroup(row mapreduce.Row) (*group, error) {
+	g := &group{states: make([]agg.State, len(j.calls))}
+	var vals []agg.Value
+	for i, c := range j.calls {
+		vals = vals[:0]
+		for p, col := range c.partials {
+			vals = append(vals, agg.Value{})
+			if err := readValue(row, col, c.partialKinds[p], &vals[p]); err != nil {
+				return nil, err
+			}
+		}
+		s, err := c.fn.FromPartials(vals)
+		if err != nil {
+			return nil, err
+		}
+		g.states[i] = s
 	}
 	return g, nil
 }
