@@ -279,3 +279,35 @@ func TestRollup_PushDown(t *testing.T) {
 		t.Errorf("--push-down on of a median: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestRollup_DeadLetters corrupts rows for real (NULL keys), checks that
+// the run counts them as failed and keeps them in the dead-letter queue,
+// then fixes them and replays: the output is then PostgreSQL's answer.
+func TestRollup_DeadLetters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := seedOrders(t, 20_000)
+	db := pgtest.PoolFor(t, dsn)
+	if _, err := db.Exec(ctx, `UPDATE orders SET customer_id = NULL WHERE id % 2000 = 7`); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--source", dsn, "--into", "monthly_totals", "--workdir", t.TempDir(), "--partitions", "4",
+		"--push-down", "off", ordersRollup}
+	r := runMR(t, append([]string{"rollup"}, args...)...)
+	// Of the 10 rows, those the WHERE keeps fail; 7 in this seed.
+	if r.code != ExitOK || !strings.Contains(r.stdout, " 7 failed") {
+		t.Fatalf("exit %d, want 0 with 7 failed rows\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	list := runMR(t, "dlq", "list", "--workdir", args[5])
+	if !strings.Contains(list.stdout, "key customer_id is NULL") {
+		t.Errorf("mr dlq list does not show why the rows failed:\n%s%s", list.stdout, list.stderr)
+	}
+	if _, err := db.Exec(ctx, `UPDATE orders SET customer_id = 1 WHERE customer_id IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	replay := runMR(t, append([]string{"dlq", "replay", "--rollup"}, args...)...)
+	if replay.code != ExitOK {
+		t.Fatalf("mr dlq replay --rollup: exit %d\n%s%s", replay.code, replay.stdout, replay.stderr)
+	}
+	checkOrdersRollup(t, dsn, "monthly_totals")
+}

@@ -101,7 +101,7 @@ type PlannedAgg struct {
 type Options struct {
 	Into   string // the output table
 	Cursor string // the table's cursor column; "id" if empty
-	// Name is the job's name, which keys its runs; JobName(q, Into) if
+	// Name is the job's name, which keys its runs; JobName(q, opts) if
 	// empty.
 	Name string
 
@@ -137,12 +137,17 @@ func Prepare(ctx context.Context, src mapreduce.Source, q *Query, opts Options) 
 	return p.pushDown(ctx, src, info.Rows, opts)
 }
 
-// JobName is the name of the job of q into table into: "rollup_", the
-// table's name and a hash of the query, so that another query into the
-// same table is another run.
-func JobName(q *Query, into string) string {
-	sum := sha256.Sum256([]byte(q.String()))
-	return "rollup_" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(into), "_"), "_") + "_" + hex.EncodeToString(sum[:4])
+// JobName is the name of the job of q as opts say: "rollup_", the output
+// table's name and a hash of the query and of what else shapes the
+// output (KeepStates), so that another query into the same table is
+// another run.
+func JobName(q *Query, opts Options) string {
+	h := sha256.New()
+	h.Write([]byte(q.String()))
+	if opts.KeepStates {
+		h.Write([]byte("\x00" + StatesColumn))
+	}
+	return "rollup_" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(opts.Into), "_"), "_") + "_" + hex.EncodeToString(h.Sum(nil)[:4])
 }
 
 var nonName = regexp.MustCompile(`[^a-z0-9_]+`)
@@ -191,7 +196,7 @@ func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan,
 			"mr rollup needs an aggregate: its output rows are the keys' aggregates")
 	}
 	j.keepStates = opts.KeepStates
-	p.Job = j.definition(cmp.Or(opts.Name, JobName(q, opts.Into)), opts.Into, in, q)
+	p.Job = j.definition(cmp.Or(opts.Name, JobName(q, opts)), opts.Into, in, q)
 	if err := p.Job.(interface{ Validate() error }).Validate(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
