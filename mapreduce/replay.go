@@ -242,7 +242,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return res, err
 	}
-	if err := r.reducePhase(ctx, r.plan.Commit, nil); err != nil {
+	if err := r.reduceRun(ctx); err != nil {
 		return res, err
 	}
 	n, err := r.applyReplay(ctx)
@@ -265,7 +265,7 @@ func (r *Runner) applyReplay(ctx context.Context) (int, error) {
 	for _, gen := range slices.Sorted(maps.Keys(byGen)) {
 		buckets := byGen[gen]
 		slices.Sort(buckets)
-		if err := r.reducePhase(ctx, replayCommit(r.plan, gen), buckets); err != nil {
+		if err := r.reducePhase(ctx, r.spec.Output, replayCommit(r.plan, gen), buckets); err != nil {
 			return 0, err
 		}
 	}

@@ -1,0 +1,248 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/mrengine/mr/internal/crashpoint"
+	"github.com/mrengine/mr/mapreduce"
+)
+
+var _ mapreduce.Replacer = (*Postgres)(nil)
+
+// Stage returns the staging table of run for t (see mapreduce.Replacer),
+// in t's schema, named by stageName. A new one is
+//
+//	CREATE TABLE stage (LIKE t INCLUDING ALL)
+//
+// which copies t's columns with their defaults, NOT NULL and CHECK
+// constraints, identity and generated columns, indexes (the key among
+// them), comments and storage settings. It does not copy what LIKE leaves
+// out: grants, the owner (the new table belongs to the role mr connects
+// as), row-level security policies, triggers, foreign keys, publication
+// memberships and partitioning. Re-apply those after a run if t has them.
+func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, commit string) (mapreduce.OutputTable, error) {
+	fail := func(err error) error {
+		return s.db.Scrub(fmt.Errorf("sinks: stage table %q for commit %q in %s: %w", t.Name, commit, s, err))
+	}
+	if err := checkTable(t); err != nil {
+		return t, fail(err)
+	}
+	n, err := s.names(ctx, t)
+	if err != nil {
+		return t, fail(err)
+	}
+	stage := stageName(n.schema, n.table, run)
+	staged := t
+	staged.Name = n.schema + "." + stage
+	var swapped bool
+	err = s.retry(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", prepareLockClass, n.schema); err != nil {
+				return err
+			}
+			marks, err := postgresMarks(ctx, tx, n, commit)
+			if err != nil {
+				return err
+			}
+			oid, err := relation(ctx, tx, n.schema, stage)
+			if err != nil {
+				return err
+			}
+			swapped = marks[swapBucket]
+			switch {
+			case swapped:
+				return nil
+			case marks[stageBucket] && oid != 0:
+				return nil // a resumed run
+			case marks[stageBucket]:
+				return fmt.Errorf("the staging table %q of this run was dropped, and the buckets applied to it with it: "+
+					"start the run over with --fresh", stage)
+			}
+			qstage := pgx.Identifier{n.schema, stage}.Sanitize()
+			if oid != 0 { // an earlier plan's
+				if _, err := tx.Exec(ctx, "DROP TABLE "+qstage); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", qstage, n.out.Sanitize())); err != nil {
+				return err
+			}
+			return postgresMark(ctx, tx, n, commit, stageBucket)
+		})
+	})
+	if err != nil {
+		return t, fail(err)
+	}
+	if swapped {
+		return t, nil
+	}
+	return staged, nil
+}
+
+// Swap replaces t with the staging table of run (see mapreduce.Replacer).
+// In one transaction it records the swap, analyzes the staging table (so
+// that readers' first queries on it get good plans), drops t, renames the
+// staging table to t and gives its indexes t's names (index and
+// constraint names LIKE generated from the staging table's name). The old
+// table is locked (ACCESS EXCLUSIVE) from the DROP to the COMMIT only:
+// queries already reading it finish first, and queries that arrive
+// meanwhile wait and then read the new table. A view or materialized view
+// that depends on t stops the swap with an error naming it, since
+// PostgreSQL cannot drop a table that a view uses; so does any other
+// dependent object, such as a foreign key of another table.
+func (s *Postgres) Swap(ctx context.Context, t mapreduce.OutputTable, run, commit string) error {
+	fail := func(err error) error {
+		return s.db.Scrub(fmt.Errorf("sinks: replace table %q with the output of commit %q in %s: %w", t.Name, commit, s, err))
+	}
+	if err := checkTable(t); err != nil {
+		return fail(err)
+	}
+	n, err := s.names(ctx, t)
+	if err != nil {
+		return fail(err)
+	}
+	stage := stageName(n.schema, n.table, run)
+	// A retry after a COMMIT whose reply was lost finds the swap recorded.
+	err = s.retry(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			return s.swapOnce(ctx, tx, n, stage, commit)
+		})
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, stage, commit string) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", prepareLockClass, n.schema); err != nil {
+		return err
+	}
+	marks, err := postgresMarks(ctx, tx, n, commit)
+	if err != nil || marks[swapBucket] {
+		return err
+	}
+	staged, err := relation(ctx, tx, n.schema, stage)
+	if err != nil {
+		return err
+	}
+	if staged == 0 {
+		return fmt.Errorf("the staging table %q of this run is missing: start the run over with --fresh", stage)
+	}
+	qstage := pgx.Identifier{n.schema, stage}.Sanitize()
+	if _, err := tx.Exec(ctx, "ANALYZE "+qstage); err != nil {
+		return err
+	}
+	old, err := relation(ctx, tx, n.schema, n.table)
+	if err != nil {
+		return err
+	}
+	if old != 0 {
+		views, err := dependentViews(ctx, tx, old)
+		if err != nil {
+			return err
+		}
+		if len(views) > 0 {
+			return fmt.Errorf("views %s depend on table %s, and PostgreSQL cannot drop a table that a view uses: "+
+				"drop them, run the same command again to finish the run (its output waits in table %s), then re-create them",
+				strings.Join(views, ", "), n.out.Sanitize(), qstage)
+		}
+		if _, err := tx.Exec(ctx, "DROP TABLE "+n.out.Sanitize()); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "2BP01" { // dependent objects still exist
+				return fmt.Errorf("the old table cannot be dropped (%s): remove what depends on it and run the same command again "+
+					"to finish the run (its output waits in table %s): %w", pgErr.Detail, qstage, err)
+			}
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, "ALTER TABLE "+qstage+" RENAME TO "+ident(n.table)); err != nil {
+		return err
+	}
+	if err := renameIndexes(ctx, tx, n, stage, staged); err != nil {
+		return err
+	}
+	if err := postgresMark(ctx, tx, n, commit, swapBucket); err != nil {
+		return err
+	}
+	crashpoint.Hit(crashpoint.SwapRenamed)
+	return nil
+}
+
+// dependentViews returns the views and materialized views whose rules use
+// the table oid, as qualified names.
+func dependentViews(ctx context.Context, tx pgx.Tx, oid uint32) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT v.oid::regclass::text
+		FROM pg_catalog.pg_depend d
+		JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+		JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+		WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+			AND d.refobjid = $1 AND v.oid <> $1
+		ORDER BY 1`, oid)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// renameIndexes gives the indexes of the renamed staging table (oid) the
+// names they would have had on the output table: LIKE named them after
+// the staging table ("<stage>_pkey"), and without this each run would
+// leave a new set of names. A name that does not start with the staging
+// table's, or whose new form is too long or taken, stays as it is.
+func renameIndexes(ctx context.Context, tx pgx.Tx, n names, stage string, oid uint32) error {
+	rows, err := tx.Query(ctx, `SELECT c.relname::text FROM pg_catalog.pg_index i
+		JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1 ORDER BY 1`, oid)
+	if err != nil {
+		return err
+	}
+	indexes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, index := range indexes {
+		rest, ok := strings.CutPrefix(index, stage)
+		name := n.table + rest
+		if !ok || len(name) > maxIdentifier {
+			continue
+		}
+		taken, err := relation(ctx, tx, n.schema, name)
+		if err != nil {
+			return err
+		}
+		if taken != 0 {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "ALTER INDEX "+pgx.Identifier{n.schema, index}.Sanitize()+" RENAME TO "+ident(name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// postgresMarks returns which of the records stageBucket and swapBucket
+// the commit table holds for commit.
+func postgresMarks(ctx context.Context, tx pgx.Tx, n names, commit string) (map[int]bool, error) {
+	rows, err := tx.Query(ctx, "SELECT bucket FROM "+n.commits.Sanitize()+" WHERE commit_key = $1 AND bucket < 0", commit)
+	if err != nil {
+		return nil, err
+	}
+	buckets, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	marks := map[int]bool{}
+	for _, b := range buckets {
+		marks[b] = true
+	}
+	return marks, err
+}
+
+// postgresMark records step (stageBucket or swapBucket) of commit.
+func postgresMark(ctx context.Context, tx pgx.Tx, n names, commit string, step int) error {
+	_, err := tx.Exec(ctx, "INSERT INTO "+n.commits.Sanitize()+` (commit_key, bucket, "rows") VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`, commit, step)
+	return err
+}
