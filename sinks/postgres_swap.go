@@ -73,6 +73,19 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 			if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", qstage, n.out.Sanitize())); err != nil {
 				return err
 			}
+			// LIKE copies the comments of columns, constraints and
+			// indexes, not the table's own.
+			var comment *string
+			err = tx.QueryRow(ctx, `SELECT format('COMMENT ON TABLE %s IS %L', $1::text, d) FROM obj_description($2::regclass, 'pg_class') d
+				WHERE d IS NOT NULL`, qstage, n.out.Sanitize()).Scan(&comment)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if comment != nil {
+				if _, err := tx.Exec(ctx, *comment); err != nil {
+					return err
+				}
+			}
 			return postgresMark(ctx, tx, n, commit, stageBucket)
 		})
 	})
@@ -143,7 +156,11 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, stage, comm
 	if err != nil {
 		return err
 	}
+	var names map[string][]string
 	if old != 0 {
+		if names, err = indexNames(ctx, tx, old); err != nil {
+			return err
+		}
 		views, err := dependentViews(ctx, tx, old)
 		if err != nil {
 			return err
@@ -165,7 +182,7 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, stage, comm
 	if _, err := tx.Exec(ctx, "ALTER TABLE "+qstage+" RENAME TO "+ident(n.table)); err != nil {
 		return err
 	}
-	if err := renameIndexes(ctx, tx, n, stage, staged); err != nil {
+	if err := renameIndexes(ctx, tx, n, staged, names); err != nil {
 		return err
 	}
 	if err := postgresMark(ctx, tx, n, commit, swapBucket); err != nil {
@@ -191,35 +208,59 @@ func dependentViews(ctx context.Context, tx pgx.Tx, oid uint32) ([]string, error
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
+// indexNames returns the names of the indexes of the table oid by what
+// they index (see indexShape), in order of creation.
+func indexNames(ctx context.Context, tx pgx.Tx, oid uint32) (map[string][]string, error) {
+	rows, err := tx.Query(ctx, indexShape+` ORDER BY i.indexrelid`, oid)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string][]string{}
+	var name, shape string
+	_, err = pgx.ForEachRow(rows, []any{&name, &shape}, func() error {
+		names[shape] = append(names[shape], name)
+		return nil
+	})
+	return names, err
+}
+
+// indexShape selects the indexes of a table ($1): each one's name, and
+// what it indexes: its kind, and its definition from USING on (method,
+// columns, operator classes, INCLUDE, predicate), which names neither the
+// index nor the table.
+const indexShape = `SELECT c.relname::text,
+		concat_ws(' ', i.indisprimary, i.indisunique, i.indisexclusion, substring(pg_get_indexdef(i.indexrelid) from ' USING .*$'))
+	FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1`
+
 // renameIndexes gives the indexes of the renamed staging table (oid) the
-// names they would have had on the output table: LIKE named them after
-// the staging table ("<stage>_pkey"), and without this each run would
-// leave a new set of names. A name that does not start with the staging
-// table's, or whose new form is too long or taken, stays as it is.
-func renameIndexes(ctx context.Context, tx pgx.Tx, n names, stage string, oid uint32) error {
-	rows, err := tx.Query(ctx, `SELECT c.relname::text FROM pg_catalog.pg_index i
-		JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1 ORDER BY 1`, oid)
+// names of the old table's indexes (old, by indexShape) that index the
+// same: LIKE named them after the staging table, and without this every
+// run would leave new names, and the key constraint with them (renaming
+// an index renames its constraint). An index without a match keeps its
+// name.
+func renameIndexes(ctx context.Context, tx pgx.Tx, n names, oid uint32, old map[string][]string) error {
+	rows, err := tx.Query(ctx, indexShape+` ORDER BY i.indexrelid`, oid)
 	if err != nil {
 		return err
 	}
-	indexes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	type index struct{ name, shape string }
+	indexes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (index, error) {
+		var i index
+		return i, row.Scan(&i.name, &i.shape)
+	})
 	if err != nil {
 		return err
 	}
-	for _, index := range indexes {
-		rest, ok := strings.CutPrefix(index, stage)
-		name := n.table + rest
-		if !ok || len(name) > maxIdentifier {
+	for _, i := range indexes {
+		names := old[i.shape]
+		if len(names) == 0 {
 			continue
 		}
-		taken, err := relation(ctx, tx, n.schema, name)
-		if err != nil {
-			return err
-		}
-		if taken != 0 {
+		old[i.shape] = names[1:]
+		if names[0] == i.name {
 			continue
 		}
-		if _, err := tx.Exec(ctx, "ALTER INDEX "+pgx.Identifier{n.schema, index}.Sanitize()+" RENAME TO "+ident(name)); err != nil {
+		if _, err := tx.Exec(ctx, "ALTER INDEX "+pgx.Identifier{n.schema, i.name}.Sanitize()+" RENAME TO "+ident(names[0])); err != nil {
 			return err
 		}
 	}
