@@ -205,6 +205,13 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // bucket applied, or at the first error; after an error, running the same
 // run again resumes. A Runner runs once.
 //
+// A run replaces its output table: when it ends, the table holds exactly
+// the groups it computed, none left from rows deleted since an earlier
+// run. Over a sink that is a Replacer it builds the buckets in a staging
+// table and swaps that in with one transaction at the end, so readers see
+// the old table until then (see reduceRun). Over any other sink it
+// upserts into the table, and groups it did not write stay.
+//
 // A run that finishes with a failure rate above cfg.MaxFailureRate returns
 // its Summary with an error wrapping ErrFailureRate.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
