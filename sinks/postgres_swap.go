@@ -166,9 +166,9 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, stage, comm
 			return err
 		}
 		if len(views) > 0 {
-			return fmt.Errorf("views %s depend on table %s, and PostgreSQL cannot drop a table that a view uses: "+
+			return fmt.Errorf("table %s cannot be replaced while views depend on it (%s), since PostgreSQL cannot drop a table that a view uses: "+
 				"drop them, run the same command again to finish the run (its output waits in table %s), then re-create them",
-				strings.Join(views, ", "), n.out.Sanitize(), qstage)
+				n.out.Sanitize(), strings.Join(views, ", "), qstage)
 		}
 		if _, err := tx.Exec(ctx, "DROP TABLE "+n.out.Sanitize()); err != nil {
 			var pgErr *pgconn.PgError
