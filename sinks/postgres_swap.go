@@ -38,8 +38,14 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 		return t, fail(err)
 	}
 	stage := stageName(n.schema, n.table, run)
+	// Qualified only where t is: an unqualified name resolves in the same
+	// schema (see names), and a current schema whose name holds a dot
+	// could not be written as schema.table.
 	staged := t
-	staged.Name = n.schema + "." + stage
+	staged.Name = stage
+	if strings.Contains(t.Name, ".") {
+		staged.Name = n.schema + "." + stage
+	}
 	var swapped bool
 	err = s.retry(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
