@@ -81,7 +81,10 @@
 // done, a reduce task per bucket merges the bucket's committed files
 // (re-partitioning under a new seed when they outgrow the budget) and
 // applies the rows to the sink in one transaction that also records the
-// bucket as committed.
+// bucket as committed. A run replaces the output table rather than merging
+// into it: the buckets go to a staging table, which one last transaction
+// swaps in for the old table (see Replacer), so readers never see a
+// half-built table and no group of a deleted row survives.
 //
 // Two seams hold a run's state. A Store (DirStore by default) keeps the
 // run lock, the plan, the checkpoints, the done markers and the replay

@@ -26,7 +26,12 @@ type Plan struct {
 	RunID string `json:"run_id"`
 	// Commit is unique to this plan: sinks record applied buckets under
 	// it, so that a --fresh plan of the same run applies every bucket anew.
-	Commit      string    `json:"commit"`
+	Commit string `json:"commit"`
+	// Replace says that the run replaces its output table (see Replacer)
+	// instead of upserting into it. Every plan made now does; a plan saved
+	// by an mr that only upserted has it false and is finished that way,
+	// since its buckets already applied are in the output table itself.
+	Replace     bool      `json:"replace,omitempty"`
 	Job         string    `json:"job"`
 	Source      string    `json:"source"`
 	Sink        string    `json:"sink"`
@@ -83,6 +88,7 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 		Format:      stateFormat,
 		RunID:       id,
 		Commit:      id + "." + hex.EncodeToString(nonce[:]),
+		Replace:     true,
 		Job:         spec.Name,
 		Source:      src.String(),
 		Sink:        sink.String(),
