@@ -23,6 +23,12 @@ type job struct {
 	calls      []call
 	outputs    []outputExpr
 	keepStates bool // write the states too (Options.KeepStates)
+	nargs      int  // the arguments of a row, of all calls together
+
+	// rows holds the groups Map emitted and the combiner merged and
+	// released, for Map to emit again (see mapreduce.Job.Release): a row
+	// that meets its group costs no allocation of its own.
+	rows sync.Pool
 }
 
 // keyFunc computes one key value from a row.
@@ -233,21 +239,28 @@ func (j *job) rowGroup(row mapreduce.Row) (*group, error) {
 	if len(j.calls) > 0 && j.calls[0].partialKinds != nil {
 		return j.partialGroup(row)
 	}
-	n := 0
-	for _, c := range j.calls {
-		n += len(c.cols)
+	g, _ := j.rows.Get().(*group)
+	if g == nil {
+		g = &group{row: make([]agg.Value, j.nargs)}
 	}
-	g := &group{row: make([]agg.Value, n)}
 	i := 0
 	for _, c := range j.calls {
 		for a, col := range c.cols {
 			if err := readValue(row, col, c.fn.Args[a].Kind, &g.row[i]); err != nil {
+				j.rows.Put(g)
 				return nil, err
 			}
 			i++
 		}
 	}
 	return g, nil
+}
+
+// release takes back a group that Map emitted and the combiner merged.
+func (j *job) release(g *group) {
+	if g.states == nil && len(g.row) == j.nargs { // a row's group, not a decoded one
+		j.rows.Put(g)
+	}
 }
 
 // partialGroup builds a group's states from the partial aggregates the
