@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/apd/v3"
 
@@ -110,16 +111,16 @@ func appendKey(b []byte, v *agg.Value) []byte {
 	case agg.KindDecimal:
 		var d apd.Decimal
 		d.Reduce(&v.Dec)
-		return appendBytes(b, []byte(d.Text('f')))
+		return appendBytes(b, d.Text('f'))
 	case agg.KindText:
-		return appendBytes(b, []byte(v.Str))
+		return appendBytes(b, v.Str)
 	case agg.KindBytes:
 		return appendBytes(b, v.Bytes)
 	}
 	return binary.BigEndian.AppendUint64(b, uint64(v.Int))
 }
 
-func appendBytes(b, x []byte) []byte {
+func appendBytes[S string | []byte](b []byte, x S) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(x))), x...)
 }
 
@@ -132,7 +133,9 @@ func (j *job) keyCodec() mapreduce.Codec[string] {
 	return mapreduce.Codec[string]{
 		Fields: fields,
 		Encode: func(key string, e mapreduce.Encoder) {
-			b := []byte(key)
+			// A view of the key's bytes, read only: encoding a key twice
+			// per spilled record (hash, then record) copies nothing.
+			b := unsafe.Slice(unsafe.StringData(key), len(key))
 			for _, k := range j.keys {
 				if len(b) == 0 { // Validate's zero key
 					writeValue(e, &agg.Value{Kind: k.kind, Null: true})
@@ -156,8 +159,9 @@ func (j *job) keyCodec() mapreduce.Codec[string] {
 	}
 }
 
-// readKey reads one frame's value (past its tag) from b into v and
-// returns the rest of b.
+// readKey reads one frame's value (past its tag) from b, a view of a key
+// string's bytes, into v, and returns the rest of b. A text or bytes value
+// aliases the key, which is immutable: reading copies nothing.
 func readKey(b []byte, kind agg.Kind, v *agg.Value) []byte {
 	v.Kind = kind
 	switch kind {
@@ -173,7 +177,7 @@ func readKey(b []byte, kind agg.Kind, v *agg.Value) []byte {
 				panic("rollup: a framed key holds a bad numeric: " + err.Error())
 			}
 		case agg.KindText:
-			v.Str = string(x)
+			v.Str = unsafe.String(unsafe.SliceData(x), len(x))
 		default:
 			v.Bytes = x
 		}
