@@ -27,15 +27,9 @@ type distinctState struct {
 func newDistinct(f *Func) *distinctState { return &distinctState{f: f} }
 
 func (s *distinctState) Add(args ...*Value) error {
-	if len(args) != 1 {
-		return s.f.badArity(len(args))
-	}
-	v := args[0]
-	if v.Null {
-		return nil
-	}
-	if v.Kind != s.f.Args[0].Kind {
-		return s.f.badKind(0, v)
+	v, err := s.f.arg(args)
+	if v == nil {
+		return err // NULL, or a bad argument
 	}
 	if !isNormal(v) {
 		copyValue(&s.tmp, v)

@@ -28,15 +28,9 @@ type floatStats struct {
 }
 
 func (s *floatStats) Add(args ...*Value) error {
-	if len(args) != 1 {
-		return s.f.badArity(len(args))
-	}
-	v := args[0]
-	if v.Null {
-		return nil
-	}
-	if v.Kind != KindFloat {
-		return s.f.badKind(0, v)
+	v, err := s.f.arg(args)
+	if v == nil {
+		return err // NULL, or a bad argument
 	}
 	x := v.Float
 	switch {

@@ -449,7 +449,22 @@ func (f *Func) needsSquares() bool {
 	return false
 }
 
-// argKind checks the kind of an argument given to Add.
+// arg checks the one argument that Add got: it returns it, or nil for a
+// NULL (which Add skips) and for a wrong number or kind of arguments,
+// with their error.
+func (f *Func) arg(args []*Value) (*Value, error) {
+	switch {
+	case len(args) != 1:
+		return nil, f.badArity(len(args))
+	case args[0].Null:
+		return nil, nil
+	case args[0].Kind != f.Args[0].Kind:
+		return nil, f.badKind(0, args[0])
+	}
+	return args[0], nil
+}
+
+// badKind is Add's error for an argument of the wrong kind.
 func (f *Func) badKind(i int, v *Value) error {
 	return fmt.Errorf("agg: %s: argument %d is a %s value, want %s: %w", f.signature(), i+1, v.Kind, f.Args[i].Kind, ErrBadArgument)
 }

@@ -49,15 +49,9 @@ type hllState struct {
 }
 
 func (s *hllState) Add(args ...*Value) error {
-	if len(args) != 1 {
-		return s.f.badArity(len(args))
-	}
-	v := args[0]
-	if v.Null {
-		return nil
-	}
-	if v.Kind != s.f.Args[0].Kind {
-		return s.f.badKind(0, v)
+	v, err := s.f.arg(args)
+	if v == nil {
+		return err // NULL, or a bad argument
 	}
 	if !isNormal(v) {
 		copyValue(&s.tmp, v)

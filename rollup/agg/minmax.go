@@ -124,15 +124,9 @@ type minMaxState struct {
 }
 
 func (s *minMaxState) Add(args ...*Value) error {
-	if len(args) != 1 {
-		return s.f.badArity(len(args))
-	}
-	v := args[0]
-	if v.Null {
-		return nil
-	}
-	if v.Kind != s.f.Args[0].Kind {
-		return s.f.badKind(0, v)
+	v, err := s.f.arg(args)
+	if v == nil {
+		return err // NULL, or a bad argument
 	}
 	if isNormal(v) {
 		s.offer(v) // the common case: no copy
@@ -221,15 +215,9 @@ func (s *topNState) better(a, b *Value) bool {
 }
 
 func (s *topNState) Add(args ...*Value) error {
-	if len(args) != 1 {
-		return s.f.badArity(len(args))
-	}
-	v := args[0]
-	if v.Null {
-		return nil
-	}
-	if v.Kind != s.f.Args[0].Kind {
-		return s.f.badKind(0, v)
+	v, err := s.f.arg(args)
+	if v == nil {
+		return err // NULL, or a bad argument
 	}
 	if isNormal(v) {
 		s.offer(v) // the common case: no copy
