@@ -481,7 +481,7 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 // streamOnce runs Stream's query from cursor lo once, delivering a chunk
 // whenever limit rows have arrived and the rest at the end.
 func (s *Postgres) streamOnce(ctx context.Context, in mapreduce.Input, q string, lo, hi int64, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
-	b.Reset()                                          // rows of a chunk cut short by a fault are read again
+	b.Reset()                                           // rows of a chunk cut short by a fault are read again
 	rows, done, err := s.query(ctx, in, q, lo, hi, nil) // LIMIT NULL: the whole range
 	if err != nil {
 		return err
