@@ -315,7 +315,7 @@ const maxAttempts = 10_000
 // predecessor stopped at and stops at the next, until one finishes. It
 // fails the test unless the final output rows, dead letters and counts
 // equal the uninterrupted run's, and returns the final attempt's Result
-// with Stops filled in.
+// with Stops and Attempts filled in.
 //
 // The points are those of package internal/crashpoint: after a map task
 // wrote its shuffle files but before the checkpoint that commits them, and
@@ -332,6 +332,7 @@ func (h *Harness) KillAndResume(t TB, def mapreduce.Definition) *Result {
 	cfg := h.config(t)
 	cfg.Workers = 1
 	var stops []string
+	var attempts []mapreduce.Summary
 	for range maxAttempts {
 		stopAt := 1
 		if len(stops) > 0 && redone[stops[len(stops)-1]] {
@@ -352,12 +353,13 @@ func (h *Harness) KillAndResume(t TB, def mapreduce.Definition) *Result {
 			}
 		})
 		s, err := mapreduce.Run(ctx, def, h.src, h.sink, cfg)
+		attempts = append(attempts, s)
 		if stopped == "" {
 			if err != nil && !errors.Is(err, mapreduce.ErrFailureRate) {
 				t.Fatalf("mapreducetest: run %s after %d stops: %v", def.Spec().Name, len(stops), err)
 			}
 			got := h.result(t, def, cfg, s, err)
-			got.Stops = stops
+			got.Stops, got.Attempts = stops, attempts
 			h.checkResumed(t, got, want)
 			return got
 		}

@@ -34,8 +34,10 @@ type Result struct {
 	DeadLetters []mapreduce.DeadLetter
 
 	// Stops lists, for KillAndResume, the point at which each interrupted
-	// attempt stopped (crashpoint names: "map-spilled", "bucket-applied").
-	Stops []string
+	// attempt stopped (crashpoint names: "map-spilled", "bucket-applied"),
+	// and Attempts the summaries of all the attempts, Summary last.
+	Stops    []string
+	Attempts []mapreduce.Summary
 
 	fields []mapreduce.Field // of Columns
 }
