@@ -74,7 +74,6 @@ type Harness struct {
 	sink mapreduce.Sink
 	opts Options
 
-	mu      sync.Mutex
 	cleanup []string // PostgreSQL tables to drop in t.Cleanup
 }
 
@@ -276,8 +275,6 @@ func (h *Harness) dropLater(table string) {
 	if !h.postgres {
 		return
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if !slices.Contains(h.cleanup, table) {
 		h.cleanup = append(h.cleanup, table)
 	}
@@ -305,8 +302,8 @@ type stop struct{ point string }
 var redone = map[string]bool{crashpoint.MapSpilled: true}
 
 // maxAttempts bounds KillAndResume, in case a run makes no progress
-// between its stops: a bug, since every attempt passes a commit point
-// before it stops.
+// between its stops: a bug, since every attempt commits once more than the
+// one before it.
 const maxAttempts = 10_000
 
 // KillAndResume runs def uninterrupted, then again from scratch stopping
