@@ -72,7 +72,7 @@ func TestDailyRollup_SQLite(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("partitions=%d/buckets=%d/workers=%d/chunk=%d/hole=%t", c.partitions, c.buckets, c.workers, c.chunk, c.hole), func(t *testing.T) {
 			t.Parallel()
-			h := mapreducetest.New(t, mapreducetest.Options{Config: func(cfg *mapreduce.Config) {
+			h := mapreducetest.New(t, mapreducetest.Options{ConfigFunc: func(cfg *mapreduce.Config) {
 				cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize = c.partitions, c.buckets, c.workers, c.chunk
 				cfg.CheckpointInterval = mapreduce.DefaultConfig().CheckpointInterval // commit at the end, as users run it
 			}})
@@ -98,10 +98,10 @@ func TestDailyRollup_SQLite(t *testing.T) {
 // earlier one committed.
 func TestDailyRollup_SQLite_Resume(t *testing.T) {
 	t.Parallel()
-	gen := eventgen.Config{Rows: 10_000, Seed: 8, PoisonRate: 0.005, GapEvery: 100}
-	const chunk = 500
-	h := mapreducetest.New(t, mapreducetest.Options{Config: func(cfg *mapreduce.Config) {
-		cfg.Partitions, cfg.Buckets, cfg.ChunkSize = 6, 4, chunk
+	gen := eventgen.Config{Rows: 4_000, Seed: 8, PoisonRate: 0.005, GapEvery: 100}
+	const chunk = 250 // about 4 chunks per partition, each a commit point
+	h := mapreducetest.New(t, mapreducetest.Options{ConfigFunc: func(cfg *mapreduce.Config) {
+		cfg.Partitions, cfg.Buckets, cfg.ChunkSize = 4, 4, chunk
 	}})
 	h.Load(t, events(gen))
 	res := h.KillAndResume(t, &jobs.DailyRollup)

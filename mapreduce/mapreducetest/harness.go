@@ -41,9 +41,9 @@ type Options struct {
 	// tests: the harness creates its tables there (failing if they exist),
 	// and drops them, and the output tables of its runs, in t.Cleanup.
 	DSN string
-	// Config, if set, changes the run configuration (see Config) before
-	// every run.
-	Config func(*mapreduce.Config)
+	// ConfigFunc, if set, changes the run configuration (see Config)
+	// before every run.
+	ConfigFunc func(*mapreduce.Config)
 }
 
 // Config returns the configuration the harness runs with: a Workdir of
@@ -234,8 +234,8 @@ func Run(t TB, def mapreduce.Definition, tables ...Table) *Result {
 
 func (h *Harness) config(t TB) mapreduce.Config {
 	cfg := Config(t)
-	if h.opts.Config != nil {
-		h.opts.Config(&cfg)
+	if h.opts.ConfigFunc != nil {
+		h.opts.ConfigFunc(&cfg)
 	}
 	return cfg
 }
@@ -308,20 +308,20 @@ const maxAttempts = 10_000
 
 // KillAndResume runs def uninterrupted, then again from scratch stopping
 // it at every commit point in turn: the first attempt stops at the first
-// point it reaches, each later attempt resumes, passes the point its
-// predecessor stopped at and stops at the next, until one finishes. It
+// point it reaches, and each later attempt resumes from what the ones
+// before it committed and stops at the next point, until one finishes. It
 // fails the test unless the final output rows, dead letters and counts
 // equal the uninterrupted run's, and returns the final attempt's Result
 // with Stops and Attempts filled in.
 //
-// The points are those of package internal/crashpoint: after a map task
-// wrote its shuffle files but before the checkpoint that commits them, and
-// after the sink committed a bucket but before its done marker. A stop is
-// a panic in the engine at that point, which the engine recovers into the
-// run's error, so the attempt ends as after a crash there except that its
-// deferred clean-ups run (a kill -9 runs none; mr's command line tests
-// kill a real process). The attempts run with one worker, so that the
-// sequence of points, and so the test, is the same every time.
+// The points are the engine's crash points: after a map task wrote its
+// shuffle files but before the checkpoint that commits them, and after the
+// sink committed a bucket but before the bucket's done marker. A stop is a
+// panic at the point, which the engine recovers into the run's error, so
+// the attempt ends as a crash there would end it, except that its deferred
+// clean-ups run (a kill -9 runs none; mr's command line tests kill real
+// processes). The attempts run with one worker, so that the sequence of
+// points, and so the test, is the same every time.
 func (h *Harness) KillAndResume(t TB, def mapreduce.Definition) *Result {
 	t.Helper()
 	want := h.Run(t, def)
