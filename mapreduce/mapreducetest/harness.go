@@ -101,23 +101,35 @@ func New(t TB, opts Options) *Harness {
 	var sink closingSink
 	if h.postgres {
 		t.Cleanup(func() { h.dropTables(t) }) // cleanups run last first: before db.Close
-		if src, err = sources.OpenPostgres(ctx, dsn); err == nil {
-			sink, err = sinks.OpenPostgres(ctx, dsn)
-		}
+		src, sink, err = openPair(
+			func() (*sources.Postgres, error) { return sources.OpenPostgres(ctx, dsn) },
+			func() (*sinks.Postgres, error) { return sinks.OpenPostgres(ctx, dsn) })
 	} else {
-		if src, err = sources.OpenSQLite(path); err == nil {
-			sink, err = sinks.OpenSQLite(path)
-		}
+		src, sink, err = openPair(
+			func() (*sources.SQLite, error) { return sources.OpenSQLite(path) },
+			func() (*sinks.SQLite, error) { return sinks.OpenSQLite(path) })
 	}
 	if err != nil {
-		if src != nil {
-			src.Close()
-		}
 		t.Fatalf("mapreducetest: %v", err)
 	}
 	t.Cleanup(func() { src.Close(); sink.Close() })
 	h.src, h.sink = src, sink
 	return h
+}
+
+// openPair opens a source and a sink, or neither. Its type parameters keep
+// a failed open's nil pointer out of the interfaces it returns.
+func openPair[S closingSource, K closingSink](openSource func() (S, error), openSink func() (K, error)) (closingSource, closingSink, error) {
+	src, err := openSource()
+	if err != nil {
+		return nil, nil, err
+	}
+	sink, err := openSink()
+	if err != nil {
+		src.Close()
+		return nil, nil, err
+	}
+	return src, sink, nil
 }
 
 type closingSource interface {

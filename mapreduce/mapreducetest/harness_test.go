@@ -136,47 +136,52 @@ func (r *recorder) wantError(parts ...string) {
 	}
 }
 
-// backends are the databases each case runs on: a fresh SQLite file, and
-// a fresh schema of the PostgreSQL that pgtest gives.
-var backends = []struct {
-	name string
-	opts func(t *testing.T) mapreducetest.Options
-}{
-	{"SQLite", func(*testing.T) mapreducetest.Options { return mapreducetest.Options{} }},
-	{"Postgres", func(t *testing.T) mapreducetest.Options { return mapreducetest.Options{DSN: pgtest.DSN(t)} }},
-}
-
-func TestHarness_Run(t *testing.T) {
-	t.Parallel()
-	for _, b := range backends {
+// onEachBackend runs test in a parallel subtest per database, with a
+// Harness holding clicks: a fresh SQLite file, and a fresh schema of the
+// PostgreSQL that pgtest gives (which fails under CI=true without one).
+func onEachBackend(t *testing.T, test func(t *testing.T, h *mapreducetest.Harness)) {
+	for _, b := range []struct {
+		name string
+		opts func(t *testing.T) mapreducetest.Options
+	}{
+		{"SQLite", func(*testing.T) mapreducetest.Options { return mapreducetest.Options{} }},
+		{"Postgres", func(t *testing.T) mapreducetest.Options { return mapreducetest.Options{DSN: pgtest.DSN(t)} }},
+	} {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			h := mapreducetest.New(t, b.opts(t))
 			h.Load(t, clicks())
-			res := h.Run(t, pageClicks())
-			res.CheckRows(t, clicksWant)
-			res.CheckDeadLetters(t, clicksFailed...)
-			if s := res.Summary; s.Processed != 30 || s.Failed != 3 || s.Partitions != 3 || s.Buckets != 3 || s.Chunks < 8 {
-				t.Errorf("summary %+v: want 30 rows, 3 failed, over 3 partitions, 3 buckets and at least 8 chunks", s)
-			}
-
-			res = h.Run(t, h.Rollup(t, clicksRollup, rollup.Options{Into: "daily_clicks"}))
-			res.CheckRows(t, rollupWant)
-			res.CheckDeadLetters(t)
-
-			// The same rollup in SQL is an independent truth, which
-			// CheckRows takes as it comes from the driver.
-			truth := `SELECT date(ts), page, count(*), sum(ms), max(ms) FROM clicks WHERE page IS NOT NULL GROUP BY 1, 2`
-			if h.Source().String()[:7] != "sqlite:" {
-				truth = `SELECT date_trunc('day', ts AT TIME ZONE 'UTC')::date::text, page, count(*), sum(ms), max(ms) FROM clicks WHERE page IS NOT NULL GROUP BY 1, 2`
-			}
-			var want [][]any
-			for _, row := range h.Query(t, truth) {
-				want = append(want, append([]any{fmt.Sprint(row[0]) + "T00:00:00Z"}, row[1:]...))
-			}
-			res.CheckRows(t, want)
+			test(t, h)
 		})
 	}
+}
+
+func TestHarness_Run(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, func(t *testing.T, h *mapreducetest.Harness) {
+		res := h.Run(t, pageClicks())
+		res.CheckRows(t, clicksWant)
+		res.CheckDeadLetters(t, clicksFailed...)
+		if s := res.Summary; s.Processed != 30 || s.Failed != 3 || s.Partitions != 3 || s.Buckets != 3 || s.Chunks < 8 {
+			t.Errorf("summary %+v: want 30 rows, 3 failed, over 3 partitions, 3 buckets and at least 8 chunks", s)
+		}
+
+		res = h.Run(t, h.Rollup(t, clicksRollup, rollup.Options{Into: "daily_clicks"}))
+		res.CheckRows(t, rollupWant)
+		res.CheckDeadLetters(t)
+
+		// The same rollup in SQL is an independent truth, which
+		// CheckRows takes as it comes from the driver.
+		truth := `SELECT date(ts), page, count(*), sum(ms), max(ms) FROM clicks WHERE page IS NOT NULL GROUP BY 1, 2`
+		if h.Source().String()[:7] != "sqlite:" {
+			truth = `SELECT date_trunc('day', ts AT TIME ZONE 'UTC')::date::text, page, count(*), sum(ms), max(ms) FROM clicks WHERE page IS NOT NULL GROUP BY 1, 2`
+		}
+		var want [][]any
+		for _, row := range h.Query(t, truth) {
+			want = append(want, append([]any{fmt.Sprint(row[0]) + "T00:00:00Z"}, row[1:]...))
+		}
+		res.CheckRows(t, want)
+	})
 }
 
 func TestRun_OneCall(t *testing.T) {
@@ -243,28 +248,23 @@ func TestResult_CheckDeadLetters(t *testing.T) {
 
 func TestHarness_KillAndResume(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			h := mapreducetest.New(t, b.opts(t))
-			h.Load(t, clicks())
-			res := h.KillAndResume(t, pageClicks())
-			res.CheckRows(t, clicksWant)
-			res.CheckDeadLetters(t, clicksFailed...)
-			// 3 partitions of 10 rows in chunks of 4: a commit after each of
-			// the 3 chunks and one at the end of the range, then 3 buckets.
-			want := slices.Concat(slices.Repeat([]string{"map-spilled"}, 12), slices.Repeat([]string{"bucket-applied"}, 3))
-			if !slices.Equal(res.Stops, want) {
-				t.Errorf("stopped at %v, want %v", res.Stops, want)
-			}
+	onEachBackend(t, func(t *testing.T, h *mapreducetest.Harness) {
+		res := h.KillAndResume(t, pageClicks())
+		res.CheckRows(t, clicksWant)
+		res.CheckDeadLetters(t, clicksFailed...)
+		// 3 partitions of 10 rows in chunks of 4: a commit after each of
+		// the 3 chunks and one at the end of the range, then 3 buckets.
+		want := slices.Concat(slices.Repeat([]string{"map-spilled"}, 12), slices.Repeat([]string{"bucket-applied"}, 3))
+		if !slices.Equal(res.Stops, want) {
+			t.Errorf("stopped at %v, want %v", res.Stops, want)
+		}
 
-			res = h.KillAndResume(t, h.Rollup(t, clicksRollup, rollup.Options{Into: "daily_clicks"}))
-			res.CheckRows(t, rollupWant)
-			if len(res.Stops) < 10 {
-				t.Errorf("the rollup stopped %d times, want one per commit point", len(res.Stops))
-			}
-		})
-	}
+		res = h.KillAndResume(t, h.Rollup(t, clicksRollup, rollup.Options{Into: "daily_clicks"}))
+		res.CheckRows(t, rollupWant)
+		if len(res.Stops) < 10 {
+			t.Errorf("the rollup stopped %d times, want one per commit point", len(res.Stops))
+		}
+	})
 }
 
 // TestHarness_KillAndResume_Catches proves that a job whose output depends
