@@ -330,10 +330,14 @@ const maxAttempts = 10_000
 // shuffle files but before the checkpoint that commits them, and after the
 // sink committed a bucket but before the bucket's done marker. A stop is a
 // panic at the point, which the engine recovers into the run's error, so
-// the attempt ends as a crash there would end it, except that its deferred
-// clean-ups run (a kill -9 runs none; mr's command line tests kill real
-// processes). The attempts run with one worker, so that the sequence of
-// points, and so the test, is the same every time.
+// nothing after the point runs: the shuffle and dead-letter files written
+// for the checkpoint that never came stay for the next attempt to find and
+// remove, as after a crash. Unlike a kill -9, the attempt's deferred
+// clean-ups do run: they free memory, release the run's lock and remove a
+// spilled bucket's scratch files, which after a kill -9 the kernel and the
+// next run's Open see to. (mr's command line tests kill real processes.) The
+// attempts run with one worker, so that the sequence of points, and so the
+// test, is the same every time.
 func (h *Harness) KillAndResume(t TB, def mapreduce.Definition) *Result {
 	t.Helper()
 	want := h.Run(t, def)
