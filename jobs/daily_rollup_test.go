@@ -1,115 +1,60 @@
 package jobs_test
 
 import (
-	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	_ "modernc.org/sqlite"
 
 	"github.com/mrengine/mr/internal/eventgen"
-	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
-	"github.com/mrengine/mr/partition"
-	"github.com/mrengine/mr/sinks"
-	"github.com/mrengine/mr/sources"
+	"github.com/mrengine/mr/mapreduce/mapreducetest"
 )
 
-type testBundle struct {
-	db     string // the SQLite file, source and sink at once
-	src    *sources.SQLite
-	sink   *sinks.SQLite
-	sqlDB  *sql.DB
-	config mapreduce.Config
+// events is the events table eventgen seeds, as a fixture: timestamps as
+// RFC 3339 text with their zone's offset, as SQLite keeps them, so that
+// the job must find each instant's UTC day itself.
+func events(gen eventgen.Config) mapreducetest.Table {
+	tab := mapreducetest.Table{
+		Name: eventgen.Table,
+		Columns: []mapreducetest.Column{
+			{Name: "id", Type: "INTEGER PRIMARY KEY"},
+			{Name: "account_id", Type: "BIGINT NOT NULL"},
+			{Name: "ts", Type: "TEXT NOT NULL"},
+			{Name: "category", Type: "TEXT NOT NULL"},
+			{Name: "amount_cents", Type: "BIGINT NOT NULL"},
+			{Name: "payload", Type: "TEXT"},
+		},
+	}
+	for e := range gen.All() {
+		var payload any
+		if e.Payload.Valid {
+			payload = e.Payload.String
+		}
+		tab.Rows = append(tab.Rows, []any{e.ID, e.AccountID, e.TSText(), e.Category, e.AmountCents, payload})
+	}
+	return tab
 }
 
-func setup(t *testing.T, gen eventgen.Config) *testBundle {
+// checkTruth compares daily_rollup's output with the same aggregate
+// computed by SQLite, and its dead letters with the rows SQLite finds
+// poisoned, each exactly once.
+func checkTruth(t *testing.T, h *mapreducetest.Harness, res *mapreducetest.Result) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "events.db")
-	if err := eventgen.SeedSQLite(context.Background(), path, gen); err != nil {
-		t.Fatal(err)
-	}
-	src, err := sources.OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
-	sink, err := sinks.OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() })
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return &testBundle{db: path, src: src, sink: sink, sqlDB: db, config: runtest.Config(t)}
-}
-
-func (b *testBundle) run(ctx context.Context, src mapreduce.Source) (mapreduce.Summary, error) {
-	def, err := jobs.Lookup("daily_rollup")
-	if err != nil {
-		panic(err)
-	}
-	return mapreduce.Run(ctx, def, src, b.sink, b.config)
-}
-
-func (b *testBundle) exec(t *testing.T, query string) {
-	t.Helper()
-	if _, err := b.sqlDB.Exec(query); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// count runs a query that returns one number.
-func (b *testBundle) count(t *testing.T, query string) int64 {
-	t.Helper()
-	var n int64
-	if err := b.sqlDB.QueryRow(query).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// checkOutput compares daily_rollup with the ground truth, both ways.
-func (b *testBundle) checkOutput(t *testing.T) {
-	t.Helper()
-	out := `SELECT account_id, day, category, events, total_cents FROM daily_rollup`
-	if n := b.count(t, `SELECT count(*) FROM (`+out+` EXCEPT `+eventgen.SQLiteTruth+`)`); n != 0 {
-		t.Errorf("daily_rollup has %d rows the ground truth lacks", n)
-	}
-	if n := b.count(t, `SELECT count(*) FROM (`+eventgen.SQLiteTruth+` EXCEPT `+out+`)`); n != 0 {
-		t.Errorf("daily_rollup lacks %d rows of the ground truth", n)
-	}
-	if n := b.count(t, `SELECT count(*) FROM daily_rollup`); n == 0 {
+	if len(res.Rows) == 0 {
 		t.Error("daily_rollup is empty")
 	}
-}
-
-// checkDLQ checks that the DLQ holds each poison row exactly once.
-func (b *testBundle) checkDLQ(t *testing.T, run string) {
-	t.Helper()
-	rows, err := b.sqlDB.Query(eventgen.SQLitePoisonIDs)
-	if err != nil {
-		t.Fatal(err)
+	res.CheckRows(t, h.Query(t, eventgen.SQLiteTruth))
+	var poison []mapreducetest.Failure
+	for _, row := range h.Query(t, eventgen.SQLitePoisonIDs) {
+		poison = append(poison, mapreducetest.Failure{Cursor: row[0].(int64), Error: "payload is"})
 	}
-	var want []int64
-	for rows.Next() {
-		var id int64
-		rows.Scan(&id)
-		want = append(want, id)
+	if len(poison) == 0 {
+		t.Error("the events hold no poison rows")
 	}
-	if got := runtest.DeadLetterCursors(t, b.config, run); len(want) == 0 || !slices.Equal(got, want) {
-		t.Errorf("DLQ holds %d rows, want the %d poison rows", len(got), len(want))
-	}
+	res.CheckDeadLetters(t, poison...)
 }
 
 func TestDailyRollup_SQLite(t *testing.T) {
@@ -127,63 +72,49 @@ func TestDailyRollup_SQLite(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("partitions=%d/buckets=%d/workers=%d/chunk=%d/hole=%t", c.partitions, c.buckets, c.workers, c.chunk, c.hole), func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, gen)
+			h := mapreducetest.New(t, mapreducetest.Options{ConfigFunc: func(cfg *mapreduce.Config) {
+				cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize = c.partitions, c.buckets, c.workers, c.chunk
+				cfg.CheckpointInterval = mapreduce.DefaultConfig().CheckpointInterval // commit at the end, as users run it
+			}})
+			h.Load(t, events(gen))
 			if c.hole {
-				b.exec(t, `DELETE FROM events WHERE id BETWEEN
+				h.Exec(t, `DELETE FROM events WHERE id BETWEEN
 					(SELECT min(id) + (max(id) - min(id)) * 3 / 10 FROM events) AND
 					(SELECT min(id) + (max(id) - min(id)) * 7 / 10 FROM events)`)
 			}
-			b.config.Partitions, b.config.Buckets, b.config.Workers, b.config.ChunkSize = c.partitions, c.buckets, c.workers, c.chunk
-			s, err := b.run(context.Background(), b.src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.checkOutput(t)
-			b.checkDLQ(t, s.RunID)
-			if rows := b.count(t, `SELECT count(*) FROM events`); s.Processed != rows || s.Total != rows {
+			res := h.Run(t, &jobs.DailyRollup)
+			checkTruth(t, h, res)
+			rows := h.Query(t, `SELECT count(*) FROM events`)[0][0].(int64)
+			if s := res.Summary; s.Processed != rows || s.Total != rows {
 				t.Errorf("summary: %d/%d rows processed, want %d", s.Processed, s.Total, rows)
 			}
 		})
 	}
 }
 
-// cancellingSource cancels its run after a number of chunks, the way an
-// interrupt would.
-type cancellingSource struct {
-	mapreduce.Source
-	after  int64
-	chunks atomic.Int64
-	cancel context.CancelFunc
-}
-
-func (s *cancellingSource) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch) error {
-	if s.chunks.Add(1) > s.after {
-		s.cancel()
-		return context.Canceled
-	}
-	return s.Source.ReadChunk(ctx, in, r, limit, b)
-}
-
+// TestDailyRollup_SQLite_Resume stops the job at every commit point in
+// turn and resumes it: the output and the dead letters must come out as
+// SQLite computes them, and no attempt may read again a chunk that an
+// earlier one committed.
 func TestDailyRollup_SQLite_Resume(t *testing.T) {
 	t.Parallel()
-	gen := eventgen.Config{Rows: 10_000, Seed: 8, PoisonRate: 0.005, GapEvery: 100}
-	b := setup(t, gen)
-	b.config.Partitions, b.config.Buckets, b.config.Workers, b.config.ChunkSize = 6, 4, 2, 200
-	b.config.CheckpointInterval = time.Nanosecond // commit every chunk
+	gen := eventgen.Config{Rows: 4_000, Seed: 8, PoisonRate: 0.005, GapEvery: 100}
+	const chunk = 250 // about 4 chunks per partition, each a commit point
+	h := mapreducetest.New(t, mapreducetest.Options{ConfigFunc: func(cfg *mapreduce.Config) {
+		cfg.Partitions, cfg.Buckets, cfg.ChunkSize = 4, 4, chunk
+	}})
+	h.Load(t, events(gen))
+	res := h.KillAndResume(t, &jobs.DailyRollup)
+	checkTruth(t, h, res)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	first, err := b.run(ctx, &cancellingSource{Source: b.src, after: 20, cancel: cancel})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted run returned %v", err)
+	// A stop before a checkpoint loses the chunk read since the last one
+	// (commits follow every chunk), which the next attempt reads again.
+	var read int64
+	for _, s := range res.Attempts {
+		read += s.Read
 	}
-	second, err := b.run(context.Background(), b.src)
-	if err != nil {
-		t.Fatal(err)
+	lost := int64(chunk * len(slices.DeleteFunc(slices.Clone(res.Stops), func(p string) bool { return p != "map-spilled" })))
+	if read < gen.Rows || read > gen.Rows+lost {
+		t.Errorf("%d attempts read %d rows in all; want %d rows, plus at most %d re-read after %d stops", len(res.Attempts), read, gen.Rows, lost, len(res.Stops))
 	}
-	if first.Processed == 0 || first.Processed == gen.Rows || second.Resumed != first.Processed || second.Read != gen.Rows-first.Processed {
-		t.Errorf("first run committed %d rows; the second resumed %d and read %d, want %d",
-			first.Processed, second.Resumed, second.Read, gen.Rows-first.Processed)
-	}
-	b.checkOutput(t)
-	b.checkDLQ(t, second.RunID)
 }

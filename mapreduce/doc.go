@@ -59,9 +59,10 @@
 //
 // # Test it
 //
-// Run the job over a small SQLite file (sources.OpenSQLite and
-// sinks.OpenSQLite) and compare the output table with the same aggregate
-// computed in SQL.
+// Package mapreducetest runs the job over fixture rows in a fresh SQLite
+// file (or a test PostgreSQL), compares the output table and the dead
+// letters with the expected rows, and can stop and resume the run at every
+// commit point to check that it comes out the same.
 //
 // # Ask a run how it is going
 //

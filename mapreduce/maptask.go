@@ -179,7 +179,7 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 	if err != nil {
 		return fmt.Errorf("write dead letters: %w", err)
 	}
-	crashpoint.Hit(crashpoint.MapSpilled)
+	crashpoint.Hit(ctx, crashpoint.MapSpilled)
 	var spilled int64
 	for _, f := range files {
 		spilled += f.Size

@@ -35,7 +35,7 @@ func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string,
 	if err := r.sink.Apply(ctx, t, commit, b, rows); err != nil {
 		return fmt.Errorf("bucket %d: %w", b, err)
 	}
-	crashpoint.Hit(crashpoint.BucketApplied)
+	crashpoint.Hit(ctx, crashpoint.BucketApplied)
 	r.groups.Add(rows.n)
 	r.progress.Add(PhaseReduce, 1)
 	return r.store.MarkBucketDone(ctx, r.plan.RunID, r.plan.Commit, b)

@@ -176,7 +176,7 @@ func sqliteTypePG(decl string) string {
 		return "double precision"
 	case d == "DATE":
 		return "date"
-	case d == "DATETIME", d == "TIMESTAMP":
+	case d == "DATETIME", d == "TIMESTAMP", d == "TIMESTAMPTZ", d == "TIMESTAMP WITH TIME ZONE":
 		return "timestamp with time zone"
 	case d == "BOOLEAN", d == "BOOL":
 		return "boolean"

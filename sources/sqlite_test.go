@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/mrengine/mr/mapreduce"
@@ -98,6 +99,23 @@ func TestSQLite_Describe(t *testing.T) {
 				t.Fatalf("Describe error:\ngot  %v\nwant %s", err, want)
 			}
 		})
+	}
+}
+
+// TestSQLite_Describe_ExprTypes checks the types Describe reports for
+// plain columns among Exprs, which rollups compile against: PostgreSQL's
+// names for timestamps are SQLite column types too, and a table written
+// for both databases uses them.
+func TestSQLite_Describe_ExprTypes(t *testing.T) {
+	t.Parallel()
+	src := openSQLite(t, createDB(t, `CREATE TABLE t (id INTEGER PRIMARY KEY, a TIMESTAMP, b timestamptz, c timestamp with time zone, d DATE, e bigint)`))
+	info, err := src.Describe(t.Context(), mapreduce.Input{Table: "t", Cursor: "id", Exprs: []string{"a", "b", "c", "d", "e"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"timestamp with time zone", "timestamp with time zone", "timestamp with time zone", "date", "bigint"}
+	if !slices.Equal(info.Types, want) {
+		t.Errorf("types %q, want %q", info.Types, want)
 	}
 }
 

@@ -1,18 +1,30 @@
-// Package crashpoint kills the process at named points of the engine, so
-// that tests can crash a real run exactly where a race window is too
-// narrow to hit with a timed kill -9: between a sink commit and the
-// bookkeeping after it, say.
+// Package crashpoint stops a run at named points of the engine, so that
+// tests can crash it exactly where a race window is too narrow to hit with
+// a timed kill -9: between a sink commit and the bookkeeping after it, say.
 //
-// It is driven by the environment variable MR_CRASHPOINT=NAME[:N]: the N-th
-// time (default the first) the process reaches the point NAME, it sends
-// itself SIGKILL. Without the variable, Hit costs one load of a bool.
+// Two ways arm a point:
+//
+//   - The environment variable MR_CRASHPOINT=NAME[:N], read when the
+//     process starts: the N-th time (default the first) the process reaches
+//     the point NAME, it sends itself SIGKILL. This is a real crash; the
+//     command line's tests run mr in a subprocess with it.
+//   - WithHook, for tests in one process: Hit calls the hook of its context
+//     at every point, and the hook may panic to stop the run there. The
+//     engine recovers a task's panic into the task's error, so the run ends
+//     through its error path: the deferred clean-ups run (a kill -9 runs
+//     none), but nothing that comes after the point in the code does, so
+//     the run state and the sink are what a crash at the point leaves.
+//     Hooks belong to a context, so runs in parallel tests do not see each
+//     other's.
+//
+// Without either, Hit costs one atomic load.
 package crashpoint
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 )
 
@@ -38,26 +50,14 @@ const (
 )
 
 var (
-	load  sync.Once
-	armed bool
-	point string
-	left  atomic.Int64
+	// active is set once the environment arms a point or a hook is
+	// installed; until then Hit looks no further.
+	active atomic.Bool
+	point  string       // armed by Env, or ""
+	left   atomic.Int64 // hits of point until the kill
 )
 
-// Hit kills the process if name is the armed point and this is its N-th hit.
-func Hit(name string) {
-	load.Do(parse)
-	if !armed || name != point {
-		return
-	}
-	if left.Add(-1) == 0 {
-		self, _ := os.FindProcess(os.Getpid())
-		self.Kill() // SIGKILL on Unix
-		select {}   // the signal is on its way
-	}
-}
-
-func parse() {
+func init() {
 	v := os.Getenv(Env)
 	if v == "" {
 		return
@@ -67,6 +67,33 @@ func parse() {
 	if err != nil || n < 1 {
 		n = 1
 	}
-	armed, point = true, name
+	point = name
 	left.Store(int64(n))
+	active.Store(true)
+}
+
+type hookKey struct{}
+
+// WithHook returns a context whose Hit calls hook with the point's name,
+// in the goroutine that reached it. Map and reduce tasks run in several
+// goroutines at once, so hook must be safe for concurrent use.
+func WithHook(ctx context.Context, hook func(name string)) context.Context {
+	active.Store(true)
+	return context.WithValue(ctx, hookKey{}, hook)
+}
+
+// Hit marks the point name: it calls ctx's hook, if any, then kills the
+// process if name is the point Env armed and this is its N-th hit.
+func Hit(ctx context.Context, name string) {
+	if !active.Load() {
+		return
+	}
+	if hook, ok := ctx.Value(hookKey{}).(func(string)); ok {
+		hook(name)
+	}
+	if name == point && left.Add(-1) == 0 {
+		self, _ := os.FindProcess(os.Getpid())
+		self.Kill() // SIGKILL on Unix
+		select {}   // the signal is on its way
+	}
 }
