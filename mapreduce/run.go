@@ -294,11 +294,14 @@ func (r *Runner) reduceRun(ctx context.Context) error {
 	if err := r.reducePhase(ctx, staged, r.plan.Commit, nil); err != nil {
 		return err
 	}
-	crashpoint.Hit(crashpoint.BeforeSwap)
+	if staged.Name == out.Name {
+		return nil // swapped already, before a crash
+	}
+	crashpoint.Hit(ctx, crashpoint.BeforeSwap)
 	if err := rep.Swap(ctx, out, r.plan.RunID, r.plan.Commit); err != nil {
 		return err
 	}
-	crashpoint.Hit(crashpoint.Swapped)
+	crashpoint.Hit(ctx, crashpoint.Swapped)
 	return nil
 }
 

@@ -194,7 +194,7 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, stage, comm
 	if err := postgresMark(ctx, tx, n, commit, swapBucket); err != nil {
 		return err
 	}
-	crashpoint.Hit(crashpoint.SwapRenamed)
+	crashpoint.Hit(ctx, crashpoint.SwapRenamed)
 	return nil
 }
 

@@ -171,7 +171,7 @@ func (s *SQLite) swap(ctx context.Context, t mapreduce.OutputTable, stage, commi
 	if err := sqliteMark(ctx, tx, commit, swapBucket); err != nil {
 		return err
 	}
-	crashpoint.Hit(crashpoint.SwapRenamed)
+	crashpoint.Hit(ctx, crashpoint.SwapRenamed)
 	return tx.Commit()
 }
 

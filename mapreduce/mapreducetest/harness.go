@@ -307,11 +307,13 @@ func (h *Harness) dropTable(t TB, table string) {
 // stop is the panic value with which KillAndResume stops a run.
 type stop struct{ point string }
 
-// redone holds the points that come before their commit, which a resumed
-// run reaches again: a map task that stopped before its checkpoint redoes
-// the chunks since the last one. A bucket that stopped after its sink
-// commit is not applied again.
-var redone = map[string]bool{crashpoint.MapSpilled: true}
+// redone says, of each point that comes before its commit, how many
+// points a resumed run reaches again before it gets past it: a map task
+// that stopped before its checkpoint redoes that spill, and a swap that
+// stopped before its commit runs again from its start (before-swap, then
+// swap-renamed). A bucket that stopped after its sink commit is not
+// applied again, nor a table swapped in twice.
+var redone = map[string]int{crashpoint.MapSpilled: 1, crashpoint.BeforeSwap: 1, crashpoint.SwapRenamed: 2}
 
 // maxAttempts bounds KillAndResume, in case a run makes no progress
 // between its stops: a bug, since every attempt commits once more than the
@@ -348,8 +350,8 @@ func (h *Harness) KillAndResume(t TB, def mapreduce.Definition) *Result {
 	var attempts []mapreduce.Summary
 	for range maxAttempts {
 		stopAt := 1
-		if len(stops) > 0 && redone[stops[len(stops)-1]] {
-			stopAt = 2 // pass the point the last attempt stopped at
+		if len(stops) > 0 {
+			stopAt += redone[stops[len(stops)-1]] // pass the points the last attempt stopped in
 		}
 		var mu sync.Mutex
 		hits, stopped := 0, ""
@@ -365,7 +367,7 @@ func (h *Harness) KillAndResume(t TB, def mapreduce.Definition) *Result {
 				panic(stop{name})
 			}
 		})
-		s, err := mapreduce.Run(ctx, def, h.src, h.sink, cfg)
+		s, err := runStoppable(ctx, def, h.src, h.sink, cfg)
 		attempts = append(attempts, s)
 		if stopped == "" {
 			if err != nil && !errors.Is(err, mapreduce.ErrFailureRate) {
@@ -384,6 +386,22 @@ func (h *Harness) KillAndResume(t TB, def mapreduce.Definition) *Result {
 	}
 	t.Fatalf("mapreducetest: run %s did not finish after %d attempts", def.Spec().Name, maxAttempts)
 	return nil
+}
+
+// runStoppable is mapreduce.Run, with a stop at a point outside the
+// engine's tasks (the swap of the output table, which the run itself
+// drives) returned as the *mapreduce.PanicError a task's stop gives.
+func runStoppable(ctx context.Context, def mapreduce.Definition, src mapreduce.Source, sink mapreduce.Sink, cfg mapreduce.Config) (s mapreduce.Summary, err error) {
+	defer func() {
+		switch r := recover().(type) {
+		case nil:
+		case stop:
+			err = &mapreduce.PanicError{Value: r}
+		default:
+			panic(r)
+		}
+	}()
+	return mapreduce.Run(ctx, def, src, sink, cfg)
 }
 
 // checkResumed compares the result of a run stopped and resumed with the
