@@ -101,7 +101,7 @@ func TestRollup_Orders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "customer_id bigint, month timestamp with time zone, orders bigint, priced bigint, total numeric, mean numeric, " +
+	want := "customer_id integer, month timestamp with time zone, orders bigint, priced bigint, total numeric, mean numeric, " +
 		"least numeric, most numeric, sd numeric, top2 numeric[], spread numeric, statuses bigint, p99 double precision"
 	if types != want {
 		t.Errorf("output columns:\n got %s\nwant %s", types, want)

@@ -253,23 +253,28 @@ func (c *compiler) key(it Item) (keyFunc, PlannedKey, error) {
 		if err != nil {
 			return keyFunc{}, pk, err
 		}
-		k := keyFunc{name: it.Name, col: col, kind: t.Kind, trunc: trunc}
-		if t.Kind == agg.KindDate {
-			if _, ok := e.(*DateTrunc); ok {
-				k.kind = agg.KindTimestamp // date_trunc of a date is a timestamptz in PostgreSQL
-			}
+		// The result keeps the argument's type, as time_bucket's does and
+		// date_trunc's of timestamps; date_trunc of a date (or of text, a
+		// timestamp to SQLite) is a timestamptz.
+		k := keyFunc{name: it.Name, col: col, kind: t.Kind, trunc: trunc, sqlType: t.Type}
+		if _, ok := e.(*DateTrunc); ok && t.Type != "timestamp without time zone" || t.Type == "" || t.Type == "text" {
+			k.kind, k.sqlType = agg.KindTimestamp, "timestamp with time zone"
 		}
-		pk.Type, pk.By = kindSQLType(k.kind), by
+		if _, ok := e.(*TimeBucket); ok && t.Kind == agg.KindDate {
+			k.kind, k.sqlType = agg.KindDate, "date"
+		}
+		pk.Type, pk.By = k.sqlType, by
 		return k, pk, nil
 	default:
 		col, t, typ := c.expr(e.Span().Text)
-		k := keyFunc{name: it.Name, col: col, kind: t.Kind}
+		k := keyFunc{name: it.Name, col: col, kind: t.Kind, sqlType: t.Type} // PostgreSQL's GROUP BY keeps the type
+		pk.Type = k.sqlType
 		if t.Kind == agg.KindInvalid {
-			k.kind = agg.KindText // read in its text form: uuid, interval, enums …
-		}
-		pk.Type = kindSQLType(k.kind)
-		if t.Kind == agg.KindInvalid && typ != "" {
-			pk.Type = "text (" + typ + " as text)"
+			// Read in its text form: uuid, interval, enums …
+			k.kind, k.sqlType, pk.Type = agg.KindText, "text", "text"
+			if typ != "" {
+				pk.Type = "text (" + typ + " as text)"
+			}
 		}
 		return k, pk, nil
 	}

@@ -34,10 +34,11 @@ type job struct {
 
 // keyFunc computes one key value from a row.
 type keyFunc struct {
-	name  string
-	col   int      // the row value it is computed from
-	kind  agg.Kind // of the output value
-	trunc func(micros int64) int64
+	name    string
+	col     int      // the row value it is computed from
+	kind    agg.Kind // of the output value
+	sqlType string   // of the output column, as PostgreSQL's GROUP BY gives it
+	trunc   func(micros int64) int64
 }
 
 // call is one aggregate call: its function and the row values of its
@@ -128,7 +129,7 @@ func appendBytes[S string | []byte](b []byte, x S) []byte {
 func (j *job) keyCodec() mapreduce.Codec[string] {
 	fields := make([]mapreduce.Field, len(j.keys))
 	for i, k := range j.keys {
-		fields[i] = mapreduce.Field{Name: k.name, Type: fieldType(k.kind)}
+		fields[i] = mapreduce.Field{Name: k.name, Type: fieldType(k.kind), SQLType: k.sqlType}
 	}
 	return mapreduce.Codec[string]{
 		Fields: fields,

@@ -19,9 +19,9 @@ type outputExpr interface {
 // field is the output column of o, named name.
 func field(o outputExpr, name string) mapreduce.Field {
 	if c, ok := o.(*callOut); ok && c.kind() == agg.KindArray {
-		return mapreduce.Field{Name: name, Type: fieldType(elemKind(c.fn.ResultType())), Array: true}
+		return mapreduce.Field{Name: name, Type: fieldType(elemKind(c.fn.ResultType())), Array: true, SQLType: o.sqlType()}
 	}
-	return mapreduce.Field{Name: name, Type: fieldType(o.kind())}
+	return mapreduce.Field{Name: name, Type: fieldType(o.kind()), SQLType: o.sqlType()}
 }
 
 type callOut struct {
@@ -31,18 +31,18 @@ type callOut struct {
 
 func (c *callOut) eval(g *group) (agg.Value, error) { return g.states[c.index].Result() }
 func (c *callOut) kind() agg.Kind                   { return c.fn.ResultKind() }
-func (c *callOut) sqlType() string {
-	if c.kind() == agg.KindArray {
-		return kindSQLType(elemKind(c.fn.ResultType())) + "[]"
-	}
-	return kindSQLType(c.kind())
-}
+func (c *callOut) sqlType() string                  { return c.fn.ResultType() }
 
 type constOut struct{ v agg.Value }
 
 func (c *constOut) eval(*group) (agg.Value, error) { return c.v, nil }
 func (c *constOut) kind() agg.Kind                 { return c.v.Kind }
-func (c *constOut) sqlType() string                { return kindSQLType(c.v.Kind) }
+func (c *constOut) sqlType() string {
+	if c.v.Kind == agg.KindInt && c.v.Int == int64(int32(c.v.Int)) {
+		return "integer" // as PostgreSQL types an integer literal that fits
+	}
+	return kindSQLType(c.v.Kind)
+}
 
 type negOut struct{ x outputExpr }
 
@@ -74,7 +74,23 @@ func (b *binaryOut) eval(g *group) (agg.Value, error) {
 	return agg.Arith(b.op, l, r)
 }
 func (b *binaryOut) kind() agg.Kind  { return b.k }
-func (b *binaryOut) sqlType() string { return kindSQLType(b.k) }
+func (b *binaryOut) sqlType() string { return arithType(b.op, b.l.sqlType(), b.r.sqlType(), b.k) }
+
+// arithType is the PostgreSQL type of l op r, whose kind is k: of two
+// integers the wider, of two reals real, else k's type.
+func arithType(op byte, l, r string, k agg.Kind) string {
+	width := map[string]int{"smallint": 1, "integer": 2, "bigint": 3}
+	switch {
+	case k == agg.KindInt && width[l] > 0 && width[r] > 0:
+		if width[l] >= width[r] {
+			return l
+		}
+		return r
+	case k == agg.KindFloat && op != '^' && l == "real" && r == "real":
+		return "real"
+	}
+	return kindSQLType(k)
+}
 
 // argument is the expression a computed key truncates.
 func (e *DateTrunc) argument() Arg  { return e.Arg }

@@ -47,6 +47,11 @@ type Field struct {
 	// Array makes an output column an array of Type (a rollup's max_n).
 	// Shuffle records hold no arrays: only Finalize writes them.
 	Array bool
+	// SQLType, if set, is the PostgreSQL type of the output column when
+	// it is not Type's own (with Array, the whole array type): integer
+	// for a TypeInt64 a rollup computed from an integer column, as
+	// PostgreSQL's GROUP BY would keep it. The values are Type's still.
+	SQLType string
 }
 
 // Date is a calendar day, counted in days since 1970-01-01. It is a plain

@@ -157,8 +157,12 @@ var postgresTypes = map[mapreduce.Type]string{
 	mapreduce.TypeBytes:     "bytea",
 }
 
-// postgresType is the column type of f: its type's, or an array of it.
+// postgresType is the column type of f: the one it names, else its
+// type's, or an array of it.
 func postgresType(f mapreduce.Field) string {
+	if f.SQLType != "" {
+		return f.SQLType
+	}
 	if f.Array {
 		return postgresTypes[f.Type] + "[]"
 	}

@@ -40,7 +40,9 @@ func ArithKind(op byte, a, b Kind) (k Kind, ok bool) {
 // kinds ArithKind accepts: NULL if either is NULL, an error wrapping
 // ErrOutOfRange where a bigint or double precision result overflows, and
 // ErrDivisionByZero. Numeric results are exact, except for division,
-// which rounds to PostgreSQL's scale (select_div_scale), as avg does.
+// which rounds to PostgreSQL's scale (select_div_scale), as avg does. ^ is
+// Go's math.Pow, which may differ from PostgreSQL's pow (glibc's, correctly
+// rounded) by a unit in the last place for exponents that are not whole.
 func Arith(op byte, a, b Value) (Value, error) {
 	k, ok := ArithKind(op, a.Kind, b.Kind)
 	if !ok {
