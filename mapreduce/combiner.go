@@ -133,6 +133,7 @@ type combinerRows[K comparable, V any] struct {
 	job     *Job[K, V]
 	entries []pair[K, V]
 	enc     valuesEncoder
+	err     error // of Finalize, which ends the rows
 }
 
 func (r *combinerRows[K, V]) Next() bool {
@@ -145,7 +146,11 @@ func (r *combinerRows[K, V]) Next() bool {
 	r.enc.values = r.enc.values[:0]
 	r.job.Key.Encode(e.k, &r.enc)
 	if r.job.Finalize != nil {
-		r.job.Finalize(e.v, &r.enc)
+		if err := r.job.Finalize(e.v, &r.enc); err != nil {
+			r.err = err
+			r.entries = nil
+			return false
+		}
 	} else {
 		r.job.Value.Encode(e.v, &r.enc)
 	}
@@ -153,4 +158,4 @@ func (r *combinerRows[K, V]) Next() bool {
 }
 
 func (r *combinerRows[K, V]) Values() ([]any, error) { return r.enc.values, nil }
-func (r *combinerRows[K, V]) Err() error             { return nil }
+func (r *combinerRows[K, V]) Err() error             { return r.err }

@@ -56,6 +56,14 @@ type Codec[T any] struct {
 	Decode func(d Decoder) T
 }
 
+// ArrayEncoder is implemented by the Encoder that Finalize writes to: an
+// output column may hold an array (Field.Array), which no shuffle record
+// does. elems is a slice of the field type's Go type: []int64, []float64,
+// []string, []bool, []Date, []time.Time, []*apd.Decimal or [][]byte.
+type ArrayEncoder interface {
+	Array(elems any)
+}
+
 // valuesEncoder collects fields as the values of a sink row (see
 // OutputRows).
 type valuesEncoder struct{ values []any }
@@ -67,6 +75,7 @@ func (e *valuesEncoder) Bool(v bool)       { e.values = append(e.values, v) }
 func (e *valuesEncoder) Date(v Date)       { e.values = append(e.values, v) }
 func (e *valuesEncoder) Time(v time.Time)  { e.values = append(e.values, v.UTC()) }
 func (e *valuesEncoder) Null()             { e.values = append(e.values, nil) }
+func (e *valuesEncoder) Array(elems any)   { e.values = append(e.values, elems) }
 
 // Decimal copies v: the codec may reuse it once the call returns.
 func (e *valuesEncoder) Decimal(v *apd.Decimal) { e.values = append(e.values, new(apd.Decimal).Set(v)) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
@@ -49,7 +50,9 @@ type Job[K comparable, V any] struct {
 	// Finalize, if set, writes the output value columns (Output.Values) of a
 	// reduced value. Without it the Value codec's fields are the output
 	// value columns.
-	Finalize func(v V, out Encoder)
+	// An error fails the group, and with it the run: the SQL rule for a
+	// division by zero or an overflow in an aggregate's result.
+	Finalize func(v V, out Encoder) error
 }
 
 // Input says which rows a job reads by default; the command line may
@@ -58,7 +61,22 @@ type Input struct {
 	Table   string
 	Cursor  string   // a unique, monotonic integer column; "id" if empty
 	Columns []string // the columns Map reads, by index, in this order
+
+	// Exprs are SQL expressions over a row of Table that the source
+	// computes, which Map reads after Columns (index len(Columns)+i): the
+	// keys and arguments of a declarative rollup. Where, if set, is a SQL
+	// condition on the row; the source reads only the rows it holds for.
+	// Both are SQL as a user wrote it, so the source runs them inside a
+	// read-only transaction, one statement per query, and refers to Table
+	// as Alias when that is set.
+	Exprs []string
+	Where string
+	Alias string
 }
+
+// Names returns the names of a row's values, in Row index order: the
+// columns, then the expressions' SQL text.
+func (in Input) Names() []string { return slices.Concat(in.Columns, in.Exprs) }
 
 // Output names the output table. Its key columns are the Key codec's
 // fields; its value columns are Values when the job has a Finalize, else
@@ -139,7 +157,7 @@ func (j *Job[K, V]) Validate() error {
 	if j.Finalize != nil && len(j.Output.Values) > 0 && j.Value.Encode != nil {
 		var zero V
 		rec := &fieldRecorder{}
-		j.Finalize(zero, rec)
+		_ = j.Finalize(zero, rec) // only the fields it writes matter here
 		errs = append(errs, rec.match("Finalize", j.Output.Values))
 	}
 	names := map[string]bool{}
@@ -163,6 +181,9 @@ func checkCodec[T any](name string, c Codec[T]) error {
 	for _, f := range c.Fields {
 		if f.Name == "" || !f.Type.Valid() {
 			return fmt.Errorf("%s codec: field %q has no name or an unknown type", name, f.Name)
+		}
+		if f.Array {
+			return fmt.Errorf("%s codec: field %q is an array, which only Output.Values may hold", name, f.Name)
 		}
 	}
 	var zero T
@@ -202,6 +223,7 @@ func (r *fieldRecorder) Time(time.Time)       { r.types = append(r.types, TypeTi
 func (r *fieldRecorder) Decimal(*apd.Decimal) { r.types = append(r.types, TypeDecimal) }
 func (r *fieldRecorder) Bytes([]byte)         { r.types = append(r.types, TypeBytes) }
 func (r *fieldRecorder) Null()                { r.types = append(r.types, 0) }
+func (r *fieldRecorder) Array(any)            { r.types = append(r.types, 0) }
 
 // decodeRecorder is a Decoder that notes the field types asked of it and
 // returns zero values.

@@ -66,7 +66,7 @@ func (r *Runner) maxEntries(t combiner) int {
 func (t *mapTask) run(ctx context.Context) error {
 	r := t.r
 	rest := partition.Range{Lo: t.next, Hi: t.cp.Range.Hi}
-	batch := NewBatch(r.in.Columns)
+	batch := NewBatch(r.in.Names())
 	if s, ok := r.src.(Streamer); ok {
 		if err := s.Stream(ctx, r.in, rest, r.cfg.ChunkSize, batch, func(b *Batch) error { return t.chunk(ctx, b) }); err != nil {
 			return err

@@ -45,7 +45,7 @@ type Plan struct {
 // stateFormat is the version of the run state's layout. Version 0 (no
 // format field) kept a partition's dead letters in one appended file and
 // named shuffle files by path.
-const stateFormat = 1
+const stateFormat = 2
 
 // checkFormat reports a plan that this mr cannot resume.
 func (p *Plan) checkFormat() error {
@@ -60,6 +60,7 @@ func (p *Plan) checkFormat() error {
 func runID(spec Spec, src, sink string, in Input, partitions, buckets int) string {
 	h := sha256.New()
 	for _, s := range []string{spec.Name, src, sink, in.Table, in.Cursor, strings.Join(in.Columns, ","),
+		strings.Join(in.Exprs, "\x00"), in.Where, in.Alias,
 		spec.Output.Name, fmt.Sprint(partitions), fmt.Sprint(buckets)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})

@@ -135,7 +135,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 		newCursors []int64
 		remaining  = make([][]DeadLetter, len(r.checkpoints))
 		changed    = make([]bool, len(r.checkpoints))
-		batch      = NewBatch(r.in.Columns)
+		batch      = NewBatch(r.in.Names())
 	)
 	for part, cp := range r.checkpoints {
 		letters, err := readDLQFiles(ctx, r.blobs, cp.DeadLetters)

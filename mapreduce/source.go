@@ -14,9 +14,10 @@ type Source interface {
 	// run's identity.
 	fmt.Stringer
 
-	// Describe checks that in's table and columns exist and that its cursor
-	// is an integer column with unique values, and returns the cursor's
-	// bounds. An empty table has Rows == 0.
+	// Describe checks that in's table and columns exist, that its cursor
+	// is an integer column with unique values and that its expressions and
+	// condition are valid SQL, and returns the cursor's bounds and the
+	// expressions' types. An empty table has Rows == 0.
 	Describe(ctx context.Context, in Input) (TableInfo, error)
 
 	// ReadChunk appends to b, in cursor order, at most limit rows whose
@@ -34,6 +35,10 @@ type Source interface {
 type TableInfo struct {
 	Min, Max int64 // smallest and largest cursor values
 	Rows     int64 // number of rows, or an estimate for large tables
+
+	// Types are the SQL types of Input.Exprs, as the source's catalog
+	// spells them ("numeric(12,2)", "timestamp with time zone").
+	Types []string
 }
 
 // Splitter is implemented by sources that can plan partitions of roughly

@@ -81,6 +81,7 @@ again to resume), 2 usage error, 3 done but more rows failed than
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			demoCommand(),
+			rollupCommand(),
 			runCommand(),
 			jobsCommand(),
 			statusCommand(),

@@ -44,6 +44,9 @@ func (t Type) Valid() bool { return typeNames[t] != "" }
 type Field struct {
 	Name string
 	Type Type
+	// Array makes an output column an array of Type (a rollup's max_n).
+	// Shuffle records hold no arrays: only Finalize writes them.
+	Array bool
 }
 
 // Date is a calendar day, counted in days since 1970-01-01. It is a plain

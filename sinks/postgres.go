@@ -157,6 +157,14 @@ var postgresTypes = map[mapreduce.Type]string{
 	mapreduce.TypeBytes:     "bytea",
 }
 
+// postgresType is the column type of f: its type's, or an array of it.
+func postgresType(f mapreduce.Field) string {
+	if f.Array {
+		return postgresTypes[f.Type] + "[]"
+	}
+	return postgresTypes[f.Type]
+}
+
 // names are the qualified names of an output table and its commit table.
 type names struct {
 	schema, table string
@@ -307,7 +315,7 @@ func relation(ctx context.Context, tx pgx.Tx, schema, name string) (uint32, erro
 func createPostgresSQL(t mapreduce.OutputTable, out pgx.Identifier) string {
 	var cols, keys []string
 	for i, f := range slices.Concat(t.Keys, t.Values) {
-		def := ident(f.Name) + " " + postgresTypes[f.Type]
+		def := ident(f.Name) + " " + postgresType(f)
 		if i < len(t.Keys) {
 			def += " NOT NULL"
 			keys = append(keys, ident(f.Name))
@@ -342,7 +350,7 @@ func (s *Postgres) check(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable
 	for _, f := range slices.Concat(t.Keys, t.Values) {
 		if !slices.Contains(cols, f.Name) {
 			missing = append(missing, fmt.Sprintf("%q", f.Name))
-			alter = append(alter, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", n.out.Sanitize(), ident(f.Name), postgresTypes[f.Type]))
+			alter = append(alter, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", n.out.Sanitize(), ident(f.Name), postgresType(f)))
 		}
 	}
 	if len(missing) > 0 {

@@ -59,7 +59,7 @@ func applyStatements(t mapreduce.OutputTable, n names) applySQL {
 	for i, f := range slices.Concat(t.Keys, t.Values) {
 		q := ident(f.Name)
 		fmt.Fprintf(sig, "%s %d,", q, f.Type)
-		defs = append(defs, q+" "+postgresTypes[f.Type])
+		defs = append(defs, q+" "+postgresType(f))
 		cols = append(cols, f.Name)
 		quotedCols = append(quotedCols, q)
 		if i < len(t.Keys) {
@@ -253,11 +253,24 @@ func (c *copySource) Values() ([]any, error) {
 			v = pgtype.Date{Time: x.Time(), Valid: true}
 		case *apd.Decimal:
 			v = numeric(x)
+		case []*apd.Decimal:
+			v = convertAll(x, numeric)
+		case []mapreduce.Date:
+			v = convertAll(x, func(d mapreduce.Date) pgtype.Date { return pgtype.Date{Time: d.Time(), Valid: true} })
 		}
 		c.buf[i] = v
 	}
 	c.n++
 	return c.buf, nil
+}
+
+// convertAll converts the elements of an array value.
+func convertAll[T, U any](xs []T, conv func(T) U) []U {
+	us := make([]U, len(xs))
+	for i, x := range xs {
+		us[i] = conv(x)
+	}
+	return us
 }
 
 // numeric is d as pgx writes numeric: exactly, coefficient and exponent.

@@ -3,7 +3,9 @@ package sinks
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -76,6 +78,16 @@ var sqliteTypes = map[mapreduce.Type]string{
 	mapreduce.TypeBytes:     "BLOB",
 }
 
+// sqliteType is the column type of f. SQLite has no arrays: an array is
+// stored as the JSON array of its elements' stored values (see sqlValue).
+func sqliteType(f mapreduce.Field) (string, bool) {
+	typ, ok := sqliteTypes[f.Type]
+	if f.Array {
+		typ = "TEXT"
+	}
+	return typ, ok
+}
+
 // timestampLayout writes timestamps as RFC 3339 in UTC with a fixed six
 // fractional digits (the engine keeps microseconds), so that text order is
 // time order. RFC3339Nano drops trailing zeros and would sort
@@ -93,8 +105,25 @@ func sqlValue(v any) any {
 		return v.UTC().Format(timestampLayout)
 	case *apd.Decimal:
 		return v.Text('f')
+	case []int64, []float64, []string, []bool, [][]byte:
+		b, _ := json.Marshal(v) // cannot fail for these types
+		return string(b)
+	case []mapreduce.Date, []time.Time, []*apd.Decimal:
+		return jsonArray(v)
 	}
 	return v
+}
+
+// jsonArray is the JSON array of an array value's elements as sqlValue
+// stores them: text for dates, timestamps and exact decimals.
+func jsonArray(v any) string {
+	rv := reflect.ValueOf(v)
+	elems := make([]any, rv.Len())
+	for i := range elems {
+		elems[i] = sqlValue(rv.Index(i).Interface())
+	}
+	b, _ := json.Marshal(elems) // strings only: cannot fail
+	return string(b)
 }
 
 const createCommits = `CREATE TABLE IF NOT EXISTS mr_bucket_commits (
@@ -123,7 +152,7 @@ func createSQL(t mapreduce.OutputTable) (string, error) {
 	}
 	var cols, keys []string
 	for i, f := range slices.Concat(t.Keys, t.Values) {
-		typ, ok := sqliteTypes[f.Type]
+		typ, ok := sqliteType(f)
 		if !ok {
 			return "", fmt.Errorf("column %q of table %q has unknown type %s", f.Name, t.Name, f.Type)
 		}
@@ -185,7 +214,8 @@ func (s *SQLite) check(ctx context.Context, t mapreduce.OutputTable) error {
 	for _, f := range slices.Concat(t.Keys, t.Values) {
 		if !have[strings.ToLower(f.Name)] {
 			missing = append(missing, fmt.Sprintf("%q", f.Name))
-			alter = append(alter, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", sqlname.Quote(t.Name), sqlname.Quote(f.Name), sqliteTypes[f.Type]))
+			typ, _ := sqliteType(f)
+			alter = append(alter, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", sqlname.Quote(t.Name), sqlname.Quote(f.Name), typ))
 		}
 	}
 	if len(missing) > 0 {

@@ -95,3 +95,10 @@ func findColumns[C any](src fmt.Stringer, in mapreduce.Input, cols []C, name fun
 	}
 	return cursor, nil
 }
+
+// errUserSQL reports expressions or a condition of in (user SQL) that the
+// database refused, with its own message, which names the culprit.
+func errUserSQL(src fmt.Stringer, table, dbMsg string) error {
+	return &SchemaError{Table: table,
+		msg: fmt.Sprintf("reading table %q in %s: %s (in the query's expressions or WHERE condition)", table, src, dbMsg)}
+}

@@ -285,7 +285,11 @@ func (s *Postgres) describe(ctx context.Context, in mapreduce.Input) (mapreduce.
 		return info, err
 	}
 	if lo == nil {
-		return info, nil // empty
+		info.Types, err = s.exprTypes(ctx, t, in)
+		return info, err // empty
+	}
+	if info.Types, err = s.exprTypes(ctx, t, in); err != nil {
+		return info, err
 	}
 	info.Min, info.Max = *lo, *hi
 	info.Rows = rel.estimate()
@@ -295,6 +299,80 @@ func (s *Postgres) describe(ctx context.Context, in mapreduce.Input) (mapreduce.
 		}
 	}
 	return info, nil
+}
+
+// exprTypes checks in's expressions and condition by planning the range
+// query over no rows, and returns the expressions' types as format_type
+// spells them. A mistake in them is a *SchemaError quoting PostgreSQL.
+func (s *Postgres) exprTypes(ctx context.Context, t string, in mapreduce.Input) ([]string, error) {
+	if !userSQL(in) {
+		return nil, nil
+	}
+	var types []string
+	err := s.readOnly(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, chunkQueryPG(t, in), 0, 0, 0)
+		if err != nil {
+			return err
+		}
+		fields := rows.FieldDescriptions()[1+len(in.Columns):]
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		oids, mods := make([]uint32, len(fields)), make([]int32, len(fields))
+		for i, f := range fields {
+			oids[i], mods[i] = f.DataTypeOID, f.TypeModifier
+		}
+		rows, err = tx.Query(ctx, `SELECT format_type(o, m) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS f(o, m, n) ORDER BY n`, oids, mods)
+		if err != nil {
+			return err
+		}
+		types, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && !pg.Transient(err) {
+		return nil, errUserSQL(s, in.Table, pgErr.Message)
+	}
+	return types, err
+}
+
+// userSQL reports whether in holds SQL that a user wrote, which the source
+// runs only inside a read-only transaction.
+func userSQL(in mapreduce.Input) bool { return len(in.Exprs) > 0 || in.Where != "" }
+
+// readOnly runs fn in a read-only transaction, which it then rolls back:
+// whatever the user's SQL calls cannot write.
+func (s *Postgres) readOnly(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a read-only transaction has nothing to keep
+	return fn(tx)
+}
+
+// query runs the range query q with args: in the pool, or inside a
+// read-only transaction when in holds user SQL. done closes the rows and
+// ends the transaction.
+func (s *Postgres) query(ctx context.Context, in mapreduce.Input, q string, args ...any) (rows pgx.Rows, done func(), err error) {
+	if !userSQL(in) {
+		rows, err := s.pool.Query(ctx, q, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, rows.Close, nil
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, nil, err
+	}
+	end := func() { tx.Rollback(context.WithoutCancel(ctx)) } //nolint:errcheck // see readOnly
+	if rows, err = tx.Query(ctx, q, args...); err != nil {
+		end()
+		return nil, nil, err
+	}
+	return rows, func() { rows.Close(); end() }, nil
 }
 
 // estimate returns the table's row count the way the planner estimates
@@ -323,13 +401,13 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 		return cmp.Or(err, io.EOF)
 	}
 	got, lo := 0, r.Lo
-	values := make([]any, len(in.Columns))
+	values := make([]any, len(in.Columns)+len(in.Exprs))
 	err = s.retry(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, q, lo, r.Hi, limit-got)
+		rows, done, err := s.query(ctx, in, q, lo, r.Hi, limit-got)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
+		defer done()
 		var dec *rowDecoder
 		for rows.Next() {
 			if dec == nil { // the result's columns are known once a row is
@@ -370,7 +448,7 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 		return err
 	}
 	lo := r.Lo
-	values := make([]any, len(in.Columns))
+	values := make([]any, len(in.Columns)+len(in.Exprs))
 	deliver := func() error {
 		if err := fn(b); err != nil {
 			return &callbackError{err}
@@ -381,7 +459,7 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 	}
 	err = s.retry(ctx, func(ctx context.Context) error {
 		start := lo
-		err := s.streamOnce(ctx, q, lo, r.Hi, limit, b, values, deliver)
+		err := s.streamOnce(ctx, in, q, lo, r.Hi, limit, b, values, deliver)
 		if err != nil && lo != start {
 			return pg.Progressed(err) // a fault after rows arrived is a new one
 		}
@@ -402,13 +480,13 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 
 // streamOnce runs Stream's query from cursor lo once, delivering a chunk
 // whenever limit rows have arrived and the rest at the end.
-func (s *Postgres) streamOnce(ctx context.Context, q string, lo, hi int64, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
-	b.Reset()                                      // rows of a chunk cut short by a fault are read again
-	rows, err := s.pool.Query(ctx, q, lo, hi, nil) // LIMIT NULL: the whole range
+func (s *Postgres) streamOnce(ctx context.Context, in mapreduce.Input, q string, lo, hi int64, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
+	b.Reset()                                          // rows of a chunk cut short by a fault are read again
+	rows, done, err := s.query(ctx, in, q, lo, hi, nil) // LIMIT NULL: the whole range
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	defer done()
 	var dec *rowDecoder
 	for rows.Next() {
 		if dec == nil {
@@ -461,8 +539,10 @@ func (s *Postgres) rangeQuery(in mapreduce.Input, r partition.Range, limit int) 
 	return chunkQueryPG(t, in), nil
 }
 
-// chunkQueryPG is the keyset query of ReadChunk on the quoted table t; its
-// parameters are lo, hi and the limit (NULL for none). They are cast to bigint so that a
+// chunkQueryPG is the keyset query of ReadChunk on the quoted table t,
+// with in's expressions after its columns and its condition after the
+// range (both parenthesized: each is one expression as the user wrote
+// it); its parameters are lo, hi and the limit (NULL for none). They are cast to bigint so that a
 // smallint or integer cursor takes bounds beyond its own range; integer
 // types compare across widths with the same btree operators, so the
 // cursor's index still serves the range and the order.
@@ -473,6 +553,17 @@ func chunkQueryPG(t string, in mapreduce.Input) string {
 	for _, col := range in.Columns {
 		q.WriteString(", " + quotePG(col))
 	}
-	fmt.Fprintf(&q, " FROM %s WHERE %s >= $1::int8 AND %s < $2::int8 ORDER BY %s LIMIT $3::int8", t, c, c, c)
+	for _, e := range in.Exprs {
+		q.WriteString(", (" + e + ")")
+	}
+	q.WriteString(" FROM " + t)
+	if in.Alias != "" {
+		q.WriteString(" AS " + quotePG(in.Alias))
+	}
+	fmt.Fprintf(&q, " WHERE %s >= $1::int8 AND %s < $2::int8", c, c)
+	if in.Where != "" {
+		q.WriteString(" AND (" + in.Where + ")")
+	}
+	fmt.Fprintf(&q, " ORDER BY %s LIMIT $3::int8", c)
 	return q.String()
 }

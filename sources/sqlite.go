@@ -130,7 +130,60 @@ func (s *SQLite) Describe(ctx context.Context, in mapreduce.Input) (mapreduce.Ta
 	if info.Rows > 0 {
 		info.Min, info.Max = lo.(int64), hi.(int64)
 	}
-	return info, nil
+	info.Types, err = s.exprTypes(ctx, in)
+	return info, err
+}
+
+// exprTypes checks in's expressions and condition by running the range
+// query over no rows, and returns the expressions' types: the declared
+// type of a plain column, in PostgreSQL's spelling, and "" for any other
+// expression, whose type SQLite cannot tell before it has a value.
+func (s *SQLite) exprTypes(ctx context.Context, in mapreduce.Input) ([]string, error) {
+	if len(in.Exprs) == 0 && in.Where == "" {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, chunkQuery(in), 0, 0, 0)
+	if err != nil {
+		return nil, errUserSQL(s, in.Table, err.Error())
+	}
+	defer rows.Close()
+	cols, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, s.describeErr(in.Table, err)
+	}
+	types := make([]string, len(in.Exprs))
+	for i, c := range cols[1+len(in.Columns):] {
+		types[i] = sqliteTypePG(c.DatabaseTypeName())
+	}
+	return types, rows.Err()
+}
+
+// sqliteTypePG spells a declared SQLite column type as the PostgreSQL type
+// of the values the driver gives for it, by SQLite's affinity rules (and
+// the driver's, for dates and times); "" when it is none of them.
+func sqliteTypePG(decl string) string {
+	d := strings.ToUpper(decl)
+	switch {
+	case d == "":
+		return ""
+	case strings.Contains(d, "INT"):
+		return "bigint"
+	case strings.Contains(d, "CHAR"), strings.Contains(d, "CLOB"), strings.Contains(d, "TEXT"):
+		return "text"
+	case strings.Contains(d, "BLOB"):
+		return "bytea"
+	case strings.Contains(d, "REAL"), strings.Contains(d, "FLOA"), strings.Contains(d, "DOUB"):
+		return "double precision"
+	case d == "DATE":
+		return "date"
+	case d == "DATETIME", d == "TIMESTAMP":
+		return "timestamp with time zone"
+	case d == "BOOLEAN", d == "BOOL":
+		return "boolean"
+	case strings.Contains(d, "NUMERIC"), strings.Contains(d, "DECIMAL"):
+		return "numeric"
+	}
+	return ""
 }
 
 // describeErr wraps an error of the database while describing table.
@@ -194,7 +247,7 @@ func (s *SQLite) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.
 	}
 	defer rows.Close()
 	var cursor any
-	values := make([]any, len(in.Columns))
+	values := make([]any, len(in.Columns)+len(in.Exprs))
 	dest := make([]any, 1+len(values))
 	dest[0] = &cursor
 	for i := range values {
@@ -228,8 +281,10 @@ func (s *SQLite) readErr(table string, r partition.Range, err error) error {
 	return fmt.Errorf("sources: read %s of table %q in %s: %w", r, table, s, err)
 }
 
-// chunkQuery is the keyset query of ReadChunk; its parameters are lo, hi
-// and the limit.
+// chunkQuery is the keyset query of ReadChunk, with in's expressions and
+// condition as chunkQueryPG has them; its parameters are lo, hi and the
+// limit. A SELECT cannot write to an SQLite database, so user SQL needs no
+// read-only transaction here.
 func chunkQuery(in mapreduce.Input) string {
 	c := sqlname.Quote(in.Cursor)
 	var q strings.Builder
@@ -237,6 +292,17 @@ func chunkQuery(in mapreduce.Input) string {
 	for _, col := range in.Columns {
 		q.WriteString(", " + sqlname.Quote(col))
 	}
-	fmt.Fprintf(&q, " FROM %s WHERE %s >= ? AND %s < ? ORDER BY %s LIMIT ?", sqlname.Quote(in.Table), c, c, c)
+	for _, e := range in.Exprs {
+		q.WriteString(", (" + e + ")")
+	}
+	q.WriteString(" FROM " + sqlname.Quote(in.Table))
+	if in.Alias != "" {
+		q.WriteString(" AS " + sqlname.Quote(in.Alias))
+	}
+	fmt.Fprintf(&q, " WHERE %s >= ? AND %s < ?", c, c)
+	if in.Where != "" {
+		q.WriteString(" AND (" + in.Where + ")")
+	}
+	fmt.Fprintf(&q, " ORDER BY %s LIMIT ?", c)
 	return q.String()
 }

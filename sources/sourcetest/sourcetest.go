@@ -144,7 +144,7 @@ func want(t Table, cursor string, columns []string, r partition.Range) []row {
 func read(t *testing.T, src mapreduce.Source, in mapreduce.Input, r partition.Range, limit int) []row {
 	t.Helper()
 	var rows []row
-	b := mapreduce.NewBatch(in.Columns)
+	b := mapreduce.NewBatch(in.Names())
 	for lo := r.Lo; ; {
 		b.Reset()
 		chunk := partition.Range{Lo: lo, Hi: r.Hi}
@@ -166,7 +166,7 @@ func read(t *testing.T, src mapreduce.Source, in mapreduce.Input, r partition.Ra
 			if !chunk.Contains(br.Cursor()) || (len(rows) > 0 && br.Cursor() <= rows[len(rows)-1].cursor) {
 				t.Fatalf("ReadChunk(%v) gave cursor %d out of range or order", chunk, br.Cursor())
 			}
-			values := make([]any, len(in.Columns))
+			values := make([]any, len(in.Names()))
 			for c := range values {
 				values[c] = br.Value(c)
 			}
@@ -181,7 +181,7 @@ func read(t *testing.T, src mapreduce.Source, in mapreduce.Input, r partition.Ra
 func stream(t *testing.T, src mapreduce.Streamer, in mapreduce.Input, r partition.Range, limit int) []row {
 	t.Helper()
 	var rows []row
-	b := mapreduce.NewBatch(in.Columns)
+	b := mapreduce.NewBatch(in.Names())
 	err := src.Stream(t.Context(), in, r, limit, b, func(b *mapreduce.Batch) error {
 		if b.Len() == 0 || b.Len() > limit {
 			t.Fatalf("Stream(%v, limit %d) gave a chunk of %d rows", r, limit, b.Len())
@@ -191,7 +191,7 @@ func stream(t *testing.T, src mapreduce.Streamer, in mapreduce.Input, r partitio
 			if !r.Contains(br.Cursor()) || (len(rows) > 0 && br.Cursor() <= rows[len(rows)-1].cursor) {
 				t.Fatalf("Stream(%v) gave cursor %d out of range or order", r, br.Cursor())
 			}
-			values := make([]any, len(in.Columns))
+			values := make([]any, len(in.Names()))
 			for c := range values {
 				values[c] = br.Value(c)
 			}
@@ -234,8 +234,46 @@ func Run(t *testing.T, newSource NewFunc) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (mapreduce.TableInfo{Min: -7, Max: 1000, Rows: int64(len(ids))}); info != want {
+		if want := (mapreduce.TableInfo{Min: -7, Max: 1000, Rows: int64(len(ids))}); !reflect.DeepEqual(info, want) {
 			t.Errorf("Describe = %+v, want %+v", info, want)
+		}
+	})
+
+	// Expressions and a condition, as a declarative rollup asks: the
+	// source computes them per row, reads only the rows the condition
+	// holds for, and reports the expressions' types. The table is called
+	// by its alias.
+	t.Run("Expressions", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		in := mapreduce.Input{Table: "events", Cursor: "id", Alias: "e", Columns: []string{"category"},
+			Exprs: []string{"e.account_id * 10 + 1", "account_id"}, Where: "e.category = 'a' OR account_id = 2"}
+		info, err := bundle.src.Describe(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"", "bigint"}; len(info.Types) != 2 || info.Types[1] != want[1] ||
+			info.Types[0] != "" && info.Types[0] != "bigint" {
+			t.Errorf("Describe types = %q, want [bigint bigint] (or \"\" for the expression, where the source cannot tell)", info.Types)
+		}
+		var wantRows []row
+		for _, r := range want(bundle.table, "id", []string{"category", "account_id"}, all) {
+			category, account := r.values[0].(string), r.values[1].(int64)
+			if category == "a" || account == 2 {
+				wantRows = append(wantRows, row{r.cursor, []any{category, account*10 + 1, account}})
+			}
+		}
+		checkRows(t, "rows with expressions", read(t, bundle.src, in, all, 3), wantRows)
+		if st, ok := bundle.src.(mapreduce.Streamer); ok {
+			checkRows(t, "streamed rows with expressions", stream(t, st, in, all, 3), wantRows)
+		}
+
+		bad := in
+		bad.Where = "no_such_column > 0"
+		_, err = bundle.src.Describe(t.Context(), bad)
+		var schemaErr *sources.SchemaError
+		if !errors.As(err, &schemaErr) || !strings.Contains(err.Error(), "no_such_column") {
+			t.Errorf("Describe with a condition on a missing column = %v, want a *SchemaError naming it", err)
 		}
 	})
 
@@ -247,7 +285,7 @@ func Run(t *testing.T, newSource NewFunc) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (mapreduce.TableInfo{Min: 1, Max: int64(len(ids)), Rows: int64(len(ids))}); info != want {
+		if want := (mapreduce.TableInfo{Min: 1, Max: int64(len(ids)), Rows: int64(len(ids))}); !reflect.DeepEqual(info, want) {
 			t.Errorf("Describe = %+v, want %+v", info, want)
 		}
 		r := partition.Range{Lo: 1, Hi: int64(len(ids)) + 1}
@@ -260,7 +298,7 @@ func Run(t *testing.T, newSource NewFunc) {
 		table.Rows = nil
 		src := newSource(t, table)
 		info, err := src.Describe(t.Context(), input)
-		if err != nil || info != (mapreduce.TableInfo{}) {
+		if err != nil || !reflect.DeepEqual(info, mapreduce.TableInfo{}) {
 			t.Fatalf("Describe = %+v, %v; want no rows and no error", info, err)
 		}
 		if rows := read(t, src, input, partition.Range{Lo: -1 << 40, Hi: 1 << 40}, 10); len(rows) != 0 {

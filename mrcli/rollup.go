@@ -1,0 +1,166 @@
+package mrcli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mrengine/mr/internal/pg"
+	"github.com/mrengine/mr/internal/redact"
+	"github.com/mrengine/mr/rollup"
+	"github.com/mrengine/mr/sources"
+)
+
+func rollupCommand() *cli.Command {
+	run := runCommand()
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "into", Usage: "output `TABLE`, keyed on the query's GROUP BY columns; created if missing"},
+		&cli.StringFlag{Name: "file", Usage: "read the query from `FILE` (- for standard input) instead of the argument"},
+	}
+	for _, f := range run.Flags {
+		switch f.Names()[0] {
+		case "table", "plugin": // the query names its table; a rollup needs no Go
+		case "explain":
+			flags = append(flags, &cli.BoolFlag{Name: "explain", DisableDefaultText: true,
+				Usage: "print what the source computes, what mr aggregates, the output table and the partitions, without running"})
+		default:
+			flags = append(flags, f)
+		}
+	}
+	return &cli.Command{
+		Name:      "rollup",
+		Usage:     "aggregate a table with one SELECT … GROUP BY, no Go needed",
+		ArgsUsage: `"SELECT … FROM table [WHERE …] GROUP BY …"`,
+		Description: `Runs one SELECT … GROUP BY over --source and writes one row per group into
+--into, with the guarantees of mr run: partitions, checkpoints, exact resume
+after a crash, a dead-letter queue for rows that fail, a summary line.
+
+  mr rollup --source postgres://… --into monthly_totals \
+    "SELECT customer_id, date_trunc('month', created_at) AS month,
+            count(*) AS orders, sum(total) AS total
+     FROM orders WHERE status <> 'void' GROUP BY 1, 2"
+
+Keys are columns, date_trunc(unit, x [, zone]) and time_bucket(interval, x)
+(computed by mr, in UTC unless a zone is given), or any SQL expression the
+source computes. Aggregates: count(*), count(x), count(DISTINCT x), sum, min,
+max, avg, stddev, variance, corr(y, x), approx_count_distinct(x),
+approx_quantile(x, q), median(x), max_n(x, n), min_n(x, n), and arithmetic
+over them (max(a) - min(b)). Arguments and WHERE are SQL run by the source,
+in a read-only transaction. Numerics are exact end to end.
+
+Exit codes: 0 done, 1 failed (resumable), 2 usage error or a query mr does
+not compute, 3 done but more rows failed than --max-failure-rate.`,
+		Flags:  flags,
+		Action: action(runRollup),
+	}
+}
+
+func runRollup(c *cli.Context, args []string) error {
+	text, err := rollupQuery(c, args)
+	if err != nil {
+		return err
+	}
+	q, err := rollup.Parse(text)
+	if err != nil {
+		return usagef("mr rollup --help", "%v", err)
+	}
+	into := c.String("into")
+	if into == "" {
+		return usagef("mr rollup --into TABLE …", "missing --into: name the output table")
+	}
+	job := jobCommand{sourceURL: c.String("source"), sinkURL: c.String("sink")}
+	if job.sourceURL == "" {
+		return usagef("mr rollup --source URL …", "missing --source: the URL of the database holding table %s", q.From.SQL.Text)
+	}
+	if job.sinkURL == "" {
+		job.sinkURL = job.sourceURL
+	}
+	if job.cfg, err = runConfig(c); err != nil {
+		return err
+	}
+	plan, err := compileRollup(c.Context, q, into, job.sourceURL, c.String("cursor"))
+	if err != nil {
+		return err
+	}
+	job.def = plan.Job
+	if c.Bool("explain") {
+		printRollupPlan(c.App.Writer, plan)
+	}
+	_, err = execute(c.Context, c.App.Writer, c.App.ErrWriter, job, c.Bool("explain"))
+	return err
+}
+
+// rollupQuery is the query of mr rollup: its one argument, or --file.
+func rollupQuery(c *cli.Context, args []string) (string, error) {
+	file := c.String("file")
+	switch {
+	case file != "" && len(args) > 0:
+		return "", usagef("mr rollup --help", "give the query as the argument or with --file, not both")
+	case file == "-":
+		b, err := io.ReadAll(os.Stdin)
+		return string(b), err
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", usagef("mr rollup --help", "--file: %v", err)
+		}
+		return string(b), nil
+	case len(args) == 0:
+		return "", usagef(`mr rollup --source URL --into TABLE "SELECT … GROUP BY …"`, "missing the query")
+	case len(args) > 1:
+		return "", usagef("mr rollup --help", "one query, as one argument: quote it (got %d arguments)", len(args))
+	}
+	return args[0], nil
+}
+
+// compileRollup asks the source for the types of what q reads, and
+// compiles q into its job. The job's name carries a hash of the query, so
+// that another query into the same table is another run.
+func compileRollup(ctx context.Context, q *rollup.Query, into, sourceURL, cursor string) (_ *rollup.Plan, err error) {
+	defer func() { err = redact.Error(err, pg.Secrets(sourceURL)...) }()
+	src, err := sources.Open(ctx, sourceURL)
+	if err != nil {
+		return nil, err
+	}
+	defer closeInto(&err, src)
+	if cursor == "" {
+		cursor = "id"
+	}
+	in := q.Input(cursor)
+	info, err := src.Describe(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(q.String()))
+	name := "rollup_" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(into), "_"), "_") + "_" + hex.EncodeToString(sum[:4])
+	plan, err := rollup.Compile(q, name, into, in, info.Types)
+	var syntax *rollup.SyntaxError
+	if errors.As(err, &syntax) {
+		return nil, usagef("mr rollup --help", "%v", err)
+	}
+	return plan, err
+}
+
+var nonName = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// printRollupPlan prints who computes what, and the output table.
+func printRollupPlan(w io.Writer, p *rollup.Plan) {
+	fmt.Fprintf(w, "query   %s\n", p.Query.String())
+	fmt.Fprintf(w, "source  reads, per cursor range, in a read-only transaction:\n        %s\n", p.SourceSQL())
+	fmt.Fprintln(w, "mr      computes")
+	for _, k := range p.Keys {
+		fmt.Fprintf(w, "          key %s %s: %s\n", k.Column, k.Type, k.By)
+	}
+	for _, a := range p.Aggs {
+		fmt.Fprintf(w, "          %s %s: %s\n", a.Column, a.Type, strings.Join(a.Funcs, ", "))
+	}
+	fmt.Fprintf(w, "output  %s\n", p.DDL())
+}

@@ -1,0 +1,481 @@
+package rollup
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+
+	"github.com/mrengine/mr/mapreduce"
+	"github.com/mrengine/mr/rollup/agg"
+)
+
+// job is a compiled rollup at run time: how a row becomes a key and a
+// group, and how groups merge and finalize. Its mapreduce.Job has the key
+// type string (the key values, framed) and the value type *group.
+type job struct {
+	keys    []keyFunc
+	calls   []call
+	outputs []outputExpr
+}
+
+// keyFunc computes one key value from a row.
+type keyFunc struct {
+	name  string
+	col   int      // the row value it is computed from
+	kind  agg.Kind // of the output value
+	trunc func(micros int64) int64
+}
+
+// call is one aggregate call: its function and the row values of its
+// arguments.
+type call struct {
+	fn   *agg.Func
+	cols []int
+}
+
+// group is the value of one key: the aggregates' states, or, while the
+// group has seen only the row Map emitted it for, that row's arguments,
+// so that a row costs no states of its own: most rows meet their group in
+// the combiner and are added to its states there.
+type group struct {
+	states []agg.State
+	row    []agg.Value // every call's arguments in turn, while states is nil
+}
+
+// rowKey frames the key values of row: per key a NULL tag, then the
+// value, so that equal keys (in SQL's sense: 1.5 = 1.50, -0 = 0) give
+// equal strings.
+func (j *job) rowKey(row mapreduce.Row) (string, error) {
+	buf := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(buf)
+	b := (*buf)[:0]
+	var v agg.Value
+	for _, k := range j.keys {
+		if err := readValue(row, k.col, k.kind, &v); err != nil {
+			return "", err
+		}
+		if v.Null {
+			return "", fmt.Errorf("key %s is NULL: mr's output tables key on NOT NULL columns (coalesce it to a value at the source)", k.name)
+		}
+		if k.trunc != nil {
+			v.Int = k.trunc(micros(&v))
+			if k.kind == agg.KindDate { // time_bucket of a date is a date
+				v.Int = floorDiv(v.Int, microsPerDay)
+			}
+			v.Kind = k.kind
+		}
+		b = appendKey(b, &v)
+	}
+	*buf = b
+	return string(b), nil
+}
+
+var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// appendKey appends v's frame: a tag byte (1, a value: mr refuses NULL
+// keys), then 8 bytes for the fixed-size kinds and a length and bytes for
+// the others. Numerics are reduced and floats canonical, so that values
+// SQL calls equal frame alike.
+func appendKey(b []byte, v *agg.Value) []byte {
+	b = append(b, 1)
+	switch v.Kind {
+	case agg.KindFloat:
+		f := v.Float
+		if f == 0 {
+			f = 0 // -0 = 0
+		} else if math.IsNaN(f) {
+			f = math.NaN()
+		}
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(f))
+	case agg.KindDecimal:
+		var d apd.Decimal
+		d.Reduce(&v.Dec)
+		return appendBytes(b, []byte(d.Text('f')))
+	case agg.KindText:
+		return appendBytes(b, []byte(v.Str))
+	case agg.KindBytes:
+		return appendBytes(b, v.Bytes)
+	}
+	return binary.BigEndian.AppendUint64(b, uint64(v.Int))
+}
+
+func appendBytes(b, x []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(x))), x...)
+}
+
+// keyCodec lays the framed key out as the output's key columns.
+func (j *job) keyCodec() mapreduce.Codec[string] {
+	fields := make([]mapreduce.Field, len(j.keys))
+	for i, k := range j.keys {
+		fields[i] = mapreduce.Field{Name: k.name, Type: fieldType(k.kind)}
+	}
+	return mapreduce.Codec[string]{
+		Fields: fields,
+		Encode: func(key string, e mapreduce.Encoder) {
+			b := []byte(key)
+			for _, k := range j.keys {
+				if len(b) == 0 { // Validate's zero key
+					writeValue(e, &agg.Value{Kind: k.kind, Null: true})
+					continue
+				}
+				var v agg.Value
+				b = readKey(b[1:], k.kind, &v)
+				writeValue(e, &v)
+			}
+		},
+		Decode: func(d mapreduce.Decoder) string {
+			var b []byte
+			for _, k := range j.keys {
+				v := decodeValue(d, k.kind)
+				b = appendKey(b, &v)
+			}
+			return string(b)
+		},
+	}
+}
+
+// readKey reads one frame's value (past its tag) from b into v and
+// returns the rest of b.
+func readKey(b []byte, kind agg.Kind, v *agg.Value) []byte {
+	v.Kind = kind
+	switch kind {
+	case agg.KindFloat:
+		v.Float = math.Float64frombits(binary.BigEndian.Uint64(b))
+		return b[8:]
+	case agg.KindDecimal, agg.KindText, agg.KindBytes:
+		n, w := binary.Uvarint(b)
+		x := b[w : w+int(n)]
+		switch kind {
+		case agg.KindDecimal:
+			if _, _, err := v.Dec.SetString(string(x)); err != nil {
+				panic("rollup: a framed key holds a bad numeric: " + err.Error())
+			}
+		case agg.KindText:
+			v.Str = string(x)
+		default:
+			v.Bytes = x
+		}
+		return b[w+int(n):]
+	}
+	v.Int = int64(binary.BigEndian.Uint64(b))
+	return b[8:]
+}
+
+// valueCodec lays a group out as its states' encodings, one bytea field
+// per aggregate call.
+func (j *job) valueCodec() mapreduce.Codec[*group] {
+	fields := make([]mapreduce.Field, len(j.calls))
+	for i := range j.calls {
+		fields[i] = mapreduce.Field{Name: fmt.Sprintf("state%d", i), Type: mapreduce.TypeBytes}
+	}
+	return mapreduce.Codec[*group]{
+		Fields: fields,
+		Encode: func(g *group, e mapreduce.Encoder) {
+			if g == nil { // Validate's zero value
+				for range j.calls {
+					e.Null()
+				}
+				return
+			}
+			if err := j.materialize(g); err != nil {
+				panic(err)
+			}
+			var b []byte
+			for _, s := range g.states {
+				var err error
+				if b, err = s.AppendBinary(b[:0]); err != nil {
+					panic(fmt.Errorf("rollup: encode a state: %w", err))
+				}
+				e.Bytes(b)
+			}
+		},
+		Decode: func(d mapreduce.Decoder) *group {
+			g := &group{states: make([]agg.State, len(j.calls))}
+			for i, c := range j.calls {
+				var b []byte
+				if !d.Null() {
+					b = d.Bytes()
+				}
+				if len(b) == 0 { // Validate's zero value: no encoding is empty
+					g.states[i] = c.fn.New()
+					continue
+				}
+				s, err := c.fn.Decode(b)
+				if err != nil {
+					panic(fmt.Errorf("rollup: a shuffle file holds a bad %s state: %w", c.fn, err))
+				}
+				g.states[i] = s
+			}
+			return g
+		},
+	}
+}
+
+// rowGroup reads the arguments of every call from row.
+func (j *job) rowGroup(row mapreduce.Row) (*group, error) {
+	n := 0
+	for _, c := range j.calls {
+		n += len(c.cols)
+	}
+	g := &group{row: make([]agg.Value, n)}
+	i := 0
+	for _, c := range j.calls {
+		for a, col := range c.cols {
+			if err := readValue(row, col, c.fn.Args[a].Kind, &g.row[i]); err != nil {
+				return nil, err
+			}
+			i++
+		}
+	}
+	return g, nil
+}
+
+// materialize turns a group holding one row into states.
+func (j *job) materialize(g *group) error {
+	if g.states != nil {
+		return nil
+	}
+	g.states = make([]agg.State, len(j.calls))
+	for i, c := range j.calls {
+		g.states[i] = c.fn.New()
+	}
+	row := g.row
+	g.row = nil
+	return j.addRow(g, row)
+}
+
+// addRow adds the arguments of one row to g's states.
+func (j *job) addRow(g *group, row []agg.Value) error {
+	var args [2]*agg.Value
+	for i, c := range j.calls {
+		for a := range c.cols {
+			args[a] = &row[0]
+			row = row[1:]
+		}
+		if err := g.states[i].Add(args[:len(c.cols)]...); err != nil {
+			return fmt.Errorf("rollup: %s: %w", c.fn, err)
+		}
+	}
+	return nil
+}
+
+// combine merges b into a, which it returns; the engine owns a and
+// hands b over.
+func (j *job) combine(a, b *group) *group {
+	if err := j.materialize(a); err != nil {
+		panic(err)
+	}
+	if b.states == nil {
+		if err := j.addRow(a, b.row); err != nil {
+			panic(err)
+		}
+		return a
+	}
+	for i, s := range a.states {
+		if err := s.Merge(b.states[i]); err != nil {
+			panic(fmt.Errorf("rollup: merge %s: %w", j.calls[i].fn, err))
+		}
+	}
+	return a
+}
+
+const microsPerDay = 86400 * 1_000_000
+
+// micros is a date or timestamp value in microseconds since 1970.
+func micros(v *agg.Value) int64 {
+	if v.Kind == agg.KindDate {
+		return v.Int * microsPerDay
+	}
+	return v.Int
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// readValue reads the row value col as kind into v: NULL, or the value
+// converted by Row's getters, whose panic on a value that does not convert
+// the engine turns into the row's error.
+func readValue(row mapreduce.Row, col int, kind agg.Kind, v *agg.Value) error {
+	v.Kind, v.Null = kind, false
+	if row.Null(col) {
+		v.Null = true
+		return nil
+	}
+	switch kind {
+	case agg.KindInt:
+		v.Int = row.Int64(col)
+	case agg.KindFloat:
+		v.Float = row.Float64(col)
+	case agg.KindDecimal:
+		switch x := row.Value(col).(type) {
+		case string:
+			if _, _, err := v.Dec.SetString(x); err != nil {
+				return fmt.Errorf("column %d: %q is not a number", col, x)
+			}
+		default:
+			v.SetDecimal(row.Decimal(col))
+		}
+	case agg.KindText:
+		v.Str = row.String(col)
+	case agg.KindBool:
+		v.Int = 0
+		if row.Bool(col) {
+			v.Int = 1
+		}
+	case agg.KindDate:
+		*v = agg.DateValue(row.Time(col))
+	case agg.KindTimestamp:
+		*v = agg.TimestampValue(row.Time(col))
+	case agg.KindBytes:
+		v.Bytes = bytes.Clone(row.Bytes(col))
+	}
+	return nil
+}
+
+// decodeValue reads one key field of kind from d.
+func decodeValue(d mapreduce.Decoder, kind agg.Kind) agg.Value {
+	v := agg.Value{Kind: kind}
+	if d.Null() {
+		v.Null = true
+		return v
+	}
+	switch kind {
+	case agg.KindInt:
+		v.Int = d.Int64()
+	case agg.KindFloat:
+		v.Float = d.Float64()
+	case agg.KindDecimal:
+		v.Dec.Set(d.Decimal())
+	case agg.KindText:
+		v.Str = d.String()
+	case agg.KindBool:
+		if d.Bool() {
+			v.Int = 1
+		}
+	case agg.KindDate:
+		v.Int = int64(d.Date())
+	case agg.KindTimestamp:
+		v.Int = d.Time().UnixMicro()
+	case agg.KindBytes:
+		v.Bytes = d.Bytes()
+	}
+	return v
+}
+
+// writeValue writes v as an output field.
+func writeValue(e mapreduce.Encoder, v *agg.Value) {
+	if v.Null {
+		e.Null()
+		return
+	}
+	switch v.Kind {
+	case agg.KindInt:
+		e.Int64(v.Int)
+	case agg.KindFloat:
+		e.Float64(v.Float)
+	case agg.KindDecimal:
+		e.Decimal(&v.Dec)
+	case agg.KindText:
+		e.String(v.Str)
+	case agg.KindBool:
+		e.Bool(v.Int != 0)
+	case agg.KindDate:
+		e.Date(mapreduce.Date(v.Int))
+	case agg.KindTimestamp:
+		e.Time(time.UnixMicro(v.Int).UTC())
+	case agg.KindBytes:
+		e.Bytes(v.Bytes)
+	case agg.KindArray:
+		e.(mapreduce.ArrayEncoder).Array(arrayOf(v.Elems))
+	}
+}
+
+// arrayOf is the Go slice of an array's elements that the sinks take.
+func arrayOf(elems []agg.Value) any {
+	if len(elems) == 0 {
+		return []string{}
+	}
+	switch elems[0].Kind {
+	case agg.KindInt:
+		return mapSlice(elems, func(v agg.Value) int64 { return v.Int })
+	case agg.KindFloat:
+		return mapSlice(elems, func(v agg.Value) float64 { return v.Float })
+	case agg.KindDecimal:
+		return mapSlice(elems, func(v agg.Value) *apd.Decimal { return new(apd.Decimal).Set(&v.Dec) })
+	case agg.KindDate:
+		return mapSlice(elems, func(v agg.Value) mapreduce.Date { return mapreduce.Date(v.Int) })
+	case agg.KindTimestamp:
+		return mapSlice(elems, func(v agg.Value) time.Time { return time.UnixMicro(v.Int).UTC() })
+	}
+	return mapSlice(elems, func(v agg.Value) string { return v.Str })
+}
+
+func mapSlice[T any](elems []agg.Value, f func(agg.Value) T) []T {
+	out := make([]T, len(elems))
+	for i, e := range elems {
+		out[i] = f(e)
+	}
+	return out
+}
+
+// fieldType is the shuffle and output field type of a kind.
+func fieldType(k agg.Kind) mapreduce.Type {
+	switch k {
+	case agg.KindInt:
+		return mapreduce.TypeInt64
+	case agg.KindFloat:
+		return mapreduce.TypeFloat64
+	case agg.KindDecimal:
+		return mapreduce.TypeDecimal
+	case agg.KindBool:
+		return mapreduce.TypeBool
+	case agg.KindDate:
+		return mapreduce.TypeDate
+	case agg.KindTimestamp:
+		return mapreduce.TypeTimestamp
+	case agg.KindBytes:
+		return mapreduce.TypeBytes
+	}
+	return mapreduce.TypeString
+}
+
+// kindSQLType is the PostgreSQL type of the output column of a kind.
+func kindSQLType(k agg.Kind) string {
+	switch k {
+	case agg.KindInt:
+		return "bigint"
+	case agg.KindFloat:
+		return "double precision"
+	case agg.KindDecimal:
+		return "numeric"
+	case agg.KindBool:
+		return "boolean"
+	case agg.KindDate:
+		return "date"
+	case agg.KindTimestamp:
+		return "timestamp with time zone"
+	case agg.KindBytes:
+		return "bytea"
+	}
+	return "text"
+}
+
+// elemKind is the element kind of an array result type ("numeric[]").
+func elemKind(resultType string) agg.Kind {
+	t, err := agg.ParseType(strings.TrimSuffix(resultType, "[]"))
+	if err != nil {
+		return agg.KindText
+	}
+	return t.Kind
+}
