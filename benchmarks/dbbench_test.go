@@ -178,9 +178,19 @@ func BenchmarkDBBench(b *testing.B) {
 			b.ReportMetric(pgs, "pg-s")
 			b.ReportMetric(mrs, "mr-s")
 			b.ReportMetric(float64(groups), "groups")
+			// Also in the log, which a failed benchmark still prints.
+			b.Logf("%s: %d groups; PostgreSQL %.2fs, mr %.2fs (%.2f×)", q.name, groups, pgs, mrs, mrs/pgs)
 		})
 	}
 }
+
+// dbbenchSmallFlags are mr's flags in TestDBBench_Small. A run's cost at
+// this size is mostly per partition and per bucket (checkpoints, files,
+// sink transactions), so four of each keep the test fast while every
+// answer is still merged from several partitions; a 4MiB budget makes the
+// combiners of the questions with thousands of groups (q2, q6, q9, q10)
+// flush several times, so that partial states merge across files too.
+var dbbenchSmallFlags = []string{"--partitions", "4", "--buckets", "4", "--memory", "4MiB"}
 
 // TestDBBench_Small asks the ten questions of a small table and checks
 // mr's answers as BenchmarkDBBench does, so that the normal test run
@@ -191,7 +201,7 @@ func TestDBBench_Small(t *testing.T) {
 	for _, q := range dbbenchQuestions {
 		t.Run(q.name, func(t *testing.T) {
 			t.Parallel()
-			a := newDBAsker(t, data)
+			a := newDBAsker(t, data, dbbenchSmallFlags...)
 			a.askPG(q)
 			a.askMR(q)
 			a.check(q)
@@ -207,9 +217,10 @@ type dbAsker struct {
 	data    *dbbenchTable
 	conn    *pgx.Conn
 	workdir string
+	flags   []string // mr rollup's, beside the ones every question needs
 }
 
-func newDBAsker(tb testing.TB, data *dbbenchTable) *dbAsker {
+func newDBAsker(tb testing.TB, data *dbbenchTable, flags ...string) *dbAsker {
 	tb.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, data.dsn)
@@ -220,7 +231,7 @@ func newDBAsker(tb testing.TB, data *dbbenchTable) *dbAsker {
 	if _, err := conn.Exec(ctx, "SET work_mem = '"+dbbenchWorkMem+"'"); err != nil {
 		tb.Fatal(err)
 	}
-	return &dbAsker{tb: tb, data: data, conn: conn, workdir: tb.TempDir()}
+	return &dbAsker{tb: tb, data: data, conn: conn, workdir: tb.TempDir(), flags: flags}
 }
 
 func (a *dbAsker) pgTable(q dbQuestion) string { return q.name + "_pg" }
@@ -252,8 +263,9 @@ func (a *dbAsker) askPG(q dbQuestion) (time.Duration, int64) {
 // and returns how long it took.
 func (a *dbAsker) askMR(q dbQuestion) time.Duration {
 	a.tb.Helper()
-	args := []string{"mr", "rollup", "--source", a.data.dsn, "--into", a.mrTable(q),
-		"--workdir", a.workdir, "--fresh", fmt.Sprintf(q.mr, a.data.name)}
+	args := append([]string{"mr", "rollup", "--source", a.data.dsn, "--into", a.mrTable(q),
+		"--workdir", a.workdir, "--fresh"}, a.flags...)
+	args = append(args, fmt.Sprintf(q.mr, a.data.name))
 	var out, errOut bytes.Buffer
 	var code int
 	start := time.Now()
@@ -264,5 +276,8 @@ func (a *dbAsker) askMR(q dbQuestion) time.Duration {
 	if code != mrcli.ExitOK {
 		a.tb.Fatalf("%s: mr rollup exited with %d:\n%s%s", q.name, code, out.String(), strings.TrimSpace(errOut.String()))
 	}
+	// The summary line (spilled bytes, groups written) is the last one.
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	a.tb.Logf("%s: %s", q.name, strings.TrimSpace(lines[len(lines)-1]))
 	return d
 }
