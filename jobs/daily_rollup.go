@@ -9,13 +9,14 @@ import (
 )
 
 // RollupKey is daily_rollup's key: an account's category on a UTC day.
+// Its fields are the output's key columns, in order (see mapreduce.Codec).
 type RollupKey struct {
-	Account  int64
+	Account  int64 `mr:"account_id"`
 	Day      mapreduce.Date
 	Category string
 }
 
-// RollupTotals is daily_rollup's value.
+// RollupTotals is daily_rollup's value: the output's value columns.
 type RollupTotals struct {
 	Events     int64
 	TotalCents int64
@@ -38,40 +39,8 @@ var errPayloadNotObject = errors.New("payload is not a JSON object")
 var DailyRollup = mapreduce.Job[RollupKey, RollupTotals]{
 	Name:        "daily_rollup",
 	Description: "events and total cents per account, UTC day and category",
-	Input: mapreduce.Input{
-		Table:   "events",
-		Cursor:  "id",
-		Columns: []string{"account_id", "ts", "category", "amount_cents", "payload"},
-	},
-	Output: mapreduce.Output{Table: "daily_rollup"},
-	Key: mapreduce.Codec[RollupKey]{
-		Fields: []mapreduce.Field{
-			{Name: "account_id", Type: mapreduce.TypeInt64},
-			{Name: "day", Type: mapreduce.TypeDate},
-			{Name: "category", Type: mapreduce.TypeString},
-		},
-		Encode: func(k RollupKey, e mapreduce.Encoder) {
-			e.Int64(k.Account)
-			e.Date(k.Day)
-			e.String(k.Category)
-		},
-		Decode: func(d mapreduce.Decoder) RollupKey {
-			return RollupKey{Account: d.Int64(), Day: d.Date(), Category: d.String()}
-		},
-	},
-	Value: mapreduce.Codec[RollupTotals]{
-		Fields: []mapreduce.Field{
-			{Name: "events", Type: mapreduce.TypeInt64},
-			{Name: "total_cents", Type: mapreduce.TypeInt64},
-		},
-		Encode: func(v RollupTotals, e mapreduce.Encoder) {
-			e.Int64(v.Events)
-			e.Int64(v.TotalCents)
-		},
-		Decode: func(d mapreduce.Decoder) RollupTotals {
-			return RollupTotals{Events: d.Int64(), TotalCents: d.Int64()}
-		},
-	},
+	Input:       mapreduce.Input{Table: "events", Columns: []string{"account_id", "ts", "category", "amount_cents", "payload"}},
+	Output:      mapreduce.Output{Table: "daily_rollup"},
 	Map: func(_ context.Context, row mapreduce.Row, emit func(RollupKey, RollupTotals)) error {
 		if row.Null(colPayload) {
 			return mapreduce.Permanent(errors.New("payload is NULL"))
@@ -79,11 +48,8 @@ var DailyRollup = mapreduce.Job[RollupKey, RollupTotals]{
 		if !isJSONObject(row.Bytes(colPayload)) {
 			return mapreduce.Permanent(errPayloadNotObject)
 		}
-		emit(RollupKey{
-			Account:  row.Int64(colAccount),
-			Day:      mapreduce.DateOf(row.Time(colTS)),
-			Category: row.String(colCategory),
-		}, RollupTotals{Events: 1, TotalCents: row.Int64(colAmount)})
+		k := RollupKey{Account: row.Int64(colAccount), Day: mapreduce.DateOf(row.Time(colTS)), Category: row.String(colCategory)}
+		emit(k, RollupTotals{Events: 1, TotalCents: row.Int64(colAmount)})
 		return nil
 	},
 	Combine: func(a, b RollupTotals) RollupTotals {
@@ -101,4 +67,12 @@ func isJSONObject(p []byte) bool {
 	return i < len(p) && p[i] == '{' && json.Valid(p)
 }
 
-func init() { Register(DailyRollup) }
+// init validates DailyRollup in place before registering it, which
+// derives its codecs into the variable too: code outside the registry can
+// then use DailyRollup.Key, as to find the bucket of a key.
+func init() {
+	if err := DailyRollup.Validate(); err != nil {
+		panic(err)
+	}
+	Register(DailyRollup)
+}

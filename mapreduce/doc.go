@@ -6,30 +6,37 @@
 //
 // A job reads rows of one table in cursor order, emits (key, value) pairs
 // from each, and folds the values of each key with an associative and
-// commutative Combine. Keys and values are plain Go types; a Codec lays
-// each out as fields, so the engine can hash, spill and write them without
-// reflection:
+// commutative Combine. Keys and values are plain Go types; their codecs,
+// which lay them out as the output's columns, derive from the types when
+// the job is validated, so the engine can hash, spill and write them
+// without reflection on the per-record path:
 //
 //	var Clicks = mapreduce.Job[string, int64]{
 //		Name:   "clicks_per_page",
 //		Input:  mapreduce.Input{Table: "clicks", Columns: []string{"page"}},
 //		Output: mapreduce.Output{Table: "page_clicks"},
-//		Key: mapreduce.Codec[string]{
-//			Fields: []mapreduce.Field{{Name: "page", Type: mapreduce.TypeString}},
-//			Encode: func(k string, e mapreduce.Encoder) { e.String(k) },
-//			Decode: func(d mapreduce.Decoder) string { return d.String() },
-//		},
-//		Value: mapreduce.Codec[int64]{
-//			Fields: []mapreduce.Field{{Name: "clicks", Type: mapreduce.TypeInt64}},
-//			Encode: func(v int64, e mapreduce.Encoder) { e.Int64(v) },
-//			Decode: func(d mapreduce.Decoder) int64 { return d.Int64() },
-//		},
+//		Key:    mapreduce.Columns[string]("page"),
+//		Value:  mapreduce.Columns[int64]("clicks"),
 //		Map: func(ctx context.Context, row mapreduce.Row, emit func(string, int64)) error {
 //			emit(row.String(0), 1)
 //			return nil
 //		},
 //		Combine: func(a, b int64) int64 { return a + b },
 //	}
+//
+// Columns names the one column of a scalar key or value. A struct needs
+// no codec at all: leave Key or Value out, and its fields are the columns,
+// named by an `mr:"name"` tag or in snake_case (TotalCents is
+// total_cents):
+//
+//	type Totals struct {
+//		Events     int64
+//		TotalCents int64
+//		Largest    *apd.Decimal `mr:"largest_amount"` // nil is NULL
+//	}
+//
+// Codec lists the Go types that map to each field type, and how to write
+// a codec by hand for a type that is not laid out as its columns.
 //
 // A Map error fails the row: it is retried with backoff, then written to
 // the partition's dead-letter queue, and the run goes on. Wrap an error in
@@ -74,7 +81,10 @@
 // done, a reduce task per bucket merges the bucket's committed files
 // (re-partitioning under a new seed when they outgrow the budget) and
 // applies the rows to the sink in one transaction that also records the
-// bucket as committed.
+// bucket as committed. A run replaces the output table rather than merging
+// into it: the buckets go to a staging table, which one last transaction
+// swaps in for the old table (see Replacer), so readers never see a
+// half-built table and no group of a deleted row survives.
 //
 // Two seams hold a run's state. A Store (DirStore by default) keeps the
 // run lock, the plan, the checkpoints, the done markers and the replay

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -612,7 +613,7 @@ func TestOpen_OtherFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := strings.Replace(string(data), `"format": 1`, `"format": 0`, 1)
+	old := regexp.MustCompile(`"format": \d+`).ReplaceAllString(string(data), `"format": 999`)
 	if old == string(data) {
 		t.Fatal("plan.json has no format field to change")
 	}

@@ -20,16 +20,8 @@ var Clicks = mapreduce.Job[string, int64]{
 	Name:   "clicks_per_page",
 	Input:  mapreduce.Input{Table: "clicks", Columns: []string{"page"}},
 	Output: mapreduce.Output{Table: "page_clicks"},
-	Key: mapreduce.Codec[string]{
-		Fields: []mapreduce.Field{{Name: "page", Type: mapreduce.TypeString}},
-		Encode: func(k string, e mapreduce.Encoder) { e.String(k) },
-		Decode: func(d mapreduce.Decoder) string { return d.String() },
-	},
-	Value: mapreduce.Codec[int64]{
-		Fields: []mapreduce.Field{{Name: "clicks", Type: mapreduce.TypeInt64}},
-		Encode: func(v int64, e mapreduce.Encoder) { e.Int64(v) },
-		Decode: func(d mapreduce.Decoder) int64 { return d.Int64() },
-	},
+	Key:    mapreduce.Columns[string]("page"),
+	Value:  mapreduce.Columns[int64]("clicks"),
 	Map: func(ctx context.Context, row mapreduce.Row, emit func(string, int64)) error {
 		emit(row.String(0), 1)
 		return nil

@@ -45,11 +45,40 @@ func DateOf(t time.Time) Date { return shuffle.DateOf(t) }
 
 // Codec tells the engine how a key or value type is laid out as fields, so
 // that it can be hashed, spilled to Arrow and written to the sink without
-// reflection. Encode and Decode must write and read Fields in order:
+// reflection on the per-record path.
+//
+// Leave it zero, and Validate derives it from T, once: a struct's fields
+// become columns in order, each named by its `mr:"name"` tag or else its
+// name in snake_case (TotalCents is total_cents), and `mr:"-"` leaves a
+// field out; an untagged embedded struct's fields count as the outer
+// struct's. A scalar T is one column, named "key" or "value", or as
+// Columns names it. The Go types and their field types:
+//
+//	int, int8…int64, uint8…uint32    TypeInt64 (uint, uint64 are refused:
+//	                                 they may not fit a bigint)
+//	float32, float64                 TypeFloat64
+//	string                           TypeString
+//	bool                             TypeBool
+//	Date                             TypeDate
+//	time.Time                        TypeTimestamp
+//	*apd.Decimal                     TypeDecimal, nil is NULL
+//	[]byte                           TypeBytes, never NULL
+//	*int64, *string, … (*scalar)     the scalar's type, nil is NULL
+//
+// A key has no pointer fields: Go compares pointers by address, so equal
+// decimals would be different keys. Validate names the type and the field
+// of anything it cannot derive: another type, an unexported field, two
+// fields of one column name.
+//
+// Or write it by hand, when the Go type is not laid out as the columns
+// are: Encode and Decode must write and read Fields in order,
 //
 //	Encode(t, e) ; Decode(d) == t
 //
-// Register checks the order against Fields once, when the job is registered.
+// and Validate checks them against Fields and against each other: a
+// Decode that reads two fields of one type in the other order than Encode
+// writes them is refused, naming the fields. Fields with neither Encode
+// nor Decode names (and optionally types) the columns of a derived codec.
 type Codec[T any] struct {
 	Fields []Field
 	Encode func(t T, e Encoder)

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"time"
-
-	"github.com/cockroachdb/apd/v3"
 )
 
 // Job is a typed map/reduce job: Map turns each source row into (key,
@@ -33,6 +30,9 @@ type Job[K comparable, V any] struct {
 	Input  Input
 	Output Output
 
+	// Key and Value lay K and V out as the output's key and value
+	// columns. Left zero, each is derived from its Go type when the job
+	// is validated: a struct's fields are the columns (see Codec).
 	Key   Codec[K]
 	Value Codec[V]
 
@@ -72,6 +72,15 @@ type Input struct {
 	Exprs []string
 	Where string
 	Alias string
+
+	// GroupBy, if above zero, makes the source aggregate each range
+	// itself: a row is then one group of the first GroupBy expressions,
+	// the others being aggregates over it (a rollup's partial aggregation,
+	// pushed down). Groups come in no cursor order, so a source that is a
+	// Streamer delivers a range's groups in one batch whose cursors are
+	// the range's last, and the engine commits the range whole: a crash
+	// redoes it, never half of it.
+	GroupBy int
 }
 
 // Names returns the names of a row's values, in Row index order: the
@@ -112,6 +121,10 @@ type Spec struct {
 type Definition interface {
 	Spec() Spec
 	newCombiner() combiner
+	// checked returns the job validated, its codecs derived, as a copy:
+	// running a job never writes to the caller's variable, which other
+	// runs may be reading.
+	checked() (Definition, error)
 }
 
 var _ Definition = (*Job[int64, int64])(nil)
@@ -135,10 +148,22 @@ func (j *Job[K, V]) Spec() Spec {
 	}
 }
 
+func (j *Job[K, V]) checked() (Definition, error) {
+	c := *j
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
 var jobName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // Validate reports what is missing or inconsistent in a job definition,
-// including a Codec whose Encode or Decode does not follow its Fields.
+// including a Codec whose Encode or Decode does not follow its Fields, or
+// whose Decode reads two fields in the other order than Encode writes
+// them. It derives a Key or Value codec left without Encode and Decode
+// from K or V (see Codec), in j, once: Register and Run call it, so the
+// per-record path never reflects.
 func (j *Job[K, V]) Validate() error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
@@ -153,7 +178,16 @@ func (j *Job[K, V]) Validate() error {
 	check(j.Combine != nil, "Combine is nil")
 	check(j.Finalize == nil || len(j.Output.Values) > 0, "Finalize is set but Output.Values is empty")
 	check(j.Finalize != nil || len(j.Output.Values) == 0, "Output.Values is set but Finalize is nil")
-	errs = append(errs, checkCodec("Key", j.Key), checkCodec("Value", j.Value))
+	if c, err := codecFor("Key", j.Key); err != nil {
+		errs = append(errs, err)
+	} else {
+		j.Key = c
+	}
+	if c, err := codecFor("Value", j.Value); err != nil {
+		errs = append(errs, err)
+	} else {
+		j.Value = c
+	}
 	if j.Finalize != nil && len(j.Output.Values) > 0 && j.Value.Encode != nil {
 		var zero V
 		rec := &fieldRecorder{}
@@ -173,76 +207,3 @@ func (j *Job[K, V]) Validate() error {
 	}
 	return nil
 }
-
-func checkCodec[T any](name string, c Codec[T]) error {
-	if len(c.Fields) == 0 || c.Encode == nil || c.Decode == nil {
-		return fmt.Errorf("%s codec needs Fields, Encode and Decode", name)
-	}
-	for _, f := range c.Fields {
-		if f.Name == "" || !f.Type.Valid() {
-			return fmt.Errorf("%s codec: field %q has no name or an unknown type", name, f.Name)
-		}
-		if f.Array {
-			return fmt.Errorf("%s codec: field %q is an array, which only Output.Values may hold", name, f.Name)
-		}
-	}
-	var zero T
-	enc := &fieldRecorder{}
-	c.Encode(zero, enc)
-	if err := enc.match(name+".Encode", c.Fields); err != nil {
-		return err
-	}
-	dec := &decodeRecorder{}
-	c.Decode(dec)
-	return dec.match(name+".Decode", c.Fields)
-}
-
-// fieldRecorder is an Encoder that notes the sequence of field types it is
-// given, to check a Codec against its Fields. A NULL is noted as type 0,
-// which matches any field.
-type fieldRecorder struct{ types []Type }
-
-func (r *fieldRecorder) match(what string, fields []Field) error {
-	if len(r.types) != len(fields) {
-		return fmt.Errorf("%s uses %d fields, Fields lists %d", what, len(r.types), len(fields))
-	}
-	for i, f := range fields {
-		if r.types[i] != 0 && r.types[i] != f.Type {
-			return fmt.Errorf("%s field %d (%s) is %s, Fields says %s", what, i, f.Name, r.types[i], f.Type)
-		}
-	}
-	return nil
-}
-
-func (r *fieldRecorder) Int64(int64)          { r.types = append(r.types, TypeInt64) }
-func (r *fieldRecorder) Float64(float64)      { r.types = append(r.types, TypeFloat64) }
-func (r *fieldRecorder) String(string)        { r.types = append(r.types, TypeString) }
-func (r *fieldRecorder) Bool(bool)            { r.types = append(r.types, TypeBool) }
-func (r *fieldRecorder) Date(Date)            { r.types = append(r.types, TypeDate) }
-func (r *fieldRecorder) Time(time.Time)       { r.types = append(r.types, TypeTimestamp) }
-func (r *fieldRecorder) Decimal(*apd.Decimal) { r.types = append(r.types, TypeDecimal) }
-func (r *fieldRecorder) Bytes([]byte)         { r.types = append(r.types, TypeBytes) }
-func (r *fieldRecorder) Null()                { r.types = append(r.types, 0) }
-func (r *fieldRecorder) Array(any)            { r.types = append(r.types, 0) }
-
-// decodeRecorder is a Decoder that notes the field types asked of it and
-// returns zero values.
-type decodeRecorder struct{ fieldRecorder }
-
-func (r *decodeRecorder) Int64() int64     { r.types = append(r.types, TypeInt64); return 0 }
-func (r *decodeRecorder) Float64() float64 { r.types = append(r.types, TypeFloat64); return 0 }
-func (r *decodeRecorder) String() string   { r.types = append(r.types, TypeString); return "" }
-func (r *decodeRecorder) Bool() bool       { r.types = append(r.types, TypeBool); return false }
-func (r *decodeRecorder) Date() Date       { r.types = append(r.types, TypeDate); return 0 }
-func (r *decodeRecorder) Time() time.Time {
-	r.types = append(r.types, TypeTimestamp)
-	return time.Time{}
-}
-func (r *decodeRecorder) Decimal() *apd.Decimal {
-	r.types = append(r.types, TypeDecimal)
-	return new(apd.Decimal)
-}
-func (r *decodeRecorder) Bytes() []byte { r.types = append(r.types, TypeBytes); return nil }
-
-// Null answers false, so that a codec goes on to decode the field's type.
-func (r *decodeRecorder) Null() bool { return false }

@@ -26,7 +26,12 @@ type Plan struct {
 	RunID string `json:"run_id"`
 	// Commit is unique to this plan: sinks record applied buckets under
 	// it, so that a --fresh plan of the same run applies every bucket anew.
-	Commit      string    `json:"commit"`
+	Commit string `json:"commit"`
+	// Replace says that the run replaces its output table (see Replacer)
+	// instead of upserting into it. Every plan made now does; a plan saved
+	// by an mr that only upserted has it false and is finished that way,
+	// since its buckets already applied are in the output table itself.
+	Replace     bool      `json:"replace,omitempty"`
 	Job         string    `json:"job"`
 	Source      string    `json:"source"`
 	Sink        string    `json:"sink"`
@@ -60,7 +65,7 @@ func (p *Plan) checkFormat() error {
 func runID(spec Spec, src, sink string, in Input, partitions, buckets int) string {
 	h := sha256.New()
 	for _, s := range []string{spec.Name, src, sink, in.Table, in.Cursor, strings.Join(in.Columns, ","),
-		strings.Join(in.Exprs, "\x00"), in.Where, in.Alias,
+		strings.Join(in.Exprs, "\x00"), in.Where, in.Alias, fmt.Sprint(in.GroupBy),
 		spec.Output.Name, fmt.Sprint(partitions), fmt.Sprint(buckets)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
@@ -70,6 +75,9 @@ func runID(spec Spec, src, sink string, in Input, partitions, buckets int) strin
 
 // newPlan describes the source table and splits it into partitions.
 func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, in Input, cfg Config) (*Plan, error) {
+	if _, ok := src.(Streamer); in.GroupBy > 0 && !ok {
+		return nil, fmt.Errorf("source %s cannot aggregate ranges (Input.GroupBy): it reads rows in chunks only", src)
+	}
 	info, err := src.Describe(ctx, in)
 	if err != nil {
 		return nil, err
@@ -80,6 +88,7 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 		Format:      stateFormat,
 		RunID:       id,
 		Commit:      id + "." + hex.EncodeToString(nonce[:]),
+		Replace:     true,
 		Job:         spec.Name,
 		Source:      src.String(),
 		Sink:        sink.String(),

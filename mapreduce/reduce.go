@@ -22,8 +22,8 @@ const (
 )
 
 // reduceBucket merges the committed files of bucket b, combines per key and
-// applies the result to the sink in one transaction.
-func (r *Runner) reduceBucket(ctx context.Context, commit string, b int, files []shuffle.File) (err error) {
+// applies the result to table t of the sink in one transaction.
+func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string, b int, files []shuffle.File) (err error) {
 	defer func() {
 		if p := recover(); p != nil { // in Combine or Finalize
 			err = fmt.Errorf("bucket %d: %w", b, recovered(p))
@@ -32,7 +32,7 @@ func (r *Runner) reduceBucket(ctx context.Context, commit string, b int, files [
 	rows := &bucketRows{r: r, ctx: ctx, bucket: b, comb: r.def.newCombiner(), parts: []part{{files: files}}}
 	defer rows.removeRegrouped()
 	rows.maxEntries = r.maxEntries(rows.comb)
-	if err := r.sink.Apply(ctx, r.spec.Output, commit, b, rows); err != nil {
+	if err := r.sink.Apply(ctx, t, commit, b, rows); err != nil {
 		return fmt.Errorf("bucket %d: %w", b, err)
 	}
 	crashpoint.Hit(crashpoint.BucketApplied)

@@ -106,11 +106,15 @@ func Replay(ctx context.Context, def Definition, src Source, sink Sink, cfg Conf
 //     Failed count. A crash between two partitions leaves old files whose
 //     resolved letters do not count; the next replay rewrites them.
 //  4. The buckets of the run that its own reduce phase did not apply yet
-//     (a run that stopped there) are applied under Plan.Commit. Then each
+//     (a run that stopped there) are applied under Plan.Commit, and the
+//     run's staging table is swapped in if it was not yet (see
+//     Runner.Run): finishing the run is the run's own work. Then each
 //     bucket that a generation wrote files for is reduced again from all
 //     committed files and applied under that generation's commit key
 //     (Plan.Commit + ".replay<g>"): the sink upserts each key's full
-//     aggregate, which is exact. Buckets no replay touched are not
+//     aggregate into the output table, which is exact; a replay never
+//     replaces the table, so groups that it does not touch, and rows put
+//     into the table since the run, stay. Buckets no replay touched are not
 //     re-applied. Buckets already applied under their key are skipped, so
 //     the next replay finishes one that crashed here.
 //
@@ -242,7 +246,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return res, err
 	}
-	if err := r.reducePhase(ctx, r.plan.Commit, nil); err != nil {
+	if err := r.reduceRun(ctx); err != nil {
 		return res, err
 	}
 	n, err := r.applyReplay(ctx)
@@ -265,7 +269,7 @@ func (r *Runner) applyReplay(ctx context.Context) (int, error) {
 	for _, gen := range slices.Sorted(maps.Keys(byGen)) {
 		buckets := byGen[gen]
 		slices.Sort(buckets)
-		if err := r.reducePhase(ctx, replayCommit(r.plan, gen), buckets); err != nil {
+		if err := r.reducePhase(ctx, r.spec.Output, replayCommit(r.plan, gen), buckets); err != nil {
 			return 0, err
 		}
 	}

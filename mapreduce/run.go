@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mrengine/mr/internal/blobs"
+	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/shuffle"
 )
 
@@ -66,7 +67,9 @@ type Runner struct {
 // cfg.Fresh). It reads no rows: a Runner that is never Run leaves a plan
 // that the next Open resumes, which is how mr run --explain shows the plan
 // a run will use. The Runner holds the run until Close: another process
-// opening the same run gets an error wrapping ErrRunInUse.
+// opening the same run gets an error wrapping ErrRunInUse. A job def that
+// Job.Validate refuses is an error; a valid one has its codecs derived on
+// a copy, so def itself is left as it was.
 func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (*Runner, error) {
 	return open(ctx, def, src, sink, cfg, true)
 }
@@ -75,6 +78,9 @@ func Open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 // wrapping ErrNotFinished rather than planned anew.
 func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config, create bool) (_ *Runner, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if def, err = def.checked(); err != nil {
 		return nil, err
 	}
 	spec := def.Spec()
@@ -204,6 +210,13 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // bucket applied, or at the first error; after an error, running the same
 // run again resumes. A Runner runs once.
 //
+// A run replaces its output table: when it ends, the table holds exactly
+// the groups it computed, none left from rows deleted since an earlier
+// run. Over a sink that is a Replacer it builds the buckets in a staging
+// table and swaps that in with one transaction at the end, so readers see
+// the old table until then (see reduceRun). Over any other sink it
+// upserts into the table, and groups it did not write stay.
+//
 // A run that finishes with a failure rate above cfg.MaxFailureRate returns
 // its Summary with an error wrapping ErrFailureRate.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
@@ -215,7 +228,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		return r.summary(start), err
 	}
 	r.mapped = true
-	if err := r.reducePhase(ctx, r.plan.Commit, nil); err != nil {
+	if err := r.reduceRun(ctx); err != nil {
 		return r.summary(start), err
 	}
 	// A replay that died while re-applying its buckets left some of them
@@ -257,10 +270,43 @@ func (r *Runner) mapPhase(ctx context.Context) error {
 	return g.Wait()
 }
 
-// reducePhase applies, under commit (the plan's, or a replay generation's),
-// the given buckets (nil for all) that the sink has not yet committed under
-// it, on a pool of cfg.Workers. Every partition must be mapped.
-func (r *Runner) reducePhase(ctx context.Context, commit string, buckets []int) error {
+// reduceRun applies the run's own buckets and, for a plan that replaces
+// (see Plan.Replace), builds them in the sink's staging table and swaps it
+// in for the output table at the end, so that the output holds exactly the
+// groups of this run. Every partition must be mapped. Each step is
+// idempotent under the plan's commit, so a run resumed after a crash
+// anywhere here (before, inside or after the swap's transaction) finishes
+// with the same table; after the swap, Stage returns the output table and
+// every bucket is committed, so nothing is applied twice.
+func (r *Runner) reduceRun(ctx context.Context) error {
+	out := r.spec.Output
+	rep, ok := r.sink.(Replacer)
+	if !r.plan.Replace || !ok {
+		if r.plan.Replace {
+			r.log.Warn("the sink cannot replace its table: groups this run does not write stay in it", "sink", r.sink.String(), "table", out.Name)
+		}
+		return r.reducePhase(ctx, out, r.plan.Commit, nil)
+	}
+	staged, err := rep.Stage(ctx, out, r.plan.RunID, r.plan.Commit)
+	if err != nil {
+		return err
+	}
+	if err := r.reducePhase(ctx, staged, r.plan.Commit, nil); err != nil {
+		return err
+	}
+	crashpoint.Hit(crashpoint.BeforeSwap)
+	if err := rep.Swap(ctx, out, r.plan.RunID, r.plan.Commit); err != nil {
+		return err
+	}
+	crashpoint.Hit(crashpoint.Swapped)
+	return nil
+}
+
+// reducePhase applies to table t, under commit (the plan's, or a replay
+// generation's), the given buckets (nil for all) that the sink has not yet
+// committed under it, on a pool of cfg.Workers. Every partition must be
+// mapped.
+func (r *Runner) reducePhase(ctx context.Context, t OutputTable, commit string, buckets []int) error {
 	if buckets == nil {
 		for b := range r.plan.Buckets {
 			buckets = append(buckets, b)
@@ -298,7 +344,7 @@ func (r *Runner) reducePhase(ctx context.Context, commit string, buckets []int) 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Workers)
 	for _, b := range todo {
-		g.Go(func() error { return r.reduceBucket(gctx, commit, b, files[b]) })
+		g.Go(func() error { return r.reduceBucket(gctx, t, commit, b, files[b]) })
 	}
 	return g.Wait()
 }

@@ -5,6 +5,9 @@ import "context"
 // Sink receives the reduced rows, one transaction per bucket. The bucket's
 // commit record is written in the same transaction, so a bucket is either
 // applied and recorded or neither, whatever the moment of a crash.
+//
+// A Sink that is also a Replacer lets a run replace its output table
+// rather than merge into it; see Replacer.
 type Sink interface {
 	// String names the sink with any password redacted.
 	String() string
@@ -21,6 +24,41 @@ type Sink interface {
 	// SET v = excluded.v, so that applying the same rows twice leaves the
 	// table as applying them once.
 	Apply(ctx context.Context, t OutputTable, commit string, bucket int, rows OutputRows) error
+}
+
+// Replacer is a Sink that can build a run's output in a staging table and
+// swap it in for the output table at the end, so that a full run leaves
+// exactly the groups it computed (none of a deleted source row survives)
+// and readers never see a half-built table: they read the old table until
+// the swap commits, then the new one. A run over a sink that is not a
+// Replacer upserts into the output table, keeping the groups it did not
+// write.
+//
+// Both methods are idempotent per commit, which makes a resumed run exact
+// after a crash at any point. Schematically, a run does
+//
+//	Prepare(t); staged := Stage(t, run, commit)
+//	Apply(staged, commit, b, rows) for every bucket b not yet Committed(commit)
+//	Swap(t, run, commit)
+type Replacer interface {
+	Sink
+
+	// Stage returns the table into which Apply builds the output of
+	// commit: a staging table next to t (same columns, keys and, where the
+	// backend can copy them, defaults, constraints and indexes), whose name
+	// derives from run, so that every plan of a run uses the same one.
+	// It creates the table for a commit that has none yet, dropping a
+	// staging table left by an earlier plan of the run, and finds it again
+	// for a resumed one. Once commit is swapped it returns t and creates
+	// nothing. t must be prepared.
+	Stage(ctx context.Context, t OutputTable, run, commit string) (OutputTable, error)
+
+	// Swap replaces t with the staging table of run, in one transaction
+	// that also records the swap under commit; a commit already swapped is
+	// left alone. It fails, changing nothing, where the database keeps the
+	// old table from being dropped (a view that depends on it, say), with
+	// an error that says what to remove before running again.
+	Swap(ctx context.Context, t OutputTable, run, commit string) error
 }
 
 // OutputRows iterates over output rows: key values then value values, in the

@@ -47,7 +47,10 @@ var typedFields = []mapreduce.Field{
 	{Name: "d", Type: mapreduce.TypeDate}, {Name: "t", Type: mapreduce.TypeTimestamp},
 }
 
-func typedJob(t *testing.T) *mapreduce.Job[typedKey, typedValue] {
+// typedJob returns the job over typedKey and typedValue, with hand-written
+// codecs or, if derived, with codecs derived from the types: their field
+// names spell the same columns.
+func typedJob(t *testing.T, derived bool) *mapreduce.Job[typedKey, typedValue] {
 	t.Helper()
 	j := &mapreduce.Job[typedKey, typedValue]{
 		Name:   "types_test",
@@ -113,6 +116,9 @@ func typedJob(t *testing.T) *mapreduce.Job[typedKey, typedValue] {
 			return nil
 		},
 		Combine: combineTyped,
+	}
+	if derived {
+		j.Key, j.Value = mapreduce.Codec[typedKey]{}, mapreduce.Codec[typedValue]{}
 	}
 	if err := j.Validate(); err != nil {
 		t.Fatal(err)
@@ -252,13 +258,20 @@ func TestRun_EveryFieldType(t *testing.T) {
 		vals[text] = v
 		want[text] = append(kv, v.N, v.Sum, v.Max, v.Any, v.Last, v.Latest, v.Amount, v.Blob, optValue(v.Opt))
 	}
-	for _, memory := range []int64{512 << 20, 1 << 20} { // 1 MiB: map flushes and reduce re-partitions
-		t.Run(fmt.Sprintf("memory=%d", memory), func(t *testing.T) {
+	for _, c := range []struct {
+		derived bool
+		memory  int64
+	}{
+		{false, 512 << 20}, {false, 1 << 20}, // 1 MiB: map flushes and reduce re-partitions
+		{true, 512 << 20}, {true, 1 << 20},
+	} {
+		derived, memory := c.derived, c.memory
+		t.Run(fmt.Sprintf("derived=%t/memory=%d", derived, memory), func(t *testing.T) {
 			t.Parallel()
 			cfg := runtest.Config(t)
 			cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.Memory = 4, 3, 2, memory
 			sink := &rowSink{rows: map[string][]any{}, commits: map[string]bool{}}
-			s, err := mapreduce.Run(context.Background(), typedJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg)
+			s, err := mapreduce.Run(context.Background(), typedJob(t, derived), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

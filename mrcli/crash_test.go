@@ -183,3 +183,104 @@ func TestCrash_PostgresBucketApplied(t *testing.T) {
 		}
 	}
 }
+
+// swapPoints are the crash points around the swap that replaces the output
+// table: before its transaction, inside it (old table dropped, staging
+// table renamed, not committed) and after its commit.
+var swapPoints = []string{crashpoint.BeforeSwap, crashpoint.SwapRenamed, crashpoint.Swapped}
+
+// TestCrash_Swap runs daily_rollup, deletes the events of one account and
+// runs again with --fresh, killing mr with SIGKILL at each point around the
+// swap; the resumed run must leave exactly the groups of the events left.
+// Until the swap commits, readers see the old table, stale groups and all.
+func TestCrash_Swap(t *testing.T) {
+	t.Parallel()
+	for _, point := range swapPoints {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			b := setupCrash(t, 5_000)
+			if r := runMR(t, b.args...); r.code != ExitOK {
+				t.Fatalf("first run: exit %d, stderr:\n%s", r.code, r.stderr)
+			}
+			if _, err := b.open(t).Exec(`DELETE FROM events WHERE account_id = (SELECT account_id FROM events ORDER BY id LIMIT 1)`); err != nil {
+				t.Fatal(err)
+			}
+			stale := b.count(t, output+` EXCEPT `+eventgen.SQLiteTruth)
+			if stale == 0 {
+				t.Fatal("deleting an account's events left no stale groups")
+			}
+			fresh := append(slices.Clone(b.args), "--fresh")
+			out, err := mrCommand(t, []string{crashpoint.Env + "=" + point}, fresh...).CombinedOutput()
+			if !killed(err) {
+				t.Fatalf("mr was not killed at %s: %v\n%s", point, err, out)
+			}
+			want := stale // the old table, until the swap commits
+			if point == crashpoint.Swapped {
+				want = 0
+			}
+			if n := b.count(t, output+` EXCEPT `+eventgen.SQLiteTruth); n != want {
+				t.Errorf("after the kill at %s the table has %d stale groups, want %d", point, n, want)
+			}
+			r := b.finish(t)
+			if !strings.Contains(r.stdout, "(resumed") {
+				t.Errorf("the run after the crash did not resume:\n%s", r.stdout)
+			}
+		})
+	}
+}
+
+// TestCrash_PostgresSwap is TestCrash_Swap on PostgreSQL, where the swap
+// is DROP TABLE and ALTER TABLE … RENAME in one transaction.
+func TestCrash_PostgresSwap(t *testing.T) {
+	t.Parallel()
+	for _, point := range swapPoints {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			dsn := pgtest.DSN(t)
+			db := pgtest.PoolFor(t, dsn)
+			if err := eventgen.SeedPostgres(ctx, db, demoEvents(5_000), true); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"run", "daily_rollup", "--source", dsn, "--workdir", t.TempDir(), "--workers", "2", "--buckets", "4"}
+			if r := runMR(t, args...); r.code != ExitOK {
+				t.Fatalf("first run: exit %d, stderr:\n%s", r.code, r.stderr)
+			}
+			if _, err := db.Exec(ctx, `DELETE FROM events WHERE account_id = (SELECT account_id FROM events ORDER BY id LIMIT 1)`); err != nil {
+				t.Fatal(err)
+			}
+			const output = `SELECT account_id, day, category, events, total_cents FROM daily_rollup`
+			differ := func() (stale, missing int) {
+				t.Helper()
+				err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM (`+output+` EXCEPT ALL `+eventgen.PostgresTruth+`) a),
+					(SELECT count(*) FROM (`+eventgen.PostgresTruth+` EXCEPT ALL `+output+`) b)`).Scan(&stale, &missing)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return stale, missing
+			}
+			stale, _ := differ()
+			if stale == 0 {
+				t.Fatal("deleting an account's events left no stale groups")
+			}
+			out, err := mrCommand(t, []string{crashpoint.Env + "=" + point}, append(slices.Clone(args), "--fresh")...).CombinedOutput()
+			if !killed(err) {
+				t.Fatalf("mr was not killed at %s: %v\n%s", point, err, out)
+			}
+			want := stale // the old table, until the swap commits
+			if point == crashpoint.Swapped {
+				want = 0
+			}
+			if n, _ := differ(); n != want {
+				t.Errorf("after the kill at %s the table has %d stale groups, want %d", point, n, want)
+			}
+			r := runMR(t, args...)
+			if r.code != ExitOK || !strings.Contains(r.stdout, "(resumed") {
+				t.Fatalf("resumed run: exit %d, want 0 and a resumed plan; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+			}
+			if stale, missing := differ(); stale != 0 || missing != 0 {
+				t.Errorf("after the resumed run %d groups are stale or differ and %d are missing", stale, missing)
+			}
+		})
+	}
+}

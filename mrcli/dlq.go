@@ -42,12 +42,13 @@ checkpoints have committed, each file checked against its checksum.`,
 			{
 				Name:      "replay",
 				Usage:     "re-map the dead letters of a finished run, after a fix, and re-apply its buckets",
-				ArgsUsage: "JOB",
-				Description: `Identifies the run like mr run (give the same JOB and flags), reads each
-dead letter's row again from --source by its cursor and maps it again.
-The rows that now succeed count in the output: the buckets their keys
-hash to are reduced again and upserted into --sink. The rows that still
-fail stay in the dead-letter queue. Replaying again is harmless.`,
+				ArgsUsage: `JOB | --rollup "SELECT …"`,
+				Description: `Identifies the run like mr run (give the same JOB and flags), or like
+mr rollup with --rollup (give the same query and flags), reads each dead
+letter's row again from --source by its cursor and maps it again. The
+rows that now succeed count in the output: the buckets their keys hash
+to are reduced again and upserted into --sink. The rows that still fail
+stay in the dead-letter queue. Replaying again is harmless.`,
 				Flags:  replayFlags(),
 				Action: action(dlqReplay),
 			},
@@ -64,7 +65,8 @@ fail stay in the dead-letter queue. Replaying again is harmless.`,
 // replayFlags are mr run's flags, which identify the run, but for those
 // that do not apply to a replay.
 func replayFlags() []cli.Flag {
-	var flags []cli.Flag
+	flags := append(rollupFlags(), &cli.BoolFlag{Name: "rollup", DisableDefaultText: true,
+		Usage: "replay the run of mr rollup with this query (the argument) and these flags"})
 	for _, f := range runCommand().Flags {
 		switch f.Names()[0] {
 		case "explain", "fresh":
@@ -76,7 +78,12 @@ func replayFlags() []cli.Flag {
 }
 
 func dlqReplay(c *cli.Context, args []string) (err error) {
-	job, err := parseJobCommand(c, args, "dlq replay")
+	var job jobCommand
+	if c.Bool("rollup") {
+		job, _, err = parseRollupCommand(c, args)
+	} else {
+		job, err = parseJobCommand(c, args, "dlq replay")
+	}
 	if err != nil {
 		return err
 	}
@@ -93,6 +100,9 @@ func dlqReplay(c *cli.Context, args []string) (err error) {
 	res, err := mapreduce.Replay(c.Context, job.def, src, sink, cfg)
 	prog.Close(err)
 	if errors.Is(err, mapreduce.ErrNotFinished) {
+		if c.Bool("rollup") {
+			return usagef("mr rollup --help", "%v: run mr rollup with the same query and flags first", err)
+		}
 		return usagef("mr run "+args[0]+" --help", "%v: run mr run %s with the same flags first", err, args[0])
 	}
 	if err != nil {

@@ -2,13 +2,10 @@ package mrcli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -21,10 +18,7 @@ import (
 
 func rollupCommand() *cli.Command {
 	run := runCommand()
-	flags := []cli.Flag{
-		&cli.StringFlag{Name: "into", Usage: "output `TABLE`, keyed on the query's GROUP BY columns; created if missing"},
-		&cli.StringFlag{Name: "file", Usage: "read the query from `FILE` (- for standard input) instead of the argument"},
-	}
+	flags := rollupFlags()
 	for _, f := range run.Flags {
 		switch f.Names()[0] {
 		case "table", "plugin": // the query names its table; a rollup needs no Go
@@ -64,38 +58,67 @@ not compute, 3 done but more rows failed than --max-failure-rate.`,
 }
 
 func runRollup(c *cli.Context, args []string) error {
-	text, err := rollupQuery(c, args)
+	job, plan, err := parseRollupCommand(c, args)
 	if err != nil {
 		return err
 	}
-	q, err := rollup.Parse(text)
-	if err != nil {
-		return usagef("mr rollup --help", "%v", err)
-	}
-	into := c.String("into")
-	if into == "" {
-		return usagef("mr rollup --into TABLE …", "missing --into: name the output table")
-	}
-	job := jobCommand{sourceURL: c.String("source"), sinkURL: c.String("sink")}
-	if job.sourceURL == "" {
-		return usagef("mr rollup --source URL …", "missing --source: the URL of the database holding table %s", q.From.SQL.Text)
-	}
-	if job.sinkURL == "" {
-		job.sinkURL = job.sourceURL
-	}
-	if job.cfg, err = runConfig(c); err != nil {
-		return err
-	}
-	plan, err := compileRollup(c.Context, q, into, job.sourceURL, c.String("cursor"))
-	if err != nil {
-		return err
-	}
-	job.def = plan.Job
 	if c.Bool("explain") {
 		printRollupPlan(c.App.Writer, plan)
 	}
 	_, err = execute(c.Context, c.App.Writer, c.App.ErrWriter, job, c.Bool("explain"))
 	return err
+}
+
+// rollupFlags are the flags mr rollup has beyond mr run's, which mr dlq
+// replay --rollup takes too, so that it names the same run.
+func rollupFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "into", Usage: "output `TABLE`, keyed on the query's GROUP BY columns; created if missing"},
+		&cli.StringFlag{Name: "file", Usage: "read the query from `FILE` (- for standard input) instead of the argument"},
+		&cli.StringFlag{Name: "push-down", Value: string(rollup.PushDownAuto), Usage: "let the source aggregate each range (GROUP BY in the range query): `auto` (when the groups are few), on or off"},
+		&cli.BoolFlag{Name: "keep-states", DisableDefaultText: true,
+			Usage: "also write each group's aggregate states (column mr_states, bytea), for later runs to merge into"},
+	}
+}
+
+// parseRollupCommand reads the query and the flags of mr rollup (or mr
+// dlq replay --rollup) and compiles the query against the source.
+func parseRollupCommand(c *cli.Context, args []string) (jobCommand, *rollup.Plan, error) {
+	text, err := rollupQuery(c, args)
+	if err != nil {
+		return jobCommand{}, nil, err
+	}
+	q, err := rollup.Parse(text)
+	if err != nil {
+		return jobCommand{}, nil, usagef("mr rollup --help", "%v", err)
+	}
+	into := c.String("into")
+	if into == "" {
+		return jobCommand{}, nil, usagef("mr rollup --into TABLE …", "missing --into: name the output table")
+	}
+	job := jobCommand{sourceURL: c.String("source"), sinkURL: c.String("sink")}
+	if job.sourceURL == "" {
+		return jobCommand{}, nil, usagef("mr rollup --source URL …", "missing --source: the URL of the database holding table %s", q.From.SQL.Text)
+	}
+	if job.sinkURL == "" {
+		job.sinkURL = job.sourceURL
+	}
+	if job.cfg, err = runConfig(c); err != nil {
+		return jobCommand{}, nil, err
+	}
+	mode := rollup.PushDownMode(c.String("push-down"))
+	switch mode {
+	case rollup.PushDownAuto, rollup.PushDownOn, rollup.PushDownOff:
+	default:
+		return jobCommand{}, nil, usagef("mr rollup --help", "invalid --push-down %q: want auto, on or off", mode)
+	}
+	plan, err := compileRollup(c.Context, q, job.sourceURL, rollup.Options{Into: into, Cursor: c.String("cursor"),
+		KeepStates: c.Bool("keep-states"), PushDown: mode, Partitions: job.cfg.Partitions})
+	if err != nil {
+		return jobCommand{}, nil, err
+	}
+	job.def = plan.Job
+	return job, plan, nil
 }
 
 // rollupQuery is the query of mr rollup: its one argument, or --file.
@@ -121,27 +144,15 @@ func rollupQuery(c *cli.Context, args []string) (string, error) {
 	return args[0], nil
 }
 
-// compileRollup asks the source for the types of what q reads, and
-// compiles q into its job. The job's name carries a hash of the query, so
-// that another query into the same table is another run.
-func compileRollup(ctx context.Context, q *rollup.Query, into, sourceURL, cursor string) (_ *rollup.Plan, err error) {
+// compileRollup compiles q against the source at sourceURL.
+func compileRollup(ctx context.Context, q *rollup.Query, sourceURL string, opts rollup.Options) (_ *rollup.Plan, err error) {
 	defer func() { err = redact.Error(err, pg.Secrets(sourceURL)...) }()
 	src, err := sources.Open(ctx, sourceURL)
 	if err != nil {
 		return nil, err
 	}
 	defer closeInto(&err, src)
-	if cursor == "" {
-		cursor = "id"
-	}
-	in := q.Input(cursor)
-	info, err := src.Describe(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256([]byte(q.String()))
-	name := "rollup_" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(into), "_"), "_") + "_" + hex.EncodeToString(sum[:4])
-	plan, err := rollup.Compile(q, name, into, in, info.Types)
+	plan, err := rollup.Prepare(ctx, src, q, opts)
 	var syntax *rollup.SyntaxError
 	if errors.As(err, &syntax) {
 		return nil, usagef("mr rollup --help", "%v", err)
@@ -149,12 +160,11 @@ func compileRollup(ctx context.Context, q *rollup.Query, into, sourceURL, cursor
 	return plan, err
 }
 
-var nonName = regexp.MustCompile(`[^a-z0-9_]+`)
-
 // printRollupPlan prints who computes what, and the output table.
 func printRollupPlan(w io.Writer, p *rollup.Plan) {
 	fmt.Fprintf(w, "query   %s\n", p.Query.String())
 	fmt.Fprintf(w, "source  reads, per cursor range, in a read-only transaction:\n        %s\n", p.SourceSQL())
+	fmt.Fprintf(w, "        push-down %s\n", p.PushDown)
 	fmt.Fprintln(w, "mr      computes")
 	for _, k := range p.Keys {
 		fmt.Fprintf(w, "          key %s %s: %s\n", k.Column, k.Type, k.By)

@@ -27,8 +27,11 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "run a job over a source table into a sink",
 		ArgsUsage: "JOB",
-		Description: `Runs JOB (see mr jobs) over its input table in --source and upserts the
-aggregates into its output table in --sink, then prints a summary line.
+		Description: `Runs JOB (see mr jobs) over its input table in --source and writes the
+aggregates into its output table in --sink, then prints a summary line. The
+run replaces the table: it builds the new one beside it and swaps it in at
+the end, so the table holds exactly the groups of this run, and readers see
+the old table until then.
 
 A run is resumable: its state lives in --workdir, and running the same
 command again after a failure, a crash or Ctrl-C resumes it from its
@@ -53,7 +56,7 @@ URLs: postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or a PATH ending in .d
 			&cli.DurationFlag{Name: "checkpoint-interval", Value: def.CheckpointInterval, Usage: "commit each map task's progress every `DURATION`: the most work a crash loses"},
 			workdirFlag(),
 			&cli.BoolFlag{Name: "explain", Usage: "plan the run and print every partition with its estimated rows, without running it", DisableDefaultText: true},
-			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over", DisableDefaultText: true},
+			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over; like every run, it replaces the output table, so groups of deleted rows go", DisableDefaultText: true},
 			pluginFlag(),
 		},
 		Action: action(runJob),

@@ -1,10 +1,15 @@
 package rollup
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mrengine/mr/mapreduce"
@@ -69,6 +74,13 @@ type Plan struct {
 	Job   mapreduce.Definition
 	Keys  []PlannedKey
 	Aggs  []PlannedAgg
+
+	// PushDown says whether the source aggregates each range, and why.
+	PushDown string
+
+	keepStates bool
+	job        *job
+	types      []string // of Input.Exprs
 }
 
 // PlannedKey is one output key column and who computes it.
@@ -85,12 +97,66 @@ type PlannedAgg struct {
 	Funcs  []string // the aggregates it is computed from, with their states
 }
 
+// Options say how a rollup reads its source and where it goes.
+type Options struct {
+	Into   string // the output table
+	Cursor string // the table's cursor column; "id" if empty
+	// Name is the job's name, which keys its runs; JobName(q, opts) if
+	// empty.
+	Name string
+
+	// KeepStates adds the column mr_states (bytea) to the output: each
+	// group's aggregate states, so that a later run can merge new rows
+	// into them. Its bytes are a format byte (1), then per aggregate call,
+	// in the query's order, a uvarint length and the state's encoding
+	// (see rollup/agg).
+	KeepStates bool
+
+	// PushDown chooses whether the source aggregates each range itself
+	// (PushDownAuto if empty); Partitions is the run's number of ranges,
+	// which PushDownAuto weighs.
+	PushDown   PushDownMode
+	Partitions int
+}
+
+// StatesColumn is the output column of Options.KeepStates.
+const StatesColumn = "mr_states"
+
+// Prepare compiles q against src: it asks the source for the types of
+// what q reads (checking the query's SQL there), then compiles it.
+func Prepare(ctx context.Context, src mapreduce.Source, q *Query, opts Options) (*Plan, error) {
+	in := q.Input(cmp.Or(opts.Cursor, "id"))
+	info, err := src.Describe(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Compile(q, in, info.Types, opts)
+	if err != nil || opts.PushDown == PushDownOff {
+		return p, err
+	}
+	return p.pushDown(ctx, src, info.Rows, opts)
+}
+
+// JobName is the name of the job of q as opts say: "rollup_", the output
+// table's name and a hash of the query and of what else shapes the
+// output (KeepStates), so that another query into the same table is
+// another run.
+func JobName(q *Query, opts Options) string {
+	h := sha256.New()
+	h.Write([]byte(q.String()))
+	if opts.KeepStates {
+		h.Write([]byte("\x00" + StatesColumn))
+	}
+	return "rollup_" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(opts.Into), "_"), "_") + "_" + hex.EncodeToString(h.Sum(nil)[:4])
+}
+
+var nonName = regexp.MustCompile(`[^a-z0-9_]+`)
+
 // Compile binds q, read as in (q.Input), to the types the source reported
 // for in.Exprs (mapreduce.TableInfo.Types), and returns the job that
-// computes it into the table into. name is the job's name, which keys its
-// runs. Errors are *SyntaxErrors pointing at the part of the query at
-// fault.
-func Compile(q *Query, name, into string, in mapreduce.Input, types []string) (*Plan, error) {
+// computes it as opts say. Errors about the query are *SyntaxErrors
+// pointing at the part at fault.
+func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan, error) {
 	if len(types) != len(in.Exprs) {
 		return nil, fmt.Errorf("rollup: the source reported %d types for %d expressions", len(types), len(in.Exprs))
 	}
@@ -100,7 +166,7 @@ func Compile(q *Query, name, into string, in mapreduce.Input, types []string) (*
 	}
 	c := &compiler{q: q, in: in, types: types}
 	j := &job{}
-	p := &Plan{Query: q, Input: in}
+	p := &Plan{Query: q, Input: in, keepStates: opts.KeepStates, job: j, types: types, PushDown: "off: mr reads every row"}
 	for _, i := range q.GroupBy {
 		k, pk, err := c.key(q.Items[i])
 		if err != nil {
@@ -125,7 +191,12 @@ func Compile(q *Query, name, into string, in mapreduce.Input, types []string) (*
 		}
 		p.Aggs = append(p.Aggs, pa)
 	}
-	p.Job = j.definition(name, into, in, q)
+	if len(j.calls) == 0 {
+		return nil, newError(q.Text, 0, len(q.Text), "add one, such as count(*) AS n",
+			"mr rollup needs an aggregate: its output rows are the keys' aggregates")
+	}
+	j.keepStates = opts.KeepStates
+	p.Job = j.definition(cmp.Or(opts.Name, JobName(q, opts)), opts.Into, in, q)
 	if err := p.Job.(interface{ Validate() error }).Validate(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
@@ -166,6 +237,11 @@ func (c *compiler) key(it Item) (keyFunc, PlannedKey, error) {
 	case *DateTrunc, *TimeBucket:
 		arg := e.(interface{ argument() Arg }).argument()
 		col, t, typ := c.expr(arg.SQL.Text)
+		if t.Kind == agg.KindText {
+			// Timestamps as text, as SQLite keeps them: read as RFC 3339,
+			// and a row whose text is no timestamp fails.
+			t.Kind = agg.KindTimestamp
+		}
 		if t.Kind != agg.KindTimestamp && t.Kind != agg.KindDate {
 			return keyFunc{}, pk, c.errorf(arg.SQL, "cast it to timestamptz or date at the source, e.g. "+arg.SQL.Text+"::timestamptz",
 				"%s needs a timestamp or a date; %s is %s", funcName(e), arg.SQL.Text, typeName(typ))
@@ -289,11 +365,20 @@ var ErrGroup = errors.New("rollup: a group's result failed")
 
 // definition builds the mapreduce job of j.
 func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapreduce.Definition {
+	var values []mapreduce.Field
+	for _, it := range q.Items {
+		if !it.IsKey() {
+			values = append(values, field(j.outputs[len(values)], it.Name))
+		}
+	}
+	if j.keepStates {
+		values = append(values, mapreduce.Field{Name: StatesColumn, Type: mapreduce.TypeBytes})
+	}
 	def := &mapreduce.Job[string, *group]{
 		Name:        name,
 		Description: "mr rollup: " + strings.Join(strings.Fields(q.Text), " "),
 		Input:       in,
-		Output:      mapreduce.Output{Table: into},
+		Output:      mapreduce.Output{Table: into, Values: values},
 		Key:         j.keyCodec(),
 		Value:       j.valueCodec(),
 		Map: func(_ context.Context, row mapreduce.Row, emit func(string, *group)) error {
@@ -311,7 +396,7 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapred
 		Combine: j.combine,
 		Finalize: func(g *group, out mapreduce.Encoder) error {
 			if g == nil { // Validate's probe: the fields alone
-				for range j.outputs {
+				for range values {
 					out.Null()
 				}
 				return nil
@@ -326,13 +411,15 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapred
 				}
 				writeValue(out, &v)
 			}
+			if j.keepStates {
+				b, err := appendStates([]byte{1}, g.states)
+				if err != nil {
+					return err
+				}
+				out.Bytes(b)
+			}
 			return nil
 		},
-	}
-	for i, it := range q.Items {
-		if !it.IsKey() {
-			def.Output.Values = append(def.Output.Values, field(j.outputs[len(def.Output.Values)], q.Items[i].Name))
-		}
 	}
 	return def
 }
@@ -342,9 +429,13 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapred
 func (p *Plan) SourceSQL() string {
 	in := p.Input
 	var b strings.Builder
-	b.WriteString("SELECT " + QuoteIdent(in.Cursor))
-	for _, e := range in.Exprs {
-		b.WriteString(", " + e)
+	if in.GroupBy > 0 {
+		b.WriteString("SELECT " + strings.Join(in.Exprs, ", "))
+	} else {
+		b.WriteString("SELECT " + QuoteIdent(in.Cursor))
+		for _, e := range in.Exprs {
+			b.WriteString(", " + e)
+		}
 	}
 	b.WriteString(" FROM " + p.Query.From.SQL.Text)
 	if in.Alias != "" {
@@ -353,6 +444,14 @@ func (p *Plan) SourceSQL() string {
 	b.WriteString(" WHERE " + QuoteIdent(in.Cursor) + " >= $1 AND " + QuoteIdent(in.Cursor) + " < $2")
 	if in.Where != "" {
 		b.WriteString(" AND (" + in.Where + ")")
+	}
+	for i := range in.GroupBy {
+		if i == 0 {
+			b.WriteString(" GROUP BY ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(i + 1))
 	}
 	return b.String()
 }
@@ -368,8 +467,9 @@ func (p *Plan) DDL() string {
 	for _, a := range p.Aggs {
 		cols = append(cols, QuoteIdent(a.Column)+" "+a.Type)
 	}
-	if len(keys) > 0 {
-		cols = append(cols, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+	if p.keepStates {
+		cols = append(cols, StatesColumn+" bytea")
 	}
+	cols = append(cols, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
 	return "CREATE TABLE " + p.Job.Spec().Output.Name + " (" + strings.Join(cols, ", ") + ")"
 }

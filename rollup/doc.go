@@ -107,4 +107,34 @@
 //	operators    a*-1 is a * -1, != is <>
 //	casts        x::numeric(12,2)  ts::timestamp with time zone  CAST(x AS int)
 //	comments     -- to the end of the line, /* … */, which nest
+//
+// # Compiling and running
+//
+// Prepare binds a Query to a source: Query.Input is what the source reads
+// (the table, WHERE, and one expression per distinct piece of SQL the
+// rows are needed for), Describe checks that SQL at the source and gives
+// its types, and Compile turns the query into a *Plan whose Job is an
+// ordinary mapreduce job, so a rollup runs, checkpoints, resumes and
+// dead-letters like any other:
+//
+//	Parse(sql) → Query → Input → source.Describe → Compile → Plan.Job → mapreduce.Run
+//
+// The job's key is the framed key values (a NULL tag, then the value;
+// numerics reduced, so that 1.5 and 1.50 are one group, as in SQL) and
+// its value a group of aggregate states (package agg). A group holds the
+// first row's arguments until a second row meets it in the combiner, so
+// most rows cost no states of their own. The job's name is JobName: the
+// output table and a hash of the query, so another query into the same
+// table is another run.
+//
+// Keys that mr computes (date_trunc, time_bucket) truncate in UTC unless
+// the query names a zone, where PostgreSQL would use the session's
+// TimeZone; time_bucket aligns buckets as TimescaleDB does (from Monday
+// 2000-01-03, or 2000-01-01 for months). Output columns take the field
+// types of package mapreduce: integers are bigint, reals double
+// precision, timestamps timestamptz, and max_n and min_n give arrays.
+//
+// With push-down (Options.PushDown, see PushDownMode) the range queries
+// group their rows themselves and return partial aggregates, which become
+// the same states; the engine then commits each range whole.
 package rollup

@@ -19,9 +19,10 @@ import (
 // group, and how groups merge and finalize. Its mapreduce.Job has the key
 // type string (the key values, framed) and the value type *group.
 type job struct {
-	keys    []keyFunc
-	calls   []call
-	outputs []outputExpr
+	keys       []keyFunc
+	calls      []call
+	outputs    []outputExpr
+	keepStates bool // write the states too (Options.KeepStates)
 }
 
 // keyFunc computes one key value from a row.
@@ -37,6 +38,10 @@ type keyFunc struct {
 type call struct {
 	fn   *agg.Func
 	cols []int
+	// partials, when the source aggregates each range, are the row values
+	// of fn's partial aggregates (agg.Func.Partials), of partialKinds.
+	partials     []int
+	partialKinds []agg.Kind
 }
 
 // group is the value of one key: the aggregates' states, or, while the
@@ -78,11 +83,14 @@ func (j *job) rowKey(row mapreduce.Row) (string, error) {
 
 var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// appendKey appends v's frame: a tag byte (1, a value: mr refuses NULL
-// keys), then 8 bytes for the fixed-size kinds and a length and bytes for
-// the others. Numerics are reduced and floats canonical, so that values
-// SQL calls equal frame alike.
+// appendKey appends v's frame: a tag byte, 0 for NULL, else 1 and then 8
+// bytes for the fixed-size kinds and a length and bytes for the others.
+// Numerics are reduced and floats canonical, so that values SQL calls
+// equal frame alike.
 func appendKey(b []byte, v *agg.Value) []byte {
+	if v.Null {
+		return append(b, 0)
+	}
 	b = append(b, 1)
 	switch v.Kind {
 	case agg.KindFloat:
@@ -124,8 +132,10 @@ func (j *job) keyCodec() mapreduce.Codec[string] {
 					writeValue(e, &agg.Value{Kind: k.kind, Null: true})
 					continue
 				}
-				var v agg.Value
-				b = readKey(b[1:], k.kind, &v)
+				v := agg.Value{Kind: k.kind, Null: b[0] == 0}
+				if b = b[1:]; !v.Null {
+					b = readKey(b, k.kind, &v)
+				}
 				writeValue(e, &v)
 			}
 		},
@@ -217,8 +227,12 @@ func (j *job) valueCodec() mapreduce.Codec[*group] {
 	}
 }
 
-// rowGroup reads the arguments of every call from row.
+// rowGroup reads the arguments of every call from row, or, when the
+// source aggregated the row's group, the states of its partials.
 func (j *job) rowGroup(row mapreduce.Row) (*group, error) {
+	if len(j.calls) > 0 && j.calls[0].partialKinds != nil {
+		return j.partialGroup(row)
+	}
 	n := 0
 	for _, c := range j.calls {
 		n += len(c.cols)
@@ -232,6 +246,28 @@ func (j *job) rowGroup(row mapreduce.Row) (*group, error) {
 			}
 			i++
 		}
+	}
+	return g, nil
+}
+
+// partialGroup builds a group's states from the partial aggregates the
+// source computed for it.
+func (j *job) partialGroup(row mapreduce.Row) (*group, error) {
+	g := &group{states: make([]agg.State, len(j.calls))}
+	var vals []agg.Value
+	for i, c := range j.calls {
+		vals = vals[:0]
+		for p, col := range c.partials {
+			vals = append(vals, agg.Value{})
+			if err := readValue(row, col, c.partialKinds[p], &vals[p]); err != nil {
+				return nil, err
+			}
+		}
+		s, err := c.fn.FromPartials(vals)
+		if err != nil {
+			return nil, err
+		}
+		g.states[i] = s
 	}
 	return g, nil
 }
@@ -478,4 +514,17 @@ func elemKind(resultType string) agg.Kind {
 		return agg.KindText
 	}
 	return t.Kind
+}
+
+// appendStates appends each state's encoding, prefixed by its length.
+func appendStates(b []byte, states []agg.State) ([]byte, error) {
+	var enc []byte
+	for _, s := range states {
+		var err error
+		if enc, err = s.AppendBinary(enc[:0]); err != nil {
+			return nil, fmt.Errorf("rollup: encode a state: %w", err)
+		}
+		b = appendBytes(b, enc)
+	}
+	return b, nil
 }

@@ -41,8 +41,8 @@ func (c *callOut) sqlType() string {
 type constOut struct{ v agg.Value }
 
 func (c *constOut) eval(*group) (agg.Value, error) { return c.v, nil }
-func (c *constOut) kind() agg.Kind                  { return c.v.Kind }
-func (c *constOut) sqlType() string                 { return kindSQLType(c.v.Kind) }
+func (c *constOut) kind() agg.Kind                 { return c.v.Kind }
+func (c *constOut) sqlType() string                { return kindSQLType(c.v.Kind) }
 
 type negOut struct{ x outputExpr }
 

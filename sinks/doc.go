@@ -25,6 +25,19 @@
 // reduce re-run after a crash, or a whole job run again, leaves the output
 // table as one clean run would.
 //
+// Every backend is also a mapreduce.Replacer, so that a run replaces its
+// output table. Stage creates a staging table next to it, named after the
+// table and the run (t_mr_next_<hash of table and run id>, shortened to
+// fit 63 bytes), with the table's columns, keys, defaults, constraints and
+// indexes; the run's buckets are applied there. Swap then drops the old
+// table and renames the staging table to its name in one transaction,
+// which records the swap in mr_bucket_commits (bucket -1; bucket -2 marks
+// the staging table created for the commit): readers see the old table
+// until the commit and the new one after it, and the rename costs the
+// same for ten groups as for ten million. What the copy keeps differs by
+// backend; Postgres.Stage and SQLite.Stage say what. mr dlq replay does
+// not swap: it upserts into the finished table as above.
+//
 // Postgres stages a bucket's rows with COPY into a temporary table and
 // upserts from there (INSERT … SELECT … ON CONFLICT), and retries
 // connection faults where that is safe; its doc says where its tables live

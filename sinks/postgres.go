@@ -410,7 +410,7 @@ func (s *Postgres) Committed(ctx context.Context, commit string) ([]int, error) 
 	}
 	var buckets []int
 	err := s.retry(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, "SELECT bucket FROM "+commits.Sanitize()+" WHERE commit_key = $1 ORDER BY bucket", commit)
+		rows, err := s.pool.Query(ctx, "SELECT bucket FROM "+commits.Sanitize()+" WHERE commit_key = $1 AND bucket >= 0 ORDER BY bucket", commit)
 		if err != nil {
 			return err
 		}

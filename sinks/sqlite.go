@@ -143,7 +143,7 @@ func (s *SQLite) Prepare(ctx context.Context, t mapreduce.OutputTable) error {
 			return fmt.Errorf("sinks: prepare table %q in %s: %w", t.Name, s, err)
 		}
 	}
-	return s.check(ctx, t)
+	return s.check(ctx, s.db, t)
 }
 
 func createSQL(t mapreduce.OutputTable) (string, error) {
@@ -167,18 +167,24 @@ func createSQL(t mapreduce.OutputTable) (string, error) {
 		sqlname.Quote(t.Name), strings.Join(cols, ", "), strings.Join(keys, ", ")), nil
 }
 
+// querier is what check reads the schema through: the database, or the
+// transaction that is changing it.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // check makes sure that the table can take t's rows: it has every column,
 // and a primary key or a unique index on exactly the key columns, which
 // ON CONFLICT needs. Names are matched without regard to case, as SQLite
 // does.
-func (s *SQLite) check(ctx context.Context, t mapreduce.OutputTable) error {
+func (s *SQLite) check(ctx context.Context, q querier, t mapreduce.OutputTable) error {
 	fail := func(err error) error { return fmt.Errorf("sinks: check table %q in %s: %w", t.Name, s, err) }
 	// have holds the table's columns; keys its candidate keys by name: the
 	// primary key and the unique indexes, each a set of columns.
 	have := map[string]bool{}
 	keys := map[string][]string{}
 	add := func(query string, row func(a, b string, pk int)) error {
-		rows, err := s.db.QueryContext(ctx, query, t.Name)
+		rows, err := q.QueryContext(ctx, query, t.Name)
 		if err != nil {
 			return err
 		}
@@ -252,7 +258,7 @@ func (s *SQLite) Committed(ctx context.Context, commit string) ([]int, error) {
 	if !prepared {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT bucket FROM mr_bucket_commits WHERE commit_key = ? ORDER BY bucket`, commit)
+	rows, err := s.db.QueryContext(ctx, `SELECT bucket FROM mr_bucket_commits WHERE commit_key = ? AND bucket >= 0 ORDER BY bucket`, commit)
 	if err != nil {
 		return nil, fail(err)
 	}

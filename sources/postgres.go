@@ -3,9 +3,11 @@ package sources
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"strings"
 	"time"
@@ -337,6 +339,48 @@ func (s *Postgres) exprTypes(ctx context.Context, t string, in mapreduce.Input) 
 	return types, err
 }
 
+// EstimateGroups returns PostgreSQL's estimate of the number of groups
+// of in.Exprs[:in.GroupBy] over the rows of the table that in.Where holds
+// for: the row estimate of the planner's top node for that GROUP BY, from
+// the columns' statistics (pg_stats n_distinct). A rollup weighs it
+// against the table's rows to choose whether to push its partial
+// aggregation down.
+func (s *Postgres) EstimateGroups(ctx context.Context, in mapreduce.Input) (int64, error) {
+	t, ok := tableIdent(in.Table)
+	if !ok || in.GroupBy < 1 || in.GroupBy > len(in.Exprs) {
+		return 0, fmt.Errorf("sources: estimate groups of table %q: no table or no GROUP BY", in.Table)
+	}
+	q := "EXPLAIN (FORMAT JSON) SELECT 1 FROM " + t
+	if in.Alias != "" {
+		q += " AS " + quotePG(in.Alias)
+	}
+	if in.Where != "" {
+		q += " WHERE (" + in.Where + ")"
+	}
+	q += " GROUP BY (" + strings.Join(in.Exprs[:in.GroupBy], "), (") + ")"
+	var plan []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		}
+	}
+	err := s.retry(ctx, func(ctx context.Context) error {
+		return s.readOnly(ctx, func(tx pgx.Tx) error {
+			var js []byte
+			if err := tx.QueryRow(ctx, q).Scan(&js); err != nil {
+				return err
+			}
+			return json.Unmarshal(js, &plan)
+		})
+	})
+	if err != nil {
+		return 0, s.db.Scrub(fmt.Errorf("sources: estimate groups of table %q in %s: %w", in.Table, s, err))
+	}
+	if len(plan) == 0 {
+		return 0, fmt.Errorf("sources: estimate groups of table %q in %s: EXPLAIN gave no plan", in.Table, s)
+	}
+	return int64(plan[0].Plan.Rows), nil
+}
+
 // userSQL reports whether in holds SQL that a user wrote, which the source
 // runs only inside a read-only transaction.
 func userSQL(in mapreduce.Input) bool { return len(in.Exprs) > 0 || in.Where != "" }
@@ -396,6 +440,9 @@ func (rel relation) estimate() int64 {
 // rows already appended stay, and the retry asks for the rest of the chunk
 // from the cursor after the last of them.
 func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch) error {
+	if in.GroupBy > 0 {
+		return fmt.Errorf("sources: read %s of table %q: a range aggregated at the source (Input.GroupBy) is read with Stream", r, in.Table)
+	}
 	q, err := s.rangeQuery(in, r, limit)
 	if err != nil || r.Empty() {
 		return cmp.Or(err, io.EOF)
@@ -447,6 +494,9 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 	if err != nil || r.Empty() {
 		return err
 	}
+	if in.GroupBy > 0 {
+		limit = math.MaxInt // one batch: a range of groups commits whole
+	}
 	lo := r.Lo
 	values := make([]any, len(in.Columns)+len(in.Exprs))
 	deliver := func() error {
@@ -481,7 +531,7 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 // streamOnce runs Stream's query from cursor lo once, delivering a chunk
 // whenever limit rows have arrived and the rest at the end.
 func (s *Postgres) streamOnce(ctx context.Context, in mapreduce.Input, q string, lo, hi int64, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
-	b.Reset()                                          // rows of a chunk cut short by a fault are read again
+	b.Reset()                                           // rows of a chunk cut short by a fault are read again
 	rows, done, err := s.query(ctx, in, q, lo, hi, nil) // LIMIT NULL: the whole range
 	if err != nil {
 		return err
@@ -549,7 +599,12 @@ func (s *Postgres) rangeQuery(in mapreduce.Input, r partition.Range, limit int) 
 func chunkQueryPG(t string, in mapreduce.Input) string {
 	c := quotePG(in.Cursor)
 	var q strings.Builder
-	q.WriteString("SELECT " + c)
+	if in.GroupBy > 0 {
+		// Groups have no cursor of their own: each gets the range's last.
+		q.WriteString("SELECT $2::int8 - 1")
+	} else {
+		q.WriteString("SELECT " + c)
+	}
 	for _, col := range in.Columns {
 		q.WriteString(", " + quotePG(col))
 	}
@@ -563,6 +618,17 @@ func chunkQueryPG(t string, in mapreduce.Input) string {
 	fmt.Fprintf(&q, " WHERE %s >= $1::int8 AND %s < $2::int8", c, c)
 	if in.Where != "" {
 		q.WriteString(" AND (" + in.Where + ")")
+	}
+	if in.GroupBy > 0 {
+		q.WriteString(" GROUP BY ")
+		for i := range in.GroupBy {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprint(&q, 2+len(in.Columns)+i)
+		}
+		q.WriteString(" LIMIT $3::int8")
+		return q.String()
 	}
 	fmt.Fprintf(&q, " ORDER BY %s LIMIT $3::int8", c)
 	return q.String()

@@ -27,6 +27,14 @@ const (
 	// BucketApplied: the sink committed a bucket, the local done marker is
 	// not yet written.
 	BucketApplied = "bucket-applied"
+	// BeforeSwap: every bucket is applied to the staging table, the swap
+	// that replaces the output table with it has not begun.
+	BeforeSwap = "before-swap"
+	// SwapRenamed: inside the sink's swap transaction, the old table is
+	// dropped and the staging table renamed, not yet committed.
+	SwapRenamed = "swap-renamed"
+	// Swapped: the swap committed, the engine has not yet returned.
+	Swapped = "swapped"
 )
 
 var (

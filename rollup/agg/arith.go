@@ -111,6 +111,12 @@ func floatArith(op byte, a, b float64) (Value, error) {
 		}
 		r = a / b
 	case '^':
+		switch {
+		case a == 0 && b < 0:
+			return Value{}, fmt.Errorf("agg: zero raised to a negative power is undefined: %w", ErrBadArgument)
+		case a < 0 && b != math.Trunc(b):
+			return Value{}, fmt.Errorf("agg: a negative number raised to a non-integer power yields a complex result: %w", ErrBadArgument)
+		}
 		r = math.Pow(a, b)
 	}
 	if math.IsInf(r, 0) && !math.IsInf(a, 0) && !math.IsInf(b, 0) {

@@ -3,7 +3,10 @@
 // its primary key, upserts, a bucket applied at most once per commit key,
 // rollback of a failed bucket, concurrent buckets, the same bucket applied
 // concurrently, table names that are only names, checks of an existing
-// table).
+// table), and of mapreduce.Replacer, which every backend implements (a
+// table with stale groups holds exactly the run's groups after the swap,
+// and the old ones until then; staging and swapping are idempotent per
+// commit; a new plan of the run starts its staging table over).
 //
 // A backend's test calls Run with a function that opens a sink on a new,
 // empty database and gives the suite a way to look at that database:
@@ -143,11 +146,15 @@ func Run(t *testing.T, newBackend NewFunc) {
 		}
 		return bundle
 	}
-	apply := func(b *testBundle, commit string, bucket int, rows mapreduce.OutputRows) {
+	applyTo := func(b *testBundle, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) {
 		b.t.Helper()
-		if err := b.Sink.Apply(b.t.Context(), rollup, commit, bucket, rows); err != nil {
+		if err := b.Sink.Apply(b.t.Context(), t, commit, bucket, rows); err != nil {
 			b.t.Fatal(err)
 		}
+	}
+	apply := func(b *testBundle, commit string, bucket int, rows mapreduce.OutputRows) {
+		b.t.Helper()
+		applyTo(b, rollup, commit, bucket, rows)
 	}
 	checkTable := func(b *testBundle, want [][]any) {
 		b.t.Helper()
@@ -395,6 +402,152 @@ func Run(t *testing.T, newBackend NewFunc) {
 		checkCommitted(bundle, "c1")
 	})
 
+	// replacer is the sink of b as a mapreduce.Replacer, which every
+	// backend must be.
+	replacer := func(b *testBundle) mapreduce.Replacer {
+		b.t.Helper()
+		rep, ok := b.Sink.(mapreduce.Replacer)
+		if !ok {
+			b.t.Fatalf("%T is not a mapreduce.Replacer", b.Sink)
+		}
+		return rep
+	}
+	stage := func(b *testBundle, t mapreduce.OutputTable, run, commit string) mapreduce.OutputTable {
+		b.t.Helper()
+		staged, err := replacer(b).Stage(b.t.Context(), t, run, commit)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		return staged
+	}
+	swap := func(b *testBundle, t mapreduce.OutputTable, run, commit string) {
+		b.t.Helper()
+		if err := replacer(b).Swap(b.t.Context(), t, run, commit); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+
+	// A run into a table that holds stale groups (of source rows deleted
+	// since) leaves exactly its own groups, and readers see the old table
+	// until the swap.
+	t.Run("Replace", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		stale := makeRows(0, 150, 1)
+		apply(bundle, "c0", 0, rowsOf(stale))
+
+		staged := stage(bundle, rollup, "run1", "c1")
+		if staged.Name == rollup.Name {
+			t.Fatalf("Stage returned the output table %q itself", staged.Name)
+		}
+		if again := stage(bundle, rollup, "run1", "c1"); again.Name != staged.Name {
+			t.Fatalf("a resumed Stage returned %q, the first %q", again.Name, staged.Name)
+		}
+		b0, b1 := makeRows(100, 100, 2), makeRows(300, 20, 3)
+		applyTo(bundle, staged, "c1", 0, rowsOf(b0))
+		stage(bundle, rollup, "run1", "c1") // resumed after bucket 0: keeps it
+		applyTo(bundle, staged, "c1", 1, rowsOf(b1))
+		applyTo(bundle, staged, "c1", 1, rowsOf(makeRows(0, 5, 9))) // applied already
+		checkTable(bundle, stored(stale))
+		checkCommitted(bundle, "c1", 0, 1)
+
+		swap(bundle, rollup, "run1", "c1")
+		want := stored(append(slices.Clone(b0), b1...))
+		checkTable(bundle, want)
+		checkCommitted(bundle, "c1", 0, 1)
+
+		// Resumed after the swap: nothing is redone or lost.
+		if got := stage(bundle, rollup, "run1", "c1"); got.Name != rollup.Name {
+			t.Errorf("Stage after the swap returned %q, want the output table", got.Name)
+		}
+		swap(bundle, rollup, "run1", "c1")
+		checkTable(bundle, want)
+		checkCommitted(bundle, "c1", 0, 1)
+
+		// The table still upserts on its keys, as a replay does.
+		apply(bundle, "c1.replay1", 0, rowsOf(makeRows(100, 1, 7)))
+		want = stored(append(append(makeRows(100, 1, 7), b0[1:]...), b1...))
+		checkTable(bundle, want)
+		const insert = `INSERT INTO "rollup" VALUES (%d, '2026-11-29', 'a', 1, 0.5, TRUE)`
+		if err := bundle.Exec(fmt.Sprintf(insert, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		if err := bundle.Exec(fmt.Sprintf(insert, 1000)); err == nil {
+			t.Error("after the swap the primary key let a duplicate key in")
+		}
+	})
+
+	// A new plan of the same run (mr run --fresh) builds its staging table
+	// anew: what an abandoned plan applied does not count.
+	t.Run("ReplaceNewPlan", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		apply(bundle, "c0", 0, rowsOf(makeRows(0, 50, 1)))
+		staged := stage(bundle, rollup, "run1", "c1")
+		applyTo(bundle, staged, "c1", 0, rowsOf(makeRows(0, 80, 2)))
+		if again := stage(bundle, rollup, "run1", "c2"); again.Name != staged.Name {
+			t.Errorf("a new plan of the run staged into %q, the first into %q", again.Name, staged.Name)
+		}
+		rows := makeRows(60, 30, 3)
+		applyTo(bundle, staged, "c2", 0, rowsOf(rows))
+		checkTable(bundle, stored(makeRows(0, 50, 1)))
+		swap(bundle, rollup, "run1", "c2")
+		checkTable(bundle, stored(rows))
+	})
+
+	// Replacing an empty result leaves an empty table.
+	t.Run("ReplaceWithNothing", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		apply(bundle, "c0", 0, rowsOf(makeRows(0, 50, 1)))
+		staged := stage(bundle, rollup, "run1", "c1")
+		applyTo(bundle, staged, "c1", 0, rowsOf(nil))
+		swap(bundle, rollup, "run1", "c1")
+		checkTable(bundle, nil)
+		// The staging table became the output table: it is gone.
+		if err := bundle.Exec(`SELECT 1 FROM "` + strings.ReplaceAll(staged.Name, ".", `"."`) + `"`); err == nil {
+			t.Errorf("the staging table %q outlived the swap", staged.Name)
+		}
+	})
+
+	// A table whose name takes the whole 63 bytes PostgreSQL allows still
+	// gets a staging table, and two such names sharing a long prefix get
+	// different ones.
+	t.Run("ReplaceLongName", func(t *testing.T) {
+		t.Parallel()
+		b := &testBundle{Backend: newBackend(t), t: t}
+		long1, long2 := rollup, rollup
+		long1.Name = strings.Repeat("r", 62) + "1"
+		long2.Name = strings.Repeat("r", 62) + "2"
+		var names []string
+		for i, table := range []mapreduce.OutputTable{long1, long2} {
+			if err := b.Sink.Prepare(t.Context(), table); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Sink.Apply(t.Context(), table, "c0", 0, rowsOf(makeRows(0, 10, 1))); err != nil {
+				t.Fatal(err)
+			}
+			commit := fmt.Sprint("c", i+1) // a commit key names one table's plan
+			staged := stage(b, table, "run1", commit)
+			name := staged.Name[strings.LastIndex(staged.Name, ".")+1:]
+			if len(name) > 63 {
+				t.Errorf("staging table %q is longer than 63 bytes", name)
+			}
+			names = append(names, name)
+			if err := b.Sink.Apply(t.Context(), staged, commit, 0, rowsOf(makeRows(20, 3+i, 2))); err != nil {
+				t.Fatal(err)
+			}
+			swap(b, table, "run1", commit)
+			got := b.Query(`SELECT count(*), CAST(sum("events") AS bigint) FROM "` + table.Name + `"`)
+			if want := [][]any{{int64(3 + i), int64(2 * (3 + i))}}; !reflect.DeepEqual(got, want) {
+				t.Errorf("table %q: count, sum(events) = %v, want %v", table.Name, got, want)
+			}
+		}
+		if names[0] == names[1] {
+			t.Errorf("two long tables share the staging table %q", names[0])
+		}
+	})
+
 	t.Run("PrepareExistingTable", func(t *testing.T) {
 		t.Parallel()
 		const cols = `"account_id" bigint, "day" date, "category" text, "events" bigint, "total" double precision, "flagged" boolean`
@@ -434,6 +587,18 @@ func Run(t *testing.T, newBackend NewFunc) {
 					apply(bundle, "c1", 0, rowsOf(rows))
 					apply(bundle, "c2", 0, rowsOf(rows))
 					checkTable(bundle, stored(rows))
+					// The staging table has the user's key index and
+					// columns, and so has the table after the swap.
+					rows = makeRows(10, 20, 2)
+					staged := stage(bundle, rollup, "run1", "c4")
+					applyTo(bundle, staged, "c4", 0, rowsOf(rows))
+					swap(bundle, rollup, "run1", "c4")
+					checkTable(bundle, stored(rows))
+					apply(bundle, "c5", 0, rowsOf(rows))
+					checkTable(bundle, stored(rows))
+					if got := bundle.Query(`SELECT count(*) FROM "rollup" WHERE "note" IS NULL`); !reflect.DeepEqual(got, [][]any{{int64(20)}}) {
+						t.Errorf("after the swap: rows with a NULL note = %v, want 20: the column is lost", got)
+					}
 					return
 				}
 				for _, w := range tt.want {

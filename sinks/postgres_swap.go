@@ -1,0 +1,295 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/mrengine/mr/internal/crashpoint"
+	"github.com/mrengine/mr/mapreduce"
+)
+
+var _ mapreduce.Replacer = (*Postgres)(nil)
+
+// Stage returns the staging table of run for t (see mapreduce.Replacer),
+// in t's schema, named by stageName. A new one is
+//
+//	CREATE TABLE stage (LIKE t INCLUDING ALL)
+//
+// which copies t's columns with their defaults, NOT NULL and CHECK
+// constraints, identity and generated columns, indexes (the key among
+// them), comments and storage settings. It does not copy what LIKE leaves
+// out: grants, the owner (the new table belongs to the role mr connects
+// as), row-level security policies, triggers, foreign keys, publication
+// memberships and partitioning. Re-apply those after a run if t has them.
+func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, commit string) (mapreduce.OutputTable, error) {
+	fail := func(err error) error {
+		return s.db.Scrub(fmt.Errorf("sinks: stage table %q for commit %q in %s: %w", t.Name, commit, s, err))
+	}
+	if err := checkTable(t); err != nil {
+		return t, fail(err)
+	}
+	n, err := s.names(ctx, t)
+	if err != nil {
+		return t, fail(err)
+	}
+	stage := stageName(n.schema, n.table, run)
+	// Qualified only where t is: an unqualified name resolves in the same
+	// schema (see names), and a current schema whose name holds a dot
+	// could not be written as schema.table.
+	staged := t
+	staged.Name = stage
+	if strings.Contains(t.Name, ".") {
+		staged.Name = n.schema + "." + stage
+	}
+	var swapped bool
+	err = s.retry(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", prepareLockClass, n.schema); err != nil {
+				return err
+			}
+			marks, err := postgresMarks(ctx, tx, n, commit)
+			if err != nil {
+				return err
+			}
+			oid, err := relation(ctx, tx, n.schema, stage)
+			if err != nil {
+				return err
+			}
+			swapped = marks[swapBucket]
+			switch {
+			case swapped:
+				return nil
+			case marks[stageBucket] && oid != 0:
+				return nil // a resumed run
+			case marks[stageBucket]:
+				return fmt.Errorf("the staging table %q of this run was dropped, and the buckets applied to it with it: "+
+					"start the run over with --fresh", stage)
+			}
+			qstage := pgx.Identifier{n.schema, stage}.Sanitize()
+			if oid != 0 { // an earlier plan's
+				if _, err := tx.Exec(ctx, "DROP TABLE "+qstage); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", qstage, n.out.Sanitize())); err != nil {
+				return err
+			}
+			// LIKE copies the comments of columns, constraints and
+			// indexes, not the table's own.
+			var comment *string
+			err = tx.QueryRow(ctx, `SELECT format('COMMENT ON TABLE %s IS %L', $1::text, d) FROM obj_description($2::regclass, 'pg_class') d
+				WHERE d IS NOT NULL`, qstage, n.out.Sanitize()).Scan(&comment)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if comment != nil {
+				if _, err := tx.Exec(ctx, *comment); err != nil {
+					return err
+				}
+			}
+			return postgresMark(ctx, tx, n, commit, stageBucket)
+		})
+	})
+	if err != nil {
+		return t, fail(err)
+	}
+	if swapped {
+		return t, nil
+	}
+	return staged, nil
+}
+
+// Swap replaces t with the staging table of run (see mapreduce.Replacer).
+// In one transaction it records the swap, analyzes the staging table (so
+// that readers' first queries on it get good plans), drops t, renames the
+// staging table to t and gives its indexes t's names (index and
+// constraint names LIKE generated from the staging table's name). The old
+// table is locked (ACCESS EXCLUSIVE) from the DROP to the COMMIT only:
+// queries already reading it finish first, and queries that arrive
+// meanwhile wait and then read the new table. A view or materialized view
+// that depends on t stops the swap with an error naming it, since
+// PostgreSQL cannot drop a table that a view uses; so does any other
+// dependent object, such as a foreign key of another table.
+func (s *Postgres) Swap(ctx context.Context, t mapreduce.OutputTable, run, commit string) error {
+	fail := func(err error) error {
+		return s.db.Scrub(fmt.Errorf("sinks: replace table %q with the output of commit %q in %s: %w", t.Name, commit, s, err))
+	}
+	if err := checkTable(t); err != nil {
+		return fail(err)
+	}
+	n, err := s.names(ctx, t)
+	if err != nil {
+		return fail(err)
+	}
+	stage := stageName(n.schema, n.table, run)
+	// A retry after a COMMIT whose reply was lost finds the swap recorded.
+	err = s.retry(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			return s.swapOnce(ctx, tx, n, stage, commit)
+		})
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, stage, commit string) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", prepareLockClass, n.schema); err != nil {
+		return err
+	}
+	marks, err := postgresMarks(ctx, tx, n, commit)
+	if err != nil || marks[swapBucket] {
+		return err
+	}
+	staged, err := relation(ctx, tx, n.schema, stage)
+	if err != nil {
+		return err
+	}
+	if staged == 0 {
+		return fmt.Errorf("the staging table %q of this run is missing: start the run over with --fresh", stage)
+	}
+	qstage := pgx.Identifier{n.schema, stage}.Sanitize()
+	if _, err := tx.Exec(ctx, "ANALYZE "+qstage); err != nil {
+		return err
+	}
+	old, err := relation(ctx, tx, n.schema, n.table)
+	if err != nil {
+		return err
+	}
+	var names map[string][]string
+	if old != 0 {
+		if names, err = indexNames(ctx, tx, old); err != nil {
+			return err
+		}
+		views, err := dependentViews(ctx, tx, old)
+		if err != nil {
+			return err
+		}
+		if len(views) > 0 {
+			return fmt.Errorf("table %s cannot be replaced while views depend on it (%s), since PostgreSQL cannot drop a table that a view uses: "+
+				"drop them, run the same command again to finish the run (its output waits in table %s), then re-create them",
+				n.out.Sanitize(), strings.Join(views, ", "), qstage)
+		}
+		if _, err := tx.Exec(ctx, "DROP TABLE "+n.out.Sanitize()); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "2BP01" { // dependent objects still exist
+				return fmt.Errorf("the old table cannot be dropped (%s): remove what depends on it and run the same command again "+
+					"to finish the run (its output waits in table %s): %w", pgErr.Detail, qstage, err)
+			}
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, "ALTER TABLE "+qstage+" RENAME TO "+ident(n.table)); err != nil {
+		return err
+	}
+	if err := renameIndexes(ctx, tx, n, staged, names); err != nil {
+		return err
+	}
+	if err := postgresMark(ctx, tx, n, commit, swapBucket); err != nil {
+		return err
+	}
+	crashpoint.Hit(crashpoint.SwapRenamed)
+	return nil
+}
+
+// dependentViews returns the views and materialized views whose rules use
+// the table oid, as qualified names.
+func dependentViews(ctx context.Context, tx pgx.Tx, oid uint32) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT v.oid::regclass::text
+		FROM pg_catalog.pg_depend d
+		JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+		JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+		WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+			AND d.refobjid = $1 AND v.oid <> $1
+		ORDER BY 1`, oid)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// indexNames returns the names of the indexes of the table oid by what
+// they index (see indexShape), in order of creation.
+func indexNames(ctx context.Context, tx pgx.Tx, oid uint32) (map[string][]string, error) {
+	rows, err := tx.Query(ctx, indexShape+` ORDER BY i.indexrelid`, oid)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string][]string{}
+	var name, shape string
+	_, err = pgx.ForEachRow(rows, []any{&name, &shape}, func() error {
+		names[shape] = append(names[shape], name)
+		return nil
+	})
+	return names, err
+}
+
+// indexShape selects the indexes of a table ($1): each one's name, and
+// what it indexes: its kind, and its definition from USING on (method,
+// columns, operator classes, INCLUDE, predicate), which names neither the
+// index nor the table.
+const indexShape = `SELECT c.relname::text,
+		concat_ws(' ', i.indisprimary, i.indisunique, i.indisexclusion, substring(pg_get_indexdef(i.indexrelid) from ' USING .*$'))
+	FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1`
+
+// renameIndexes gives the indexes of the renamed staging table (oid) the
+// names of the old table's indexes (old, by indexShape) that index the
+// same: LIKE named them after the staging table, and without this every
+// run would leave new names, and the key constraint with them (renaming
+// an index renames its constraint). An index without a match keeps its
+// name.
+func renameIndexes(ctx context.Context, tx pgx.Tx, n names, oid uint32, old map[string][]string) error {
+	rows, err := tx.Query(ctx, indexShape+` ORDER BY i.indexrelid`, oid)
+	if err != nil {
+		return err
+	}
+	type index struct{ name, shape string }
+	indexes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (index, error) {
+		var i index
+		return i, row.Scan(&i.name, &i.shape)
+	})
+	if err != nil {
+		return err
+	}
+	for _, i := range indexes {
+		names := old[i.shape]
+		if len(names) == 0 {
+			continue
+		}
+		old[i.shape] = names[1:]
+		if names[0] == i.name {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "ALTER INDEX "+pgx.Identifier{n.schema, i.name}.Sanitize()+" RENAME TO "+ident(names[0])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// postgresMarks returns which of the records stageBucket and swapBucket
+// the commit table holds for commit.
+func postgresMarks(ctx context.Context, tx pgx.Tx, n names, commit string) (map[int]bool, error) {
+	rows, err := tx.Query(ctx, "SELECT bucket FROM "+n.commits.Sanitize()+" WHERE commit_key = $1 AND bucket < 0", commit)
+	if err != nil {
+		return nil, err
+	}
+	buckets, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	marks := map[int]bool{}
+	for _, b := range buckets {
+		marks[b] = true
+	}
+	return marks, err
+}
+
+// postgresMark records step (stageBucket or swapBucket) of commit.
+func postgresMark(ctx context.Context, tx pgx.Tx, n names, commit string, step int) error {
+	_, err := tx.Exec(ctx, "INSERT INTO "+n.commits.Sanitize()+` (commit_key, bucket, "rows") VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`, commit, step)
+	return err
+}

@@ -1,0 +1,185 @@
+package sinks_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mrengine/mr/internal/pgtest"
+	"github.com/mrengine/mr/mapreduce"
+)
+
+// counts is the output table of the swap tests.
+var counts = mapreduce.OutputTable{
+	Name:   "counts",
+	Keys:   []mapreduce.Field{{Name: "k", Type: mapreduce.TypeInt64}},
+	Values: []mapreduce.Field{{Name: "n", Type: mapreduce.TypeInt64}},
+}
+
+// countRows are the rows k = first…first+n-1, each with n = v.
+func countRows(first, n, v int64) *tableRows {
+	var rows [][]any
+	for k := first; k < first+n; k++ {
+		rows = append(rows, []any{k, v})
+	}
+	return &tableRows{rows: rows}
+}
+
+func TestPostgres_Swap(t *testing.T) {
+	t.Parallel()
+
+	// stageAndApply prepares table, fills it with stale rows, then stages
+	// the rows k = 10…14 under commit c1 of run r.
+	stageAndApply := func(t *testing.T, b *pgBundle, table mapreduce.OutputTable) {
+		t.Helper()
+		ctx := t.Context()
+		if err := b.sink.Prepare(ctx, table); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.sink.Apply(ctx, table, "c0", 0, countRows(0, 8, 1)); err != nil {
+			t.Fatal(err)
+		}
+		staged, err := b.sink.Stage(ctx, table, "r", "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.sink.Apply(ctx, staged, "c1", 0, countRows(10, 5, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// What users put on the table survives: defaults, check constraints,
+	// indexes and their names, the table's comment.
+	t.Run("KeepsTheTable", func(t *testing.T) {
+		t.Parallel()
+		b := setupPostgres(t)
+		for _, stmt := range []string{
+			`CREATE TABLE counts (k bigint PRIMARY KEY, n bigint CHECK (n > 0), note text DEFAULT 'x')`,
+			`CREATE INDEX counts_n ON counts (n)`,
+			`COMMENT ON TABLE counts IS 'made by hand'`,
+		} {
+			if _, err := b.pool.Exec(t.Context(), stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stageAndApply(t, b, counts)
+		if err := b.sink.Swap(t.Context(), counts, "r", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fmt.Sprint(b.query(t, `SELECT k, n, note FROM counts ORDER BY k`)),
+			"[[10 2 x] [11 2 x] [12 2 x] [13 2 x] [14 2 x]]"; got != want {
+			t.Errorf("rows = %s, want %s", got, want)
+		}
+		got := fmt.Sprint(b.query(t, `SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'counts'::regclass ORDER BY 1`))
+		if want := "[[counts_n] [counts_pkey]]"; got != want {
+			t.Errorf("indexes = %s, want %s", got, want)
+		}
+		got = fmt.Sprint(b.query(t, `SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'counts'::regclass ORDER BY 1`))
+		if want := "[[counts_n_check CHECK ((n > 0))] [counts_pkey PRIMARY KEY (k)]]"; got != want {
+			t.Errorf("constraints = %s, want %s", got, want)
+		}
+		if got := fmt.Sprint(b.query(t, `SELECT obj_description('counts'::regclass, 'pg_class')`)); got != "[[made by hand]]" {
+			t.Errorf("comment = %s, want made by hand", got)
+		}
+		if got := fmt.Sprint(b.query(t, `SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname LIKE 'counts\_mr\_next\_%'`)); got != "[[0]]" {
+			t.Errorf("relations left of the staging table: %s, want none", got)
+		}
+	})
+
+	// A schema-qualified output name stages and swaps in that schema.
+	t.Run("QualifiedName", func(t *testing.T) {
+		t.Parallel()
+		schema, dsn := pgtest.Schema(t)
+		b := &pgBundle{sink: openPostgres(t, withOption(t, dsn, "-c search_path=pg_catalog")), pool: pgtest.PoolFor(t, dsn), dsn: dsn}
+		table := counts
+		table.Name = schema + ".counts"
+		stageAndApply(t, b, table)
+		if err := b.sink.Swap(t.Context(), table, "r", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(b.query(t, `SELECT k, n FROM counts ORDER BY k`)); got != "[[10 2] [11 2] [12 2] [13 2] [14 2]]" {
+			t.Errorf("rows = %s", got)
+		}
+	})
+
+	// A view on the table stops the swap with an error that names the view
+	// and says what to do; the old table stays as it was, the staged rows
+	// wait, and once the view is gone the same swap finishes.
+	t.Run("DependentView", func(t *testing.T) {
+		t.Parallel()
+		b := setupPostgres(t)
+		stageAndApply(t, b, counts)
+		if _, err := b.pool.Exec(t.Context(), `CREATE VIEW big_counts AS SELECT k FROM counts WHERE n > 1`); err != nil {
+			t.Fatal(err)
+		}
+		err := b.sink.Swap(t.Context(), counts, "r", "c1")
+		for _, want := range []string{"big_counts", "depend", "drop", "run the same command again"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Swap error = %v, want one containing %q", err, want)
+			}
+		}
+		if got := fmt.Sprint(b.query(t, `SELECT count(*), sum(n)::bigint FROM counts`)); got != "[[8 8]]" {
+			t.Errorf("after the failed swap: count, sum = %s, want the old table's [[8 8]]", got)
+		}
+		if _, err := b.pool.Exec(t.Context(), `DROP VIEW big_counts`); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.sink.Swap(t.Context(), counts, "r", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(b.query(t, `SELECT count(*), sum(n)::bigint FROM counts`)); got != "[[5 10]]" {
+			t.Errorf("after the swap: count, sum = %s, want [[5 10]]", got)
+		}
+	})
+
+	// Neither the staging table nor the swap is built twice: the steps are
+	// recorded beside the buckets, which Committed does not report.
+	t.Run("Records", func(t *testing.T) {
+		t.Parallel()
+		b := setupPostgres(t)
+		stageAndApply(t, b, counts)
+		for range 2 {
+			if err := b.sink.Swap(t.Context(), counts, "r", "c1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := fmt.Sprint(b.query(t, `SELECT commit_key, bucket FROM mr_bucket_commits ORDER BY 1, 2`))
+		if want := "[[c0 0] [c1 -2] [c1 -1] [c1 0]]"; got != want {
+			t.Errorf("commit records = %s, want %s", got, want)
+		}
+		if buckets, err := b.sink.Committed(t.Context(), "c1"); err != nil || fmt.Sprint(buckets) != "[0]" {
+			t.Errorf("Committed(c1) = %v, %v; want [0]", buckets, err)
+		}
+	})
+
+	// A staging table dropped by hand in the middle of a run took applied
+	// buckets with it: the run cannot be finished, and says so.
+	t.Run("StagingTableDropped", func(t *testing.T) {
+		t.Parallel()
+		b := setupPostgres(t)
+		stageAndApply(t, b, counts)
+		if _, err := b.pool.Exec(t.Context(), `DROP TABLE counts_mr_next_`+stagedSuffix(t, b)); err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range []error{
+			func() error { _, err := b.sink.Stage(t.Context(), counts, "r", "c1"); return err }(),
+			b.sink.Swap(t.Context(), counts, "r", "c1"),
+		} {
+			if err == nil || !strings.Contains(err.Error(), "--fresh") {
+				t.Errorf("error = %v, want one that says to start over with --fresh", err)
+			}
+		}
+	})
+}
+
+// stagedSuffix returns the hash part of the one staging table of counts
+// in b's schema.
+func stagedSuffix(t *testing.T, b *pgBundle) string {
+	t.Helper()
+	rows := b.query(t, `SELECT substr(relname, length('counts_mr_next_') + 1) FROM pg_class
+		WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname LIKE 'counts\_mr\_next\_%'`)
+	if len(rows) != 1 {
+		t.Fatalf("staging tables of counts: %v, want one", rows)
+	}
+	return rows[0][0].(string)
+}
