@@ -53,12 +53,19 @@ func (j *Job[K, V]) newCombiner() combiner {
 
 func (t *mapCombiner[K, V]) mapRow(ctx context.Context, row Row) error {
 	if err := t.callMap(ctx, row); err != nil {
+		if release := t.job.Release; release != nil {
+			for _, p := range t.pending {
+				release(p.v)
+			}
+		}
 		return err
 	}
 	// Only a successful attempt's pairs reach the combiner. A panic in Combine
 	// is not the row's fault: it stops the task.
 	for _, p := range t.pending {
-		t.combine(p.k, p.v)
+		if t.combine(p.k, p.v) && t.job.Release != nil {
+			t.job.Release(p.v)
+		}
 	}
 	return nil
 }
@@ -75,11 +82,14 @@ func (t *mapCombiner[K, V]) callMap(ctx context.Context, row Row) (err error) {
 	return t.job.Map(ctx, row, t.emitFunc)
 }
 
-func (t *mapCombiner[K, V]) combine(k K, v V) {
+// combine merges v into the value of k, or makes it k's first; merged
+// reports the former, after which the combiner holds v no more.
+func (t *mapCombiner[K, V]) combine(k K, v V) (merged bool) {
 	if old, ok := t.m[k]; ok {
-		v = t.job.Combine(old, v)
+		v, merged = t.job.Combine(old, v), true
 	}
 	t.m[k] = v
+	return merged
 }
 
 func (t *mapCombiner[K, V]) add(rec arrow.RecordBatch) {

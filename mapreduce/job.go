@@ -47,6 +47,15 @@ type Job[K comparable, V any] struct {
 	// Combine merges two values of the same key.
 	Combine func(a, b V) V
 
+	// Release, if set, is given each value Map emitted once the engine
+	// holds it no more: Combine merged it into the value of its key, or
+	// the Map attempt that emitted it failed. Map may then emit it again,
+	// so that a job whose values are costly to allocate (a rollup's
+	// groups) allocates one per key, not one per row. A value the engine
+	// keeps as its key's first is never released. With Release, Combine
+	// must merge b into a and return a.
+	Release func(v V)
+
 	// Finalize, if set, writes the output value columns (Output.Values) of a
 	// reduced value. Without it the Value codec's fields are the output
 	// value columns.

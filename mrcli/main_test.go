@@ -51,6 +51,7 @@ func TestApp_Help(t *testing.T) {
 		{"help/mr.golden", []string{"--help"}},
 		{"help/mr.golden", nil},
 		{"help/demo.golden", []string{"demo", "--help"}},
+		{"help/rollup.golden", []string{"rollup", "--help"}},
 		{"help/run.golden", []string{"run", "--help"}},
 		{"help/run.golden", []string{"run", "daily_rollup", "--help"}},
 		{"help/jobs.golden", []string{"jobs", "--help"}},

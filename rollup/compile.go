@@ -196,6 +196,9 @@ func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan,
 			"mr rollup needs an aggregate: its output rows are the keys' aggregates")
 	}
 	j.keepStates = opts.KeepStates
+	for _, c := range j.calls {
+		j.nargs += len(c.cols)
+	}
 	p.Job = j.definition(cmp.Or(opts.Name, JobName(q, opts)), opts.Into, in, q)
 	if err := p.Job.(interface{ Validate() error }).Validate(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
@@ -394,6 +397,7 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapred
 			return nil
 		},
 		Combine: j.combine,
+		Release: j.release,
 		Finalize: func(g *group, out mapreduce.Encoder) error {
 			if g == nil { // Validate's probe: the fields alone
 				for range values {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/apd/v3"
 
@@ -23,6 +24,12 @@ type job struct {
 	calls      []call
 	outputs    []outputExpr
 	keepStates bool // write the states too (Options.KeepStates)
+	nargs      int  // the arguments of a row, of all calls together
+
+	// rows holds the groups Map emitted and the combiner merged and
+	// released, for Map to emit again (see mapreduce.Job.Release): a row
+	// that meets its group costs no allocation of its own.
+	rows sync.Pool
 }
 
 // keyFunc computes one key value from a row.
@@ -104,16 +111,16 @@ func appendKey(b []byte, v *agg.Value) []byte {
 	case agg.KindDecimal:
 		var d apd.Decimal
 		d.Reduce(&v.Dec)
-		return appendBytes(b, []byte(d.Text('f')))
+		return appendBytes(b, d.Text('f'))
 	case agg.KindText:
-		return appendBytes(b, []byte(v.Str))
+		return appendBytes(b, v.Str)
 	case agg.KindBytes:
 		return appendBytes(b, v.Bytes)
 	}
 	return binary.BigEndian.AppendUint64(b, uint64(v.Int))
 }
 
-func appendBytes(b, x []byte) []byte {
+func appendBytes[S string | []byte](b []byte, x S) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(x))), x...)
 }
 
@@ -126,7 +133,9 @@ func (j *job) keyCodec() mapreduce.Codec[string] {
 	return mapreduce.Codec[string]{
 		Fields: fields,
 		Encode: func(key string, e mapreduce.Encoder) {
-			b := []byte(key)
+			// A view of the key's bytes, read only: encoding a key twice
+			// per spilled record (hash, then record) copies nothing.
+			b := unsafe.Slice(unsafe.StringData(key), len(key))
 			for _, k := range j.keys {
 				if len(b) == 0 { // Validate's zero key
 					writeValue(e, &agg.Value{Kind: k.kind, Null: true})
@@ -150,8 +159,9 @@ func (j *job) keyCodec() mapreduce.Codec[string] {
 	}
 }
 
-// readKey reads one frame's value (past its tag) from b into v and
-// returns the rest of b.
+// readKey reads one frame's value (past its tag) from b, a view of a key
+// string's bytes, into v, and returns the rest of b. A text or bytes value
+// aliases the key, which is immutable: reading copies nothing.
 func readKey(b []byte, kind agg.Kind, v *agg.Value) []byte {
 	v.Kind = kind
 	switch kind {
@@ -167,7 +177,7 @@ func readKey(b []byte, kind agg.Kind, v *agg.Value) []byte {
 				panic("rollup: a framed key holds a bad numeric: " + err.Error())
 			}
 		case agg.KindText:
-			v.Str = string(x)
+			v.Str = unsafe.String(unsafe.SliceData(x), len(x))
 		default:
 			v.Bytes = x
 		}
@@ -233,21 +243,28 @@ func (j *job) rowGroup(row mapreduce.Row) (*group, error) {
 	if len(j.calls) > 0 && j.calls[0].partialKinds != nil {
 		return j.partialGroup(row)
 	}
-	n := 0
-	for _, c := range j.calls {
-		n += len(c.cols)
+	g, _ := j.rows.Get().(*group)
+	if g == nil {
+		g = &group{row: make([]agg.Value, j.nargs)}
 	}
-	g := &group{row: make([]agg.Value, n)}
 	i := 0
 	for _, c := range j.calls {
 		for a, col := range c.cols {
 			if err := readValue(row, col, c.fn.Args[a].Kind, &g.row[i]); err != nil {
+				j.rows.Put(g)
 				return nil, err
 			}
 			i++
 		}
 	}
 	return g, nil
+}
+
+// release takes back a group that Map emitted and the combiner merged.
+func (j *job) release(g *group) {
+	if g.states == nil && len(g.row) == j.nargs { // a row's group, not a decoded one
+		j.rows.Put(g)
+	}
 }
 
 // partialGroup builds a group's states from the partial aggregates the

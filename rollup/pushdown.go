@@ -151,7 +151,7 @@ func (p *Plan) grouped(in mapreduce.Input, types []string, opts Options) (*Plan,
 		}
 		return t.Kind
 	}
-	j := *p.job
+	j := &job{outputs: p.job.outputs, keepStates: p.job.keepStates, nargs: p.job.nargs}
 	j.keys = append([]keyFunc(nil), p.job.keys...)
 	for i := range j.keys {
 		k := &j.keys[i]
@@ -174,7 +174,7 @@ func (p *Plan) grouped(in mapreduce.Input, types []string, opts Options) (*Plan,
 		}
 	}
 	g := *p
-	g.Input, g.types, g.job = in, types, &j
+	g.Input, g.types, g.job = in, types, j
 	g.Job = j.definition(p.Job.Spec().Name, p.Job.Spec().Output.Name, in, p.Query)
 	if err := g.Job.(interface{ Validate() error }).Validate(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
