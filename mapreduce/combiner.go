@@ -104,11 +104,12 @@ func (t *mapCombiner[K, V]) len() int { return len(t.m) }
 
 // entryBytes counts the key and value twice (a Go map keeps spare slots,
 // and a spill copies every entry into Arrow builders) plus the string bytes
-// the last spill measured, which unsafe.Sizeof cannot see.
+// the last spill measured and what the job says a value points to, which
+// unsafe.Sizeof cannot see.
 func (t *mapCombiner[K, V]) entryBytes() int {
 	var k K
 	var v V
-	return 2*int(unsafe.Sizeof(k)+unsafe.Sizeof(v)) + 2*t.keyBytes + 16
+	return 2*int(unsafe.Sizeof(k)+unsafe.Sizeof(v)) + 2*t.keyBytes + t.job.ValueBytes + 16
 }
 
 func (t *mapCombiner[K, V]) spill(w *shuffle.Writer) {

@@ -706,3 +706,28 @@ func TestRun_Release(t *testing.T) {
 		t.Errorf("Map reused %d values of %d rows: the engine released too few", reused, len(rows))
 	}
 }
+
+// TestRun_ValueBytes checks that the memory a job says its values point
+// to counts against the budget: the same job spills more with it, and
+// its sums stay exact.
+func TestRun_ValueBytes(t *testing.T) {
+	t.Parallel()
+	rows := randomRows(9, 10_000, 2_000, 0)
+	spilled := make([]int64, 2)
+	for i, valueBytes := range []int{0, 4 << 10} {
+		j := sumJob(t)
+		j.ValueBytes = valueBytes
+		sink := newMemSink()
+		cfg := runtest.Config(t)
+		cfg.Partitions, cfg.Workers, cfg.Memory = 2, 1, 2<<20
+		s, err := mapreduce.Run(context.Background(), j, &memSource{rows: rows, read: map[int64]int{}}, sink, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkTable(t, sink.table, truth(rows))
+		spilled[i] = s.BytesSpilled
+	}
+	if spilled[1] <= spilled[0] {
+		t.Errorf("spilled %d bytes with 4 KiB values, %d without: ValueBytes does not count", spilled[1], spilled[0])
+	}
+}

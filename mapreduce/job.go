@@ -56,6 +56,11 @@ type Job[K comparable, V any] struct {
 	// must merge b into a and return a.
 	Release func(v V)
 
+	// ValueBytes, if set, is the memory a value holds beyond
+	// unsafe.Sizeof(V), on average: what a pointer or slice value points
+	// to (a rollup's aggregate states), which the memory budget must count.
+	ValueBytes int
+
 	// Finalize, if set, writes the output value columns (Output.Values) of a
 	// reduced value. Without it the Value codec's fields are the output
 	// value columns.

@@ -199,6 +199,7 @@ func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan,
 	for _, c := range j.calls {
 		j.nargs += len(c.cols)
 	}
+	j.valueBytes = j.groupBytes()
 	p.Job = j.definition(cmp.Or(opts.Name, JobName(q, opts)), opts.Into, in, q)
 	if err := p.Job.(interface{ Validate() error }).Validate(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
@@ -401,8 +402,9 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapred
 			emit(key, g)
 			return nil
 		},
-		Combine: j.combine,
-		Release: j.release,
+		Combine:    j.combine,
+		Release:    j.release,
+		ValueBytes: j.valueBytes,
 		Finalize: func(g *group, out mapreduce.Encoder) error {
 			if g == nil { // Validate's probe: the fields alone
 				for range values {

@@ -25,6 +25,7 @@ type job struct {
 	outputs    []outputExpr
 	keepStates bool // write the states too (Options.KeepStates)
 	nargs      int  // the arguments of a row, of all calls together
+	valueBytes int  // the memory a group holds (mapreduce.Job.ValueBytes)
 
 	// rows holds the groups Map emitted and the combiner merged and
 	// released, for Map to emit again (see mapreduce.Job.Release): a row
@@ -288,6 +289,16 @@ func (j *job) partialGroup(row mapreduce.Row) (*group, error) {
 		g.states[i] = s
 	}
 	return g, nil
+}
+
+// groupBytes estimates the memory of a group with states: the group, its
+// slice of states and each state.
+func (j *job) groupBytes() int {
+	n := int(unsafe.Sizeof(group{})) + len(j.calls)*int(unsafe.Sizeof(agg.State(nil)))
+	for _, c := range j.calls {
+		n += c.fn.StateBytes()
+	}
+	return n
 }
 
 // materialize turns a group holding one row into states.

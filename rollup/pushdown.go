@@ -151,7 +151,7 @@ func (p *Plan) grouped(in mapreduce.Input, types []string, opts Options) (*Plan,
 		}
 		return t.Kind
 	}
-	j := &job{outputs: p.job.outputs, keepStates: p.job.keepStates, nargs: p.job.nargs}
+	j := &job{outputs: p.job.outputs, keepStates: p.job.keepStates, nargs: p.job.nargs, valueBytes: p.job.valueBytes}
 	j.keys = append([]keyFunc(nil), p.job.keys...)
 	for i := range j.keys {
 		k := &j.keys[i]

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Errors. Each is wrapped with the function, the type or the byte offset
@@ -409,6 +411,25 @@ func (f *Func) RelativeError() float64 {
 		}
 	}
 	return 0
+}
+
+// StateBytes estimates the memory one state of f holds, for a memory
+// budget: the state itself and what it typically points to (a sparse
+// sketch's hashes or a DDSketch's bins, a top-n list, a few set members).
+func (f *Func) StateBytes() int {
+	value := int(unsafe.Sizeof(Value{}))
+	size := int(reflect.TypeOf(f.newState()).Elem().Size())
+	switch f.op {
+	case opMaxN, opMinN:
+		size += f.n * value
+	case opApproxCountDistinct:
+		size += 256 // a few sparse hashes; a dense sketch is 16 KiB
+	case opApproxQuantile:
+		size += 1024 // a few dozen bins of each store
+	case opDistinct:
+		size += 8 * (value + 64) // a few members, and their keys in the index
+	}
+	return size
 }
 
 // New returns the empty state: the identity of Merge, whose Result is the
