@@ -23,6 +23,11 @@ import (
 // timeout; -mr.dbbench.rows 100000 is a smoke run of a few seconds.
 var dbbenchRows = flag.Int64("mr.dbbench.rows", hugeRows, "rows of the db-benchmark table of BenchmarkDBBench (a multiple of 100)")
 
+// dbbenchPushDown is mr rollup's --push-down in BenchmarkDBBench, so that
+// one command measures the questions pushed down (where auto chooses it)
+// and another the same without.
+var dbbenchPushDown = flag.String("mr.dbbench.pushdown", "auto", "mr rollup's --push-down in BenchmarkDBBench: auto, on or off")
+
 // dbbenchSmallRows is the size of TestDBBench_Small: enough rows for every
 // question to have groups of one row and of several (q10's groups are
 // single rows, q2's, q6's and q9's one to a few, q3's and q8's about a
@@ -264,7 +269,7 @@ func (a *dbAsker) askPG(q dbQuestion) (time.Duration, int64) {
 func (a *dbAsker) askMR(q dbQuestion) time.Duration {
 	a.tb.Helper()
 	args := append([]string{"mr", "rollup", "--source", a.data.dsn, "--into", a.mrTable(q),
-		"--workdir", a.workdir, "--fresh"}, a.flags...)
+		"--workdir", a.workdir, "--fresh", "--push-down", *dbbenchPushDown}, a.flags...)
 	args = append(args, fmt.Sprintf(q.mr, a.data.name))
 	var out, errOut bytes.Buffer
 	var code int

@@ -6,6 +6,7 @@
 //	go test ./benchmarks -run '^$' -bench 'Compare|Scaling' -benchtime 1x -timeout 60m -mr.rows10m
 //	go test ./benchmarks -run '^$' -bench DBBench -benchtime 1x -timeout 60m -mr.rows10m   # db-benchmark, 10M rows
 //	go test ./benchmarks -run '^$' -bench DBBench -benchtime 1x -mr.dbbench.rows 100000    # the same, a smoke run
+//	go test ./benchmarks -run '^$' -bench 'DBBench/q[1245]$' -benchtime 1x -timeout 60m -mr.rows10m -mr.dbbench.pushdown off  # without push-down
 //
 // The suites:
 //
