@@ -91,9 +91,10 @@ type Input struct {
 	// itself: a row is then one group of the first GroupBy expressions,
 	// the others being aggregates over it (a rollup's partial aggregation,
 	// pushed down). Groups come in no cursor order, so a source that is a
-	// Streamer delivers a range's groups in one batch whose cursors are
-	// the range's last, and the engine commits the range whole: a crash
-	// redoes it, never half of it.
+	// Streamer gives every group the range's last cursor, and the engine
+	// commits the range whole (it may spill files on the way, which only
+	// the range's checkpoint makes count): a crash redoes it, never half
+	// of it.
 	GroupBy int
 }
 

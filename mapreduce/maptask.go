@@ -29,6 +29,11 @@ type mapTask struct {
 	next                 int64
 	lastCommit           time.Time
 	maxEntries           int
+	// unsaved are files spilled since the last commit without a commit
+	// of their own, in spills flushes: a range aggregated at the source
+	// (Input.GroupBy) commits whole.
+	unsaved []shuffle.File
+	spills  int
 }
 
 // mapPartition runs a map task from checkpoint cp on.
@@ -104,10 +109,34 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	r.read.Add(n)
 	r.chunks.Add(1)
 	r.progress.Add(PhaseMap, n)
-	if t.comb.len() >= t.maxEntries || time.Since(t.lastCommit) >= r.cfg.CheckpointInterval {
+	switch {
+	case r.in.GroupBy > 0 && t.comb.len() >= t.maxEntries:
+		return t.spill(ctx)
+	case r.in.GroupBy > 0:
+	case t.comb.len() >= t.maxEntries || time.Since(t.lastCommit) >= r.cfg.CheckpointInterval:
 		return t.commit(ctx, false)
 	}
 	return nil
+}
+
+// spill writes the combiner out to shuffle files that the next commit
+// will name, to stay within the memory budget where a commit may not
+// fall yet.
+func (t *mapTask) spill(ctx context.Context) error {
+	files, err := t.flush(ctx, t.cp.Seq+1+t.spills)
+	t.unsaved = append(t.unsaved, files...)
+	t.spills++
+	return err
+}
+
+// flush spills the combiner into files of sequence number seq, one per
+// non-empty bucket, each durable before flush returns.
+func (t *mapTask) flush(ctx context.Context, seq int) ([]shuffle.File, error) {
+	r, cp := t.r, t.cp
+	t.comb.spill(t.writer)
+	return t.writer.Flush(ctx, r.blobs, func(b int) string {
+		return shuffle.MapKey(r.plan.RunID, b, cp.Partition, seq, r.attempt)
+	})
 }
 
 // mapRow maps one row with retries (see mapRetrying) and sends a row that
@@ -167,14 +196,12 @@ func (r *Runner) mapRetrying(ctx context.Context, t combiner, row Row) (int, err
 // the previous checkpoint in force.
 func (t *mapTask) commit(ctx context.Context, done bool) error {
 	r, cp := t.r, t.cp
-	seq := cp.Seq + 1
-	t.comb.spill(t.writer)
-	files, err := t.writer.Flush(ctx, r.blobs, func(b int) string {
-		return shuffle.MapKey(r.plan.RunID, b, cp.Partition, seq, r.attempt)
-	})
+	seq := cp.Seq + 1 + t.spills
+	files, err := t.flush(ctx, seq)
 	if err != nil {
 		return err
 	}
+	files = append(t.unsaved, files...)
 	letters, err := t.dlq.commit()
 	if err != nil {
 		return fmt.Errorf("write dead letters: %w", err)
@@ -204,7 +231,7 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 	r.committedRows.Add(t.rows)
 	r.committedFailed.Add(t.failed)
 	r.spilled.Add(spilled)
-	t.rows, t.failed, t.chunks = 0, 0, 0
+	t.rows, t.failed, t.chunks, t.unsaved, t.spills = 0, 0, 0, nil, 0
 	t.lastCommit = time.Now()
 	t.maxEntries = r.maxEntries(t.comb)
 	return nil

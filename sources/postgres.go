@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"runtime"
 	"strings"
 	"time"
@@ -494,9 +493,6 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 	if err != nil || r.Empty() {
 		return err
 	}
-	if in.GroupBy > 0 {
-		limit = math.MaxInt // one batch: a range of groups commits whole
-	}
 	lo := r.Lo
 	values := make([]any, len(in.Columns)+len(in.Exprs))
 	deliver := func() error {
@@ -510,7 +506,12 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 	err = s.retry(ctx, func(ctx context.Context) error {
 		start := lo
 		err := s.streamOnce(ctx, in, q, lo, r.Hi, limit, b, values, deliver)
-		if err != nil && lo != start {
+		switch {
+		case err != nil && lo != start && in.GroupBy > 0:
+			// Groups come in no order: no query reads "the rest" of a
+			// range, and fn has taken some. The engine redoes the range.
+			return pg.Stop(err)
+		case err != nil && lo != start:
 			return pg.Progressed(err) // a fault after rows arrived is a new one
 		}
 		return err
