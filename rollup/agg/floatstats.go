@@ -21,10 +21,9 @@ import (
 // Encoding: n, NaNs, +Infinities, -Infinities (uvarints), the sum and, for
 // variance and stddev, the sum of squares (see fixed.appendBinary).
 type floatStats struct {
-	f               *Func
-	n               int64 // finite inputs
-	nan, pinf, ninf int64
-	sum, sq         fixed
+	f *Func
+	specialCounts
+	sum, sq fixed
 }
 
 func (s *floatStats) Add(args ...*Value) error {
@@ -55,15 +54,9 @@ func (s *floatStats) Merge(other State) error {
 	if !ok || o.f.op != s.f.op {
 		return s.f.mergeMismatch(other)
 	}
-	var counts [4]int64
-	for i, p := range [][2]int64{{s.n, o.n}, {s.nan, o.nan}, {s.pinf, o.pinf}, {s.ninf, o.ninf}} {
-		c, err := addCount(p[0], p[1])
-		if err != nil {
-			return err
-		}
-		counts[i] = c
+	if err := s.specialCounts.add(o.specialCounts); err != nil {
+		return err
 	}
-	s.n, s.nan, s.pinf, s.ninf = counts[0], counts[1], counts[2], counts[3]
 	s.sum.merge(&o.sum)
 	if s.f.needsSquares() {
 		s.sq.merge(&o.sq)

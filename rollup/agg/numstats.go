@@ -56,11 +56,31 @@ func (s *countState) Result() (Value, error) { return IntValue(s.n), nil }
 // Encoding: n, NaNs, +Infinities, -Infinities (uvarints), the sum (see
 // decSum.appendBinary) and, for variance and stddev, the sum of squares.
 type decStats struct {
-	f               *Func
+	f *Func
+	specialCounts
+	sum decSum
+	sq  decSum // of squares, at twice the scale of sum
+}
+
+// specialCounts are the inputs a statistic counts: the finite ones, and
+// the NaN and infinite ones, which decide its result when there are any.
+type specialCounts struct {
 	n               int64 // finite inputs
-	nan, pinf, ninf int64 // numeric NaN, Infinity, -Infinity inputs
-	sum             decSum
-	sq              decSum // of squares, at twice the scale of sum
+	nan, pinf, ninf int64 // NaN, Infinity, -Infinity inputs
+}
+
+// add adds o to c, all four counts or none.
+func (c *specialCounts) add(o specialCounts) error {
+	var sum [4]int64
+	for i, p := range [][2]int64{{c.n, o.n}, {c.nan, o.nan}, {c.pinf, o.pinf}, {c.ninf, o.ninf}} {
+		n, err := addCount(p[0], p[1])
+		if err != nil {
+			return err
+		}
+		sum[i] = n
+	}
+	*c = specialCounts{sum[0], sum[1], sum[2], sum[3]}
+	return nil
 }
 
 func (s *decStats) Add(args ...*Value) error {
@@ -120,15 +140,9 @@ func (s *decStats) Merge(other State) error {
 		c.sum.b, c.sq.b = copyBig(o.sum.b), copyBig(o.sq.b)
 		o = &c
 	}
-	var counts [4]int64
-	for i, p := range [][2]int64{{s.n, o.n}, {s.nan, o.nan}, {s.pinf, o.pinf}, {s.ninf, o.ninf}} {
-		c, err := addCount(p[0], p[1])
-		if err != nil {
-			return err
-		}
-		counts[i] = c
+	if err := s.specialCounts.add(o.specialCounts); err != nil {
+		return err
 	}
-	s.n, s.nan, s.pinf, s.ninf = counts[0], counts[1], counts[2], counts[3]
 	s.sum.merge(&o.sum)
 	if s.f.needsSquares() {
 		s.sq.merge(&o.sq)
