@@ -27,16 +27,9 @@ type distinctState struct {
 func newDistinct(f *Func) *distinctState { return &distinctState{f: f} }
 
 func (s *distinctState) Add(args ...*Value) error {
-	v, err := s.f.arg(args)
+	v, err := s.f.normalArg(args, &s.tmp)
 	if v == nil {
 		return err // NULL, or a bad argument
-	}
-	if !isNormal(v) {
-		copyValue(&s.tmp, v)
-		if err := normValue(&s.tmp); err != nil {
-			return err
-		}
-		v = &s.tmp
 	}
 	s.insert(v)
 	return nil

@@ -66,9 +66,7 @@ func (s *floatStats) Merge(other State) error {
 
 func (s *floatStats) AppendBinary(b []byte) ([]byte, error) {
 	b = appendHeader(b, tagFloat)
-	for _, c := range []int64{s.n, s.nan, s.pinf, s.ninf} {
-		b = binary.AppendUvarint(b, uint64(c))
-	}
+	b = s.specialCounts.appendBinary(b)
 	b = s.sum.appendBinary(b)
 	if s.f.needsSquares() {
 		b = s.sq.appendBinary(b)
@@ -77,7 +75,7 @@ func (s *floatStats) AppendBinary(b []byte) ([]byte, error) {
 }
 
 func (s *floatStats) decode(d *decoder) {
-	s.n, s.nan, s.pinf, s.ninf = d.count("count"), d.count("NaN count"), d.count("Infinity count"), d.count("-Infinity count")
+	s.specialCounts.decode(d)
 	s.sum.decode(d)
 	if s.f.needsSquares() {
 		s.sq.decode(d)

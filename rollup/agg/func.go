@@ -485,6 +485,21 @@ func (f *Func) arg(args []*Value) (*Value, error) {
 	return args[0], nil
 }
 
+// normalArg is arg for the states that keep or key on the value: it also
+// normalizes it (see normValue), into tmp when it is not normal already,
+// so that the common case copies nothing.
+func (f *Func) normalArg(args []*Value, tmp *Value) (*Value, error) {
+	v, err := f.arg(args)
+	if v == nil || isNormal(v) {
+		return v, err
+	}
+	copyValue(tmp, v)
+	if err := normValue(tmp); err != nil {
+		return nil, err
+	}
+	return tmp, nil
+}
+
 // badKind is Add's error for an argument of the wrong kind.
 func (f *Func) badKind(i int, v *Value) error {
 	return fmt.Errorf("agg: %s: argument %d is a %s value, want %s: %w", f.signature(), i+1, v.Kind, f.Args[i].Kind, ErrBadArgument)

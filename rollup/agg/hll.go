@@ -49,16 +49,9 @@ type hllState struct {
 }
 
 func (s *hllState) Add(args ...*Value) error {
-	v, err := s.f.arg(args)
+	v, err := s.f.normalArg(args, &s.tmp)
 	if v == nil {
 		return err // NULL, or a bad argument
-	}
-	if !isNormal(v) {
-		copyValue(&s.tmp, v)
-		if err := normValue(&s.tmp); err != nil {
-			return err
-		}
-		v = &s.tmp
 	}
 	s.key = appendKey(s.key[:0], v)
 	s.sk.Insert(s.key)

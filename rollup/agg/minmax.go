@@ -124,19 +124,11 @@ type minMaxState struct {
 }
 
 func (s *minMaxState) Add(args ...*Value) error {
-	v, err := s.f.arg(args)
+	v, err := s.f.normalArg(args, &s.tmp)
 	if v == nil {
 		return err // NULL, or a bad argument
 	}
-	if isNormal(v) {
-		s.offer(v) // the common case: no copy
-		return nil
-	}
-	copyValue(&s.tmp, v)
-	if err := normValue(&s.tmp); err != nil {
-		return err
-	}
-	s.offer(&s.tmp)
+	s.offer(v)
 	return nil
 }
 
@@ -215,19 +207,11 @@ func (s *topNState) better(a, b *Value) bool {
 }
 
 func (s *topNState) Add(args ...*Value) error {
-	v, err := s.f.arg(args)
+	v, err := s.f.normalArg(args, &s.tmp)
 	if v == nil {
 		return err // NULL, or a bad argument
 	}
-	if isNormal(v) {
-		s.offer(v) // the common case: no copy
-		return nil
-	}
-	copyValue(&s.tmp, v)
-	if err := normValue(&s.tmp); err != nil {
-		return err
-	}
-	s.offer(&s.tmp)
+	s.offer(v)
 	return nil
 }
 

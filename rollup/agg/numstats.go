@@ -69,6 +69,18 @@ type specialCounts struct {
 	nan, pinf, ninf int64 // NaN, Infinity, -Infinity inputs
 }
 
+// appendBinary encodes the four counts as uvarints.
+func (c *specialCounts) appendBinary(b []byte) []byte {
+	for _, n := range []int64{c.n, c.nan, c.pinf, c.ninf} {
+		b = binary.AppendUvarint(b, uint64(n))
+	}
+	return b
+}
+
+func (c *specialCounts) decode(d *decoder) {
+	c.n, c.nan, c.pinf, c.ninf = d.count("count"), d.count("NaN count"), d.count("Infinity count"), d.count("-Infinity count")
+}
+
 // add adds o to c, all four counts or none.
 func (c *specialCounts) add(o specialCounts) error {
 	var sum [4]int64
@@ -159,9 +171,7 @@ func copyBig(x *big.Int) *big.Int {
 
 func (s *decStats) AppendBinary(b []byte) ([]byte, error) {
 	b = appendHeader(b, tagDecStats)
-	for _, c := range []int64{s.n, s.nan, s.pinf, s.ninf} {
-		b = binary.AppendUvarint(b, uint64(c))
-	}
+	b = s.specialCounts.appendBinary(b)
 	b = s.sum.appendBinary(b)
 	if s.f.needsSquares() {
 		b = s.sq.appendBinary(b)
@@ -170,7 +180,7 @@ func (s *decStats) AppendBinary(b []byte) ([]byte, error) {
 }
 
 func (s *decStats) decode(d *decoder) {
-	s.n, s.nan, s.pinf, s.ninf = d.count("count"), d.count("NaN count"), d.count("Infinity count"), d.count("-Infinity count")
+	s.specialCounts.decode(d)
 	maxScale := int32(maxDscale)
 	if s.f.Args[0].Kind == KindInt {
 		maxScale = 0
