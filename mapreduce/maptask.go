@@ -109,11 +109,13 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	r.read.Add(n)
 	r.chunks.Add(1)
 	r.progress.Add(PhaseMap, n)
+	full := t.comb.len() >= t.maxEntries
 	switch {
-	case r.in.GroupBy > 0 && t.comb.len() >= t.maxEntries:
-		return t.spill(ctx)
-	case r.in.GroupBy > 0:
-	case t.comb.len() >= t.maxEntries || time.Since(t.lastCommit) >= r.cfg.CheckpointInterval:
+	case r.in.GroupBy > 0: // a grouped range commits whole, at its end
+		if full {
+			return t.spill(ctx)
+		}
+	case full || time.Since(t.lastCommit) >= r.cfg.CheckpointInterval:
 		return t.commit(ctx, false)
 	}
 	return nil

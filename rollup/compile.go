@@ -200,9 +200,9 @@ func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan,
 		j.nargs += len(c.cols)
 	}
 	j.valueBytes = j.groupBytes()
-	p.Job = j.definition(cmp.Or(opts.Name, JobName(q, opts)), opts.Into, in, q)
-	if err := p.Job.(interface{ Validate() error }).Validate(); err != nil {
-		return nil, fmt.Errorf("rollup: %w", err)
+	var err error
+	if p.Job, err = j.definition(cmp.Or(opts.Name, JobName(q, opts)), opts.Into, in, q); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -373,7 +373,7 @@ func (c *compiler) output(a Agg, j *job) (outputExpr, error) {
 var ErrGroup = errors.New("rollup: a group's result failed")
 
 // definition builds the mapreduce job of j.
-func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapreduce.Definition {
+func (j *job) definition(name, into string, in mapreduce.Input, q *Query) (mapreduce.Definition, error) {
 	var values []mapreduce.Field
 	for _, it := range q.Items {
 		if !it.IsKey() {
@@ -432,7 +432,10 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) mapred
 			return nil
 		},
 	}
-	return def
+	if err := def.Validate(); err != nil {
+		return nil, fmt.Errorf("rollup: %w", err)
+	}
+	return def, nil
 }
 
 // SourceSQL is the statement the source runs per cursor range, as a

@@ -177,9 +177,9 @@ func (p *Plan) grouped(in mapreduce.Input, types []string, opts Options) (*Plan,
 	}
 	g := *p
 	g.Input, g.types, g.job = in, types, j
-	g.Job = j.definition(p.Job.Spec().Name, p.Job.Spec().Output.Name, in, p.Query)
-	if err := g.Job.(interface{ Validate() error }).Validate(); err != nil {
-		return nil, fmt.Errorf("rollup: %w", err)
+	var err error
+	if g.Job, err = j.definition(p.Job.Spec().Name, p.Job.Spec().Output.Name, in, p.Query); err != nil {
+		return nil, err
 	}
 	g.Keys = slices.Clone(p.Keys)
 	for i := range g.Keys {
