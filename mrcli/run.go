@@ -218,15 +218,28 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 // with this one, in the same time.
 const heapHeadroom = 96 << 20
 
+// gcPercent is the garbage collector's GOGC while the heap is below its
+// limit. With the limit in place a larger heap costs nothing the user did
+// not grant, and collections are what the map and reduce phases spend
+// most on after PostgreSQL's rows: measured on the 1M-row db-benchmark q3
+// and q10 (the most and the fewest groups), 400 cut mr's CPU time by a
+// fifth against the default 100 at the same peak RSS, and GOGC=off saved
+// nothing more.
+const gcPercent = 400
+
 // limitHeap sets the Go runtime's soft memory limit to the engine's budget
 // plus headroom, so that the garbage collector keeps the heap near the
-// budget instead of letting it grow to twice the live data. A GOMEMLIMIT
-// set by the user wins.
+// budget instead of letting it grow to twice the live data, and lets the
+// heap grow towards that limit before collecting. A GOMEMLIMIT or GOGC set
+// by the user wins.
 func limitHeap(memory int64) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	debug.SetMemoryLimit(memory + heapHeadroom)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // closeInto closes v if it is an io.Closer, adding a failure to *err.
