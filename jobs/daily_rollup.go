@@ -53,7 +53,7 @@ var DailyRollup = mapreduce.Job[RollupKey, RollupTotals]{
 		return nil
 	},
 	Combine: func(a, b RollupTotals) RollupTotals {
-		return RollupTotals{Events: a.Events + b.Events, TotalCents: a.TotalCents + b.TotalCents}
+		return RollupTotals{Events: a.Events + b.Events, TotalCents: mapreduce.AddInt64(a.TotalCents, b.TotalCents)}
 	},
 }
 

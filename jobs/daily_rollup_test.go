@@ -1,8 +1,12 @@
 package jobs_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	_ "modernc.org/sqlite"
@@ -116,5 +120,30 @@ func TestDailyRollup_SQLite_Resume(t *testing.T) {
 	lost := int64(chunk * len(slices.DeleteFunc(slices.Clone(res.Stops), func(p string) bool { return p != "map-spilled" })))
 	if read < gen.Rows || read > gen.Rows+lost {
 		t.Errorf("%d attempts read %d rows in all; want %d rows, plus at most %d re-read after %d stops", len(res.Attempts), read, gen.Rows, lost, len(res.Stops))
+	}
+}
+
+// TestDailyRollup_Overflow sums one account's cents past the largest
+// bigint: the run stops, naming the group, and writes no wrapped negative
+// total.
+func TestDailyRollup_Overflow(t *testing.T) {
+	t.Parallel()
+	tab := events(eventgen.Config{Rows: 0})
+	ts := "2026-03-01T10:00:00Z"
+	tab.Rows = [][]any{
+		{int64(1), int64(7), ts, "food", int64(math.MaxInt64 - 100), "{}"},
+		{int64(2), int64(7), ts, "rent", int64(60), "{}"},
+		{int64(3), int64(7), ts, "food", int64(60), "{}"},
+		{int64(4), int64(7), ts, "food", int64(60), "{}"}, // past the largest bigint
+	}
+	h := mapreducetest.New(t, mapreducetest.Options{})
+	h.Load(t, tab)
+	_, err := mapreduce.Run(context.Background(), &jobs.DailyRollup, h.Source(), h.Sink(), mapreducetest.Config(t))
+	const want = "the values of key {7 2026-03-01 food} overflow as they combine (integer overflow: "
+	if !errors.Is(err, mapreduce.ErrOverflow) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to contain %q", err, want)
+	}
+	if n := h.Query(t, `SELECT count(*) FROM daily_rollup`)[0][0].(int64); n != 0 {
+		t.Errorf("daily_rollup has %d rows after the failed run", n)
 	}
 }

@@ -2,6 +2,7 @@ package mapreduce
 
 import (
 	"context"
+	"fmt"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -62,7 +63,10 @@ func (t *mapCombiner[K, V]) mapRow(ctx context.Context, row Row) error {
 	}
 	// Only a successful attempt's pairs reach the combiner. A panic in Combine
 	// is not the row's fault: it stops the task.
+	var k K
+	defer t.nameOverflow(&k)
 	for _, p := range t.pending {
+		k = p.k
 		if t.combine(p.k, p.v) && t.job.Release != nil {
 			t.job.Release(p.v)
 		}
@@ -93,10 +97,26 @@ func (t *mapCombiner[K, V]) combine(k K, v V) (merged bool) {
 }
 
 func (t *mapCombiner[K, V]) add(rec arrow.RecordBatch) {
+	var k K
+	defer t.nameOverflow(&k)
 	t.dec.Reset(rec)
 	for range rec.NumRows() {
-		k := t.job.Key.Decode(&t.dec)
+		k = t.job.Key.Decode(&t.dec)
 		t.combine(k, t.job.Value.Decode(&t.dec))
+	}
+}
+
+// nameOverflow, deferred around calls of Combine, adds the key *k to an
+// overflow that Combine panics with (see AddInt64) and panics again. An
+// overflow stops the run, wherever the values meet: which row would
+// overflow depends on the order in which partial values merge, so
+// failing a row would make the sink depend on the partitioning.
+func (t *mapCombiner[K, V]) nameOverflow(k *K) {
+	if p := recover(); p != nil {
+		if err := overflowed(p); err != nil {
+			panic(fmt.Errorf("the values of key %v overflow as they combine (%w): change the rows, or make the job's value wider", *k, err))
+		}
+		panic(p)
 	}
 }
 

@@ -26,7 +26,7 @@ var Clicks = mapreduce.Job[string, int64]{
 		emit(row.String(0), 1)
 		return nil
 	},
-	Combine: func(a, b int64) int64 { return a + b },
+	Combine: mapreduce.AddInt64,
 }
 
 // Write a job, then run it over a table of an SQLite file into another

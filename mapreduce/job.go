@@ -44,7 +44,9 @@ type Job[K comparable, V any] struct {
 	// so it must not change shared state without synchronization.
 	Map func(ctx context.Context, row Row, emit func(K, V)) error
 
-	// Combine merges two values of the same key.
+	// Combine merges two values of the same key. Sums of integers should
+	// use AddInt64, which stops the run, naming the key, where a plain +
+	// would wrap around and write a wrong total.
 	Combine func(a, b V) V
 
 	// Release, if set, is given each value Map emitted once the engine

@@ -52,7 +52,10 @@ func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 	defer t.dlq.abort() // the letters since the last commit do not count
 	defer func() {
 		if p := recover(); p != nil { // in Combine: a bug, not a bad row
-			err = fmt.Errorf("partition %d: %w", part, recovered(p))
+			if err = overflowed(p); err == nil {
+				err = recovered(p)
+			}
+			err = fmt.Errorf("partition %d: %w", part, err)
 		}
 	}()
 	t.maxEntries = r.maxEntries(t.comb)

@@ -26,7 +26,10 @@ const (
 func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string, b int, files []shuffle.File) (err error) {
 	defer func() {
 		if p := recover(); p != nil { // in Combine or Finalize
-			err = fmt.Errorf("bucket %d: %w", b, recovered(p))
+			if err = overflowed(p); err == nil {
+				err = recovered(p)
+			}
+			err = fmt.Errorf("bucket %d: %w", b, err)
 		}
 	}()
 	rows := &bucketRows{r: r, ctx: ctx, bucket: b, comb: r.def.newCombiner(), parts: []part{{files: files}}}

@@ -34,7 +34,7 @@ var Clicks = mapreduce.Job[string, int64]{
 		emit(row.String(0), 1)
 		return nil
 	},
-	Combine: func(a, b int64) int64 { return a + b },
+	Combine: mapreduce.AddInt64,
 }
 
 var clicksTable = mapreducetest.Table{
