@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -260,6 +261,14 @@ func (r *Runner) mapPhase(ctx context.Context) error {
 	}
 	r.progress.Start(PhaseMap, r.plan.Rows, r.resumedRows.Load())
 	defer r.progress.Finish(PhaseMap)
+	left := slices.IndexFunc(r.checkpoints, func(cp *Checkpoint) bool { return !cp.Done }) >= 0
+	if snap, ok := r.src.(Snapshotter); ok && left {
+		release, err := snap.Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Workers)
 	for _, cp := range r.checkpoints {

@@ -59,3 +59,15 @@ type Splitter interface {
 type Streamer interface {
 	Stream(ctx context.Context, in Input, r partition.Range, limit int, b *Batch, fn func(*Batch) error) error
 }
+
+// Snapshotter is implemented by sources that can read every range of a
+// run as of one moment: the engine pins a snapshot for the map phase, so
+// that all partitions together read one consistent cut of the table. A
+// row that an UPDATE moves to another cursor while the run reads is then
+// read once, and a row inserted meanwhile waits for the next run. Without
+// it each range query sees the table as of its own start.
+type Snapshotter interface {
+	// Snapshot pins the source's current state for every read until
+	// release is called.
+	Snapshot(ctx context.Context) (release func(), err error)
+}

@@ -73,6 +73,7 @@ type Postgres struct {
 
 	db   *pg.DB
 	pool *pgxpool.Pool // db.Pool
+	snap snapshot      // the snapshot ranges are read at, if pinned
 
 	// Sampling thresholds of Split, fields so that tests can lower them.
 	fullReadMax  int64 // up to this many rows, Split reads every cursor value
@@ -387,7 +388,7 @@ func userSQL(in mapreduce.Input) bool { return len(in.Exprs) > 0 || in.Where != 
 // readOnly runs fn in a read-only transaction, which it then rolls back:
 // whatever the user's SQL calls cannot write.
 func (s *Postgres) readOnly(ctx context.Context, fn func(pgx.Tx) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	tx, err := s.beginAt(ctx)
 	if err != nil {
 		return err
 	}
@@ -396,17 +397,17 @@ func (s *Postgres) readOnly(ctx context.Context, fn func(pgx.Tx) error) error {
 }
 
 // query runs the range query q with args: in the pool, or inside a
-// read-only transaction when in holds user SQL. done closes the rows and
-// ends the transaction.
+// read-only transaction when in holds user SQL or a snapshot is pinned
+// (see Snapshot). done closes the rows and ends the transaction.
 func (s *Postgres) query(ctx context.Context, in mapreduce.Input, q string, args ...any) (rows pgx.Rows, done func(), err error) {
-	if !userSQL(in) {
+	if !userSQL(in) && s.snap.current() == "" {
 		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
 			return nil, nil, err
 		}
 		return rows, rows.Close, nil
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	tx, err := s.beginAt(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
