@@ -489,6 +489,12 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 // of limit rows (see mapreduce.Streamer): one round trip per range instead
 // of one per chunk. A connection fault mid-stream is retried from the row
 // after the last chunk fn accepted; an error of fn ends the stream as it is.
+//
+// A query that the server cancels, as statement_timeout does to any query
+// that runs longer, is issued again from the row after the last chunk
+// while each one delivers chunks; one cancelled before its first chunk
+// leaves the rest of the range to keyset chunks (ReadChunk), each a short
+// query of its own.
 func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch, fn func(*mapreduce.Batch) error) error {
 	q, err := s.rangeQuery(in, r, limit)
 	if err != nil || r.Empty() {
@@ -504,30 +510,69 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 		b.Reset()
 		return nil
 	}
-	err = s.retry(ctx, func(ctx context.Context) error {
-		start := lo
-		err := s.streamOnce(ctx, in, q, lo, r.Hi, limit, b, values, deliver)
-		switch {
-		case err != nil && lo != start && in.GroupBy > 0:
-			// Groups come in no order: no query reads "the rest" of a
-			// range, and fn has taken some. The engine redoes the range.
-			return pg.Stop(err)
-		case err != nil && lo != start:
-			return pg.Progressed(err) // a fault after rows arrived is a new one
+	for {
+		issued := lo
+		err = s.retry(ctx, func(ctx context.Context) error {
+			start := lo
+			err := s.streamOnce(ctx, in, q, lo, r.Hi, limit, b, values, deliver)
+			switch {
+			case err != nil && lo != start && in.GroupBy > 0:
+				// Groups come in no order: no query reads "the rest" of a
+				// range, and fn has taken some. The engine redoes the range.
+				return pg.Stop(err)
+			case err != nil && lo != start:
+				return pg.Progressed(err) // a fault after rows arrived is a new one
+			}
+			return err
+		})
+		if !cancelled(err) || in.GroupBy > 0 {
+			break
 		}
-		return err
-	})
+		if lo == issued {
+			return s.readChunks(ctx, in, partition.Range{Lo: lo, Hi: r.Hi}, limit, b, fn)
+		}
+	}
 	if cb, ok := err.(*callbackError); ok {
 		return cb.err
 	}
 	if err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		switch {
+		case errors.As(err, &pgErr) && pgErr.Code == "42P01": // undefined_table
 			return errNoTable(s, in.Table)
+		case cancelled(err): // a grouped range cannot be read in parts
+			err = fmt.Errorf("%w (the range's GROUP BY query ran past statement_timeout? raise it for mr's role, use more --partitions, or --push-down off)", err)
 		}
 		return s.db.Scrub(fmt.Errorf("sources: read %s of table %q in %s: %w", r, in.Table, s, err))
 	}
 	return nil
+}
+
+// cancelled reports whether err is the server's cancel of a query
+// (SQLSTATE 57014, query_canceled): statement_timeout's, or an operator's
+// pg_cancel_backend, which ends the query and not the session.
+func cancelled(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57014"
+}
+
+// readChunks reads r as Stream does, one keyset chunk (ReadChunk) at a
+// time.
+func (s *Postgres) readChunks(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch, fn func(*mapreduce.Batch) error) error {
+	for {
+		b.Reset()
+		err := s.ReadChunk(ctx, in, r, limit, b)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+		r.Lo = b.Last() + 1
+	}
 }
 
 // streamOnce runs Stream's query from cursor lo once, delivering a chunk
