@@ -60,6 +60,10 @@ type call struct {
 type group struct {
 	states []agg.State
 	row    []agg.Value // every call's arguments in turn, while states is nil
+	// argv is where addRow points at the arguments of one call for Add:
+	// a slice of them on the stack would move to the heap per row, as
+	// Add is an interface's method, and no call takes more than two.
+	argv [2]*agg.Value
 }
 
 // rowKey frames the key values of row: per key a NULL tag, then the
@@ -151,11 +155,14 @@ func (j *job) keyCodec() mapreduce.Codec[string] {
 			}
 		},
 		Decode: func(d mapreduce.Decoder) string {
-			var b []byte
+			buf := keyBufs.Get().(*[]byte)
+			defer keyBufs.Put(buf)
+			b := (*buf)[:0]
 			for _, k := range j.keys {
 				v := decodeValue(d, k.kind)
 				b = appendKey(b, &v)
 			}
+			*buf = b
 			return string(b)
 		},
 	}
@@ -175,7 +182,7 @@ func readKey(b []byte, kind agg.Kind, v *agg.Value) []byte {
 		x := b[w : w+int(n)]
 		switch kind {
 		case agg.KindDecimal:
-			if _, _, err := v.Dec.SetString(string(x)); err != nil {
+			if err := setDecimalText(&v.Dec, unsafe.String(unsafe.SliceData(x), len(x))); err != nil {
 				panic("rollup: a framed key holds a bad numeric: " + err.Error())
 			}
 		case agg.KindText:
@@ -317,13 +324,14 @@ func (j *job) materialize(g *group) error {
 
 // addRow adds the arguments of one row to g's states.
 func (j *job) addRow(g *group, row []agg.Value) error {
-	var args [2]*agg.Value
+	defer clear(g.argv[:]) // so that g holds no row
 	for i, c := range j.calls {
-		for a := range c.cols {
+		args := g.argv[:len(c.cols)]
+		for a := range args {
 			args[a] = &row[0]
 			row = row[1:]
 		}
-		if err := g.states[i].Add(args[:len(c.cols)]...); err != nil {
+		if err := g.states[i].Add(args...); err != nil {
 			return fmt.Errorf("rollup: %s: %w", c.fn, err)
 		}
 	}
@@ -385,7 +393,7 @@ func readValue(row mapreduce.Row, col int, kind agg.Kind, v *agg.Value) error {
 	case agg.KindDecimal:
 		switch x := row.Value(col).(type) {
 		case string:
-			if _, _, err := v.Dec.SetString(x); err != nil {
+			if err := setDecimalText(&v.Dec, x); err != nil {
 				return fmt.Errorf("column %d: %q is not a number", col, x)
 			}
 		default:
@@ -405,6 +413,39 @@ func readValue(row mapreduce.Row, col int, kind agg.Kind, v *agg.Value) error {
 	case agg.KindBytes:
 		v.Bytes = bytes.Clone(row.Bytes(col))
 	}
+	return nil
+}
+
+// setDecimalText sets d to the numeric s spells, as apd's SetString does,
+// without its allocations (it splices the digits around the point into a
+// new string) for the text that sources and key frames hold: an optional
+// minus, then up to 19 digits with an optional point, whose coefficient
+// fits d's inline words. Other text goes to SetString.
+func setDecimalText(d *apd.Decimal, s string) error {
+	t, neg := s, false
+	if t != "" && t[0] == '-' {
+		t, neg = t[1:], true
+	}
+	var coef uint64
+	digits, scale := 0, -1
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c >= '0' && c <= '9' && digits < 19:
+			coef = coef*10 + uint64(c-'0')
+			digits++
+		case c == '.' && scale < 0:
+			scale = len(t) - i - 1
+		default:
+			_, _, err := d.SetString(s)
+			return err
+		}
+	}
+	if digits == 0 {
+		_, _, err := d.SetString(s)
+		return err
+	}
+	d.Form, d.Negative, d.Exponent = apd.Finite, neg, -int32(max(scale, 0))
+	d.Coeff.SetUint64(coef)
 	return nil
 }
 
@@ -450,7 +491,11 @@ func writeValue(e mapreduce.Encoder, v *agg.Value) {
 	case agg.KindFloat:
 		e.Float64(v.Float)
 	case agg.KindDecimal:
-		e.Decimal(&v.Dec)
+		// A copy, so that only a decimal moves to the heap: passing
+		// &v.Dec to the interface would move every v there, as the key
+		// codec encodes one per key field per spilled record.
+		d := v.Dec
+		e.Decimal(&d)
 	case agg.KindText:
 		e.String(v.Str)
 	case agg.KindBool:
