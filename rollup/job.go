@@ -70,8 +70,8 @@ type group struct {
 // value, so that equal keys (in SQL's sense: 1.5 = 1.50, -0 = 0) give
 // equal strings.
 func (j *job) rowKey(row mapreduce.Row) (string, error) {
-	buf := keyBufs.Get().(*[]byte)
-	defer keyBufs.Put(buf)
+	buf := scratchBufs.Get().(*[]byte)
+	defer scratchBufs.Put(buf)
 	b := (*buf)[:0]
 	var v agg.Value
 	for _, k := range j.keys {
@@ -94,7 +94,9 @@ func (j *job) rowKey(row mapreduce.Row) (string, error) {
 	return string(b), nil
 }
 
-var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
+// scratchBufs hold the bytes of a key or a state while it is built: a
+// spill encodes every key and state, a reduce decodes every key.
+var scratchBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // appendKey appends v's frame: a tag byte, 0 for NULL, else 1 and then 8
 // bytes for the fixed-size kinds and a length and bytes for the others.
@@ -155,8 +157,8 @@ func (j *job) keyCodec() mapreduce.Codec[string] {
 			}
 		},
 		Decode: func(d mapreduce.Decoder) string {
-			buf := keyBufs.Get().(*[]byte)
-			defer keyBufs.Put(buf)
+			buf := scratchBufs.Get().(*[]byte)
+			defer scratchBufs.Put(buf)
 			b := (*buf)[:0]
 			for _, k := range j.keys {
 				v := decodeValue(d, k.kind)
@@ -215,7 +217,9 @@ func (j *job) valueCodec() mapreduce.Codec[*group] {
 			if err := j.materialize(g); err != nil {
 				panic(err)
 			}
-			var b []byte
+			buf := scratchBufs.Get().(*[]byte)
+			defer scratchBufs.Put(buf)
+			b := *buf
 			for _, s := range g.states {
 				var err error
 				if b, err = s.AppendBinary(b[:0]); err != nil {
@@ -223,6 +227,7 @@ func (j *job) valueCodec() mapreduce.Codec[*group] {
 				}
 				e.Bytes(b)
 			}
+			*buf = b
 		},
 		Decode: func(d mapreduce.Decoder) *group {
 			g := &group{states: make([]agg.State, len(j.calls))}
