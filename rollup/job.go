@@ -60,14 +60,18 @@ type call struct {
 type group struct {
 	states []agg.State
 	row    []agg.Value // every call's arguments in turn, while states is nil
+	// argv is where addRow points at the arguments of one call for Add:
+	// a slice of them on the stack would move to the heap per row, as
+	// Add is an interface's method, and no call takes more than two.
+	argv [2]*agg.Value
 }
 
 // rowKey frames the key values of row: per key a NULL tag, then the
 // value, so that equal keys (in SQL's sense: 1.5 = 1.50, -0 = 0) give
 // equal strings.
 func (j *job) rowKey(row mapreduce.Row) (string, error) {
-	buf := keyBufs.Get().(*[]byte)
-	defer keyBufs.Put(buf)
+	buf := scratchBufs.Get().(*[]byte)
+	defer scratchBufs.Put(buf)
 	b := (*buf)[:0]
 	var v agg.Value
 	for _, k := range j.keys {
@@ -90,7 +94,9 @@ func (j *job) rowKey(row mapreduce.Row) (string, error) {
 	return string(b), nil
 }
 
-var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
+// scratchBufs hold the bytes of a key or a state while it is built: a
+// spill encodes every key and state, a reduce decodes every key.
+var scratchBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // appendKey appends v's frame: a tag byte, 0 for NULL, else 1 and then 8
 // bytes for the fixed-size kinds and a length and bytes for the others.
@@ -151,11 +157,14 @@ func (j *job) keyCodec() mapreduce.Codec[string] {
 			}
 		},
 		Decode: func(d mapreduce.Decoder) string {
-			var b []byte
+			buf := scratchBufs.Get().(*[]byte)
+			defer scratchBufs.Put(buf)
+			b := (*buf)[:0]
 			for _, k := range j.keys {
 				v := decodeValue(d, k.kind)
 				b = appendKey(b, &v)
 			}
+			*buf = b
 			return string(b)
 		},
 	}
@@ -175,7 +184,7 @@ func readKey(b []byte, kind agg.Kind, v *agg.Value) []byte {
 		x := b[w : w+int(n)]
 		switch kind {
 		case agg.KindDecimal:
-			if _, _, err := v.Dec.SetString(string(x)); err != nil {
+			if err := setDecimalText(&v.Dec, unsafe.String(unsafe.SliceData(x), len(x))); err != nil {
 				panic("rollup: a framed key holds a bad numeric: " + err.Error())
 			}
 		case agg.KindText:
@@ -208,7 +217,9 @@ func (j *job) valueCodec() mapreduce.Codec[*group] {
 			if err := j.materialize(g); err != nil {
 				panic(err)
 			}
-			var b []byte
+			buf := scratchBufs.Get().(*[]byte)
+			defer scratchBufs.Put(buf)
+			b := *buf
 			for _, s := range g.states {
 				var err error
 				if b, err = s.AppendBinary(b[:0]); err != nil {
@@ -216,6 +227,7 @@ func (j *job) valueCodec() mapreduce.Codec[*group] {
 				}
 				e.Bytes(b)
 			}
+			*buf = b
 		},
 		Decode: func(d mapreduce.Decoder) *group {
 			g := &group{states: make([]agg.State, len(j.calls))}
@@ -317,13 +329,14 @@ func (j *job) materialize(g *group) error {
 
 // addRow adds the arguments of one row to g's states.
 func (j *job) addRow(g *group, row []agg.Value) error {
-	var args [2]*agg.Value
+	defer clear(g.argv[:]) // so that g holds no row
 	for i, c := range j.calls {
-		for a := range c.cols {
+		args := g.argv[:len(c.cols)]
+		for a := range args {
 			args[a] = &row[0]
 			row = row[1:]
 		}
-		if err := g.states[i].Add(args[:len(c.cols)]...); err != nil {
+		if err := g.states[i].Add(args...); err != nil {
 			return fmt.Errorf("rollup: %s: %w", c.fn, err)
 		}
 	}
@@ -385,7 +398,7 @@ func readValue(row mapreduce.Row, col int, kind agg.Kind, v *agg.Value) error {
 	case agg.KindDecimal:
 		switch x := row.Value(col).(type) {
 		case string:
-			if _, _, err := v.Dec.SetString(x); err != nil {
+			if err := setDecimalText(&v.Dec, x); err != nil {
 				return fmt.Errorf("column %d: %q is not a number", col, x)
 			}
 		default:
@@ -405,6 +418,39 @@ func readValue(row mapreduce.Row, col int, kind agg.Kind, v *agg.Value) error {
 	case agg.KindBytes:
 		v.Bytes = bytes.Clone(row.Bytes(col))
 	}
+	return nil
+}
+
+// setDecimalText sets d to the numeric s spells, as apd's SetString does,
+// without its allocations (it splices the digits around the point into a
+// new string) for the text that sources and key frames hold: an optional
+// minus, then up to 19 digits with an optional point, whose coefficient
+// fits d's inline words. Other text goes to SetString.
+func setDecimalText(d *apd.Decimal, s string) error {
+	t, neg := s, false
+	if t != "" && t[0] == '-' {
+		t, neg = t[1:], true
+	}
+	var coef uint64
+	digits, scale := 0, -1
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c >= '0' && c <= '9' && digits < 19:
+			coef = coef*10 + uint64(c-'0')
+			digits++
+		case c == '.' && scale < 0:
+			scale = len(t) - i - 1
+		default:
+			_, _, err := d.SetString(s)
+			return err
+		}
+	}
+	if digits == 0 {
+		_, _, err := d.SetString(s)
+		return err
+	}
+	d.Form, d.Negative, d.Exponent = apd.Finite, neg, -int32(max(scale, 0))
+	d.Coeff.SetUint64(coef)
 	return nil
 }
 
@@ -450,7 +496,11 @@ func writeValue(e mapreduce.Encoder, v *agg.Value) {
 	case agg.KindFloat:
 		e.Float64(v.Float)
 	case agg.KindDecimal:
-		e.Decimal(&v.Dec)
+		// A copy, so that only a decimal moves to the heap: passing
+		// &v.Dec to the interface would move every v there, as the key
+		// codec encodes one per key field per spilled record.
+		d := v.Dec
+		e.Decimal(&d)
 	case agg.KindText:
 		e.String(v.Str)
 	case agg.KindBool:

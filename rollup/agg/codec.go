@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/cockroachdb/apd/v3"
 )
@@ -62,26 +63,42 @@ func (f *Func) Decode(b []byte) (State, error) {
 		return nil, fmt.Errorf("agg: decode %s: format version %d, want %d: %w", f, b[0], formatVersion, ErrCorrupt)
 	}
 	s := f.newState()
-	d := decoder{f: f, b: b, off: 2}
 	if want := stateTag(s); b[1] != want {
 		return nil, fmt.Errorf("agg: decode %s: state tag %d, want %d: %w", f, b[1], want, ErrCorrupt)
 	}
-	s.decode(&d)
+	sc := decodeScratches.Get().(*decodeScratch)
+	defer decodeScratches.Put(sc)
+	d := &sc.d
+	*d = decoder{f: f, b: b, off: 2}
+	defer func() { *d = decoder{} }() // so that the pool holds no state's bytes
+	s.decode(d)
 	if d.err == nil && d.off != len(b) {
 		d.failf("%d bytes follow the state", len(b)-d.off)
 	}
 	if d.err != nil {
 		return nil, d.err
 	}
-	again, err := s.AppendBinary(nil)
+	again, err := s.AppendBinary(sc.again[:0])
 	if err != nil {
 		return nil, fmt.Errorf("agg: decode %s: %v: %w", f, err, ErrCorrupt)
 	}
+	sc.again = again
 	if !bytes.Equal(again, b) {
 		return nil, fmt.Errorf("agg: decode %s: not in canonical form (it encodes again to %d different bytes): %w", f, len(again), ErrCorrupt)
 	}
 	return s, nil
 }
+
+// decodeScratch is what Decode needs besides the state, reused: the
+// decoder, which the interface call of a state's decode would move to
+// the heap per state, and the buffer of the canonical check's encoding.
+// A reduce decodes every state of every record it merges.
+type decodeScratch struct {
+	d     decoder
+	again []byte
+}
+
+var decodeScratches = sync.Pool{New: func() any { return new(decodeScratch) }}
 
 func stateTag(s state) byte {
 	switch s.(type) {
@@ -228,20 +245,28 @@ func appendMagnitude(b []byte, x *big.Int) []byte {
 // magnitude reads what appendMagnitude wrote into z; it has at most max
 // bytes.
 func (d *decoder) magnitude(z *big.Int, what string, max int) {
+	if p := d.magBytes(what, max); d.err == nil {
+		z.SetBytes(p)
+	}
+}
+
+// magBytes reads what appendMagnitude wrote, as big-endian bytes without
+// leading zeros; it has at most max bytes.
+func (d *decoder) magBytes(what string, max int) []byte {
 	n := d.length(what, 1)
 	if n > max {
 		d.failf("%s of %d bytes exceeds %d", what, n, max)
-		return
+		return nil
 	}
 	p := d.bytes(n)
 	if d.err != nil {
-		return
+		return nil
 	}
 	if n > 0 && p[0] == 0 {
 		d.failf("%s has a leading zero byte", what)
-		return
+		return nil
 	}
-	z.SetBytes(p)
+	return p
 }
 
 // The numeric value encoding: a form byte, then for finite values the

@@ -283,23 +283,39 @@ func (s *decSum) decode(d *decoder, maxScale int32) {
 		d.failf("sign byte %d", neg)
 		return
 	}
-	var c big.Int
-	d.magnitude(&c, "sum coefficient", maxSumBytes)
+	mag := d.magBytes("sum coefficient", maxSumBytes)
 	if d.err != nil {
 		return
 	}
+	// Up to 15 bytes are an i128 as they are, without a big.Int per
+	// decoded state.
+	if len(mag) < 16 {
+		var buf [16]byte
+		copy(buf[16-len(mag):], mag)
+		v := i128{hi: binary.BigEndian.Uint64(buf[:8]), lo: binary.BigEndian.Uint64(buf[8:])}
+		if neg == 1 {
+			if v.isZero() {
+				d.failf("negative zero sum")
+				return
+			}
+			v = negate128(v)
+		}
+		s.scale, s.v, s.b = int32(scale), v, nil
+		return
+	}
+	c := new(big.Int).SetBytes(mag)
 	if neg == 1 {
 		if c.Sign() == 0 {
 			d.failf("negative zero sum")
 			return
 		}
-		c.Neg(&c)
+		c.Neg(c)
 	}
 	s.scale = int32(scale)
-	if v, ok := i128FromBig(&c); ok {
+	if v, ok := i128FromBig(c); ok {
 		s.v, s.b = v, nil
 	} else {
-		s.b = &c
+		s.b = c
 	}
 }
 
