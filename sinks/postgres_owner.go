@@ -17,7 +17,9 @@ import (
 // it; Stage claims the table the same way. It is meant for the engine to
 // call right after Prepare, before the map phase, so that a second run
 // into the table is refused before it reads a row. It also names the
-// sink's sessions mr/<run> in pg_stat_activity. t must be prepared.
+// sink's sessions mr/<run> in pg_stat_activity. A commit already swapped
+// in claims nothing, since no Swap would follow to release it. t must be
+// prepared.
 func (s *Postgres) Claim(ctx context.Context, t mapreduce.OutputTable, run, commit string) error {
 	fail := func(err error) error {
 		return s.db.Scrub(fmt.Errorf("sinks: claim table %q for run %s in %s: %w", t.Name, run, s, err))
@@ -34,6 +36,14 @@ func (s *Postgres) Claim(ctx context.Context, t mapreduce.OutputTable, run, comm
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", prepareLockClass, n.schema); err != nil {
 				return err
+			}
+			marks, err := postgresMarks(ctx, tx, n, commit)
+			if err != nil {
+				return err
+			}
+			out, err := relation(ctx, tx, n.schema, n.table)
+			if err != nil || (out != 0 && marks[swapBucket] == out) {
+				return err // finished: no Swap would release a claim
 			}
 			return s.claimTable(ctx, tx, n, run, commit)
 		})

@@ -13,9 +13,20 @@ import (
 
 // Claim makes run (with its plan commit) the owner of t's table, or
 // returns an *OwnedError if another unfinished run owns it, as
-// Postgres.Claim does. t must be prepared.
+// Postgres.Claim does; a commit already swapped in claims nothing. t must
+// be prepared.
 func (s *SQLite) Claim(ctx context.Context, t mapreduce.OutputTable, run, commit string) error {
-	_, err := s.inTx(ctx, func(tx *sql.Tx) (bool, error) { return false, s.claimTable(ctx, tx, t.Name, run, commit) })
+	_, err := s.inTx(ctx, func(tx *sql.Tx) (bool, error) {
+		marks, err := sqliteMarks(ctx, tx, commit)
+		if err != nil {
+			return false, err
+		}
+		out, err := tableID(ctx, tx, t.Name)
+		if err != nil || (out != "" && marks[swapBucket] == out) {
+			return false, err // finished: no Swap would release a claim
+		}
+		return false, s.claimTable(ctx, tx, t.Name, run, commit)
+	})
 	var owned *OwnedError
 	if err != nil && !errors.As(err, &owned) {
 		return fmt.Errorf("sinks: claim table %q for run %s in %s: %w", t.Name, run, s, err)

@@ -751,6 +751,10 @@ func Run(t *testing.T, newBackend NewFunc) {
 			t.Errorf("the new plan of the owner applied %d buckets, want 1", n)
 		}
 		checkTable(bundle, stored(mine))
+		// A finished run run again claims nothing that would block others.
+		if err := claimer.Claim(t.Context(), rollup, "run1", "c3"); err != nil {
+			t.Errorf("Claim by the finished owner: %v", err)
+		}
 		if n := run(bundle, "run2", "c2", theirs); n != 1 {
 			t.Errorf("the other run, after the owner finished, applied %d buckets, want 1", n)
 		}
