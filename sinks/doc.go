@@ -19,11 +19,22 @@
 //
 // and records the bucket in
 //
-//	mr_bucket_commits(commit_key, bucket, rows, committed_at, PRIMARY KEY (commit_key, bucket))
+//	mr_bucket_commits(commit_key, bucket, rows, committed_at, table_oid (Postgres) or table_id (SQLite),
+//	                  PRIMARY KEY (commit_key, bucket))
 //
-// A bucket already recorded under the same commit key is skipped, so a
-// reduce re-run after a crash, or a whole job run again, leaves the output
-// table as one clean run would.
+// A bucket already recorded under the same commit key for the same table
+// is skipped, so a reduce re-run after a crash, or a whole job run again,
+// leaves the output table as one clean run would. The record names the
+// table the bucket went to (its oid, or in SQLite an id mr gives it, see
+// createCommits), and counts only while that table exists: a table dropped
+// during or after a run, and created again, takes its buckets with it, and
+// they are applied again.
+//
+// Prepare checks an existing table before the map phase: every column,
+// of a type that holds every value of its field (PostgreSQL: the type mr
+// would create or a wider exact one, see postgresHolders; SQLite: an
+// affinity that converts none of them, see sqliteAffinities), and a key
+// that upserts can use.
 //
 // Every backend is also a mapreduce.Replacer, so that a run replaces its
 // output table. Stage creates a staging table next to it, named after the
@@ -34,7 +45,9 @@
 // which records the swap in mr_bucket_commits (bucket -1; bucket -2 marks
 // the staging table created for the commit): readers see the old table
 // until the commit and the new one after it, and the rename costs the
-// same for ten groups as for ten million. What the copy keeps differs by
+// same for ten groups as for ten million. From Stage to Swap the run owns
+// the output table (see OwnedError): another run is refused, the same run
+// resumes. What the copy keeps differs by
 // backend; Postgres.Stage and SQLite.Stage say what. mr dlq replay does
 // not swap: it upserts into the finished table as above.
 //

@@ -27,7 +27,8 @@ import (
 // every other name is a table of current_schema(), the first existing
 // schema of the connection's search_path, resolved once per Postgres. Each
 // part is a quoted identifier, never pasted SQL. The commit table
-// mr_bucket_commits lives in the same schema as the output table; Committed
+// mr_bucket_commits and the owner table mr_table_owners (see OwnedError)
+// live in the same schema as the output table; Committed
 // reads the one next to the table last prepared (before any Prepare, the one
 // in current_schema()).
 //
@@ -45,7 +46,9 @@ import (
 // fails during COMMIT, Apply asks the database (within RetryBudget) whether
 // the bucket was recorded: if so it succeeded, if not it was not applied;
 // if the database cannot be asked, the error wraps ErrOutcomeUnknown and
-// the next run learns the outcome from mr_bucket_commits. Errors name the
+// the next run learns the outcome from mr_bucket_commits. Once the sink
+// knows the run (Claim, Stage, Swap), its sessions are named mr/<run id>
+// in pg_stat_activity, unless the DSN sets application_name. Errors name the
 // database as String does and never hold the password. Opening does not
 // retry a refused connection (see pg.Open).
 type Postgres struct {
@@ -169,10 +172,11 @@ func postgresType(f mapreduce.Field) string {
 	return postgresTypes[f.Type]
 }
 
-// names are the qualified names of an output table and its commit table.
+// names are the qualified names of an output table, its commit table and
+// its owner table.
 type names struct {
-	schema, table string
-	out, commits  pgx.Identifier
+	schema, table        string
+	out, commits, owners pgx.Identifier
 }
 
 // checkTable checks what PostgreSQL needs of t before any SQL is written:
@@ -216,6 +220,7 @@ func (s *Postgres) names(ctx context.Context, t mapreduce.OutputTable) (names, e
 		table:   table,
 		out:     pgx.Identifier{schema, table},
 		commits: pgx.Identifier{schema, "mr_bucket_commits"},
+		owners:  pgx.Identifier{schema, "mr_table_owners"},
 	}, nil
 }
 
@@ -277,14 +282,8 @@ func (s *Postgres) Prepare(ctx context.Context, t mapreduce.OutputTable) error {
 					return err
 				}
 			}
-			commits, err := relation(ctx, tx, n.schema, "mr_bucket_commits")
-			if err != nil {
+			if err := prepareLedger(ctx, tx, n); err != nil {
 				return err
-			}
-			if commits == 0 {
-				if _, err := tx.Exec(ctx, createCommitsSQL(n.commits)); err != nil {
-					return err
-				}
 			}
 			problem, err = s.check(ctx, tx, t, n, oid)
 			return err
@@ -330,29 +329,74 @@ func createPostgresSQL(t mapreduce.OutputTable, out pgx.Identifier) string {
 		out.Sanitize(), strings.Join(cols, ", "), strings.Join(keys, ", "))
 }
 
-func createCommitsSQL(commits pgx.Identifier) string {
-	return "CREATE TABLE IF NOT EXISTS " + commits.Sanitize() + ` (
-	commit_key text, bucket int, "rows" bigint, committed_at timestamptz DEFAULT now(),
-	PRIMARY KEY (commit_key, bucket))`
+// prepareLedger creates the commit table and the owner table of n's
+// schema if they are missing, and adds table_oid to a commit table made by
+// an mr that did not record it. Its rows have table_oid NULL, which
+// Committed does not count: a bucket recorded before is applied again
+// (once), since nothing says which table it went to.
+//
+// table_oid is the pg_class oid of the table a bucket (or a step, see
+// stageBucket) was applied to, which ties the record to that table: a
+// table dropped, or dropped and created again, has no relation of that oid
+// any more, so its buckets no longer count as committed and are applied
+// again. A rename keeps the oid, so the swap keeps the buckets of the
+// staging table that becomes the output table.
+func prepareLedger(ctx context.Context, tx pgx.Tx, n names) error {
+	commits, err := relation(ctx, tx, n.schema, "mr_bucket_commits")
+	if err != nil {
+		return err
+	}
+	if commits == 0 {
+		if _, err := tx.Exec(ctx, "CREATE TABLE "+n.commits.Sanitize()+` (
+			commit_key text, bucket int, "rows" bigint, committed_at timestamptz DEFAULT now(), table_oid oid,
+			PRIMARY KEY (commit_key, bucket))`); err != nil {
+			return err
+		}
+	} else {
+		var tied bool
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute
+			WHERE attrelid = $1 AND attname = 'table_oid' AND NOT attisdropped)`, commits).Scan(&tied)
+		if err != nil {
+			return err
+		}
+		if !tied {
+			if _, err := tx.Exec(ctx, "ALTER TABLE "+n.commits.Sanitize()+" ADD COLUMN table_oid oid"); err != nil {
+				return err
+			}
+		}
+	}
+	owners, err := relation(ctx, tx, n.schema, "mr_table_owners")
+	if err != nil || owners != 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, "CREATE TABLE "+n.owners.Sanitize()+` (
+		table_name text PRIMARY KEY, run text NOT NULL, commit_key text NOT NULL, claimed_at timestamptz NOT NULL DEFAULT now())`)
+	return err
 }
 
 // check returns an error naming what the table oid lacks to take t's rows:
-// a column of t, or a unique index on exactly the key columns that ON
+// a column of t, a column type that holds every value of its field (see
+// checkTypes), or a unique index on exactly the key columns that ON
 // CONFLICT can use (immediate, valid, not partial, no expressions; INCLUDE
 // columns do not count). Names match exactly, as quoted identifiers do.
 func (s *Postgres) check(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable, n names, oid uint32) (problem, err error) {
-	rows, err := tx.Query(ctx, `SELECT attname FROM pg_catalog.pg_attribute
+	rows, err := tx.Query(ctx, `SELECT attname::text, atttypid, atttypmod, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
 		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`, oid)
 	if err != nil {
 		return nil, err
 	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	cols := map[string]pgColumnType{}
+	var name string
+	var typ pgColumnType
+	if _, err := pgx.ForEachRow(rows, []any{&name, &typ.oid, &typ.mod, &typ.name}, func() error {
+		cols[name] = typ
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	var missing, alter []string
 	for _, f := range slices.Concat(t.Keys, t.Values) {
-		if !slices.Contains(cols, f.Name) {
+		if _, ok := cols[f.Name]; !ok {
 			missing = append(missing, fmt.Sprintf("%q", f.Name))
 			alter = append(alter, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", n.out.Sanitize(), ident(f.Name), postgresType(f)))
 		}
@@ -360,6 +404,9 @@ func (s *Postgres) check(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable
 	if len(missing) > 0 {
 		return fmt.Errorf("sinks: table %q in %s lacks columns %s: add them (%s) or drop the table so that mr creates it",
 			t.Name, s, strings.Join(missing, ", "), strings.Join(alter, "; ")), nil
+	}
+	if problem, err := s.checkTypes(ctx, tx, t, n, cols); problem != nil || err != nil {
+		return problem, err
 	}
 
 	rows, err = tx.Query(ctx, `SELECT array_agg(a.attname::text)
@@ -394,7 +441,9 @@ func (s *Postgres) check(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable
 
 // Committed returns the buckets recorded under commit, in order, from the
 // commit table next to the table last prepared (before any Prepare, the
-// one in current_schema()). A database never prepared has none.
+// one in current_schema()), that went to a table that still exists: one
+// dropped since, or dropped and created again, took them with it (see
+// prepareLedger). A database never prepared has none.
 func (s *Postgres) Committed(ctx context.Context, commit string) ([]int, error) {
 	fail := func(err error) error {
 		return s.db.Scrub(fmt.Errorf("sinks: read the commits of %q in %s: %w", commit, s, err))
@@ -414,7 +463,10 @@ func (s *Postgres) Committed(ctx context.Context, commit string) ([]int, error) 
 	}
 	var buckets []int
 	err := s.retry(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, "SELECT bucket FROM "+commits.Sanitize()+" WHERE commit_key = $1 AND bucket >= 0 ORDER BY bucket", commit)
+		rows, err := s.pool.Query(ctx, "SELECT b.bucket FROM "+commits.Sanitize()+` b
+			JOIN pg_catalog.pg_class c ON c.oid = b.table_oid AND c.relkind IN ('r', 'p')
+			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = $2
+			WHERE b.commit_key = $1 AND b.bucket >= 0 ORDER BY b.bucket`, commit, commits[0])
 		if err != nil {
 			return err
 		}

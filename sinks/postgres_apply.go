@@ -19,7 +19,9 @@ import (
 
 // applySQL are the statements of one Apply.
 type applySQL struct {
-	claim  string // insert the commit record if absent
+	lock   string // lock the output table against a DROP until the end
+	out    string // its name, for table_oid
+	claim  string // insert the commit record if absent or of another table
 	create string // create the stage
 	stage  pgx.Identifier
 	cols   []string // the columns, in row order
@@ -81,15 +83,24 @@ func applyStatements(t mapreduce.OutputTable, n names) applySQL {
 	}
 	q.upsert = fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY %s ON CONFLICT (%s) %s",
 		n.out.Sanitize(), list, list, q.stage.Sanitize(), strings.Join(keys, ", "), strings.Join(keys, ", "), onConflict)
-	q.claim = "INSERT INTO " + n.commits.Sanitize() + " (commit_key, bucket) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+	// The claim inserts the record, or takes over one of a table that is
+	// gone (see prepareLedger): then it affects a row. It affects none
+	// where the bucket went to this very table, which is what a
+	// concurrent Apply of the bucket sees once the first one commits.
+	q.lock = "LOCK TABLE " + n.out.Sanitize() + " IN ROW EXCLUSIVE MODE"
+	q.out = n.out.Sanitize()
+	q.claim = "INSERT INTO " + n.commits.Sanitize() + ` AS b (commit_key, bucket, table_oid) VALUES ($1, $2, $3::text::regclass)
+		ON CONFLICT (commit_key, bucket) DO UPDATE SET table_oid = EXCLUDED.table_oid, "rows" = NULL, committed_at = now()
+		WHERE b.table_oid IS DISTINCT FROM EXCLUDED.table_oid`
 	q.record = "UPDATE " + n.commits.Sanitize() + ` SET "rows" = $3 WHERE commit_key = $1 AND bucket = $2`
 	return q
 }
 
 // Apply upserts rows into t and records bucket under commit, in one
-// transaction; if the bucket is already recorded it does nothing, also when
-// another Apply of the same bucket runs at the same time (it waits for that
-// one's transaction, then sees its record). The rows are copied (COPY) into
+// transaction; if the bucket is already recorded for this very table (see
+// prepareLedger) it does nothing, also when another Apply of the same
+// bucket runs at the same time (it waits for that one's transaction, then
+// sees its record). A record for a table that was dropped is taken over. The rows are copied (COPY) into
 // a stage, then upserted with INSERT … SELECT … ON CONFLICT (keys) DO
 // UPDATE. Any error, including one from rows, rolls everything back. See
 // Postgres for what happens on connection faults.
@@ -142,12 +153,9 @@ func (s *Postgres) applyOnce(ctx context.Context, q applySQL, commit string, buc
 		return err
 	}
 	defer tx.Rollback(ctx) // a no-op once committed
-	tag, err := tx.Exec(ctx, q.claim, commit, bucket)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return nil // already applied; the deferred Rollback ends the transaction
+	claimed, err := claim(ctx, tx, q, commit, bucket)
+	if err != nil || !claimed {
+		return err // nil if already applied; the deferred Rollback ends the transaction
 	}
 	if _, err := tx.Exec(ctx, q.create); err != nil {
 		return err
@@ -177,8 +185,26 @@ func (s *Postgres) applyOnce(ctx context.Context, q applySQL, commit string, buc
 	return nil
 }
 
+// claim locks the table of q and inserts the commit record of bucket for
+// it, unless the bucket is recorded for that table already: then it
+// returns false. A table that is missing (dropped since Prepare) is an
+// error that says to run again, which creates it and applies again the
+// buckets that were lost with it.
+func claim(ctx context.Context, tx pgx.Tx, q applySQL, commit string, bucket int) (bool, error) {
+	if _, err := tx.Exec(ctx, q.lock); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined table
+			return false, fmt.Errorf("table %s was dropped during the run, so the bucket was not applied; "+
+				"run the same command again: it creates the table anew and applies every bucket lost with it: %w", q.out, err)
+		}
+		return false, err
+	}
+	tag, err := tx.Exec(ctx, q.claim, commit, bucket, q.out)
+	return tag.RowsAffected() > 0, err
+}
+
 // resolveCommit finds out whether the COMMIT of bucket, whose reply was
-// lost with err, took effect. It inserts the commit record in a
+// lost with err, took effect. It claims the bucket (see claim) in a
 // transaction that it rolls back: the insert waits for any transaction
 // still holding that record, then inserts nothing if the record is there.
 func (s *Postgres) resolveCommit(ctx context.Context, q applySQL, commit string, bucket int, lost error) error {
@@ -199,8 +225,8 @@ func (s *Postgres) resolveCommit(ctx context.Context, q applySQL, commit string,
 			return err
 		}
 		defer tx.Rollback(ctx)
-		tag, err := tx.Exec(ctx, q.claim, commit, bucket)
-		recorded = tag.RowsAffected() == 0
+		claimed, err := claim(ctx, tx, q, commit, bucket)
+		recorded = !claimed
 		return err
 	})
 	switch {

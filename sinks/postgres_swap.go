@@ -46,6 +46,7 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 	if strings.Contains(t.Name, ".") {
 		staged.Name = n.schema + "." + stage
 	}
+	s.db.SetApplicationName(applicationName(run))
 	var swapped bool
 	err = s.retry(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -56,22 +57,30 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 			if err != nil {
 				return err
 			}
+			out, err := relation(ctx, tx, n.schema, n.table)
+			if err != nil {
+				return err
+			}
 			oid, err := relation(ctx, tx, n.schema, stage)
 			if err != nil {
 				return err
 			}
-			swapped = marks[swapBucket]
-			switch {
-			case swapped:
+			// Each record counts only for the table it names (see
+			// prepareLedger): a swap whose output table was dropped
+			// since is built again, as is a staging table that was
+			// dropped during the run, with the buckets lost with it.
+			swapped = out != 0 && marks[swapBucket] == out
+			if swapped {
 				return nil
-			case marks[stageBucket] && oid != 0:
+			}
+			if err := s.claimTable(ctx, tx, n, run, commit); err != nil {
+				return err
+			}
+			if oid != 0 && marks[stageBucket] == oid {
 				return nil // a resumed run
-			case marks[stageBucket]:
-				return fmt.Errorf("the staging table %q of this run was dropped, and the buckets applied to it with it: "+
-					"start the run over with --fresh", stage)
 			}
 			qstage := pgx.Identifier{n.schema, stage}.Sanitize()
-			if oid != 0 { // an earlier plan's
+			if oid != 0 { // an earlier plan's, or one that is not the one recorded
 				if _, err := tx.Exec(ctx, "DROP TABLE "+qstage); err != nil {
 					return err
 				}
@@ -92,7 +101,10 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 					return err
 				}
 			}
-			return postgresMark(ctx, tx, n, commit, stageBucket)
+			if oid, err = relation(ctx, tx, n.schema, stage); err != nil {
+				return err
+			}
+			return postgresMark(ctx, tx, n, commit, stageBucket, oid)
 		})
 	})
 	if err != nil {
@@ -126,11 +138,11 @@ func (s *Postgres) Swap(ctx context.Context, t mapreduce.OutputTable, run, commi
 	if err != nil {
 		return fail(err)
 	}
-	stage := stageName(n.schema, n.table, run)
+	s.db.SetApplicationName(applicationName(run))
 	// A retry after a COMMIT whose reply was lost finds the swap recorded.
 	err = s.retry(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			return s.swapOnce(ctx, tx, n, stage, commit)
+			return s.swapOnce(ctx, tx, n, run, commit)
 		})
 	})
 	if err != nil {
@@ -139,27 +151,32 @@ func (s *Postgres) Swap(ctx context.Context, t mapreduce.OutputTable, run, commi
 	return nil
 }
 
-func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, stage, commit string) error {
+func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, run, commit string) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", prepareLockClass, n.schema); err != nil {
 		return err
 	}
 	marks, err := postgresMarks(ctx, tx, n, commit)
-	if err != nil || marks[swapBucket] {
+	if err != nil {
 		return err
 	}
+	old, err := relation(ctx, tx, n.schema, n.table)
+	if err != nil || (old != 0 && marks[swapBucket] == old) {
+		return err
+	}
+	if err := s.claimTable(ctx, tx, n, run, commit); err != nil {
+		return err
+	}
+	stage := stageName(n.schema, n.table, run)
 	staged, err := relation(ctx, tx, n.schema, stage)
 	if err != nil {
 		return err
 	}
-	if staged == 0 {
-		return fmt.Errorf("the staging table %q of this run is missing: start the run over with --fresh", stage)
+	if staged == 0 || staged != marks[stageBucket] {
+		return fmt.Errorf("the staging table %q of this run was dropped during the run, and the buckets applied to it with it: "+
+			"run the same command again: it builds the table anew and applies them again", stage)
 	}
 	qstage := pgx.Identifier{n.schema, stage}.Sanitize()
 	if _, err := tx.Exec(ctx, "ANALYZE "+qstage); err != nil {
-		return err
-	}
-	old, err := relation(ctx, tx, n.schema, n.table)
-	if err != nil {
 		return err
 	}
 	var names map[string][]string
@@ -191,7 +208,10 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, stage, comm
 	if err := renameIndexes(ctx, tx, n, staged, names); err != nil {
 		return err
 	}
-	if err := postgresMark(ctx, tx, n, commit, swapBucket); err != nil {
+	if err := postgresMark(ctx, tx, n, commit, swapBucket, staged); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM "+n.owners.Sanitize()+" WHERE table_name = $1", n.table); err != nil {
 		return err
 	}
 	crashpoint.Hit(ctx, crashpoint.SwapRenamed)
@@ -273,23 +293,29 @@ func renameIndexes(ctx context.Context, tx pgx.Tx, n names, oid uint32, old map[
 	return nil
 }
 
-// postgresMarks returns which of the records stageBucket and swapBucket
-// the commit table holds for commit.
-func postgresMarks(ctx context.Context, tx pgx.Tx, n names, commit string) (map[int]bool, error) {
-	rows, err := tx.Query(ctx, "SELECT bucket FROM "+n.commits.Sanitize()+" WHERE commit_key = $1 AND bucket < 0", commit)
+// postgresMarks returns the records stageBucket and swapBucket that the
+// commit table holds for commit: the oid of the table each step made
+// (the staging table, which the swap makes the output table), 0 if there
+// is none or it names none.
+func postgresMarks(ctx context.Context, tx pgx.Tx, n names, commit string) (map[int]uint32, error) {
+	rows, err := tx.Query(ctx, "SELECT bucket, coalesce(table_oid, 0) FROM "+n.commits.Sanitize()+" WHERE commit_key = $1 AND bucket < 0", commit)
 	if err != nil {
 		return nil, err
 	}
-	buckets, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	marks := map[int]bool{}
-	for _, b := range buckets {
-		marks[b] = true
-	}
+	marks := map[int]uint32{}
+	var step int
+	var oid uint32
+	_, err = pgx.ForEachRow(rows, []any{&step, &oid}, func() error {
+		marks[step] = oid
+		return nil
+	})
 	return marks, err
 }
 
-// postgresMark records step (stageBucket or swapBucket) of commit.
-func postgresMark(ctx context.Context, tx pgx.Tx, n names, commit string, step int) error {
-	_, err := tx.Exec(ctx, "INSERT INTO "+n.commits.Sanitize()+` (commit_key, bucket, "rows") VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`, commit, step)
+// postgresMark records step (stageBucket or swapBucket) of commit, made
+// on the table oid, in place of any earlier record of it.
+func postgresMark(ctx context.Context, tx pgx.Tx, n names, commit string, step int, oid uint32) error {
+	_, err := tx.Exec(ctx, "INSERT INTO "+n.commits.Sanitize()+` (commit_key, bucket, "rows", table_oid) VALUES ($1, $2, 0, $3)
+		ON CONFLICT (commit_key, bucket) DO UPDATE SET table_oid = EXCLUDED.table_oid, committed_at = now()`, commit, step, oid)
 	return err
 }

@@ -125,13 +125,16 @@ func TestPostgres_Prepare(t *testing.T) {
 		want := "[[every type i bigint true] [every type d date true] [every type f double precision false] " +
 			"[every type s text false] [every type b boolean false] [every type ts timestamp with time zone false] " +
 			"[mr_bucket_commits commit_key text true] [mr_bucket_commits bucket integer true] " +
-			"[mr_bucket_commits rows bigint false] [mr_bucket_commits committed_at timestamp with time zone false]]"
+			"[mr_bucket_commits rows bigint false] [mr_bucket_commits committed_at timestamp with time zone false] " +
+			"[mr_bucket_commits table_oid oid false] " +
+			"[mr_table_owners table_name text true] [mr_table_owners run text true] [mr_table_owners commit_key text true] " +
+			"[mr_table_owners claimed_at timestamp with time zone true]]"
 		if got != want {
 			t.Errorf("columns:\ngot  %s\nwant %s", got, want)
 		}
 		got = fmt.Sprint(b.query(t, `SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint
 			WHERE connamespace = current_schema()::regnamespace ORDER BY 1`))
-		if want := `[["every type" PRIMARY KEY (i, d)] [mr_bucket_commits PRIMARY KEY (commit_key, bucket)]]`; got != want {
+		if want := `[["every type" PRIMARY KEY (i, d)] [mr_bucket_commits PRIMARY KEY (commit_key, bucket)] [mr_table_owners PRIMARY KEY (table_name)]]`; got != want {
 			t.Errorf("constraints:\ngot  %s\nwant %s", got, want)
 		}
 	})
@@ -195,7 +198,7 @@ func TestPostgres_Prepare(t *testing.T) {
 		}
 		got := fmt.Sprint(b.query(t, `SELECT relnamespace::regnamespace::text, relname FROM pg_class
 			WHERE relkind = 'r' AND relnamespace IN (current_schema()::regnamespace, $1::regnamespace) ORDER BY 2`, other))
-		if want := fmt.Sprintf("[[%[1]s every type] [%[1]s mr_bucket_commits]]", other); got != want {
+		if want := fmt.Sprintf("[[%[1]s every type] [%[1]s mr_bucket_commits] [%[1]s mr_table_owners]]", other); got != want {
 			t.Errorf("tables:\ngot  %s\nwant %s", got, want)
 		}
 		rows := &tableRows{rows: [][]any{{int64(1), mapreduce.Date(0), 1.5, "x", true, time.Unix(0, 0)}}}

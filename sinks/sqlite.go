@@ -2,8 +2,11 @@ package sinks
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -126,24 +129,98 @@ func jsonArray(v any) string {
 	return string(b)
 }
 
-const createCommits = `CREATE TABLE IF NOT EXISTS mr_bucket_commits (
-	commit_key TEXT, bucket INTEGER, rows INTEGER, committed_at TEXT,
+// The tables of mr's own beside the output tables: the commit table (see
+// the package doc), the owner table (see OwnedError), and mr_tables,
+// which gives each table that mr writes an id of its own.
+//
+// SQLite keeps nothing that tells a table from one of the same name
+// created after it was dropped: rowids and root pages of sqlite_schema are
+// reused, and VACUUM renumbers root pages. So mr_tables ties a random id to
+// a table's name when mr creates the table, or first sees it, and the
+// commit table records with each bucket (and step) the id of the table it
+// went to, as Postgres records the table's oid. Committed counts a bucket
+// only while a table of that id exists: when a table is dropped, and
+// Prepare (or Stage, for a staging table) creates it again, it gets a new
+// id, and the buckets of the old one are applied again. The swap hands the
+// staging table's id to the output table, with its buckets. What mr cannot
+// see is a table dropped and created again by someone else between two
+// runs: it keeps its id, and a run over it should be started --fresh.
+const (
+	createCommits = `CREATE TABLE IF NOT EXISTS mr_bucket_commits (
+	commit_key TEXT, bucket INTEGER, rows INTEGER, committed_at TEXT, table_id TEXT,
 	PRIMARY KEY (commit_key, bucket))`
+	createTableIDs = `CREATE TABLE IF NOT EXISTS mr_tables (name TEXT PRIMARY KEY COLLATE NOCASE, id TEXT NOT NULL)`
+	createOwners   = `CREATE TABLE IF NOT EXISTS mr_table_owners (
+	table_name TEXT PRIMARY KEY COLLATE NOCASE, run TEXT NOT NULL, commit_key TEXT NOT NULL, claimed_at TEXT NOT NULL)`
+)
 
 // Prepare creates t's table if it is missing, with a primary key on its
-// key columns, and the commit table. It checks that an existing table has
-// every column of t and a primary key or unique index on exactly its keys.
+// key columns, and mr's own tables. It checks that an existing table has
+// every column of t, of an affinity that keeps its values (see
+// sqliteAffinities), and a primary key or unique index on exactly its
+// keys.
 func (s *SQLite) Prepare(ctx context.Context, t mapreduce.OutputTable) error {
 	create, err := createSQL(t)
 	if err != nil {
 		return fmt.Errorf("sinks: %s: %w", s, err)
 	}
-	for _, stmt := range []string{create, createCommits} {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("sinks: prepare table %q in %s: %w", t.Name, s, err)
+	var problem error
+	_, err = s.inTx(ctx, func(tx *sql.Tx) (bool, error) {
+		existed, err := sqliteTableExists(ctx, tx, t.Name)
+		if err != nil {
+			return false, err
 		}
+		for _, stmt := range []string{create, createCommits, createTableIDs, createOwners} {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return false, err
+			}
+		}
+		var tied bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pragma_table_info('mr_bucket_commits') WHERE name = 'table_id')`).Scan(&tied); err != nil {
+			return false, err
+		}
+		if !tied { // made by an mr that did not record it: those buckets count no more, and are applied again once
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE mr_bucket_commits ADD COLUMN table_id TEXT`); err != nil {
+				return false, err
+			}
+		}
+		if !existed {
+			if _, err := newTableID(ctx, tx, t.Name); err != nil {
+				return false, err
+			}
+		}
+		problem = s.check(ctx, tx, t)
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("sinks: prepare table %q in %s: %w", t.Name, s, err)
 	}
-	return s.check(ctx, s.db, t)
+	return problem
+}
+
+// tableID returns the id of the table name (see createCommits), giving it
+// one if it has none yet, or "" if there is no such table.
+func tableID(ctx context.Context, tx *sql.Tx, name string) (string, error) {
+	exists, err := sqliteTableExists(ctx, tx, name)
+	if err != nil || !exists {
+		return "", err
+	}
+	var id string
+	err = tx.QueryRowContext(ctx, `SELECT id FROM mr_tables WHERE name = ?`, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return newTableID(ctx, tx, name)
+	}
+	return id, err
+}
+
+// newTableID gives the table name a new id, for a table mr has just
+// created.
+func newTableID(ctx context.Context, tx *sql.Tx, name string) (string, error) {
+	var b [8]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO mr_tables (name, id) VALUES (?, ?)`, name, id)
+	return id, err
 }
 
 func createSQL(t mapreduce.OutputTable) (string, error) {
@@ -174,7 +251,8 @@ type querier interface {
 }
 
 // check makes sure that the table can take t's rows: it has every column,
-// and a primary key or a unique index on exactly the key columns, which
+// each of an affinity that keeps its values (see checkAffinities), and a
+// primary key or a unique index on exactly the key columns, which
 // ON CONFLICT needs. Names are matched without regard to case, as SQLite
 // does.
 func (s *SQLite) check(ctx context.Context, q querier, t mapreduce.OutputTable) error {
@@ -229,6 +307,10 @@ func (s *SQLite) check(ctx context.Context, q querier, t mapreduce.OutputTable) 
 			t.Name, s, strings.Join(missing, ", "), strings.Join(alter, "; "))
 	}
 
+	if err := s.checkAffinities(ctx, q, t); err != nil {
+		return err
+	}
+
 	want, quoted := make([]string, len(t.Keys)), make([]string, len(t.Keys))
 	for i, f := range t.Keys {
 		want[i], quoted[i] = strings.ToLower(f.Name), sqlname.Quote(f.Name)
@@ -245,20 +327,24 @@ func (s *SQLite) check(ctx context.Context, q querier, t mapreduce.OutputTable) 
 		t.Name, s, strings.Join(quoted, ", "), sqlname.Quote(t.Name+"_key"), sqlname.Quote(t.Name), strings.Join(quoted, ", "))
 }
 
-// Committed returns the buckets recorded under commit, in order. A sink
-// never prepared has none.
+// Committed returns the buckets recorded under commit, in order, that went
+// to a table that still exists (see createCommits). A sink never prepared
+// has none.
 func (s *SQLite) Committed(ctx context.Context, commit string) ([]int, error) {
 	fail := func(err error) error { return fmt.Errorf("sinks: read the commits of %q in %s: %w", commit, s, err) }
 	var prepared bool
 	err := s.db.QueryRowContext(ctx,
-		`SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'mr_bucket_commits')`).Scan(&prepared)
+		`SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'mr_tables')`).Scan(&prepared)
 	if err != nil {
 		return nil, fail(err)
 	}
 	if !prepared {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT bucket FROM mr_bucket_commits WHERE commit_key = ? AND bucket >= 0 ORDER BY bucket`, commit)
+	rows, err := s.db.QueryContext(ctx, `SELECT c.bucket FROM mr_bucket_commits c
+		JOIN mr_tables i ON i.id = c.table_id
+		JOIN sqlite_schema s ON s.type = 'table' AND s.name = i.name COLLATE NOCASE
+		WHERE c.commit_key = ? AND c.bucket >= 0 ORDER BY c.bucket`, commit)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -278,7 +364,8 @@ func (s *SQLite) Committed(ctx context.Context, commit string) ([]int, error) {
 }
 
 // Apply upserts rows into t and records bucket under commit, in one
-// transaction; if the bucket is already recorded it does nothing. Values
+// transaction; if the bucket is already recorded for this very table (see
+// createCommits) it does nothing. Values
 // are converted to the column types of Prepare. Any error, including one
 // from rows, rolls everything back.
 func (s *SQLite) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
@@ -301,9 +388,17 @@ func (s *SQLite) apply(ctx context.Context, t mapreduce.OutputTable, commit stri
 		return err
 	}
 	defer tx.Rollback() // a no-op once committed
+	id, err := tableID(ctx, tx, t.Name)
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		return fmt.Errorf("table %s was dropped during the run, so the bucket was not applied; "+
+			"run the same command again: it creates the table anew and applies every bucket lost with it", sqlname.Quote(t.Name))
+	}
 	var done bool
-	err = tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mr_bucket_commits WHERE commit_key = ? AND bucket = ?)`,
-		commit, bucket).Scan(&done)
+	err = tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mr_bucket_commits WHERE commit_key = ? AND bucket = ? AND table_id = ?)`,
+		commit, bucket, id).Scan(&done)
 	if err != nil || done {
 		return err
 	}
@@ -311,8 +406,8 @@ func (s *SQLite) apply(ctx context.Context, t mapreduce.OutputTable, commit stri
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO mr_bucket_commits (commit_key, bucket, rows, committed_at) VALUES (?, ?, ?, ?)`,
-		commit, bucket, n, time.Now().UTC().Format(time.RFC3339))
+	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO mr_bucket_commits (commit_key, bucket, rows, committed_at, table_id) VALUES (?, ?, ?, ?, ?)`,
+		commit, bucket, n, time.Now().UTC().Format(time.RFC3339), id)
 	if err != nil {
 		return err
 	}
@@ -391,4 +486,77 @@ func upsertSQL(t mapreduce.OutputTable, n int) string {
 	}
 	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT (%s) %s", sqlname.Quote(t.Name),
 		strings.Join(cols, ", "), strings.Join(slices.Repeat([]string{row}, n), ", "), strings.Join(keys, ", "), onConflict)
+}
+
+// sqliteAffinities are the column affinities that keep every value of a
+// field type as mr stores it (see sqliteTypes) unchanged; nil means all
+// do. SQLite is dynamically typed, but it converts a value to its
+// column's affinity where it can: integers in a REAL column become
+// doubles (9007199254740993 is read back as …992), integers in a TEXT
+// column text, and text that reads as a number, such as the decimal 1.10
+// or the string 007, a number in an INTEGER, REAL or NUMERIC column. Text
+// that cannot read as a number (dates, timestamps, JSON arrays) and bytes
+// are never converted, so any column takes them; a column declared with
+// no type has BLOB affinity, which converts nothing. A double is
+// converted to an integer only where that is exact, so the numeric
+// affinities all keep floats.
+var sqliteAffinities = map[mapreduce.Type][]string{
+	mapreduce.TypeInt64:   {"INTEGER", "NUMERIC", "BLOB"},
+	mapreduce.TypeFloat64: {"REAL", "NUMERIC", "INTEGER", "BLOB"},
+	mapreduce.TypeString:  {"TEXT", "BLOB"},
+	mapreduce.TypeBool:    {"INTEGER", "NUMERIC", "BLOB"},
+	mapreduce.TypeDecimal: {"TEXT", "BLOB"},
+}
+
+// affinity is the affinity SQLite gives a column of the declared type,
+// by the rules of its documentation (Datatypes In SQLite, 3.1), in order.
+func affinity(declared string) string {
+	d := strings.ToUpper(declared)
+	switch {
+	case strings.Contains(d, "INT"):
+		return "INTEGER"
+	case strings.Contains(d, "CHAR"), strings.Contains(d, "CLOB"), strings.Contains(d, "TEXT"):
+		return "TEXT"
+	case d == "", strings.Contains(d, "BLOB"):
+		return "BLOB"
+	case strings.Contains(d, "REAL"), strings.Contains(d, "FLOA"), strings.Contains(d, "DOUB"):
+		return "REAL"
+	}
+	return "NUMERIC"
+}
+
+// checkAffinities returns an error naming every column of t whose
+// declared type has an affinity that would change its field's values.
+func (s *SQLite) checkAffinities(ctx context.Context, q querier, t mapreduce.OutputTable) error {
+	rows, err := q.QueryContext(ctx, `SELECT name, type FROM pragma_table_info(?)`, t.Name)
+	if err != nil {
+		return fmt.Errorf("sinks: check table %q in %s: %w", t.Name, s, err)
+	}
+	declared := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			rows.Close()
+			return fmt.Errorf("sinks: check table %q in %s: %w", t.Name, s, err)
+		}
+		declared[strings.ToLower(name)] = typ
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("sinks: check table %q in %s: %w", t.Name, s, err)
+	}
+	var wrong []string
+	for _, f := range slices.Concat(t.Keys, t.Values) {
+		typ := declared[strings.ToLower(f.Name)]
+		want, _ := sqliteType(f)
+		allowed, some := sqliteAffinities[f.Type]
+		if a := affinity(typ); some && !f.Array && !slices.Contains(allowed, a) {
+			wrong = append(wrong, fmt.Sprintf("%q is %s (%s affinity), needs %s", f.Name, typ, a, want))
+		}
+	}
+	if len(wrong) == 0 {
+		return nil
+	}
+	return fmt.Errorf("sinks: table %q in %s has columns whose type would change the job's values: %s; "+
+		"SQLite cannot change a column's type: create the table anew with those types, or drop it so that mr creates it",
+		t.Name, s, strings.Join(wrong, "; "))
 }

@@ -30,20 +30,27 @@ func (s *SQLite) Stage(ctx context.Context, t mapreduce.OutputTable, run, commit
 		if err != nil {
 			return false, err
 		}
-		exists, err := sqliteTableExists(ctx, tx, staged.Name)
+		out, err := tableID(ctx, tx, t.Name)
 		if err != nil {
 			return false, err
 		}
-		switch {
-		case marks[swapBucket]:
+		// Each record counts only for the table it names (see
+		// createCommits): a swap whose output table was dropped since is
+		// built again, as is a staging table dropped during the run.
+		if out != "" && marks[swapBucket] == out {
 			return true, nil
-		case marks[stageBucket] && exists:
-			return false, nil // a resumed run
-		case marks[stageBucket]:
-			return false, fmt.Errorf("the staging table %q of this run was dropped, and the buckets applied to it with it: "+
-				"start the run over with --fresh", staged.Name)
 		}
-		if exists { // an earlier plan's
+		if err := s.claimTable(ctx, tx, t.Name, run, commit); err != nil {
+			return false, err
+		}
+		id, err := tableID(ctx, tx, staged.Name)
+		if err != nil {
+			return false, err
+		}
+		if id != "" && marks[stageBucket] == id {
+			return false, nil // a resumed run
+		}
+		if id != "" { // an earlier plan's, or not the one recorded
 			if _, err := tx.ExecContext(ctx, "DROP TABLE "+sqlname.Quote(staged.Name)); err != nil {
 				return false, err
 			}
@@ -64,7 +71,10 @@ func (s *SQLite) Stage(ctx context.Context, t mapreduce.OutputTable, run, commit
 				return false, err
 			}
 		}
-		return false, sqliteMark(ctx, tx, commit, stageBucket)
+		if id, err = newTableID(ctx, tx, staged.Name); err != nil {
+			return false, err
+		}
+		return false, sqliteMark(ctx, tx, commit, stageBucket, id)
 	})
 	if err != nil {
 		return t, fmt.Errorf("sinks: stage table %q for commit %q in %s: %w", t.Name, commit, s, err)
@@ -96,13 +106,14 @@ func stageKeySQL(staged mapreduce.OutputTable) string {
 // views, which would name a missing table between the DROP and the
 // rename. Grants do not exist in SQLite; nothing else of t is lost.
 func (s *SQLite) Swap(ctx context.Context, t mapreduce.OutputTable, run, commit string) error {
-	if err := s.swap(ctx, t, stageName("", t.Name, run), commit); err != nil {
+	if err := s.swap(ctx, t, run, commit); err != nil {
 		return fmt.Errorf("sinks: replace table %q with the output of commit %q in %s: %w", t.Name, commit, s, err)
 	}
 	return nil
 }
 
-func (s *SQLite) swap(ctx context.Context, t mapreduce.OutputTable, stage, commit string) error {
+func (s *SQLite) swap(ctx context.Context, t mapreduce.OutputTable, run, commit string) error {
+	stage := stageName("", t.Name, run)
 	select {
 	case s.write <- struct{}{}:
 	case <-ctx.Done():
@@ -127,15 +138,23 @@ func (s *SQLite) swap(ctx context.Context, t mapreduce.OutputTable, stage, commi
 	}
 	defer tx.Rollback() // a no-op once committed
 	marks, err := sqliteMarks(ctx, tx, commit)
-	if err != nil || marks[swapBucket] {
-		return err
-	}
-	exists, err := sqliteTableExists(ctx, tx, stage)
 	if err != nil {
 		return err
 	}
-	if !exists {
-		return fmt.Errorf("the staging table %q of this run is missing: start the run over with --fresh", stage)
+	old, err := tableID(ctx, tx, t.Name)
+	if err != nil || (old != "" && marks[swapBucket] == old) {
+		return err
+	}
+	if err := s.claimTable(ctx, tx, t.Name, run, commit); err != nil {
+		return err
+	}
+	staged, err := tableID(ctx, tx, stage)
+	if err != nil {
+		return err
+	}
+	if staged == "" || staged != marks[stageBucket] {
+		return fmt.Errorf("the staging table %q of this run was dropped during the run, and the buckets applied to it with it: "+
+			"run the same command again: it builds the table anew and applies them again", stage)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT sql FROM sqlite_schema
 		WHERE type IN ('index', 'trigger') AND tbl_name = ? COLLATE NOCASE AND sql IS NOT NULL ORDER BY type, rowid`, t.Name)
@@ -168,7 +187,21 @@ func (s *SQLite) swap(ctx context.Context, t mapreduce.OutputTable, stage, commi
 			return fmt.Errorf("re-create on the new table: %s: %w", stmt, err)
 		}
 	}
-	if err := sqliteMark(ctx, tx, commit, swapBucket); err != nil {
+	// The output table is the staging table now, with its id (and so its
+	// buckets), and the run is done with it.
+	for _, stmt := range []struct {
+		sql  string
+		args []any
+	}{
+		{`DELETE FROM mr_tables WHERE name = ?`, []any{t.Name}},
+		{`UPDATE mr_tables SET name = ? WHERE id = ?`, []any{t.Name, staged}},
+		{`DELETE FROM mr_table_owners WHERE table_name = ?`, []any{t.Name}},
+	} {
+		if _, err := tx.ExecContext(ctx, stmt.sql, stmt.args...); err != nil {
+			return err
+		}
+	}
+	if err := sqliteMark(ctx, tx, commit, swapBucket, staged); err != nil {
 		return err
 	}
 	crashpoint.Hit(ctx, crashpoint.SwapRenamed)
@@ -201,29 +234,32 @@ func sqliteTableExists(ctx context.Context, tx *sql.Tx, name string) (bool, erro
 	return exists, err
 }
 
-// sqliteMarks returns which of the records stageBucket and swapBucket the
-// commit table holds for commit.
-func sqliteMarks(ctx context.Context, tx *sql.Tx, commit string) (map[int]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT bucket FROM mr_bucket_commits WHERE commit_key = ? AND bucket < 0`, commit)
+// sqliteMarks returns the records stageBucket and swapBucket that the
+// commit table holds for commit: the id of the table each step made (see
+// createCommits), "" if there is none.
+func sqliteMarks(ctx context.Context, tx *sql.Tx, commit string) (map[int]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT bucket, coalesce(table_id, '') FROM mr_bucket_commits WHERE commit_key = ? AND bucket < 0`, commit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	marks := map[int]bool{}
+	marks := map[int]string{}
 	for rows.Next() {
 		var b int
-		if err := rows.Scan(&b); err != nil {
+		var id string
+		if err := rows.Scan(&b, &id); err != nil {
 			return nil, err
 		}
-		marks[b] = true
+		marks[b] = id
 	}
 	return marks, rows.Err()
 }
 
-// sqliteMark records step (stageBucket or swapBucket) of commit.
-func sqliteMark(ctx context.Context, tx *sql.Tx, commit string, step int) error {
-	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO mr_bucket_commits (commit_key, bucket, rows, committed_at) VALUES (?, ?, 0, ?)`,
-		commit, step, time.Now().UTC().Format(time.RFC3339))
+// sqliteMark records step (stageBucket or swapBucket) of commit, made on
+// the table of id, in place of any earlier record of it.
+func sqliteMark(ctx context.Context, tx *sql.Tx, commit string, step int, id string) error {
+	_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO mr_bucket_commits (commit_key, bucket, rows, committed_at, table_id) VALUES (?, ?, 0, ?, ?)`,
+		commit, step, time.Now().UTC().Format(time.RFC3339), id)
 	return err
 }
 

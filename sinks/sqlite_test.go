@@ -100,8 +100,11 @@ func TestSQLite_Prepare(t *testing.T) {
 		got := fmt.Sprint(queryAll(t, db, `SELECT sql FROM sqlite_schema WHERE type = 'table' ORDER BY name`))
 		want := `[[CREATE TABLE "every type" ("i" INTEGER NOT NULL, "d" TEXT NOT NULL, "f" REAL, "s" TEXT, "b" INTEGER, "ts" TEXT, PRIMARY KEY ("i", "d"))] ` +
 			`[CREATE TABLE mr_bucket_commits (
-	commit_key TEXT, bucket INTEGER, rows INTEGER, committed_at TEXT,
-	PRIMARY KEY (commit_key, bucket))]]`
+	commit_key TEXT, bucket INTEGER, rows INTEGER, committed_at TEXT, table_id TEXT,
+	PRIMARY KEY (commit_key, bucket))] ` +
+			`[CREATE TABLE mr_table_owners (
+	table_name TEXT PRIMARY KEY COLLATE NOCASE, run TEXT NOT NULL, commit_key TEXT NOT NULL, claimed_at TEXT NOT NULL)] ` +
+			`[CREATE TABLE mr_tables (name TEXT PRIMARY KEY COLLATE NOCASE, id TEXT NOT NULL)]]`
 		if got != want {
 			t.Errorf("schema:\ngot  %s\nwant %s", got, want)
 		}
@@ -263,4 +266,28 @@ func BenchmarkSQLite_Apply(b *testing.B) {
 		}
 		b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
+}
+
+// A pre-existing SQLite table whose column affinities would change the
+// job's values (an INTEGER column turns the string 007 into 7, a REAL one
+// rounds large integers) is refused by Prepare, naming the columns.
+func TestSQLite_PrepareTypes(t *testing.T) {
+	t.Parallel()
+	sink, db := openSQLite(t)
+	if _, err := db.Exec(`CREATE TABLE totals (k INTEGER PRIMARY KEY, n REAL, day DATE, note)`); err != nil {
+		t.Fatal(err)
+	}
+	table := mapreduce.OutputTable{
+		Name: "totals",
+		Keys: []mapreduce.Field{{Name: "k", Type: mapreduce.TypeString}},
+		Values: []mapreduce.Field{{Name: "n", Type: mapreduce.TypeInt64}, {Name: "day", Type: mapreduce.TypeDate},
+			{Name: "note", Type: mapreduce.TypeString}},
+	}
+	err := sink.Prepare(t.Context(), table)
+	want := fmt.Sprintf(`sinks: table "totals" in %s has columns whose type would change the job's values: `+
+		`"k" is INTEGER (INTEGER affinity), needs TEXT; "n" is REAL (REAL affinity), needs INTEGER; `+
+		`SQLite cannot change a column's type: create the table anew with those types, or drop it so that mr creates it`, sink)
+	if err == nil || err.Error() != want {
+		t.Errorf("Prepare error:\ngot  %v\nwant %s", err, want)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,21 +36,29 @@ const forms = "write postgres://USER:PASSWORD@HOST:PORT/DATABASE or host=HOST po
 //     default too; it is set because the sources' decoding counts on
 //     binary results;
 //   - application_name is "mr", so that pg_stat_activity tells mr's
-//     connections apart.
+//     connections apart (DB.SetApplicationName names the run once it is
+//     known).
 //
 // Its error holds no password.
 func Parse(dsn string, maxConns int32) (*pgxpool.Config, error) {
+	cfg, _, err := parse(dsn, maxConns)
+	return cfg, err
+}
+
+// parse is Parse, and reports whether the DSN (or PGAPPNAME) set
+// application_name itself.
+func parse(dsn string, maxConns int32) (cfg *pgxpool.Config, userApp bool, err error) {
 	fail := func(err error) error { return redact.Error(fmt.Errorf("%w (%s)", err, forms), Secrets(dsn)...) }
 	// pgxpool.ParseConfig consumes pool_max_conns, so look for it first,
 	// also where a service file set it.
 	conn, err := pgconn.ParseConfig(dsn)
 	if err != nil {
-		return nil, fail(err)
+		return nil, false, fail(err)
 	}
 	_, setMax := conn.RuntimeParams["pool_max_conns"]
-	cfg, err := pgxpool.ParseConfig(dsn)
+	cfg, err = pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fail(err)
+		return nil, false, fail(err)
 	}
 	if !setMax && maxConns > 0 {
 		cfg.MaxConns = maxConns
@@ -59,11 +68,16 @@ func Parse(dsn string, maxConns int32) (*pgxpool.Config, error) {
 		cc.ConnectTimeout = ConnectTimeout
 	}
 	cc.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
-	if _, ok := cc.RuntimeParams["application_name"]; !ok {
-		cc.RuntimeParams["application_name"] = "mr"
+	_, userApp = cc.RuntimeParams["application_name"]
+	if !userApp {
+		cc.RuntimeParams["application_name"] = applicationName
 	}
-	return cfg, nil
+	return cfg, userApp, nil
 }
+
+// applicationName is the application_name of mr's connections until
+// SetApplicationName names the run.
+const applicationName = "mr"
 
 // DB is a pool on one PostgreSQL database, with what messages need to
 // name it. It is safe for concurrent use.
@@ -74,6 +88,11 @@ type DB struct {
 	server   string   // host:port or unix socket, for UnavailableError
 	database string   // for UnavailableError
 	secrets  []string // to scrub from messages
+
+	// app is the application_name that SetApplicationName asked for, which
+	// each connection takes on when it is next acquired; nil where the DSN
+	// set its own.
+	app *atomic.Pointer[string]
 }
 
 // Options are the settings of Open that differ between its callers.
@@ -96,7 +115,7 @@ type Options struct {
 //
 // Its errors name the server and database (String) and hold no password.
 func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
-	cfg, err := Parse(dsn, opts.MaxConns)
+	cfg, userApp, err := parse(dsn, opts.MaxConns)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +128,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	if cc.Password != "" {
 		db.secrets = append(db.secrets, cc.Password)
+	}
+	if !userApp {
+		db.app = new(atomic.Pointer[string])
+		cfg.PrepareConn = db.prepareConn
 	}
 	db.Pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -160,6 +183,46 @@ func (db *DB) String() string { return db.name }
 // Scrub returns err with the database's password removed from its
 // message (see redact.Error).
 func (db *DB) Scrub(err error) error { return redact.Error(err, db.secrets...) }
+
+// SetApplicationName sets the application_name of the pool's connections
+// to name, e.g. "mr/daily_rollup-5e0c1a7f" once the run id is known, so
+// that operators can tell a run's sessions in pg_stat_activity. Each
+// connection takes it on when it is next acquired (one SET, then none), so
+// a connection in use keeps the old name until it is handed back. It does
+// nothing where the DSN or PGAPPNAME set application_name: the user's name
+// wins. name is cut to 63 bytes and non-ASCII becomes '?', as the server
+// would do, so that the name asked for is the name the server reports.
+func (db *DB) SetApplicationName(name string) {
+	if db.app == nil {
+		return
+	}
+	b := []byte(name)
+	for i, c := range b {
+		if c < ' ' || c > '~' {
+			b[i] = '?'
+		}
+	}
+	name = string(b[:min(len(b), maxApplicationName)])
+	db.app.Store(&name)
+}
+
+// maxApplicationName is the bytes of application_name the server keeps
+// (NAMEDATALEN - 1).
+const maxApplicationName = 63
+
+// prepareConn gives c the application_name of SetApplicationName, if any
+// and if the server does not already report it for c. A failed SET fails
+// the acquire and drops c, whose state is then unknown.
+func (db *DB) prepareConn(ctx context.Context, c *pgx.Conn) (bool, error) {
+	want := db.app.Load()
+	if want == nil || c.PgConn().ParameterStatus("application_name") == *want {
+		return true, nil
+	}
+	if _, err := c.Exec(ctx, "SELECT pg_catalog.set_config('application_name', $1, false)", *want); err != nil {
+		return false, err
+	}
+	return true, nil
+}
 
 // Close closes the pool, waiting for the connections in use to be
 // released.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/internal/pgtest"
 )
@@ -72,12 +74,54 @@ func TestOpen(t *testing.T) {
 		}
 	})
 
+	// mr until the run is known, then mr/<run id> on every connection,
+	// those opened before included; a name the DSN sets wins.
 	t.Run("ApplicationName", func(t *testing.T) {
 		t.Parallel()
+		show := func(db *pg.DB) string {
+			t.Helper()
+			var name string
+			if err := db.Pool.QueryRow(t.Context(), "SHOW application_name").Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			return name
+		}
 		db := open(t, adminURL(t).String())
-		var name string
-		if err := db.Pool.QueryRow(t.Context(), "SHOW application_name").Scan(&name); err != nil || name != "mr" {
-			t.Errorf("application_name = %q, %v; want mr", name, err)
+		if got := show(db); got != "mr" {
+			t.Errorf("application_name = %q, want mr", got)
+		}
+		// Hold both connections of the pool, so that both take the name.
+		held := make([]*pgxpool.Conn, 2)
+		for i := range held {
+			c, err := db.Pool.Acquire(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held[i] = c
+		}
+		for _, c := range held {
+			c.Release()
+		}
+		db.SetApplicationName("mr/daily_rollup-5e0c1a7f")
+		for i := range 4 {
+			if got := show(db); got != "mr/daily_rollup-5e0c1a7f" {
+				t.Errorf("query %d: application_name = %q, want mr/daily_rollup-5e0c1a7f", i, got)
+			}
+		}
+		long := "mr/" + strings.Repeat("é", 40)
+		db.SetApplicationName(long)
+		if got, want := show(db), "mr/"+strings.Repeat("?", 60); got != want {
+			t.Errorf("application_name = %q, want %q", got, want)
+		}
+
+		u := adminURL(t)
+		q := u.Query()
+		q.Set("application_name", "etl")
+		u.RawQuery = q.Encode()
+		mine := open(t, u.String())
+		mine.SetApplicationName("mr/r")
+		if got := show(mine); got != "etl" {
+			t.Errorf("with application_name=etl in the DSN: application_name = %q, want etl", got)
 		}
 	})
 

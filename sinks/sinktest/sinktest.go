@@ -19,6 +19,7 @@ package sinktest
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -609,4 +610,155 @@ func Run(t *testing.T, newBackend NewFunc) {
 			})
 		}
 	})
+
+	// run runs a replacing run of two buckets into rollup as the engine
+	// does (Prepare, Stage, the buckets not Committed, Swap) and returns
+	// how many buckets it applied.
+	run := func(b *testBundle, name, commit string, buckets ...[][]any) int {
+		b.t.Helper()
+		if err := b.Sink.Prepare(b.t.Context(), rollup); err != nil {
+			b.t.Fatal(err)
+		}
+		staged := stage(b, rollup, name, commit)
+		committed, err := b.Sink.Committed(b.t.Context(), commit)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		applied := 0
+		for i, rows := range buckets {
+			if !slices.Contains(committed, i) {
+				applyTo(b, staged, commit, i, rowsOf(rows))
+				applied++
+			}
+		}
+		if staged.Name != rollup.Name {
+			swap(b, rollup, name, commit)
+		}
+		return applied
+	}
+	// mustFail checks that err says each of want.
+	mustFail := func(t *testing.T, what string, err error, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error = %v, want one saying %q", what, err, w)
+			}
+		}
+	}
+
+	// The commit records are tied to the table each bucket went to: a
+	// finished run run again applies nothing, and one whose output table
+	// was dropped since (and created anew by Prepare) applies every
+	// bucket again, instead of leaving the new table empty.
+	t.Run("OutputDroppedAfterRun", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		b0, b1 := makeRows(0, 30, 1), makeRows(30, 20, 2)
+		want := stored(append(slices.Clone(b0), b1...))
+		if n := run(bundle, "run1", "c1", b0, b1); n != 2 {
+			t.Errorf("the first run applied %d buckets, want 2", n)
+		}
+		checkTable(bundle, want)
+		if n := run(bundle, "run1", "c1", b0, b1); n != 0 {
+			t.Errorf("the finished run run again applied %d buckets, want none", n)
+		}
+		if err := bundle.Exec(`DROP TABLE "rollup"`); err != nil {
+			t.Fatal(err)
+		}
+		if n := run(bundle, "run1", "c1", b0, b1); n != 2 {
+			t.Errorf("after the output table was dropped the run applied %d buckets, want 2", n)
+		}
+		checkTable(bundle, want)
+		if n := run(bundle, "run1", "c1", b0, b1); n != 0 {
+			t.Errorf("the rebuilt run run again applied %d buckets, want none", n)
+		}
+		checkCommitted(bundle, "c1", 0, 1)
+	})
+
+	// A table dropped between the buckets of a run: the next Apply says
+	// so, and once Prepare has created the table again, Committed offers
+	// again the buckets lost with it, which then apply once each.
+	t.Run("OutputDroppedDuringRun", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		b0, b1 := makeRows(0, 30, 1), makeRows(30, 20, 2)
+		apply(bundle, "c1", 0, rowsOf(b0))
+		checkCommitted(bundle, "c1", 0)
+		if err := bundle.Exec(`DROP TABLE "rollup"`); err != nil {
+			t.Fatal(err)
+		}
+		checkCommitted(bundle, "c1")
+		err := bundle.Sink.Apply(t.Context(), rollup, "c1", 1, rowsOf(b1))
+		mustFail(t, "Apply to a dropped table", err, "was dropped during the run", "run the same command again")
+		if err := bundle.Sink.Prepare(t.Context(), rollup); err != nil {
+			t.Fatal(err)
+		}
+		checkCommitted(bundle, "c1")
+		apply(bundle, "c1", 0, rowsOf(b0))
+		apply(bundle, "c1", 1, rowsOf(b1))
+		apply(bundle, "c1", 0, rowsOf(makeRows(0, 5, 9))) // applied already, to this table
+		checkTable(bundle, stored(append(slices.Clone(b0), b1...)))
+		checkCommitted(bundle, "c1", 0, 1)
+	})
+
+	// A staging table dropped between the buckets of a run is built
+	// again by the next Stage, and the buckets lost with it apply again:
+	// no --fresh needed.
+	t.Run("StagingDroppedDuringRun", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		b0, b1 := makeRows(0, 30, 1), makeRows(30, 20, 2)
+		staged := stage(bundle, rollup, "run1", "c1")
+		applyTo(bundle, staged, "c1", 0, rowsOf(b0))
+		if err := bundle.Exec(`DROP TABLE "` + staged.Name + `"`); err != nil {
+			t.Fatal(err)
+		}
+		err := bundle.Sink.Apply(t.Context(), staged, "c1", 1, rowsOf(b1))
+		mustFail(t, "Apply to a dropped staging table", err, "was dropped during the run", "run the same command again")
+		mustFail(t, "Swap of a dropped staging table", replacer(bundle).Swap(t.Context(), rollup, "run1", "c1"),
+			"was dropped during the run", "run the same command again")
+		if n := run(bundle, "run1", "c1", b0, b1); n != 2 {
+			t.Errorf("the resumed run applied %d buckets, want 2", n)
+		}
+		checkTable(bundle, stored(append(slices.Clone(b0), b1...)))
+	})
+
+	// A run that has staged a table owns it until its swap: another run
+	// is refused, naming the owner and what to do, while the owner
+	// resumes, and a new plan of it (--fresh) takes over. Once it has
+	// swapped, the other run may go.
+	t.Run("SecondRunRefused", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		mine, theirs := makeRows(0, 30, 1), makeRows(100, 10, 2)
+		staged := stage(bundle, rollup, "run1", "c1")
+		applyTo(bundle, staged, "c1", 0, rowsOf(mine))
+		refused := []string{"being built by run run1 (commit c1", "has not finished", "mix", "mr_table_owners", "run this command again"}
+		_, err := replacer(bundle).Stage(t.Context(), rollup, "run2", "c2")
+		mustFail(t, "Stage of another run", err, refused...)
+		mustFail(t, "Swap of another run", replacer(bundle).Swap(t.Context(), rollup, "run2", "c2"), refused...)
+		claimer, ok := bundle.Sink.(interface {
+			Claim(ctx context.Context, t mapreduce.OutputTable, run, commit string) error
+		})
+		if !ok {
+			t.Fatalf("%T has no Claim method", bundle.Sink)
+		}
+		mustFail(t, "Claim of another run", claimer.Claim(t.Context(), rollup, "run2", "c2"), refused...)
+		if err := claimer.Claim(t.Context(), rollup, "run1", "c1"); err != nil {
+			t.Errorf("Claim by the owner: %v", err)
+		}
+		if n := run(bundle, "run1", "c3", mine); n != 1 { // --fresh of the owner
+			t.Errorf("the new plan of the owner applied %d buckets, want 1", n)
+		}
+		checkTable(bundle, stored(mine))
+		// A finished run run again claims nothing that would block others.
+		if err := claimer.Claim(t.Context(), rollup, "run1", "c3"); err != nil {
+			t.Errorf("Claim by the finished owner: %v", err)
+		}
+		if n := run(bundle, "run2", "c2", theirs); n != 1 {
+			t.Errorf("the other run, after the owner finished, applied %d buckets, want 1", n)
+		}
+		checkTable(bundle, stored(theirs))
+	})
+
 }
