@@ -225,6 +225,11 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
 	}
+	if rep, ok := r.sink.(Replacer); ok && r.plan.Replace {
+		if err := rep.Claim(ctx, r.spec.Output, r.plan.RunID, r.plan.Commit); err != nil {
+			return Summary{}, err
+		}
+	}
 	if err := r.mapPhase(ctx); err != nil {
 		return r.summary(start), err
 	}

@@ -37,11 +37,20 @@ type Sink interface {
 // Both methods are idempotent per commit, which makes a resumed run exact
 // after a crash at any point. Schematically, a run does
 //
-//	Prepare(t); staged := Stage(t, run, commit)
+//	Prepare(t); Claim(t, run, commit); staged := Stage(t, run, commit)
 //	Apply(staged, commit, b, rows) for every bucket b not yet Committed(commit)
 //	Swap(t, run, commit)
 type Replacer interface {
 	Sink
+
+	// Claim makes run, with its plan's commit, the owner of t's table
+	// until Swap, or fails if another unfinished run owns it: two runs
+	// that replace one table would leave a mix of both. The engine calls
+	// it right after Prepare, so that a second run is refused before it
+	// reads a row. The same run is never refused (a resume, or a fresh
+	// plan of it, takes its claim over), and a commit already swapped in
+	// claims nothing. t must be prepared.
+	Claim(ctx context.Context, t OutputTable, run, commit string) error
 
 	// Stage returns the table into which Apply builds the output of
 	// commit: a staging table next to t (same columns, keys and, where the
