@@ -101,6 +101,11 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 		r.progress = noProgress{}
 	}
 	id := runID(spec, src.String(), sink.String(), in, cfg.Partitions, cfg.Buckets)
+	for _, end := range []any{src, sink} {
+		if n, ok := end.(RunNamer); ok {
+			n.NameRun(id)
+		}
+	}
 	if !create { // checked before the lock, which would make the run's directory
 		if _, err := r.store.LoadPlan(ctx, id); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("run %s: %w", id, ErrNotFinished)

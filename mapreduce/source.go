@@ -60,6 +60,13 @@ type Streamer interface {
 	Stream(ctx context.Context, in Input, r partition.Range, limit int, b *Batch, fn func(*Batch) error) error
 }
 
+// RunNamer is implemented by sources and sinks that can show operators
+// which run their sessions serve (PostgreSQL's application_name, in
+// pg_stat_activity). The engine calls NameRun once it knows the run's id.
+type RunNamer interface {
+	NameRun(run string)
+}
+
 // Snapshotter is implemented by sources that can read every range of a
 // run as of one moment: the engine pins a snapshot for the map phase, so
 // that all partitions together read one consistent cut of the table. A

@@ -38,6 +38,3 @@ func (e *OwnedError) Error() string {
 		"or give it up (%s), then run this command again",
 		e.Table, e.Sink, e.Run, e.Commit, e.Since.UTC().Format(time.RFC3339), e.Release)
 }
-
-// applicationName is the PostgreSQL application_name of run's sessions.
-func applicationName(run string) string { return "mr/" + run }

@@ -62,6 +62,7 @@ func TestPostgres_ApplicationName(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := "appname-" + schema // unique among the tests sharing the cluster
+	b.sink.NameRun(run)
 	if err := b.sink.Claim(t.Context(), counts, run, run+".c1"); err != nil {
 		t.Fatal(err)
 	}

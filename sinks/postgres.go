@@ -128,6 +128,10 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	}, nil
 }
 
+// NameRun names the sink's sessions mr/<run> in pg_stat_activity (see
+// mapreduce.RunNamer).
+func (s *Postgres) NameRun(run string) { s.db.NameRun(run) }
+
 // Close closes the pool, waiting for connections in use to be released. It
 // always returns nil; it has the error result of io.Closer.
 func (s *Postgres) Close() error {

@@ -16,8 +16,7 @@ import (
 // OwnedError), or returns an *OwnedError if another unfinished run owns
 // it; Stage claims the table the same way. It is meant for the engine to
 // call right after Prepare, before the map phase, so that a second run
-// into the table is refused before it reads a row. It also names the
-// sink's sessions mr/<run> in pg_stat_activity. A commit already swapped
+// into the table is refused before it reads a row. A commit already swapped
 // in claims nothing, since no Swap would follow to release it. t must be
 // prepared.
 func (s *Postgres) Claim(ctx context.Context, t mapreduce.OutputTable, run, commit string) error {
@@ -31,7 +30,6 @@ func (s *Postgres) Claim(ctx context.Context, t mapreduce.OutputTable, run, comm
 	if err != nil {
 		return fail(err)
 	}
-	s.db.SetApplicationName(applicationName(run))
 	err = s.retry(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", prepareLockClass, n.schema); err != nil {

@@ -46,7 +46,6 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 	if strings.Contains(t.Name, ".") {
 		staged.Name = n.schema + "." + stage
 	}
-	s.db.SetApplicationName(applicationName(run))
 	var swapped bool
 	err = s.retry(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -138,7 +137,6 @@ func (s *Postgres) Swap(ctx context.Context, t mapreduce.OutputTable, run, commi
 	if err != nil {
 		return fail(err)
 	}
-	s.db.SetApplicationName(applicationName(run))
 	// A retry after a COMMIT whose reply was lost finds the swap recorded.
 	err = s.retry(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -121,6 +121,10 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	}, nil
 }
 
+// NameRun names the source's sessions mr/<run> in pg_stat_activity (see
+// mapreduce.RunNamer).
+func (s *Postgres) NameRun(run string) { s.db.NameRun(run) }
+
 // Close closes the pool's connections. It always returns nil; it returns
 // an error at all so that a Postgres is an io.Closer, like the other
 // backends.

@@ -206,6 +206,10 @@ func (db *DB) SetApplicationName(name string) {
 	db.app.Store(&name)
 }
 
+// NameRun names the pool's sessions after run, "mr/<run>" (see
+// SetApplicationName).
+func (db *DB) NameRun(run string) { db.SetApplicationName("mr/" + run) }
+
 // maxApplicationName is the bytes of application_name the server keeps
 // (NAMEDATALEN - 1).
 const maxApplicationName = 63
