@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/mrengine/mr/internal/redact"
 )
 
@@ -37,7 +40,11 @@ const forms = "write postgres://USER:PASSWORD@HOST:PORT/DATABASE or host=HOST po
 //     binary results;
 //   - application_name is "mr", so that pg_stat_activity tells mr's
 //     connections apart (DB.SetApplicationName names the run once it is
-//     known).
+//     known);
+//   - on PostgreSQL 14 and later, client_connection_check_interval is
+//     ConnectionCheck, so that a backend whose client died (kill -9 of
+//     mr) stops its query within that time instead of running it to the
+//     end.
 //
 // Its error holds no password.
 func Parse(dsn string, maxConns int32) (*pgxpool.Config, error) {
@@ -72,7 +79,28 @@ func parse(dsn string, maxConns int32) (cfg *pgxpool.Config, userApp bool, err e
 	if !userApp {
 		cc.RuntimeParams["application_name"] = applicationName
 	}
+	if _, set := cc.RuntimeParams["client_connection_check_interval"]; !set {
+		cfg.AfterConnect = checkConnection
+	}
 	return cfg, userApp, nil
+}
+
+// ConnectionCheck is the client_connection_check_interval of mr's
+// sessions: how soon a query notices that mr is gone. (A query whose
+// context ends is cancelled at once: pgx sends the server a cancel
+// request as it drops the connection.)
+const ConnectionCheck = "2s"
+
+// checkConnection sets client_connection_check_interval on a new
+// connection to a server that has it (PostgreSQL 14 and later): as a
+// startup parameter it would make older servers refuse the connection.
+func checkConnection(ctx context.Context, c *pgx.Conn) error {
+	major, _, _ := strings.Cut(c.PgConn().ParameterStatus("server_version"), ".")
+	if v, err := strconv.Atoi(major); err != nil || v < 14 {
+		return nil
+	}
+	_, err := c.Exec(ctx, "SELECT pg_catalog.set_config('client_connection_check_interval', $1, false)", ConnectionCheck)
+	return err
 }
 
 // applicationName is the application_name of mr's connections until
