@@ -61,6 +61,7 @@ type Runner struct {
 	resumedRows, committedRows    atomic.Int64
 	committedFailed               atomic.Int64
 	resumedParts, resumedBuckets  atomic.Int64
+	reapplied                     atomic.Int64 // bucket attempts the sink left unapplied (see applyBucket)
 }
 
 // Open loads the plan of the run with def's identity over src and sink
@@ -366,7 +367,7 @@ func (r *Runner) reducePhase(ctx context.Context, t OutputTable, commit string, 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Workers)
 	for _, b := range todo {
-		g.Go(func() error { return r.reduceBucket(gctx, t, commit, b, files[b]) })
+		g.Go(func() error { return r.applyBucket(gctx, t, commit, b, files[b]) })
 	}
 	return g.Wait()
 }

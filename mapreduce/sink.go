@@ -1,6 +1,17 @@
 package mapreduce
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotApplied is wrapped by an Apply error after which the bucket is
+// surely not applied, and would be if applied again: the connection broke
+// once the rows had been streamed (they cannot be read twice), or a COMMIT
+// failed without effect. The engine then reads the bucket's committed
+// files anew and applies it again, so a database restart in the reduce
+// phase only pauses a run.
+var ErrNotApplied = errors.New("the bucket was not applied")
 
 // Sink receives the reduced rows, one transaction per bucket. The bucket's
 // commit record is written in the same transaction, so a bucket is either

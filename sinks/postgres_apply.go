@@ -127,7 +127,7 @@ func (s *Postgres) Apply(ctx context.Context, t mapreduce.OutputTable, commit st
 			return nil
 		case err != nil && src.started && ctx.Err() == nil && pg.Transient(err):
 			return pg.Stop(fmt.Errorf("the connection failed after the bucket's rows were read, which cannot be read again, "+
-				"so the bucket was not applied; run the same command again to resume it: %w", err))
+				"so %w: %w", mapreduce.ErrNotApplied, err))
 		}
 		return err
 	})
@@ -236,8 +236,7 @@ func (s *Postgres) resolveCommit(ctx context.Context, q applySQL, commit string,
 	case recorded:
 		return nil
 	default:
-		return fmt.Errorf("the connection failed during COMMIT, which did not take effect, so the bucket was not applied; "+
-			"run the same command again to resume it: %w", lost)
+		return fmt.Errorf("the connection failed during COMMIT, which did not take effect, so %w: %w", mapreduce.ErrNotApplied, lost)
 	}
 }
 

@@ -435,7 +435,7 @@ func TestPostgres_Apply(t *testing.T) {
 		}{
 			{"Committed", true, "", "[[100]]"},
 			{"RolledBack", false, "the connection failed during COMMIT, which did not take effect, " +
-				"so the bucket was not applied; run the same command again to resume it: unexpected EOF", "[[0]]"},
+				"so the bucket was not applied: unexpected EOF", "[[0]]"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
