@@ -30,8 +30,9 @@ import (
 // letters to the poison rows, and only the damaged partitions are mapped
 // again.
 
-// damageRows is the fixture: ids with gaps, 13 groups, and poison rows (10
-// among them, next to the good row 11).
+// damageRows is the fixture: ids with gaps, 41 groups (so that every
+// partition has keys in every bucket, whatever the hash seed), and poison
+// rows (10 among them, next to the good row 11).
 func damageRows() mapreducetest.Table {
 	tab := mapreducetest.Table{Name: "rows", Columns: []mapreducetest.Column{
 		{Name: "id", Type: "bigint primary key"},
@@ -47,7 +48,7 @@ func damageRows() mapreducetest.Table {
 		if id == 10 || id%29 == 0 {
 			kind = "poison"
 		}
-		tab.Rows = append(tab.Rows, []any{id, fmt.Sprintf("g%02d", id%13), id*3 - 100, kind})
+		tab.Rows = append(tab.Rows, []any{id, fmt.Sprintf("g%02d", id%41), id*3 - 100, kind})
 	}
 	return tab
 }
@@ -336,17 +337,17 @@ func TestRun_HealsDamagedState(t *testing.T) {
 			}
 		}, 0, "plan damaged; planned the run again"},
 		{"ShuffleFileDeleted", afterBucket, func(t *testing.T, d *damageTest) {
-			d.removeFile(t, 2, 1)
+			d.removeFile(t, 1, false)
 		}, 1, "partition 1: shuffle file damaged"},
 		{"ShuffleFileFlipped", afterBucket, func(t *testing.T, d *damageTest) {
-			d.flipFileByte(t, 2, 1)
+			d.flipFileByte(t, 1, false)
 		}, 1, "checksum"},
 		{"ShuffleFilesOfTwoPartitions", beforeReduce, func(t *testing.T, d *damageTest) {
-			d.flipFileByte(t, 1, 0)
-			d.removeFile(t, 2, 2)
+			d.flipFileByte(t, 0, false)
+			d.removeFile(t, 2, false)
 		}, 2, "partition 2: shuffle file damaged"},
 		{"ShuffleFileOfAppliedBucket", afterBucket, func(t *testing.T, d *damageTest) {
-			d.removeFile(t, 0, 1) // bucket 0 is applied: its files are not read again
+			d.removeFile(t, 1, true) // bucket 0 is applied: its files are not read again
 		}, 0, ""},
 		{"DeadLettersDeleted", beforeReduce, func(t *testing.T, d *damageTest) {
 			d.removeDeadLetters(t)
@@ -413,30 +414,31 @@ func (d *damageTest) shuffleFiles(t *testing.T) []string {
 	return files
 }
 
-// fileOf returns the first committed shuffle file of bucket b of
-// partition part.
-func (d *damageTest) fileOf(t *testing.T, b, part int) string {
+// fileOf returns the first committed shuffle file of partition part in
+// bucket 0 (the one stopAfterBucket applies) or, without inApplied, in
+// another bucket.
+func (d *damageTest) fileOf(t *testing.T, part int, inApplied bool) string {
 	t.Helper()
 	cp := d.inspect(t).Checkpoints[part]
 	for _, f := range cp.Files {
-		if f.Bucket == b {
+		if (f.Bucket == 0) == inApplied {
 			return filepath.Join(d.cfg.Workdir, filepath.FromSlash(f.Key))
 		}
 	}
-	t.Fatalf("partition %d has no file of bucket %d", part, b)
+	t.Fatalf("partition %d has no file to damage (in bucket 0: %t)", part, inApplied)
 	return ""
 }
 
-func (d *damageTest) removeFile(t *testing.T, b, part int) {
+func (d *damageTest) removeFile(t *testing.T, part int, inApplied bool) {
 	t.Helper()
-	if err := os.Remove(d.fileOf(t, b, part)); err != nil {
+	if err := os.Remove(d.fileOf(t, part, inApplied)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (d *damageTest) flipFileByte(t *testing.T, b, part int) {
+func (d *damageTest) flipFileByte(t *testing.T, part int, inApplied bool) {
 	t.Helper()
-	path := d.fileOf(t, b, part)
+	path := d.fileOf(t, part, inApplied)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -503,7 +505,7 @@ func TestRun_HealsDamagedState_Postgres(t *testing.T) {
 	d := newDamageTest(t, mapreducetest.Options{DSN: pgtest.DSN(t)})
 	d.stopAfterBucket(t)
 	d.edit(t, "checkpoints/p0001.json", false, func(s string) string { return replaceFirst(s, `"next": (\d+)`, flipDigit) })
-	d.flipFileByte(t, 1, 2)
+	d.flipFileByte(t, 2, false)
 	if s := d.finish(t); s.PartitionsHealed != 2 {
 		t.Errorf("healed %d partitions, want 2\nlog:\n%s", s.PartitionsHealed, d.logs)
 	}
