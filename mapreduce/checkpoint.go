@@ -1,6 +1,10 @@
 package mapreduce
 
 import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mrengine/mr/partition"
@@ -42,4 +46,70 @@ type Checkpoint struct {
 func newCheckpoint(p *Plan, part int) *Checkpoint {
 	r := p.Partitions[part].Range
 	return &Checkpoint{Commit: p.Commit, Partition: part, Range: r, Next: r.Lo}
+}
+
+// check reports a checkpoint that does not fit partition part of plan p.
+// Its seal matched, so this guards against what a seal cannot: a bug, or a
+// checkpoint file copied over from another partition. Each rule closes a
+// way to a wrong result: a range or cursor off the plan's loses or repeats
+// rows; a file under another bucket is reduced with the wrong keys; a key
+// of another partition's naming would keep that partition's file from
+// garbage collection, or count it twice.
+func (cp *Checkpoint) check(p *Plan, part int) error {
+	r := p.Partitions[part].Range
+	switch {
+	case cp.Partition != part:
+		return fmt.Errorf("is partition %d's", cp.Partition)
+	case cp.Range != r:
+		return fmt.Errorf("has range %s, the plan %s", cp.Range, r)
+	case cp.Next < r.Lo || cp.Next > r.Hi:
+		return fmt.Errorf("resumes at %d, outside its range %s", cp.Next, r)
+	case cp.Seq < 0 || cp.Rows < 0 || cp.Failed < 0 || cp.Failed > cp.Rows:
+		return fmt.Errorf("counts %d commits, %d rows, %d failed", cp.Seq, cp.Rows, cp.Failed)
+	}
+	seen := map[string]bool{}
+	for _, f := range cp.Files {
+		switch {
+		case f.Bucket < 0 || f.Bucket >= p.Buckets:
+			return fmt.Errorf("names shuffle file %s of bucket %d; the plan has %d buckets", f.Key, f.Bucket, p.Buckets)
+		case !ownKey(f.Key, func(seq int, attempt string) string { return shuffle.MapKey(p.RunID, f.Bucket, part, seq, attempt) }):
+			return fmt.Errorf("names shuffle file %s, which is not one of bucket %d of partition %d", f.Key, f.Bucket, part)
+		case seen[f.Key]:
+			return fmt.Errorf("names shuffle file %s twice", f.Key)
+		}
+		seen[f.Key] = true
+	}
+	for _, f := range cp.DeadLetters {
+		if !ownKey(f.Key, func(seq int, attempt string) string { return dlqKey(p.RunID, part, seq, attempt) }) &&
+			!ownKey(f.Key, func(gen int, attempt string) string { return replayDLQKey(p.RunID, part, gen, attempt) }) || seen[f.Key] {
+			return fmt.Errorf("names dead-letter file %s, which is not one of partition %d", f.Key, part)
+		}
+		seen[f.Key] = true
+	}
+	return nil
+}
+
+// ownKey reports whether key is what name makes of the sequence number and
+// attempt that key's last two dash-separated fields hold:
+// ".../p0001-000002-a1b2c3.arrow" is name(2, "a1b2c3"). The sequence
+// number may carry a letter prefix ("g0002", a replay generation).
+func ownKey(key string, name func(seq int, attempt string) string) bool {
+	base := path.Base(key)
+	stem := strings.TrimSuffix(base, path.Ext(base))
+	rest, attempt, ok := cutLast(stem, "-")
+	if !ok {
+		return false
+	}
+	_, seqText, ok := cutLast(rest, "-")
+	seq, err := strconv.Atoi(strings.TrimLeft(seqText, "abcdefghijklmnopqrstuvwxyz"))
+	return ok && err == nil && key == name(seq, attempt)
+}
+
+// cutLast slices s around the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }

@@ -126,24 +126,25 @@ func (d *dlqWriter) abort() {
 }
 
 // readDLQFiles reads the letters of files, in order, checking each file
-// against its recorded size and checksum.
+// against its recorded size and checksum; a file that fails is an error
+// wrapping ErrDamaged.
 func readDLQFiles(ctx context.Context, b *blobs.Bucket, files []DeadLetterFile) ([]DeadLetter, error) {
 	var letters []DeadLetter
 	for _, f := range files {
 		data, err := b.ReadAll(ctx, f.Key)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %w: the checkpoint names it, with %d letters; it was removed outside mr: start over with --fresh", ErrDamaged, err, f.Letters)
+			return nil, fmt.Errorf("%w: %w: the checkpoint names it, with %d letters; it was removed outside mr", ErrDamaged, err, f.Letters)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("dead letters %s: %w", f.Key, err)
 		}
 		if int64(len(data)) != f.Size || xxhash.Sum64(data) != f.Checksum {
-			return nil, fmt.Errorf("%w: dead letters %s hold %d bytes with checksum %016x; the checkpoint recorded %d bytes with %016x: it was changed outside mr; start over with --fresh",
+			return nil, fmt.Errorf("%w: dead letters %s hold %d bytes with checksum %016x; the checkpoint recorded %d bytes with %016x: it was changed outside mr",
 				ErrDamaged, f.Key, len(data), xxhash.Sum64(data), f.Size, f.Checksum)
 		}
 		ls, err := parseDeadLetters(data)
 		if err != nil {
-			return nil, fmt.Errorf("%w: dead letters %s: %w; start over with --fresh", ErrDamaged, f.Key, err)
+			return nil, fmt.Errorf("%w: dead letters %s: %w", ErrDamaged, f.Key, err)
 		}
 		letters = append(letters, ls...)
 	}

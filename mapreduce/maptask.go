@@ -145,9 +145,12 @@ func (t *mapTask) flush(ctx context.Context, seq int) ([]shuffle.File, error) {
 }
 
 // mapRow maps one row with retries (see mapRetrying) and sends a row that
-// fails every attempt to the DLQ. It returns an error only when the task
+// fails every attempt to the DLQ; it skips a row that a replay resolved. It returns an error only when the task
 // must stop.
 func (t *mapTask) mapRow(ctx context.Context, row Row) error {
+	if t.r.resolved(row.Cursor()) {
+		return nil // a re-map's row whose pairs are in a replay's files (see Runner.remap)
+	}
 	attempts, err := t.r.mapRetrying(ctx, t.comb, row)
 	if err == nil {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,8 +40,12 @@ type Plan struct {
 	OutputTable string    `json:"output_table"`
 	Created     time.Time `json:"created"`
 
-	Partitions []Partition `json:"partitions"`
-	Buckets    int         `json:"buckets"`
+	// Span is the cursor space the run covers, [Min, Max+1) of the
+	// source when planned ([0, 0) for an empty table): the Partitions
+	// tile it exactly, in order, which check verifies on every load.
+	Span       partition.Range `json:"span"`
+	Partitions []Partition     `json:"partitions"`
+	Buckets    int             `json:"buckets"`
 	// Seed seeds the key hash that assigns keys to buckets.
 	Seed uint64 `json:"seed"`
 	// Rows is the source's row count (or estimate) when the plan was made.
@@ -49,16 +54,54 @@ type Plan struct {
 
 // stateFormat is the version of the run state's layout. Version 0 (no
 // format field) kept a partition's dead letters in one appended file and
-// named shuffle files by path.
-const stateFormat = 2
+// named shuffle files by path; version 2 wrote state files without seals
+// and plans without a Span.
+const (
+	stateFormat       = 3
+	firstSealedFormat = 3
+)
 
-// checkFormat reports a plan that this mr cannot resume.
-func (p *Plan) checkFormat() error {
-	if p.Format == stateFormat {
-		return nil
+// check reports a plan that this mr cannot resume: one of another format,
+// or one whose layout does not hold together (its seal matched, so only a
+// bug could make it so; a plan is the root of all other state, so it is
+// checked all the same).
+func (p *Plan) check() error {
+	if p.Format != stateFormat {
+		return fmt.Errorf("run %s was planned by another version of mr, which keeps run state in format %d (this mr reads format %d): "+
+			"finish it with that version, or start over with --fresh", p.RunID, p.Format, stateFormat)
 	}
-	return fmt.Errorf("run %s was planned by another version of mr, which keeps run state in format %d (this mr reads format %d): "+
-		"finish it with that version, or start over with --fresh", p.RunID, p.Format, stateFormat)
+	if err := p.checkLayout(); err != nil {
+		return fmt.Errorf("%w: the plan of run %s %w", ErrDamaged, p.RunID, err)
+	}
+	return nil
+}
+
+// checkLayout reports a plan whose partitions do not tile its Span
+// exactly (contiguous, in order, none reversed, nothing left over): a row
+// outside them would be lost, a row in two of them counted twice.
+func (p *Plan) checkLayout() error {
+	switch {
+	case p.RunID == "" || !strings.HasPrefix(p.Commit, p.RunID+"."):
+		return fmt.Errorf("has commit %q, which is not of run %q", p.Commit, p.RunID)
+	case p.Buckets < 1:
+		return fmt.Errorf("has %d buckets", p.Buckets)
+	case len(p.Partitions) == 0:
+		return errors.New("has no partitions")
+	}
+	at := p.Span.Lo
+	for i, part := range p.Partitions {
+		switch {
+		case part.Lo != at:
+			return fmt.Errorf("has partition %d %s, which does not begin where the one before it ends, at %d: the partitions must tile %s", i, part.Range, at, p.Span)
+		case part.Hi < part.Lo:
+			return fmt.Errorf("has partition %d %s, which ends before it begins", i, part.Range)
+		}
+		at = part.Hi
+	}
+	if at != p.Span.Hi {
+		return fmt.Errorf("has partitions that end at %d, not at the end of %s", at, p.Span)
+	}
+	return nil
 }
 
 // runID derives a stable run id from what shapes a run's result.
@@ -99,6 +142,7 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 		Seed:        seedOf(id),
 		Rows:        info.Rows,
 	}
+
 	switch s, ok := src.(Splitter); {
 	case info.Rows == 0:
 		p.Partitions = make([]Partition, cfg.Partitions) // all empty
@@ -109,6 +153,12 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	}
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", id, err)
+	}
+	if info.Rows > 0 { // the split above refused Max == math.MaxInt64
+		p.Span = partition.Range{Lo: info.Min, Hi: info.Max + 1}
+	}
+	if err := p.checkLayout(); err != nil { // a Splitter's bug
+		return nil, fmt.Errorf("plan %s: the plan made from %s %w", id, src, err)
 	}
 	return p, nil
 }

@@ -2,13 +2,16 @@ package mapreduce
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/shuffle"
+	"github.com/mrengine/mr/spill"
 )
 
 // Grace hash aggregation: a bucket whose keys outgrow the memory budget is
@@ -36,6 +39,10 @@ func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string,
 	defer rows.removeRegrouped()
 	rows.maxEntries = r.maxEntries(rows.comb)
 	if err := r.sink.Apply(ctx, t, commit, b, rows); err != nil {
+		var bad *damagedFileError
+		if errors.As(rows.err, &bad) { // whatever the sink made of it
+			err = rows.err
+		}
 		return fmt.Errorf("bucket %d: %w", b, err)
 	}
 	crashpoint.Hit(ctx, crashpoint.BucketApplied)
@@ -43,6 +50,17 @@ func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string,
 	r.progress.Add(PhaseReduce, 1)
 	return r.store.MarkBucketDone(ctx, r.plan.RunID, r.plan.Commit, b)
 }
+
+// damagedFileError reports a committed shuffle file that is missing or
+// fails its checksum: the partition that wrote it must be mapped again
+// (see Runner.healing).
+type damagedFileError struct {
+	file shuffle.File
+	err  error // wraps spill.ErrCorrupt or fs.ErrNotExist
+}
+
+func (e *damagedFileError) Error() string   { return "shuffle file damaged: " + e.err.Error() }
+func (e *damagedFileError) Unwrap() []error { return []error{ErrDamaged, e.err} }
 
 // part is a set of shuffle files to reduce together; level counts the
 // re-partitions that made it.
@@ -120,17 +138,27 @@ func (br *bucketRows) load(p part) error {
 		br.maxEntries = br.r.maxEntries(br.comb)
 		return err
 	}
-	// Records decode under spill's default bound: a file whose checksum
-	// matched was written by mr, under whatever --memory its run had then.
-	err := shuffle.Read(br.ctx, br.r.blobs, p.files, func(rec arrow.RecordBatch) error {
+	var flushErr error
+	add := func(rec arrow.RecordBatch) error {
 		br.comb.add(rec)
 		if br.comb.len() >= br.maxEntries {
-			return flush()
+			flushErr = flush()
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		return flushErr
+	}
+	// Records decode under spill's default bound: a file whose checksum
+	// matched was written by mr, under whatever --memory its run had then.
+	// A file of the first level is a committed one, which a damaged file
+	// (but not a failed flush) makes the partition that wrote it map again;
+	// the deeper levels' files are this reduce's own.
+	for _, f := range p.files {
+		err := shuffle.Read(br.ctx, br.r.blobs, []shuffle.File{f}, add)
+		if err != nil && err != flushErr && p.level == 0 && (errors.Is(err, spill.ErrCorrupt) || errors.Is(err, fs.ErrNotExist)) {
+			return &damagedFileError{file: f, err: err}
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if w == nil {
 		br.cur = br.comb.rows()

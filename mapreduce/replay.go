@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -33,6 +35,26 @@ type ReplayManifest struct {
 	Generation int          `json:"generation"`
 	Files      []ReplayFile `json:"files"`
 	Cursors    []int64      `json:"cursors"` // the letters resolved, sorted
+}
+
+// check reports a manifest that does not fit plan p (see
+// Checkpoint.check for why a sealed file is checked at all).
+func (m *ReplayManifest) check(p *Plan) error {
+	for _, f := range m.Files {
+		_, attempt, _ := cutLast(strings.TrimSuffix(f.Key, path.Ext(f.Key)), "-")
+		switch {
+		case f.Bucket < 0 || f.Bucket >= p.Buckets:
+			return fmt.Errorf("names shuffle file %s of bucket %d; the plan has %d buckets", f.Key, f.Bucket, p.Buckets)
+		case f.Generation < 1 || f.Generation > m.Generation:
+			return fmt.Errorf("names shuffle file %s of generation %d; it is at generation %d", f.Key, f.Generation, m.Generation)
+		case f.Key != shuffle.ReplayKey(p.RunID, f.Generation, f.Bucket, attempt):
+			return fmt.Errorf("names shuffle file %s, which is not one of replay generation %d, bucket %d", f.Key, f.Generation, f.Bucket)
+		}
+	}
+	if !slices.IsSorted(m.Cursors) {
+		return errors.New("lists the cursors it resolved out of order")
+	}
+	return nil
 }
 
 // ReplayFile is a shuffle file written by replay generation Generation.
@@ -122,6 +144,10 @@ func Replay(ctx context.Context, def Definition, src Source, sink Sink, cfg Conf
 // nothing that was already applied, so replaying twice is harmless.
 func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	res := ReplayResult{RunID: r.plan.RunID}
+	if len(r.damaged) > 0 {
+		d := r.damaged[0]
+		return res, fmt.Errorf("run %s, partition %d: %w; run the same mr run command again to heal it, then replay", r.plan.RunID, d.Partition, d.Err)
+	}
 	for part, cp := range r.checkpoints {
 		if cp == nil || !cp.Done {
 			return res, fmt.Errorf("run %s: %w (partition %d is not mapped yet)", r.plan.RunID, ErrNotFinished, part)
@@ -242,15 +268,18 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	}
 
 	// Step 4: finish the run's own reduce, then re-apply the buckets the
-	// replays touched.
+	// replays touched, healing a damaged shuffle file as a run does.
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return res, err
 	}
-	if err := r.reduceRun(ctx); err != nil {
-		return res, err
-	}
-	n, err := r.applyReplay(ctx)
-	res.Buckets = n
+	err := r.healing(ctx, map[int]bool{}, func(ctx context.Context) error {
+		if err := r.reduceRun(ctx); err != nil {
+			return err
+		}
+		n, err := r.applyReplay(ctx)
+		res.Buckets = n
+		return err
+	})
 	return res, err
 }
 

@@ -62,6 +62,7 @@ type Runner struct {
 	committedFailed               atomic.Int64
 	resumedParts, resumedBuckets  atomic.Int64
 	reapplied                     atomic.Int64 // bucket attempts the sink left unapplied (see applyBucket)
+	healed                        atomic.Int64 // partitions re-mapped because their state was damaged
 }
 
 // Open loads the plan of the run with def's identity over src and sink
@@ -130,10 +131,16 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	if err := r.loadState(ctx, plan); err != nil {
 		return nil, err
 	}
+	r.attempt = newAttempt()
+	return r, nil
+}
+
+// newAttempt returns a name unique to one attempt, for the keys of the
+// files it writes.
+func newAttempt() string {
 	var a [3]byte
 	rand.Read(a[:])
-	r.attempt = hex.EncodeToString(a[:])
-	return r, nil
+	return hex.EncodeToString(a[:])
 }
 
 // openBlobs opens the blob storage of cfg: Blobs, or Workdir.
@@ -144,43 +151,103 @@ func openBlobs(ctx context.Context, cfg Config) (*blobs.Bucket, error) {
 	return blobs.OpenDir(cfg.Workdir)
 }
 
-// loadPlan loads the run's plan, or makes and saves a new one, which voids
-// the state of an old one (see Store).
+// loadPlan loads the run's plan, or makes and saves a new one (always,
+// with cfg.Fresh), which voids the state of an old one (see Store). A
+// damaged plan is planned again (see rebuildPlan).
 func (r *Runner) loadPlan(ctx context.Context, id string) (*Plan, error) {
-	plan, err := r.store.LoadPlan(ctx, id)
-	switch {
-	case err == nil && !r.cfg.Fresh:
-		if err := plan.checkFormat(); err != nil {
+	if !r.cfg.Fresh {
+		plan, err := r.store.LoadPlan(ctx, id)
+		if err == nil {
+			err = plan.check()
+		}
+		switch {
+		case err == nil:
+			r.resumed = true
+			r.log.Info("resuming run", "run", id, "created", plan.Created)
+			return plan, nil
+		case errors.Is(err, ErrDamaged):
+			return r.rebuildPlan(ctx, id, err)
+		case !errors.Is(err, fs.ErrNotExist):
 			return nil, err
 		}
-		r.resumed = true
-		r.log.Info("resuming run", "run", id, "created", plan.Created)
-	case err == nil || errors.Is(err, fs.ErrNotExist):
-		if plan, err = newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg); err != nil {
-			return nil, err
-		}
-		if err := r.store.SavePlan(ctx, plan); err != nil {
-			return nil, fmt.Errorf("save plan of %s: %w", id, err)
-		}
-		r.log.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
-	default:
-		return nil, fmt.Errorf("load plan of %s: %w", id, err)
 	}
+	plan, err := newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.store.SavePlan(ctx, plan); err != nil {
+		return nil, fmt.Errorf("save plan of %s: %w", id, err)
+	}
+	r.log.Info("planned run", "run", id, "rows", plan.Rows, "partitions", len(plan.Partitions), "buckets", plan.Buckets)
 	return plan, nil
 }
 
-// loadState loads the checkpoints and the replay manifest, then removes
+// rebuildPlan heals a damaged plan by planning the run again, and keeps
+// the new plan only if it is the one the run's sound state was committed
+// under, which is all that can be known of the damaged one: everything
+// else that shapes a plan (job, input, source, sink, partition and bucket
+// counts, hash seed) is in the run id, which is the same. The checkpoints
+// must all name one Commit, which the new plan takes, so that the sink's
+// record of applied buckets still counts, and each must have the range
+// the new plan gives its partition; a source that changed since the plan
+// was made gives other ranges, and then only --fresh can tell what the
+// run covers. Without any checkpoint nothing was committed, and the new
+// plan starts the run over under a new Commit.
+func (r *Runner) rebuildPlan(ctx context.Context, id string, damage error) (*Plan, error) {
+	plan, err := newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w; planning the run again, to heal it, failed: %w", damage, err)
+	}
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w; planning the run again gives another plan (%s), so what the run committed cannot be trusted: start over with --fresh",
+			damage, fmt.Sprintf(format, args...))
+	}
+	var commit string
+	for part, want := range plan.Partitions {
+		cp, err := r.store.LoadCheckpoint(ctx, id, part)
+		if err != nil || cp == nil {
+			continue // a damaged checkpoint is healed with the others, under the new plan
+		}
+		switch {
+		case commit != "" && cp.Commit != commit:
+			return nil, refuse("the checkpoints name two plans, %s and %s", commit, cp.Commit)
+		case cp.Range != want.Range:
+			return nil, refuse("partition %d was %s, is now %s", part, cp.Range, want.Range)
+		}
+		commit = cp.Commit
+	}
+	if m, err := r.store.LoadReplay(ctx, id); err == nil && m != nil && commit != "" && m.Commit != commit {
+		return nil, refuse("the replay manifest names plan %s, the checkpoints %s", m.Commit, commit)
+	}
+	if commit != "" {
+		plan.Commit = commit
+	}
+	if err := r.store.SavePlan(ctx, plan); err != nil {
+		return nil, fmt.Errorf("save plan of %s: %w", id, err)
+	}
+	r.resumed = commit != ""
+	r.log.Warn("plan damaged; planned the run again, which gives the plan its checkpoints were committed under", "run", id, "damage", damage)
+	return plan, nil
+}
+
+// loadState loads the checkpoints and the replay manifest and checks them
+// and the dead-letter files they name (see runState.damaged), then removes
 // the blobs that none of them names: left by attempts that died before
-// their commit, or by an earlier plan. Listing storage is fine here;
-// finding inputs never does, it reads the manifests.
+// their commit, or by an earlier plan. While any state is damaged it
+// removes nothing, since a damaged checkpoint's files are unknown. Listing
+// storage is fine here; finding inputs never does, it reads the manifests.
 func (r *Runner) loadState(ctx context.Context, plan *Plan) (err error) {
 	if r.runState, err = loadRunState(ctx, r.store, plan); err != nil {
 		return err
 	}
-	keep, err := r.committedKeys()
-	if err != nil {
+	if err := r.checkDeadLetters(ctx, r.blobs); err != nil {
 		return err
 	}
+	if len(r.damaged) > 0 {
+		r.log.Warn("run state damaged: uncommitted files are kept until it is healed", "run", plan.RunID, "partitions", len(r.damaged))
+		return nil
+	}
+	keep := r.committedKeys()
 	for _, prefix := range blobPrefixes() {
 		keys, err := r.blobs.List(ctx, r.plan.RunID+"/"+prefix)
 		if err != nil {
@@ -224,6 +291,11 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // the old table until then (see reduceRun). Over any other sink it
 // upserts into the table, and groups it did not write stay.
 //
+// Damaged run state heals: a partition whose checkpoint, dead-letter
+// files or shuffle files fail their checks is mapped again from the start
+// of its range (see remap), before the map phase or when the reduce phase
+// finds the damage, and the run goes on.
+//
 // A run that finishes with a failure rate above cfg.MaxFailureRate returns
 // its Summary with an error wrapping ErrFailureRate.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
@@ -236,11 +308,16 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 			return Summary{}, err
 		}
 	}
-	if err := r.mapPhase(ctx); err != nil {
-		return r.summary(start), err
+	r.countResumed()
+	remapped := map[int]bool{}
+	for _, d := range r.damaged {
+		if err := r.remap(ctx, d); err != nil {
+			return r.summary(start), err
+		}
+		remapped[d.Partition] = true
 	}
-	r.mapped = true
-	if err := r.reduceRun(ctx); err != nil {
+	r.damaged = nil
+	if err := r.healing(ctx, remapped, r.reduceRun); err != nil {
 		return r.summary(start), err
 	}
 	// A replay that died while re-applying its buckets left some of them
@@ -257,20 +334,108 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	return s, nil
 }
 
-// mapPhase runs one map task per partition on a pool of cfg.Workers.
-func (r *Runner) mapPhase(ctx context.Context) error {
-	for part, cp := range r.checkpoints {
+// countResumed counts what earlier attempts committed, for the summary.
+func (r *Runner) countResumed() {
+	for _, cp := range r.checkpoints {
 		if cp == nil {
-			r.checkpoints[part] = newCheckpoint(r.plan, part)
 			continue
 		}
-		r.resumedParts.Add(1)
+		if cp.Seq > 0 {
+			r.resumedParts.Add(1)
+		}
 		r.resumedRows.Add(cp.Rows)
 		r.committedRows.Add(cp.Rows)
 		r.committedFailed.Add(cp.Failed)
 		r.spilled.Add(cp.Spilled)
 	}
-	r.progress.Start(PhaseMap, r.plan.Rows, r.resumedRows.Load())
+}
+
+// healing runs the map phase, then reduce, and heals the damage that
+// reduce finds: a committed shuffle file that is missing or fails its
+// checksum. The partition that wrote it is mapped again (see remap) and
+// both phases run again, which reduce only the buckets not yet applied;
+// those read the partition's new files with everyone else's, and those
+// already applied included the partition's rows from its old files, which
+// were whole when read. A partition is re-mapped at most once per run,
+// in remapped (those healed already), so a storage that keeps damaging
+// files ends the run with an error instead of a loop; the next run heals
+// again.
+func (r *Runner) healing(ctx context.Context, remapped map[int]bool, reduce func(context.Context) error) error {
+	for {
+		if err := r.mapPhase(ctx); err != nil {
+			return err
+		}
+		r.mapped = true
+		err := reduce(ctx)
+		var bad *damagedFileError
+		if !errors.As(err, &bad) {
+			return err
+		}
+		part := r.producer(bad.file.Key)
+		switch {
+		case part < 0:
+			return fmt.Errorf("%w; it holds the rows that mr dlq replay resolved, recorded nowhere else: start over with --fresh", err)
+		case remapped[part]:
+			return fmt.Errorf("%w; this run wrote it when it mapped partition %d again: the storage damages files (check %s); running again heals it again", err, part, r.blobs)
+		}
+		remapped[part] = true
+		r.mapped = false
+		if err := r.remap(ctx, Damage{part, bad}); err != nil {
+			return err
+		}
+	}
+}
+
+// producer returns the partition whose checkpoint names the shuffle file
+// key, or -1 if none does (a replay's file).
+func (r *Runner) producer(key string) int {
+	for part, cp := range r.checkpoints {
+		for _, f := range cp.Files {
+			if f.Key == key {
+				return part
+			}
+		}
+	}
+	return -1
+}
+
+// remap heals damage to a partition's state: it saves a checkpoint at the
+// start of the partition's range, so that nothing the partition committed
+// counts any longer (its shuffle files, its dead letters, its counts), and
+// the map phase maps it again. The rows are the same, so the result is
+// exact: a bucket already applied to the sink is applied as a whole and
+// is never applied again, and one not yet applied is reduced from the
+// partition's new files. Rows that a replay of the dead letters resolved
+// are skipped (see mapTask.mapRow): their pairs are in the replay's files.
+// A new attempt name keeps the new files from taking the names of the
+// dropped ones.
+func (r *Runner) remap(ctx context.Context, d Damage) error {
+	part := d.Partition
+	r.log.Warn(d.String()+"; re-mapping it", "run", r.plan.RunID)
+	cp := newCheckpoint(r.plan, part)
+	if err := r.store.SaveCheckpoint(ctx, r.plan.RunID, cp); err != nil {
+		return fmt.Errorf("partition %d: reset its damaged checkpoint: %w", part, err)
+	}
+	if old := r.checkpoints[part]; old != nil { // counted already
+		r.committedRows.Add(-old.Rows)
+		r.committedFailed.Add(-old.Failed)
+		r.spilled.Add(-old.Spilled)
+	}
+	r.checkpoints[part] = cp
+	r.healed.Add(1)
+	r.attempt = newAttempt()
+	return nil
+}
+
+// mapPhase runs one map task per partition not yet done on a pool of
+// cfg.Workers.
+func (r *Runner) mapPhase(ctx context.Context) error {
+	for part, cp := range r.checkpoints {
+		if cp == nil {
+			r.checkpoints[part] = newCheckpoint(r.plan, part)
+		}
+	}
+	r.progress.Start(PhaseMap, r.plan.Rows, r.committedRows.Load())
 	defer r.progress.Finish(PhaseMap)
 	left := slices.IndexFunc(r.checkpoints, func(cp *Checkpoint) bool { return !cp.Done }) >= 0
 	if snap, ok := r.src.(Snapshotter); ok && left {
@@ -392,6 +557,7 @@ func (r *Runner) summary(start time.Time) Summary {
 		Partitions:        len(r.plan.Partitions),
 		Buckets:           r.plan.Buckets,
 		BucketsResumed:    int(r.resumedBuckets.Load()),
+		PartitionsHealed:  int(r.healed.Load()),
 		Groups:            r.groups.Load(),
 	}
 }

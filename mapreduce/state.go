@@ -26,6 +26,9 @@ type RunInfo struct {
 	BucketsDone []int
 	// Replay is the replay manifest, nil if the run was never replayed.
 	Replay *ReplayManifest
+	// Damaged lists the partitions whose checkpoint failed its check (see
+	// Damage); their Checkpoints entry is nil. The next run re-maps them.
+	Damaged []Damage
 
 	cfg Config // that found the run: where its dead letters are
 }
@@ -108,7 +111,7 @@ func Inspect(ctx context.Context, cfg Config, run string) (*RunInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := plan.checkFormat(); err != nil {
+	if err := plan.check(); err != nil {
 		return nil, err
 	}
 	st, err := loadRunState(ctx, store, plan)
@@ -119,7 +122,7 @@ func Inspect(ctx context.Context, cfg Config, run string) (*RunInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", run, err)
 	}
-	return &RunInfo{Plan: plan, Checkpoints: st.checkpoints, BucketsDone: done, Replay: st.replay, cfg: cfg}, nil
+	return &RunInfo{Plan: plan, Checkpoints: st.checkpoints, BucketsDone: done, Replay: st.replay, Damaged: st.damaged, cfg: cfg}, nil
 }
 
 // DeadLetterFilter chooses dead letters.
@@ -143,12 +146,18 @@ func DeadLetters(ctx context.Context, cfg Config, run string, filter DeadLetterF
 // partitions' checkpoints committed, without the ones a replay resolved,
 // in partition and cursor order. Each dead-letter file is checked against
 // its recorded size and checksum first: a file changed or lost outside mr
-// is an error wrapping ErrDamaged, never fewer letters. A partition the
-// run does not have is an error wrapping ErrNoPartition.
+// is an error wrapping ErrDamaged, never fewer letters, and so is a
+// damaged checkpoint, whose letters are unknown. A partition the run does
+// not have is an error wrapping ErrNoPartition.
 func (ri *RunInfo) DeadLetters(ctx context.Context, filter DeadLetterFilter) ([]DeadLetter, error) {
 	for _, p := range filter.Partitions {
 		if p < 0 || p >= len(ri.Checkpoints) {
 			return nil, fmt.Errorf("%w: run %s has partitions 0 to %d, not %d", ErrNoPartition, ri.Plan.RunID, len(ri.Checkpoints)-1, p)
+		}
+	}
+	for _, d := range ri.Damaged {
+		if len(filter.Partitions) == 0 || slices.Contains(filter.Partitions, d.Partition) {
+			return nil, fmt.Errorf("run %s, partition %d: %w: its dead letters are unknown until it is mapped again; run the same mr run command again to heal it", ri.Plan.RunID, d.Partition, d.Err)
 		}
 	}
 	b, err := openBlobs(ctx, ri.cfg)
@@ -163,6 +172,9 @@ func (ri *RunInfo) DeadLetters(ctx context.Context, filter DeadLetterFilter) ([]
 			continue
 		}
 		ls, err := st.deadLetters(ctx, b, part)
+		if errors.Is(err, ErrDamaged) {
+			return nil, fmt.Errorf("%w; run the same mr run command again to heal it (it maps partition %d again)", err, part)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -171,39 +183,91 @@ func (ri *RunInfo) DeadLetters(ctx context.Context, filter DeadLetterFilter) ([]
 	return letters, nil
 }
 
+// Damage is run state of one partition that failed its check: its
+// checkpoint (a seal that does not match, or contents that do not fit the
+// plan), or a file that the checkpoint names. Nothing the partition
+// committed can be trusted then, so it is mapped again from the start of
+// its range.
+type Damage struct {
+	Partition int
+	Err       error // wraps ErrDamaged
+}
+
+func (d Damage) String() string { return fmt.Sprintf("partition %d: %v", d.Partition, d.Err) }
+
 // runState is what the Store holds of one run under its plan.
 type runState struct {
 	plan        *Plan
-	checkpoints []*Checkpoint   // one per partition, nil where none yet
+	checkpoints []*Checkpoint   // one per partition, nil where none yet or damaged
 	replay      *ReplayManifest // nil if none under this plan
+	damaged     []Damage        // in partition order
 }
 
-// loadRunState loads the checkpoints and replay manifest of plan's run.
+// loadRunState loads the checkpoints and replay manifest of plan's run,
+// checking each against the plan. A checkpoint that fails is left out and
+// listed in damaged; a replay manifest that fails is an error, since the
+// rows its files hold are in no checkpoint.
 func loadRunState(ctx context.Context, store Store, plan *Plan) (*runState, error) {
 	st := &runState{plan: plan, checkpoints: make([]*Checkpoint, len(plan.Partitions))}
 	for part := range st.checkpoints {
 		cp, err := store.LoadCheckpoint(ctx, plan.RunID, part)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrDamaged):
+			st.damaged = append(st.damaged, Damage{part, fmt.Errorf("checkpoint damaged: %w", err)})
+		case err != nil:
 			return nil, fmt.Errorf("partition %d of %s: %w", part, plan.RunID, err)
-		}
-		if cp != nil && cp.Commit == plan.Commit { // else left by an earlier plan
+		case cp == nil || cp.Commit != plan.Commit: // none yet, or left by an earlier plan
+		default:
+			if err := cp.check(plan, part); err != nil {
+				st.damaged = append(st.damaged, Damage{part, fmt.Errorf("%w: checkpoint damaged: it %w", ErrDamaged, err)})
+				continue
+			}
 			st.checkpoints[part] = cp
 		}
 	}
 	m, err := store.LoadReplay(ctx, plan.RunID)
+	if errors.Is(err, ErrDamaged) {
+		return nil, fmt.Errorf("replay manifest of %s: %w: the rows that mr dlq replay resolved are recorded nowhere else; start over with --fresh", plan.RunID, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("replay manifest of %s: %w", plan.RunID, err)
 	}
 	if m != nil && m.Commit == plan.Commit { // else left by an earlier plan
+		if err := m.check(plan); err != nil {
+			return nil, fmt.Errorf("%w: replay manifest of %s %w; start over with --fresh", ErrDamaged, plan.RunID, err)
+		}
 		st.replay = m
 	}
 	return st, nil
 }
 
+// checkDeadLetters reads every dead-letter file that the checkpoints name,
+// checking each against its recorded size and checksum, and moves a
+// partition whose files fail to damaged: a map task that starts again
+// writes them anew. It returns other errors (storage unreachable, say).
+func (st *runState) checkDeadLetters(ctx context.Context, b *blobs.Bucket) error {
+	for part, cp := range st.checkpoints {
+		if cp == nil {
+			continue
+		}
+		_, err := readDLQFiles(ctx, b, cp.DeadLetters)
+		if errors.Is(err, ErrDamaged) {
+			st.checkpoints[part] = nil
+			st.damaged = append(st.damaged, Damage{part, err})
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("partition %d of %s: %w", part, st.plan.RunID, err)
+		}
+	}
+	slices.SortFunc(st.damaged, func(a, b Damage) int { return a.Partition - b.Partition })
+	return nil
+}
+
 // committedKeys returns the blob keys that the checkpoints and the replay
-// manifest name: every other blob of the run is garbage. A manifest entry
-// without a key is damage that no garbage collection may act on.
-func (st *runState) committedKeys() (map[string]bool, error) {
+// manifest name: every other blob of the run is garbage, unless some state
+// was damaged (see Runner.loadState).
+func (st *runState) committedKeys() map[string]bool {
 	keep := map[string]bool{}
 	var keys []string
 	for _, cp := range st.checkpoints {
@@ -223,12 +287,9 @@ func (st *runState) committedKeys() (map[string]bool, error) {
 		}
 	}
 	for _, k := range keys {
-		if k == "" {
-			return nil, fmt.Errorf("%w: run %s names a file without a key: start over with --fresh", ErrDamaged, st.plan.RunID)
-		}
 		keep[k] = true
 	}
-	return keep, nil
+	return keep
 }
 
 // blobPrefixes are the key prefixes, after "<run>/", of every blob a run

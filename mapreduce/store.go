@@ -1,6 +1,7 @@
 package mapreduce
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/gofrs/flock"
 
 	"github.com/mrengine/mr/internal/blobs"
@@ -30,6 +32,10 @@ import (
 // and replay manifest names the Commit of the plan it belongs to, and one
 // that names another Commit does not count. So saving a new plan (a
 // --fresh run) voids the old state at once, whatever a crash leaves of it.
+//
+// State changed or cut outside mr must be found on load, never misread:
+// a Load method returns an error wrapping ErrDamaged for a record that
+// fails its checksum, and the engine heals it (see Runner.Run).
 type Store interface {
 	// Lock takes the run for this process until unlock is called, so that
 	// two processes never run one run at once; a run held by another
@@ -40,7 +46,8 @@ type Store interface {
 	// LoadPlan returns the run's plan, or an error wrapping fs.ErrNotExist
 	// when the run has none.
 	LoadPlan(ctx context.Context, run string) (*Plan, error)
-	// SavePlan durably replaces the run's plan.
+	// SavePlan durably replaces the run's plan; the state of other
+	// Commits stops counting.
 	SavePlan(ctx context.Context, p *Plan) error
 	// LoadCheckpoint returns partition part's checkpoint, or nil if it
 	// has none.
@@ -71,6 +78,8 @@ var ErrRunInUse = errors.New("run in use")
 //	checkpoints/p0000.json  one checkpoint per partition
 //	done/b0000              one marker per applied bucket, holding the plan's Commit
 //	replay.json             the replay manifest
+//
+// Each of these JSON files ends in a seal line (see seal), checked on load.
 //
 // Every file is written through blob storage in Dir (internal/blobs), so
 // it is replaced atomically and durably: temp file, fsync, rename, fsync
@@ -132,30 +141,56 @@ func (s DirStore) Runs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// LoadPlan reads Dir/<run>/plan.json.
+// LoadPlan reads Dir/<run>/plan.json. A plan written before state files
+// were sealed (format 2 and older) has no seal and is returned as it is,
+// for Plan.check to refuse by its format.
 func (s DirStore) LoadPlan(_ context.Context, run string) (*Plan, error) {
 	var p Plan
-	if err := s.readJSON(run+"/plan.json", &p); err != nil {
+	err := s.readJSON(run+"/plan.json", &p)
+	if errors.Is(err, errNoSeal) && p.Format != 0 && p.Format < firstSealedFormat {
+		return &p, nil
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
-// SavePlan replaces plan.json, then removes the state of the plan before,
-// which no longer counts (see Store).
+// SavePlan replaces plan.json, then removes the state that does not belong
+// to it: checkpoints, done markers and a replay manifest of another Commit
+// (see Store), or that fail their seal. A plan rebuilt under the same
+// Commit (see Runner.healPlan) keeps the state that is sound.
 func (s DirStore) SavePlan(ctx context.Context, p *Plan) error {
 	if err := s.writeJSON(ctx, p.RunID+"/plan.json", p); err != nil {
 		return err
 	}
 	dir := filepath.Join(s.Dir, p.RunID)
-	return errors.Join(
-		os.RemoveAll(filepath.Join(dir, "checkpoints")),
-		os.RemoveAll(filepath.Join(dir, "done")),
-		os.RemoveAll(filepath.Join(dir, "replay.json")),
-	)
+	var files []string
+	for _, pattern := range []string{"checkpoints/*", "done/*", "replay.json"} {
+		found, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return err
+		}
+		files = append(files, found...)
+	}
+	var errs []error
+	for _, f := range files {
+		rel, _ := filepath.Rel(s.Dir, f)
+		var owner struct {
+			Commit string `json:"commit"`
+		}
+		if err := s.readJSON(filepath.ToSlash(rel), &owner); err == nil && owner.Commit == p.Commit {
+			continue
+		}
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// LoadCheckpoint reads checkpoints/p<part>.json; nil if it is missing.
+// LoadCheckpoint reads checkpoints/p<part>.json; nil if it is missing, an
+// error wrapping ErrDamaged if it fails its seal.
 func (s DirStore) LoadCheckpoint(_ context.Context, run string, part int) (*Checkpoint, error) {
 	var cp Checkpoint
 	err := s.readJSON(checkpointKey(run, part), &cp)
@@ -177,12 +212,23 @@ func checkpointKey(run string, part int) string {
 	return fmt.Sprintf("%s/checkpoints/p%04d.json", run, part)
 }
 
-// MarkBucketDone writes the marker done/b<bucket>, which holds commit.
-func (s DirStore) MarkBucketDone(ctx context.Context, run, commit string, bucket int) error {
-	return s.write(ctx, fmt.Sprintf("%s/done/b%04d", run, bucket), []byte(commit))
+// doneMarker is the contents of done/b<bucket>.
+type doneMarker struct {
+	Commit string `json:"commit"`
+	Bucket int    `json:"bucket"`
 }
 
-// BucketsDone lists the done markers that hold commit.
+// MarkBucketDone writes the marker done/b<bucket>, which holds commit.
+func (s DirStore) MarkBucketDone(ctx context.Context, run, commit string, bucket int) error {
+	return s.writeJSON(ctx, doneKey(run, bucket), doneMarker{Commit: commit, Bucket: bucket})
+}
+
+func doneKey(run string, bucket int) string { return fmt.Sprintf("%s/done/b%04d", run, bucket) }
+
+// BucketsDone lists the done markers that hold commit. A marker that fails
+// its seal, or names another bucket, does not count: the markers are for
+// reports, the sink's own record is the truth, and the next reduce phase
+// writes the marker again from it.
 func (s DirStore) BucketsDone(_ context.Context, run, commit string) ([]int, error) {
 	dir := filepath.Join(s.Dir, run, "done")
 	entries, err := os.ReadDir(dir)
@@ -196,7 +242,8 @@ func (s DirStore) BucketsDone(_ context.Context, run, commit string) ([]int, err
 		if !ok || err != nil { // a temp file of a marker being written
 			continue
 		}
-		if c, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && string(c) == commit {
+		var m doneMarker
+		if err := s.readJSON(doneKey(run, b), &m); err == nil && m.Commit == commit && m.Bucket == b {
 			done = append(done, b)
 		}
 	}
@@ -204,7 +251,8 @@ func (s DirStore) BucketsDone(_ context.Context, run, commit string) ([]int, err
 	return done, nil
 }
 
-// LoadReplay reads replay.json; nil if it is missing.
+// LoadReplay reads replay.json; nil if it is missing, an error wrapping
+// ErrDamaged if it fails its seal.
 func (s DirStore) LoadReplay(_ context.Context, run string) (*ReplayManifest, error) {
 	var m ReplayManifest
 	err := s.readJSON(run+"/replay.json", &m)
@@ -225,13 +273,22 @@ func (s DirStore) SaveReplay(ctx context.Context, run string, m *ReplayManifest)
 // path is the file of key, a slash-separated name under Dir.
 func (s DirStore) path(key string) string { return filepath.Join(s.Dir, filepath.FromSlash(key)) }
 
+// readJSON reads the sealed file of key into v. A file whose seal does not
+// match its contents gives an error wrapping ErrDamaged, with v filled as
+// far as the contents parse (to tell an older format's file, see
+// LoadPlan); a missing one, fs.ErrNotExist.
 func (s DirStore) readJSON(key string, v any) error {
 	data, err := os.ReadFile(s.path(key))
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%w: %s does not parse (%v): start over with --fresh", ErrDamaged, s.path(key), err)
+	body, err := unseal(data)
+	if err != nil {
+		json.Unmarshal(body, v)
+		return fmt.Errorf("%w: %s %w", ErrDamaged, s.path(key), err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: %s does not parse (%v)", ErrDamaged, s.path(key), err)
 	}
 	return nil
 }
@@ -241,7 +298,56 @@ func (s DirStore) writeJSON(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, key, append(data, '\n'))
+	return s.write(ctx, key, seal(append(data, '\n')))
+}
+
+// A state file is its JSON document followed by one seal line, itself a
+// JSON object, holding the XXH64 of every byte before it:
+//
+//	{
+//	  "commit": "…",
+//	  …
+//	}
+//	{"xxh64":"0f1e2d3c4b5a6978"}
+//
+// The document stays readable as it is (by people, by mr inspect, and by
+// jq, which reads the two objects as a stream), while any change to it, a
+// lost seal or a cut file is found on load: a flipped digit in a cursor or
+// a bucket number parses as well as the true one, so parsing alone cannot
+// tell them apart. The seal covers bytes, not a re-encoding, so it does
+// not depend on how JSON is printed.
+type sealLine struct {
+	XXH64 string `json:"xxh64"`
+}
+
+// errNoSeal reports a state file without a seal line: cut short, or
+// written by an mr from before seals (see Plan.Format).
+var errNoSeal = errors.New("has no checksum line")
+
+// seal appends the seal line of body, which ends in a newline.
+func seal(body []byte) []byte {
+	line, _ := json.Marshal(sealLine{XXH64: fmt.Sprintf("%016x", xxhash.Sum64(body))})
+	return append(append(body, line...), '\n')
+}
+
+// unseal returns the document of a sealed file, checked against its seal.
+// On a mismatch it also returns what it took for the document, for
+// diagnosis.
+func unseal(data []byte) ([]byte, error) {
+	trimmed := bytes.TrimSuffix(data, []byte("\n"))
+	i := bytes.LastIndexByte(trimmed, '\n')
+	if i < 0 {
+		return data, errNoSeal
+	}
+	body := trimmed[:i+1]
+	var sl sealLine
+	if err := json.Unmarshal(trimmed[i+1:], &sl); err != nil || sl.XXH64 == "" {
+		return data, errNoSeal
+	}
+	if sum := fmt.Sprintf("%016x", xxhash.Sum64(body)); sum != sl.XXH64 {
+		return body, fmt.Errorf("fails its checksum (its contents hash to %s, its checksum line says %s)", sum, sl.XXH64)
+	}
+	return body, nil
 }
 
 // write replaces the file of key with data, atomically and durably.

@@ -28,6 +28,9 @@ type Summary struct {
 	BucketsResumed    int
 	// Groups is the number of output rows this attempt wrote.
 	Groups int64
+	// PartitionsHealed counts the partitions this attempt mapped again
+	// because their run state was damaged.
+	PartitionsHealed int
 }
 
 // FailureRate is the share of processed rows that failed.
@@ -46,9 +49,14 @@ func (s Summary) RowsPerSecond() float64 {
 	return float64(s.Read) / s.Elapsed.Seconds()
 }
 
-// String is the summary line.
+// String is the summary line; it names healed partitions only if there
+// were any.
 func (s Summary) String() string {
-	return fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s, %.0f items/s, %s spilled, %d/%d partitions resumed (%d rows), %d/%d buckets resumed, %d groups written",
+	line := fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s, %.0f items/s, %s spilled, %d/%d partitions resumed (%d rows), %d/%d buckets resumed, %d groups written",
 		s.RunID, s.Processed, s.Total, s.Failed, 100*s.FailureRate(), s.Elapsed.Round(time.Millisecond),
 		s.RowsPerSecond(), humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, s.BucketsResumed, s.Buckets, s.Groups)
+	if s.PartitionsHealed > 0 {
+		line += fmt.Sprintf(", %d partitions healed (their run state was damaged)", s.PartitionsHealed)
+	}
+	return line
 }
