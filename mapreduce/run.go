@@ -102,7 +102,15 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	if r.progress == nil {
 		r.progress = noProgress{}
 	}
-	id := runID(spec, src.String(), sink.String(), in, cfg.Partitions, cfg.Buckets)
+	srcID, err := identity(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	sinkID, err := identity(ctx, sink)
+	if err != nil {
+		return nil, err
+	}
+	id := runID(spec, srcID, sinkID, in, cfg.Partitions, cfg.Buckets)
 	for _, end := range []any{src, sink} {
 		if n, ok := end.(RunNamer); ok {
 			n.NameRun(id)
@@ -141,6 +149,20 @@ func newAttempt() string {
 	var a [3]byte
 	rand.Read(a[:])
 	return hex.EncodeToString(a[:])
+}
+
+// identity is what names end, a source or sink, in a run's identity: its
+// String, and its Scope if it has one.
+func identity(ctx context.Context, end fmt.Stringer) (string, error) {
+	sc, ok := end.(Scoper)
+	if !ok {
+		return end.String(), nil
+	}
+	scope, err := sc.Scope(ctx)
+	if err != nil {
+		return "", fmt.Errorf("resolve the schemas of %s: %w", end, err)
+	}
+	return end.String() + "\x00" + scope, nil
 }
 
 // openBlobs opens the blob storage of cfg: Blobs, or Workdir.

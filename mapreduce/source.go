@@ -67,6 +67,16 @@ type RunNamer interface {
 	NameRun(run string)
 }
 
+// Scoper is implemented by sources and sinks whose unqualified table
+// names resolve by a session setting that String need not show
+// (PostgreSQL's search_path, which PGOPTIONS or ALTER ROLE … SET can
+// choose). Scope is part of a run's identity, so that runs over tables of
+// one name in two schemas are two runs, never one that resumes the other's
+// state.
+type Scoper interface {
+	Scope(ctx context.Context) (string, error)
+}
+
 // Snapshotter is implemented by sources that can read every range of a
 // run as of one moment: the engine pins a snapshot for the map phase, so
 // that all partitions together read one consistent cut of the table. A

@@ -128,6 +128,13 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	}, nil
 }
 
+// Scope returns the search_path that an unqualified output table name
+// resolves in, and whose first schema a new table goes to (see
+// mapreduce.Scoper).
+func (s *Postgres) Scope(ctx context.Context) (string, error) {
+	return s.db.SearchPath(ctx, s.RetryBudget)
+}
+
 // NameRun names the sink's sessions mr/<run> in pg_stat_activity (see
 // mapreduce.RunNamer).
 func (s *Postgres) NameRun(run string) { s.db.NameRun(run) }

@@ -234,6 +234,18 @@ func (db *DB) SetApplicationName(name string) {
 	db.app.Store(&name)
 }
 
+// SearchPath returns the schemas, in order, in which the pool's sessions
+// find an unqualified table name: their search_path as the server
+// resolves it (current_schemas), whichever of the DSN, PGOPTIONS or an
+// ALTER ROLE … SET chose it, retrying as Retry does for budget.
+func (db *DB) SearchPath(ctx context.Context, budget time.Duration) (string, error) {
+	var path string
+	err := db.Retry(ctx, budget, func(ctx context.Context) error {
+		return db.Pool.QueryRow(ctx, "SELECT array_to_string(current_schemas(false), ',')").Scan(&path)
+	})
+	return path, db.Scrub(err)
+}
+
 // NameRun names the pool's sessions after run, "mr/<run>" (see
 // SetApplicationName).
 func (db *DB) NameRun(run string) { db.SetApplicationName("mr/" + run) }
