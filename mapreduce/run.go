@@ -44,6 +44,7 @@ type Runner struct {
 	store    Store
 	log      *slog.Logger
 	progress Progress
+	stats    runStats // what Stats reports beyond the counters below
 
 	// runState holds the plan, the checkpoints (loaded at Open; each map
 	// task owns and advances its own) and the replay manifest.
@@ -100,6 +101,7 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	if r.progress == nil {
 		r.progress = noProgress{}
 	}
+	r.progress = r.trackProgress(r.progress)
 	id := runID(spec, src.String(), sink.String(), in, cfg.Partitions, cfg.Buckets)
 	if !create { // checked before the lock, which would make the run's directory
 		if _, err := r.store.LoadPlan(ctx, id); errors.Is(err, fs.ErrNotExist) {
@@ -222,6 +224,7 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // its Summary with an error wrapping ErrFailureRate.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	start := time.Now()
+	defer r.stats.setPhase(PhaseDone)
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
 	}
