@@ -189,6 +189,7 @@ func (r *Runner) mapRetrying(ctx context.Context, t combiner, row Row) (int, err
 		if err == nil || ctx.Err() != nil || IsPermanent(err) || attempts > r.cfg.MaxRetries {
 			return attempts, err
 		}
+		r.stats.rowRetries.Add(1)
 		select {
 		case <-time.After(delay/2 + rand.N(delay)):
 		case <-ctx.Done():
@@ -236,6 +237,7 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	*cp = next
+	r.committed(cp.Partition, done)
 	r.committedRows.Add(t.rows)
 	r.committedFailed.Add(t.failed)
 	r.spilled.Add(spilled)

@@ -24,7 +24,6 @@ func (r *Runner) applyBucket(ctx context.Context, t OutputTable, commit string, 
 		if err == nil || !errors.Is(err, ErrNotApplied) || attempt == maxBucketAttempts || ctx.Err() != nil {
 			return err
 		}
-		r.reapplied.Add(1)
 		r.log.Warn("applying the bucket again from its files", "bucket", b, "attempt", attempt+1, "err", err)
 	}
 }

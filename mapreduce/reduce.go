@@ -27,6 +27,7 @@ const (
 // reduceBucket merges the committed files of bucket b, combines per key and
 // applies the result to table t of the sink in one transaction.
 func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string, b int, files []shuffle.File) (err error) {
+	r.reducing(commit, b)
 	defer func() {
 		if p := recover(); p != nil { // in Combine or Finalize
 			if err = overflowed(p); err == nil {

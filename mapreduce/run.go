@@ -44,6 +44,7 @@ type Runner struct {
 	store    Store
 	log      *slog.Logger
 	progress Progress
+	stats    runStats // what Stats reports beyond the counters below
 
 	// runState holds the plan, the checkpoints (loaded at Open; each map
 	// task owns and advances its own) and the replay manifest.
@@ -61,7 +62,6 @@ type Runner struct {
 	resumedRows, committedRows    atomic.Int64
 	committedFailed               atomic.Int64
 	resumedParts, resumedBuckets  atomic.Int64
-	reapplied                     atomic.Int64 // bucket attempts the sink left unapplied (see applyBucket)
 	healed                        atomic.Int64 // partitions re-mapped because their state was damaged
 }
 
@@ -102,6 +102,7 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	if r.progress == nil {
 		r.progress = noProgress{}
 	}
+	r.progress = r.trackProgress(r.progress)
 	srcID, err := identity(ctx, src)
 	if err != nil {
 		return nil, err
@@ -322,6 +323,7 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // its Summary with an error wrapping ErrFailureRate.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	start := time.Now()
+	defer r.stats.setPhase(PhaseDone)
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
 	}
