@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -96,21 +97,20 @@ func numericBytes(ndigits uint16, weight int16, sign, scale uint16, digits ...ui
 }
 
 // numericDecoder returns a function decoding a value of the binary
-// numeric column "v" of a row.
+// numeric column "v" of a row, all with one decoder, as one query's rows
+// are.
 func numericDecoder(t testing.TB) func(src []byte) (any, error) {
 	t.Helper()
-	m := pgtype.NewMap()
-	fields := []pgconn.FieldDescription{
+	decode, err := sources.NewRowDecoder([]pgconn.FieldDescription{
 		{Name: "id", DataTypeOID: pgtype.Int8OID, Format: pgtype.BinaryFormatCode},
 		{Name: "v", DataTypeOID: pgtype.NumericOID, Format: pgtype.BinaryFormatCode},
+	}, pgtype.NewMap())
+	if err != nil {
+		t.Fatal(err)
 	}
 	return func(src []byte) (any, error) {
-		decode, err := sources.NewRowDecoder(fields, m)
-		if err != nil {
-			t.Fatal(err)
-		}
 		values := make([]any, 1)
-		_, err = decode([][]byte{make([]byte, 8), src}, values)
+		_, err := decode([][]byte{make([]byte, 8), src}, values)
 		return values[0], err
 	}
 }
@@ -174,6 +174,42 @@ func TestDecodeNumeric(t *testing.T) {
 			got, err := decode(tt.src)
 			if err != nil || got != tt.want {
 				t.Errorf("decode(% x) = %.40q, %v; want %.40q", tt.src, got, err, tt.want)
+			}
+		}
+	})
+
+	// A value of a column of few values comes back as the same string
+	// each time; a column that shows many distinct values stops being
+	// interned, so that it wastes no lookups, unless its lookups mostly
+	// hit.
+	t.Run("Interning", func(t *testing.T) {
+		t.Parallel()
+		price := numericBytes(2, 0, 0, 2, 12, 5000) // 12.50
+		interned := func(decode func([]byte) (any, error)) bool {
+			a, _ := decode(price)
+			b, _ := decode(price)
+			return unsafe.StringData(a.(string)) == unsafe.StringData(b.(string))
+		}
+		for _, tt := range []struct {
+			name     string
+			distinct int // of every 4 rows, how many hold a value not seen before; the others hold price
+			want     bool
+		}{
+			{"Few", 0, true},
+			{"Skewed", 1, true},
+			{"Distinct", 4, false},
+		} {
+			decode := numericDecoder(t)
+			decode(price) // interned before the column shows what it is
+			for row := range 10_000 {
+				if row%4 < tt.distinct {
+					decode(numericBytes(2, 1, 0, 0, uint16(row/10000+1), uint16(row%10000)))
+				} else {
+					decode(price)
+				}
+			}
+			if got := interned(decode); got != tt.want {
+				t.Errorf("%s: 12.50 interned after 10,000 rows: %t, want %t", tt.name, got, tt.want)
 			}
 		}
 	})
@@ -291,14 +327,17 @@ func capture(t testing.TB, query string, args ...any) captured {
 // BenchmarkDecodeNumeric decodes numeric values as PostgreSQL sends them
 // in binary, one per op, with a fresh decoder every 10,000 values as a
 // query of that many rows has: a column of about as many distinct values
-// as rows (numeric(9,6)), one of 50 prices, and one of values too long to
-// intern.
+// as rows (numeric(9,6)), one of 50 prices, one of values too long to
+// intern, and one of 20 values for 90% of the rows and distinct ones for
+// the rest.
 func BenchmarkDecodeNumeric(b *testing.B) {
 	const rows = 10_000
 	for _, bench := range []struct{ name, expr string }{
 		{"values=scale6", `round((random() * 2000 - 1000)::numeric, 6)::numeric(9,6)`},
 		{"values=price50", `(floor(random() * 50) + 0.99)::numeric(9,2)`},
 		{"values=wide", `(random() * 1e15)::numeric / 7`},
+		{"values=skewed", `CASE WHEN random() < 0.9 THEN (floor(random() * 20) + 0.5)::numeric(9,2)
+			ELSE round((random() * 1e6)::numeric, 2) END`},
 	} {
 		b.Run(bench.name, func(b *testing.B) {
 			c := capture(b, `SELECT i::int8, `+bench.expr+` FROM generate_series(1, $1) i`, rows)
