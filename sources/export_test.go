@@ -3,6 +3,9 @@ package sources
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -28,3 +31,14 @@ func SetSampleThresholds(s *Postgres, fullReadMax, bernoulliMax int64) {
 
 // DistinctCuts is distinctCuts.
 var DistinctCuts = distinctCuts
+
+// NewRowDecoder returns the decode function of a decoder of one query's
+// rows, as ReadChunk and Stream make one per query: its cursor, and the
+// other columns stored in values.
+func NewRowDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (func(raw [][]byte, values []any) (int64, error), error) {
+	d, err := newRowDecoder(fields, m)
+	if err != nil {
+		return nil, err
+	}
+	return d.decode, nil
+}
