@@ -145,17 +145,34 @@ func (d *rowDecoder) decode(raw [][]byte, values []any) (int64, error) {
 	if raw[0] == nil {
 		return 0, fmt.Errorf("cursor column %q is NULL", d.fields[0].Name)
 	}
-	v, err := d.value(0, raw[0])
-	if err != nil {
-		return 0, err
+	// Not through value: an int64 above 255 in an interface costs an
+	// allocation, per row.
+	if want := fixedSize[d.kinds[0]]; len(raw[0]) != want {
+		return 0, d.errorf(0, "%d bytes, want %d", len(raw[0]), want)
 	}
-	cursor := v.(int64)
+	cursor := d.integer(0, raw[0])
 	for i := range values {
+		var err error
 		if values[i], err = d.value(i+1, raw[i+1]); err != nil {
 			return 0, err
 		}
 	}
 	return cursor, nil
+}
+
+// integer decodes src, a binary int2, int4, oid or int8 of column i whose
+// size is checked.
+func (d *rowDecoder) integer(i int, src []byte) int64 {
+	switch d.kinds[i] {
+	case kindInt2:
+		return int64(int16(binary.BigEndian.Uint16(src)))
+	case kindInt4:
+		if d.fields[i].DataTypeOID == pgtype.OIDOID {
+			return int64(binary.BigEndian.Uint32(src))
+		}
+		return int64(int32(binary.BigEndian.Uint32(src)))
+	}
+	return int64(binary.BigEndian.Uint64(src))
 }
 
 // pgEpoch is 2000-01-01 00:00:00 UTC, the zero of PostgreSQL's binary
@@ -172,15 +189,8 @@ func (d *rowDecoder) value(i int, src []byte) (any, error) {
 		return nil, d.errorf(i, "%d bytes, want %d", len(src), want)
 	}
 	switch kind {
-	case kindInt2:
-		return int64(int16(binary.BigEndian.Uint16(src))), nil
-	case kindInt4:
-		if d.fields[i].DataTypeOID == pgtype.OIDOID {
-			return int64(binary.BigEndian.Uint32(src)), nil
-		}
-		return int64(int32(binary.BigEndian.Uint32(src))), nil
-	case kindInt8:
-		return int64(binary.BigEndian.Uint64(src)), nil
+	case kindInt2, kindInt4, kindInt8:
+		return d.integer(i, src), nil
 	case kindFloat4:
 		return float64(math.Float32frombits(binary.BigEndian.Uint32(src))), nil
 	case kindFloat8:
