@@ -133,10 +133,12 @@ func (job jobCommand) open(ctx context.Context) (src mapreduce.Source, sink mapr
 	}, nil
 }
 
-// runConfig fills a mapreduce.Config from run's flags and validates it:
-// a value out of range is a usage error.
+// runConfig fills a mapreduce.Config from the run flags of c's command
+// (mr run, mr rollup, mr dlq replay) and validates it: a value out of
+// range, zero included, is a usage error, since a zero that meant "the
+// default" would run with settings the user did not ask for.
 func runConfig(c *cli.Context) (mapreduce.Config, error) {
-	hint := "mr run --help"
+	hint := helpHint(c)
 	memory, err := humanize.ParseBytes(c.String("memory"))
 	if err != nil || memory > math.MaxInt64 {
 		return mapreduce.Config{}, usagef(hint, "invalid --memory %q: want a size such as 512MiB, 1GiB or 64MB", c.String("memory"))
