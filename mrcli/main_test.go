@@ -86,7 +86,6 @@ func TestRun_UsageErrors(t *testing.T) {
 		{"UnknownJob", []string{"run", "nope", "--source", "events.db"}},
 		{"MissingJob", []string{"run", "--source", "events.db"}},
 		{"ExtraArgument", []string{"run", "daily_rollup", "more", "--source", "events.db"}},
-		{"MissingSource", []string{"run", "daily_rollup"}},
 		{"BadMemory", []string{"run", "daily_rollup", "--source", "events.db", "--memory", "12XB"}},
 		{"ZeroMemory", []string{"run", "daily_rollup", "--source", "events.db", "--memory", "0"}},
 		{"SmallMemory", []string{"run", "daily_rollup", "--source", "events.db", "--memory", "1KiB"}},

@@ -39,9 +39,13 @@ checkpoints. Rows whose map fails go to the run's dead-letter queue
 (mr dlq list). Exit codes: 0 done, 1 failed (resumable), 2 usage error,
 3 done but more rows failed than --max-failure-rate.
 
-URLs: postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or a PATH ending in .db.`,
+URLs: postgres://USER:PASSWORD@HOST:PORT/DB, host=HOST dbname=DB …
+(libpq's key=value form), sqlite:PATH, or a PATH ending in .db. Without
+--source, the PG* environment variables (PGHOST, PGPORT, PGDATABASE,
+PGUSER, PGPASSWORD, PGSSLMODE, PGSERVICE…) and ~/.pgpass decide, as for
+psql.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "source", Usage: "`URL` of the database holding the input table"},
+			&cli.StringFlag{Name: "source", Usage: "`URL` of the database holding the input table", DefaultText: "PostgreSQL as the PG* environment says, like psql"},
 			&cli.StringFlag{Name: "sink", Usage: "`URL` of the database receiving the output table (default: --source)"},
 			&cli.StringFlag{Name: "table", Usage: "input `TABLE` (default: the job's)"},
 			&cli.StringFlag{Name: "cursor", Usage: "unique integer `COLUMN` that orders the table (default: the job's, usually id)"},
@@ -87,6 +91,9 @@ type jobCommand struct {
 	def                mapreduce.Definition
 	sourceURL, sinkURL string
 	cfg                mapreduce.Config
+	// freshHint tells how to recompute a run that is complete; empty
+	// where the command cannot (mr demo).
+	freshHint string
 }
 
 // parseJobCommand reads JOB and the run flags of mr <name> (run, dlq
@@ -106,20 +113,27 @@ func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, er
 	if err != nil {
 		return jobCommand{}, usagef("mr jobs", "%v", err)
 	}
-	job := jobCommand{def: def, sourceURL: c.String("source"), sinkURL: c.String("sink")}
-	if job.sourceURL == "" {
-		return jobCommand{}, usagef("mr "+name+" "+args[0]+" --source sqlite:PATH", "missing --source: the URL of the database holding table %s", def.Spec().Input.Table)
-	}
-	if job.sinkURL == "" {
-		job.sinkURL = job.sourceURL
-	}
+	job := ends(c)
+	job.def = def
 	job.cfg, err = runConfig(c)
 	return job, err
 }
 
+// ends returns the databases that c's --source and --sink name. Without
+// --source the PG* environment variables, a service file and ~/.pgpass
+// decide, as they do for psql: an empty DSN is pgx's way of saying so.
+// --sink defaults to the source.
+func ends(c *cli.Context) jobCommand {
+	job := jobCommand{sourceURL: c.String("source"), sinkURL: c.String("sink"), freshHint: "--fresh recomputes it"}
+	if job.sinkURL == "" {
+		job.sinkURL = job.sourceURL
+	}
+	return job
+}
+
 // open opens the job's source and sink; close closes both.
 func (job jobCommand) open(ctx context.Context) (src mapreduce.Source, sink mapreduce.Sink, close func() error, err error) {
-	if src, err = sources.Open(ctx, job.sourceURL); err != nil {
+	if src, err = openSource(ctx, job.sourceURL); err != nil {
 		return nil, nil, nil, err
 	}
 	if sink, err = sinks.Open(ctx, job.sinkURL); err != nil {
@@ -131,6 +145,17 @@ func (job jobCommand) open(ctx context.Context) (src mapreduce.Source, sink mapr
 		closeInto(&err, sink)
 		return err
 	}, nil
+}
+
+// openSource opens the source at url. Without --source, a failure to
+// connect says where the connection settings came from, since the user
+// gave none.
+func openSource(ctx context.Context, url string) (mapreduce.Source, error) {
+	src, err := sources.Open(ctx, url)
+	if err != nil && url == "" {
+		err = fmt.Errorf("%w\nwithout --source, mr connects as psql does: set PGHOST, PGPORT, PGDATABASE, PGUSER (and PGPASSWORD or ~/.pgpass), or give --source URL", err)
+	}
+	return src, err
 }
 
 // runConfig fills a mapreduce.Config from the run flags of c's command

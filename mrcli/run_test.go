@@ -36,7 +36,7 @@ func TestRun_ExitCodes(t *testing.T) {
 		{"Done", []string{"run", "daily_rollup", "--source", poisoned, "--max-failure-rate", "0.5"}, ExitOK, ""},
 		{"FailedMissingSource", []string{"run", "daily_rollup", "--source", filepath.Join(t.TempDir(), "missing.db")}, ExitFailed, "no such file"},
 		{"FailedMissingTable", []string{"run", "daily_rollup", "--source", poisoned, "--table", "no_events"}, ExitFailed, `table "no_events" not found`},
-		{"Usage", []string{"run", "daily_rollup"}, ExitUsage, "missing --source"},
+		{"Usage", []string{"run", "daily_rollup", "--source", poisoned, "--partitions", "0"}, ExitUsage, "--partitions must be between 1 and"},
 		{"AboveFailureRate", []string{"run", "daily_rollup", "--source", poisoned}, ExitAlert, "mr: ALERT: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
