@@ -85,6 +85,8 @@ again to resume), 2 usage error, 3 done but more rows failed than
 			runCommand(),
 			jobsCommand(),
 			statusCommand(),
+			runsCommand(),
+			gcCommand(),
 			dlqCommand(),
 			inspectCommand(),
 		},

@@ -56,6 +56,8 @@ func TestApp_Help(t *testing.T) {
 		{"help/run.golden", []string{"run", "daily_rollup", "--help"}},
 		{"help/jobs.golden", []string{"jobs", "--help"}},
 		{"help/status.golden", []string{"status", "--help"}},
+		{"help/runs.golden", []string{"runs", "--help"}},
+		{"help/gc.golden", []string{"gc", "--help"}},
 		{"help/dlq.golden", []string{"dlq", "--help"}},
 		{"help/dlq.golden", []string{"dlq"}},
 		{"help/dlq-list.golden", []string{"dlq", "list", "--help"}},
@@ -83,6 +85,8 @@ func TestRun_UsageErrors(t *testing.T) {
 	}{
 		{"UnknownCommand", []string{"nope"}},
 		{"UnknownDLQCommand", []string{"dlq", "replay-all"}},
+		{"GCBadAge", []string{"gc", "--older-than", "a week"}},
+		{"GCNegativeAge", []string{"gc", "--older-than", "-1d"}},
 		{"UnknownJob", []string{"run", "nope", "--source", "events.db"}},
 		{"MissingJob", []string{"run", "--source", "events.db"}},
 		{"ExtraArgument", []string{"run", "daily_rollup", "more", "--source", "events.db"}},
