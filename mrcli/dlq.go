@@ -72,7 +72,7 @@ stay in the dead-letter queue. Replaying again is harmless.`,
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("mr dlq --help", "unknown command %q for mr dlq", c.Args().First())
+				return unknownCommand(c, "dlq")
 			}
 			return cli.ShowSubcommandHelp(c)
 		},

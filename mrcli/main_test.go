@@ -85,6 +85,8 @@ func TestRun_UsageErrors(t *testing.T) {
 	}{
 		{"UnknownCommand", []string{"nope"}},
 		{"UnknownDLQCommand", []string{"dlq", "replay-all"}},
+		{"CommandTypo", []string{"statsu"}},
+		{"DLQCommandTypo", []string{"dlq", "lsit"}},
 		{"GCBadAge", []string{"gc", "--older-than", "a week"}},
 		{"GCNegativeAge", []string{"gc", "--older-than", "-1d"}},
 		{"UnknownJob", []string{"run", "nope", "--source", "events.db"}},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -202,6 +203,30 @@ func TestParseAge(t *testing.T) {
 	for _, in := range []string{"", "7", "-1d", "-2h", "xd", "1w"} {
 		if got, err := parseAge(in); err == nil {
 			t.Errorf("parseAge(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := runMR(t, "--version")
+	if r.code != ExitOK || !regexp.MustCompile(`^mr \S+ \(.*go1\.\d+.*\)\n$`).MatchString(r.stdout) {
+		t.Errorf("mr --version: exit %d, stdout %q", r.code, r.stdout)
+	}
+	info := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Path: "github.com/mrengine/mr", Version: "v1.2.3"},
+		Settings: []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "10e8467abc"},
+			{Key: "vcs.time", Value: "2025-06-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"}}}
+	for _, tt := range []struct {
+		info *debug.BuildInfo
+		ok   bool
+		want string
+	}{
+		{info, true, "mr v1.2.3 (revision 10e8467abc, committed 2025-06-01T10:00:00Z, with uncommitted changes, go1.26.0)"},
+		{&debug.BuildInfo{GoVersion: "go1.26.0"}, true, "mr (devel) (go1.26.0)"},
+		{nil, false, "mr (unknown version: built without module information)"},
+	} {
+		if got := version(tt.info, tt.ok); got != tt.want {
+			t.Errorf("version = %q, want %q", got, tt.want)
 		}
 	}
 }
