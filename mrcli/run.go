@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
@@ -193,9 +194,9 @@ func runConfig(c *cli.Context) (mapreduce.Config, error) {
 const planLines = 16
 
 // execute runs def from the source to the sink (with explain, only plans
-// it and prints the plan), reporting on out (the
-// plan, the summary line) and errOut (progress and logs). An error it
-// returns names a resumable run and holds no password.
+// it and prints the plan), reporting on out (the plan, the summary line)
+// and errOut (progress and logs). An error it returns names a resumable
+// run and holds no password.
 func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain bool) (_ mapreduce.Summary, err error) {
 	defer func() { err = redact.Error(err, pg.Secrets(job.sourceURL, job.sinkURL)...) }()
 	src, sink, closeEnds, err := job.open(ctx)
@@ -205,9 +206,14 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	defer func() { err = errors.Join(err, closeEnds()) }()
 
 	cfg := job.cfg
-	limitHeap(cfg.Memory)
 	prog, log := newProgress(errOut)
 	cfg.Logger = log
+	if explain {
+		err := explainRun(ctx, out, job.def, src, sink, cfg)
+		prog.Close(err)
+		return mapreduce.Summary{}, err
+	}
+	limitHeap(cfg.Memory)
 	cfg.Progress = prog
 	runner, err := mapreduce.Open(ctx, job.def, src, sink, cfg)
 	if err != nil {
@@ -215,15 +221,27 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 		return mapreduce.Summary{}, err
 	}
 	defer closeInto(&err, runner)
-	if explain {
-		printPlan(out, runner.Plan(), runner.Resumed(), -1)
-		prog.Close(nil)
-		return mapreduce.Summary{}, nil
+	finished, err := finishedAt(ctx, cfg, runner)
+	if err != nil {
+		prog.Close(err)
+		return mapreduce.Summary{}, err
 	}
-	printPlan(out, runner.Plan(), runner.Resumed(), planLines)
+	if finished.IsZero() {
+		printPlan(out, runner.Plan(), runner.Resumed(), planLines)
+	}
+	// A complete run runs too: it reads no row and applies no bucket, but
+	// it swaps the output table in if a crash came between the last
+	// bucket and the swap, which the run state does not tell.
 	sum, err := runner.Run(ctx)
 	prog.Close(err)
-	if sum.RunID != "" {
+	switch {
+	case !finished.IsZero() && (err == nil || errors.Is(err, mapreduce.ErrFailureRate)):
+		fmt.Fprintf(out, "run %s is complete (finished at %s); nothing to do", sum.RunID, finished.Format(time.RFC3339))
+		if job.freshHint != "" {
+			fmt.Fprint(out, "; "+job.freshHint)
+		}
+		fmt.Fprintln(out)
+	case sum.RunID != "":
 		fmt.Fprintln(out, sum)
 	}
 	switch {
@@ -236,6 +254,54 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	default:
 		return sum, fmt.Errorf("%w\nrun %s stopped: fix the cause and run the same command again to resume it", err, sum.RunID)
 	}
+}
+
+// finishedAt returns when the run that runner resumes finished, or zero if
+// it has work left: a run planned anew has.
+func finishedAt(ctx context.Context, cfg mapreduce.Config, runner *mapreduce.Runner) (time.Time, error) {
+	if !runner.Resumed() {
+		return time.Time{}, nil
+	}
+	ri, err := mapreduce.Inspect(ctx, cfg, runner.Plan().RunID)
+	if err != nil || ri.State() != mapreduce.StateDone {
+		return time.Time{}, err
+	}
+	return lastCommit(ri), nil
+}
+
+// explainRun prints the plan that the run of def over src and sink would
+// use, with every partition, and writes no run state: mapreduce.Open saves
+// the plan it makes, so it plans in a scratch work directory, and a run
+// that --workdir already holds shows its stored plan, which is the one a
+// run would resume (unless --fresh).
+func explainRun(ctx context.Context, out io.Writer, def mapreduce.Definition, src mapreduce.Source, sink mapreduce.Sink, cfg mapreduce.Config) (err error) {
+	scratch, err := os.MkdirTemp("", "mr-explain-")
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, os.RemoveAll(scratch)) }()
+	planning := cfg
+	planning.Workdir = scratch
+	runner, err := mapreduce.Open(ctx, def, src, sink, planning)
+	if err != nil {
+		return err
+	}
+	plan := runner.Plan()
+	if err := runner.Close(); err != nil {
+		return err
+	}
+	resumed := false
+	if !cfg.Fresh {
+		ri, err := mapreduce.Inspect(ctx, cfg, plan.RunID)
+		switch {
+		case err == nil:
+			plan, resumed = ri.Plan, true
+		case !errors.Is(err, mapreduce.ErrNoRun):
+			return err
+		}
+	}
+	printPlan(out, plan, resumed, -1)
+	return nil
 }
 
 // heapHeadroom is what the process needs beside the engine's tables, which
