@@ -61,6 +61,12 @@ func demo(c *cli.Context, args []string) error {
 	if db == "" {
 		return usagef("mr demo --help", "--db must name a file")
 	}
+	// Checked before seeding, which takes seconds for a million rows.
+	cfg := mapreduce.DefaultConfig()
+	cfg.Workdir, cfg.Workers = c.String("workdir"), c.Int("workers")
+	if err := cfg.Validate(); err != nil {
+		return usagef("mr demo --help", "%v", err)
+	}
 	ctx, out := c.Context, c.App.Writer
 	def, err := jobs.Lookup(jobs.DailyRollup.Name)
 	if err != nil {
@@ -87,11 +93,7 @@ func demo(c *cli.Context, args []string) error {
 		fmt.Fprintf(out, "seeded %d events into %s in %s\n", rows, db, time.Since(start).Round(time.Millisecond))
 	}
 
-	cfg := mapreduce.DefaultConfig()
-	cfg.Workdir, cfg.Workers, cfg.Fresh = c.String("workdir"), c.Int("workers"), !seeded
-	if err := cfg.Validate(); err != nil {
-		return usagef("mr demo --help", "%v", err)
-	}
+	cfg.Fresh = !seeded
 	url := "sqlite:" + db
 	if _, err := execute(ctx, out, c.App.ErrWriter, jobCommand{def: def, sourceURL: url, sinkURL: url, cfg: cfg}, false); err != nil {
 		return err

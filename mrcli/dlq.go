@@ -26,15 +26,32 @@ checkpoints have committed, each file checked against its checksum.`,
 				Name:      "list",
 				Usage:     "count the dead letters of each partition, with the first error",
 				ArgsUsage: "[RUN]",
-				Flags:     []cli.Flag{workdirFlag()},
-				Action:    action(dlqList),
+				Description: `Lists, for each partition of RUN (of every run in --workdir without RUN)
+that has dead letters, how many and the first one's cursor and error.
+
+With --json, prints one JSON object for scripts (names and meanings are
+stable; new fields may be added):
+
+  {"partitions": [{"run_id", "partition", "letters", "first_cursor", "first_error"}]}`,
+				Flags:  []cli.Flag{workdirFlag(), jsonFlag("a table")},
+				Action: action(dlqList),
 			},
 			{
 				Name:      "show",
 				Usage:     "print the dead letters of a run as JSON lines",
 				ArgsUsage: "RUN",
+				Description: `Prints each dead letter of RUN as one JSON object per line: job, run,
+partition, cursor (the row's cursor value), row (column name → value),
+error, stack (where Map panicked, if it did), attempts and time (RFC 3339).
+
+With --json, prints one JSON object instead, for scripts (names and
+meanings are stable; new fields may be added):
+
+  {"run_id", "dead_letters": [{"job", "run", "partition", "cursor", "row",
+    "error", "stack", "attempts", "time"}]}`,
 				Flags: []cli.Flag{
 					workdirFlag(),
+					jsonFlag("JSON lines"),
 					&cli.IntFlag{Name: "partition", Value: -1, Usage: "only the letters of partition `N`", DefaultText: "all"},
 				},
 				Action: action(dlqShow),
@@ -55,7 +72,7 @@ stay in the dead-letter queue. Replaying again is harmless.`,
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("mr dlq --help", "unknown command %q for mr dlq", c.Args().First())
+				return unknownCommand(c, "dlq")
 			}
 			return cli.ShowSubcommandHelp(c)
 		},
@@ -133,10 +150,8 @@ func dlqList(c *cli.Context, args []string) error {
 	default:
 		return usagef("mr dlq list --help", "mr dlq list takes at most one RUN, got %q", args)
 	}
-	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "RUN\tPARTITION\tLETTERS\tFIRST CURSOR\tFIRST ERROR")
+	doc := dlqListJSON{Partitions: []dlqPartitionJSON{}}
 	for _, ri := range runs {
-		id := ri.Plan.RunID
 		letters, err := ri.DeadLetters(c.Context, mapreduce.DeadLetterFilter{})
 		if err != nil {
 			return err
@@ -146,10 +161,32 @@ func dlqList(c *cli.Context, args []string) error {
 			for ; i < len(letters) && letters[i].Partition == first.Partition; i++ {
 				n++
 			}
-			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", id, first.Partition, n, first.Cursor, first.Error)
+			doc.Partitions = append(doc.Partitions, dlqPartitionJSON{RunID: ri.Plan.RunID, Partition: first.Partition,
+				Letters: n, FirstCursor: first.Cursor, FirstError: first.Error})
 		}
 	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, doc)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "RUN\tPARTITION\tLETTERS\tFIRST CURSOR\tFIRST ERROR")
+	for _, p := range doc.Partitions {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", p.RunID, p.Partition, p.Letters, p.FirstCursor, p.FirstError)
+	}
 	return w.Flush()
+}
+
+// dlqListJSON is the JSON of mr dlq list, and the rows of its table.
+type dlqListJSON struct {
+	Partitions []dlqPartitionJSON `json:"partitions"`
+}
+
+type dlqPartitionJSON struct {
+	RunID       string `json:"run_id"`
+	Partition   int    `json:"partition"`
+	Letters     int    `json:"letters"`
+	FirstCursor int64  `json:"first_cursor"`
+	FirstError  string `json:"first_error"`
 }
 
 func dlqShow(c *cli.Context, args []string) error {
@@ -172,6 +209,12 @@ func dlqShow(c *cli.Context, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, struct {
+			RunID       string                 `json:"run_id"`
+			DeadLetters []mapreduce.DeadLetter `json:"dead_letters"`
+		}{ri.Plan.RunID, append([]mapreduce.DeadLetter{}, letters...)})
 	}
 	enc := json.NewEncoder(c.App.Writer)
 	enc.SetEscapeHTML(false)

@@ -4,9 +4,9 @@
 // jobs of its own is another.
 //
 // The command is a thin layer over package mapreduce: each subcommand (one
-// file each: run.go, demo.go, jobs.go, status.go, dlq.go) parses its flags,
-// fills a mapreduce.Config and calls the engine. Main alone turns errors
-// into exit codes:
+// file each: run.go, rollup.go, demo.go, jobs.go, status.go, runs.go,
+// gc.go, dlq.go, inspect.go) parses its flags, fills a mapreduce.Config and
+// calls the engine. Main alone turns errors into exit codes:
 //
 //	0  done
 //	1  failed; running the same command again resumes the run

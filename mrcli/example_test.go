@@ -20,10 +20,10 @@ func ExampleRun() {
 }
 
 func ExampleRun_usageError() {
-	code := mrcli.Run(context.Background(), []string{"mr", "run", "daily_rollup"}, os.Stdout, os.Stdout)
+	code := mrcli.Run(context.Background(), []string{"mr", "run", "daily_rollup", "--source", "events.db", "--partitions", "0"}, os.Stdout, os.Stdout)
 	fmt.Println("exit code", code)
 	// Output:
-	// mr: missing --source: the URL of the database holding table events
-	// Try: mr run daily_rollup --source sqlite:PATH
+	// mr: --partitions must be between 1 and 100000, got 0
+	// Try: mr run --help
 	// exit code 2
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/internal/redact"
 	"github.com/mrengine/mr/rollup"
-	"github.com/mrengine/mr/sources"
 )
 
 func rollupCommand() *cli.Command {
@@ -33,9 +32,11 @@ func rollupCommand() *cli.Command {
 		Name:      "rollup",
 		Usage:     "aggregate a table with one SELECT … GROUP BY, no Go needed",
 		ArgsUsage: `"SELECT … FROM table [WHERE …] GROUP BY …"`,
-		Description: `Runs one SELECT … GROUP BY over --source and writes one row per group into
---into, with the guarantees of mr run: partitions, checkpoints, exact resume
-after a crash, a dead-letter queue for rows that fail, a summary line.
+		Description: `Runs one SELECT … GROUP BY over --source (without it, the PostgreSQL that
+the PG* environment variables name, as for psql) and writes one row per
+group into --into, with the guarantees of mr run: partitions, checkpoints,
+exact resume after a crash, a dead-letter queue for rows that fail, a
+summary line.
 
   mr rollup --source postgres://… --into monthly_totals \
     "SELECT customer_id, date_trunc('month', created_at) AS month,
@@ -96,13 +97,7 @@ func parseRollupCommand(c *cli.Context, args []string) (jobCommand, *rollup.Plan
 	if into == "" {
 		return jobCommand{}, nil, usagef("mr rollup --into TABLE …", "missing --into: name the output table")
 	}
-	job := jobCommand{sourceURL: c.String("source"), sinkURL: c.String("sink")}
-	if job.sourceURL == "" {
-		return jobCommand{}, nil, usagef("mr rollup --source URL …", "missing --source: the URL of the database holding table %s", q.From.SQL.Text)
-	}
-	if job.sinkURL == "" {
-		job.sinkURL = job.sourceURL
-	}
+	job := ends(c)
 	if job.cfg, err = runConfig(c); err != nil {
 		return jobCommand{}, nil, err
 	}
@@ -159,7 +154,7 @@ func rollupQuery(c *cli.Context, args []string) (string, error) {
 // compileRollup compiles q against the source at sourceURL.
 func compileRollup(ctx context.Context, q *rollup.Query, sourceURL string, opts rollup.Options) (_ *rollup.Plan, err error) {
 	defer func() { err = redact.Error(err, pg.Secrets(sourceURL)...) }()
-	src, err := sources.Open(ctx, sourceURL)
+	src, err := openSource(ctx, sourceURL)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,9 @@ package mrcli
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -319,4 +322,29 @@ func TestRollup_DeadLetters(t *testing.T) {
 		t.Fatalf("mr dlq replay --rollup: exit %d\n%s%s", replay.code, replay.stdout, replay.stderr)
 	}
 	checkOrdersRollup(t, dsn, "monthly_totals")
+}
+
+// TestRollup_ExplainWritesNothing checks that mr rollup --explain creates
+// nothing: no run state in --workdir, no table in the database.
+func TestRollup_ExplainWritesNothing(t *testing.T) {
+	t.Parallel()
+	dsn := seedOrders(t, 100)
+	workdir := filepath.Join(t.TempDir(), "mr")
+	r := runMR(t, "rollup", "--source", dsn, "--into", "totals", "--workdir", workdir, "--explain",
+		"SELECT customer_id, count(*) FROM orders GROUP BY 1")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "CREATE TABLE totals (") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(workdir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("--explain made %s (%v)", workdir, err)
+	}
+	var tables string
+	err := pgtest.PoolFor(t, dsn).QueryRow(context.Background(),
+		`SELECT string_agg(tablename, ', ' ORDER BY tablename) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tables != "orders" {
+		t.Errorf("after --explain the schema holds %s, want orders alone", tables)
+	}
 }

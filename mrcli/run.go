@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
@@ -39,9 +40,13 @@ checkpoints. Rows whose map fails go to the run's dead-letter queue
 (mr dlq list). Exit codes: 0 done, 1 failed (resumable), 2 usage error,
 3 done but more rows failed than --max-failure-rate.
 
-URLs: postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH, or a PATH ending in .db.`,
+URLs: postgres://USER:PASSWORD@HOST:PORT/DB, host=HOST dbname=DB …
+(libpq's key=value form), sqlite:PATH, or a PATH ending in .db. Without
+--source, the PG* environment variables (PGHOST, PGPORT, PGDATABASE,
+PGUSER, PGPASSWORD, PGSSLMODE, PGSERVICE…) and ~/.pgpass decide, as for
+psql.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "source", Usage: "`URL` of the database holding the input table"},
+			&cli.StringFlag{Name: "source", Usage: "`URL` of the database holding the input table", DefaultText: "PostgreSQL as the PG* environment says, like psql"},
 			&cli.StringFlag{Name: "sink", Usage: "`URL` of the database receiving the output table (default: --source)"},
 			&cli.StringFlag{Name: "table", Usage: "input `TABLE` (default: the job's)"},
 			&cli.StringFlag{Name: "cursor", Usage: "unique integer `COLUMN` that orders the table (default: the job's, usually id)"},
@@ -87,6 +92,9 @@ type jobCommand struct {
 	def                mapreduce.Definition
 	sourceURL, sinkURL string
 	cfg                mapreduce.Config
+	// freshHint tells how to recompute a run that is complete; empty
+	// where the command cannot (mr demo).
+	freshHint string
 }
 
 // parseJobCommand reads JOB and the run flags of mr <name> (run, dlq
@@ -106,20 +114,27 @@ func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, er
 	if err != nil {
 		return jobCommand{}, usagef("mr jobs", "%v", err)
 	}
-	job := jobCommand{def: def, sourceURL: c.String("source"), sinkURL: c.String("sink")}
-	if job.sourceURL == "" {
-		return jobCommand{}, usagef("mr "+name+" "+args[0]+" --source sqlite:PATH", "missing --source: the URL of the database holding table %s", def.Spec().Input.Table)
-	}
-	if job.sinkURL == "" {
-		job.sinkURL = job.sourceURL
-	}
+	job := ends(c)
+	job.def = def
 	job.cfg, err = runConfig(c)
 	return job, err
 }
 
+// ends returns the databases that c's --source and --sink name. Without
+// --source the PG* environment variables, a service file and ~/.pgpass
+// decide, as they do for psql: an empty DSN is pgx's way of saying so.
+// --sink defaults to the source.
+func ends(c *cli.Context) jobCommand {
+	job := jobCommand{sourceURL: c.String("source"), sinkURL: c.String("sink"), freshHint: "--fresh recomputes it"}
+	if job.sinkURL == "" {
+		job.sinkURL = job.sourceURL
+	}
+	return job
+}
+
 // open opens the job's source and sink; close closes both.
 func (job jobCommand) open(ctx context.Context) (src mapreduce.Source, sink mapreduce.Sink, close func() error, err error) {
-	if src, err = sources.Open(ctx, job.sourceURL); err != nil {
+	if src, err = openSource(ctx, job.sourceURL); err != nil {
 		return nil, nil, nil, err
 	}
 	if sink, err = sinks.Open(ctx, job.sinkURL); err != nil {
@@ -133,10 +148,23 @@ func (job jobCommand) open(ctx context.Context) (src mapreduce.Source, sink mapr
 	}, nil
 }
 
-// runConfig fills a mapreduce.Config from run's flags and validates it:
-// a value out of range is a usage error.
+// openSource opens the source at url. Without --source, a failure to
+// connect says where the connection settings came from, since the user
+// gave none.
+func openSource(ctx context.Context, url string) (mapreduce.Source, error) {
+	src, err := sources.Open(ctx, url)
+	if err != nil && url == "" {
+		err = fmt.Errorf("%w\nwithout --source, mr connects as psql does: set PGHOST, PGPORT, PGDATABASE, PGUSER (and PGPASSWORD or ~/.pgpass), or give --source URL", err)
+	}
+	return src, err
+}
+
+// runConfig fills a mapreduce.Config from the run flags of c's command
+// (mr run, mr rollup, mr dlq replay) and validates it: a value out of
+// range, zero included, is a usage error, since a zero that meant "the
+// default" would run with settings the user did not ask for.
 func runConfig(c *cli.Context) (mapreduce.Config, error) {
-	hint := "mr run --help"
+	hint := helpHint(c)
 	memory, err := humanize.ParseBytes(c.String("memory"))
 	if err != nil || memory > math.MaxInt64 {
 		return mapreduce.Config{}, usagef(hint, "invalid --memory %q: want a size such as 512MiB, 1GiB or 64MB", c.String("memory"))
@@ -166,9 +194,9 @@ func runConfig(c *cli.Context) (mapreduce.Config, error) {
 const planLines = 16
 
 // execute runs def from the source to the sink (with explain, only plans
-// it and prints the plan), reporting on out (the
-// plan, the summary line) and errOut (progress and logs). An error it
-// returns names a resumable run and holds no password.
+// it and prints the plan), reporting on out (the plan, the summary line)
+// and errOut (progress and logs). An error it returns names a resumable
+// run and holds no password.
 func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain bool) (_ mapreduce.Summary, err error) {
 	defer func() { err = redact.Error(err, pg.Secrets(job.sourceURL, job.sinkURL)...) }()
 	src, sink, closeEnds, err := job.open(ctx)
@@ -178,9 +206,14 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	defer func() { err = errors.Join(err, closeEnds()) }()
 
 	cfg := job.cfg
-	limitHeap(cfg.Memory)
 	prog, log := newProgress(errOut)
 	cfg.Logger = log
+	if explain {
+		err := explainRun(ctx, out, job.def, src, sink, cfg)
+		prog.Close(err)
+		return mapreduce.Summary{}, err
+	}
+	limitHeap(cfg.Memory)
 	cfg.Progress = prog
 	runner, err := mapreduce.Open(ctx, job.def, src, sink, cfg)
 	if err != nil {
@@ -188,15 +221,27 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 		return mapreduce.Summary{}, err
 	}
 	defer closeInto(&err, runner)
-	if explain {
-		printPlan(out, runner.Plan(), runner.Resumed(), -1)
-		prog.Close(nil)
-		return mapreduce.Summary{}, nil
+	finished, err := finishedAt(ctx, cfg, runner)
+	if err != nil {
+		prog.Close(err)
+		return mapreduce.Summary{}, err
 	}
-	printPlan(out, runner.Plan(), runner.Resumed(), planLines)
+	if finished.IsZero() {
+		printPlan(out, runner.Plan(), runner.Resumed(), planLines)
+	}
+	// A complete run runs too: it reads no row and applies no bucket, but
+	// it swaps the output table in if a crash came between the last
+	// bucket and the swap, which the run state does not tell.
 	sum, err := runner.Run(ctx)
 	prog.Close(err)
-	if sum.RunID != "" {
+	switch {
+	case !finished.IsZero() && (err == nil || errors.Is(err, mapreduce.ErrFailureRate)):
+		fmt.Fprintf(out, "run %s is complete (finished at %s); nothing to do", sum.RunID, finished.Format(time.RFC3339))
+		if job.freshHint != "" {
+			fmt.Fprint(out, "; "+job.freshHint)
+		}
+		fmt.Fprintln(out)
+	case sum.RunID != "":
 		fmt.Fprintln(out, sum)
 	}
 	switch {
@@ -209,6 +254,54 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	default:
 		return sum, fmt.Errorf("%w\nrun %s stopped: fix the cause and run the same command again to resume it", err, sum.RunID)
 	}
+}
+
+// finishedAt returns when the run that runner resumes finished, or zero if
+// it has work left: a run planned anew has.
+func finishedAt(ctx context.Context, cfg mapreduce.Config, runner *mapreduce.Runner) (time.Time, error) {
+	if !runner.Resumed() {
+		return time.Time{}, nil
+	}
+	ri, err := mapreduce.Inspect(ctx, cfg, runner.Plan().RunID)
+	if err != nil || ri.State() != mapreduce.StateDone {
+		return time.Time{}, err
+	}
+	return lastCommit(ri), nil
+}
+
+// explainRun prints the plan that the run of def over src and sink would
+// use, with every partition, and writes no run state: mapreduce.Open saves
+// the plan it makes, so it plans in a scratch work directory, and a run
+// that --workdir already holds shows its stored plan, which is the one a
+// run would resume (unless --fresh).
+func explainRun(ctx context.Context, out io.Writer, def mapreduce.Definition, src mapreduce.Source, sink mapreduce.Sink, cfg mapreduce.Config) (err error) {
+	scratch, err := os.MkdirTemp("", "mr-explain-")
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, os.RemoveAll(scratch)) }()
+	planning := cfg
+	planning.Workdir = scratch
+	runner, err := mapreduce.Open(ctx, def, src, sink, planning)
+	if err != nil {
+		return err
+	}
+	plan := runner.Plan()
+	if err := runner.Close(); err != nil {
+		return err
+	}
+	resumed := false
+	if !cfg.Fresh {
+		ri, err := mapreduce.Inspect(ctx, cfg, plan.RunID)
+		switch {
+		case err == nil:
+			plan, resumed = ri.Plan, true
+		case !errors.Is(err, mapreduce.ErrNoRun):
+			return err
+		}
+	}
+	printPlan(out, plan, resumed, -1)
+	return nil
 }
 
 // heapHeadroom is what the process needs beside the engine's tables, which

@@ -3,7 +3,11 @@ package mrcli
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +40,7 @@ func TestRun_ExitCodes(t *testing.T) {
 		{"Done", []string{"run", "daily_rollup", "--source", poisoned, "--max-failure-rate", "0.5"}, ExitOK, ""},
 		{"FailedMissingSource", []string{"run", "daily_rollup", "--source", filepath.Join(t.TempDir(), "missing.db")}, ExitFailed, "no such file"},
 		{"FailedMissingTable", []string{"run", "daily_rollup", "--source", poisoned, "--table", "no_events"}, ExitFailed, `table "no_events" not found`},
-		{"Usage", []string{"run", "daily_rollup"}, ExitUsage, "missing --source"},
+		{"Usage", []string{"run", "daily_rollup", "--source", poisoned, "--partitions", "0"}, ExitUsage, "--partitions must be between 1 and"},
 		{"AboveFailureRate", []string{"run", "daily_rollup", "--source", poisoned}, ExitAlert, "mr: ALERT: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,8 +178,34 @@ func TestRun_Explain(t *testing.T) {
 	if n := b.count(t, `SELECT name FROM sqlite_master WHERE name = 'daily_rollup'`); n != 0 {
 		t.Error("--explain created the output table: it must not run")
 	}
+	if _, err := os.Stat(b.workdir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("--explain made %s (%v): it must write no run state", b.workdir, err)
+	}
 	r = runMR(t, args...)
-	if r.code != ExitOK || !strings.Contains(r.stdout, "(resumed, planned") || !strings.Contains(r.stdout, "4 more; see mr run --explain") {
+	if r.code != ExitOK || !strings.Contains(r.stdout, " (new)\n") || !strings.Contains(r.stdout, "4 more; see mr run --explain") {
 		t.Errorf("the run after --explain: exit %d, stdout:\n%s", r.code, r.stdout)
+	}
+	// Of a run already planned, --explain shows the plan it resumes.
+	again := runMR(t, append(args, "--explain")...)
+	if want := "run     " + runID(t, r.stdout) + " (resumed, planned "; !strings.HasPrefix(again.stdout, want) {
+		t.Errorf("--explain of a planned run: stdout does not start with %q:\n%s", want, again.stdout)
+	}
+}
+
+// TestRun_Complete runs a finished run again: it says so, with the time it
+// finished and how to recompute it, and exits 0 without a summary line.
+func TestRun_Complete(t *testing.T) {
+	t.Parallel()
+	source := seedEvents(t, eventgen.Config{Rows: 500, Seed: 11})
+	args := []string{"run", "daily_rollup", "--source", source, "--workdir", t.TempDir(), "--partitions", "2", "--buckets", "2"}
+	first := runMR(t, args...)
+	if first.code != ExitOK {
+		t.Fatalf("exit %d, stderr:\n%s", first.code, first.stderr)
+	}
+	again := runMR(t, args...)
+	complete := regexp.MustCompile(`^run ` + runID(t, first.stdout) +
+		` is complete \(finished at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); nothing to do; --fresh recomputes it\n$`)
+	if again.code != ExitOK || !complete.MatchString(again.stdout) {
+		t.Errorf("exit %d, stdout %q; want 0 and %s", again.code, again.stdout, complete)
 	}
 }

@@ -22,21 +22,40 @@ func statusCommand() *cli.Command {
 		ArgsUsage: "[RUN]",
 		Description: `Without RUN, lists the runs in --workdir with their partitions and buckets
 done. With RUN, shows each partition (cursor range, next cursor, rows read
-and failed, done) and each bucket (applied to the sink or not).`,
-		Flags:  []cli.Flag{workdirFlag()},
+and failed, done) and each bucket (applied to the sink or not).
+
+` + runJSONHelp + `
+
+With RUN and --json, the object is that run's, with two more fields:
+
+  "partition_states": [{"partition", "lo", "hi", "next", "rows", "failed", "done"}]
+  "bucket_states": [{"bucket", "done"}]
+
+lo and hi bound the partition's cursor range [lo, hi); next is the lowest
+cursor value it has not yet committed.`,
+		Flags:  []cli.Flag{workdirFlag(), jsonFlag("a table")},
 		Action: action(status),
 	}
 }
 
 func status(c *cli.Context, args []string) error {
 	cfg := stateConfig(c)
-	switch len(args) {
-	case 0:
+	switch {
+	case len(args) == 0 && c.Bool("json"):
+		entries, err := listEntries(c.Context, cfg)
+		if err != nil {
+			return err
+		}
+		return writeRunsJSON(c.App.Writer, entries, time.Now())
+	case len(args) == 0:
 		return listRuns(c.Context, c.App.Writer, cfg)
-	case 1:
+	case len(args) == 1:
 		ri, err := inspectRun(c, cfg, args[0])
 		if err != nil {
 			return err
+		}
+		if c.Bool("json") {
+			return showRunJSON(c.App.Writer, cfg, ri)
 		}
 		return showRun(c.App.Writer, ri)
 	default:
@@ -119,4 +138,46 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// runStatusJSON is the JSON of mr status RUN: see statusCommand.
+type runStatusJSON struct {
+	runJSON
+	PartitionStates []partitionJSON `json:"partition_states"`
+	BucketStates    []bucketJSON    `json:"bucket_states"`
+}
+
+type partitionJSON struct {
+	Partition int   `json:"partition"`
+	Lo        int64 `json:"lo"`
+	Hi        int64 `json:"hi"`
+	Next      int64 `json:"next"`
+	Rows      int64 `json:"rows"`
+	Failed    int64 `json:"failed"`
+	Done      bool  `json:"done"`
+}
+
+type bucketJSON struct {
+	Bucket int  `json:"bucket"`
+	Done   bool `json:"done"`
+}
+
+func showRunJSON(out io.Writer, cfg mapreduce.Config, ri *mapreduce.RunInfo) error {
+	e, err := newEntry(cfg, ri)
+	if err != nil {
+		return err
+	}
+	p := ri.Plan
+	doc := runStatusJSON{runJSON: newRunJSON(e, time.Now()), PartitionStates: []partitionJSON{}, BucketStates: []bucketJSON{}}
+	for part, r := range p.Partitions {
+		pj := partitionJSON{Partition: part, Lo: r.Lo, Hi: r.Hi, Next: r.Lo}
+		if cp := ri.Checkpoints[part]; cp != nil {
+			pj.Next, pj.Rows, pj.Failed, pj.Done = cp.Next, cp.Rows, cp.Failed, cp.Done
+		}
+		doc.PartitionStates = append(doc.PartitionStates, pj)
+	}
+	for b := range p.Buckets {
+		doc.BucketStates = append(doc.BucketStates, bucketJSON{Bucket: b, Done: slices.Contains(ri.BucketsDone, b)})
+	}
+	return writeJSON(out, doc)
 }
