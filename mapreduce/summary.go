@@ -49,12 +49,17 @@ func (s Summary) RowsPerSecond() float64 {
 	return float64(s.Read) / s.Elapsed.Seconds()
 }
 
-// String is the summary line; it names healed partitions only if there
-// were any.
+// String is the summary line. It gives the read rate only if this attempt
+// read rows (a resumed run that only reduces read none: "0 items/s" would
+// say it was slow), and names healed partitions only if there were any.
 func (s Summary) String() string {
-	line := fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s, %.0f items/s, %s spilled, %d/%d partitions resumed (%d rows), %d/%d buckets resumed, %d groups written",
+	rate := ""
+	if s.Read > 0 {
+		rate = fmt.Sprintf(", %.0f items/s", s.RowsPerSecond())
+	}
+	line := fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s%s, %s spilled, %d/%d partitions resumed (%d rows), %d/%d buckets resumed, %d groups written",
 		s.RunID, s.Processed, s.Total, s.Failed, 100*s.FailureRate(), s.Elapsed.Round(time.Millisecond),
-		s.RowsPerSecond(), humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, s.BucketsResumed, s.Buckets, s.Groups)
+		rate, humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, s.BucketsResumed, s.Buckets, s.Groups)
 	if s.PartitionsHealed > 0 {
 		line += fmt.Sprintf(", %d partitions healed (their run state was damaged)", s.PartitionsHealed)
 	}

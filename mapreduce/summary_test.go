@@ -26,6 +26,10 @@ func TestSummary_String(t *testing.T) {
 		{ // an empty table
 			RunID: "sum_test-00000000", Partitions: 16, Buckets: 16,
 		},
+		{ // resumed after the map phase: read nothing, reduced
+			RunID: "daily_rollup-38e27d06", Total: 1_000_000, Processed: 1_000_000, Failed: 109, Resumed: 1_000_000,
+			Elapsed: 2 * time.Second, BytesSpilled: 9_646_899, PartitionsResumed: 16, Partitions: 16, BucketsResumed: 5, Buckets: 16, Groups: 480_000,
+		},
 		{ // above the failure threshold
 			RunID: "sum_test-0badc0de", Total: 2_000, Processed: 2_000, Failed: 400, Read: 2_000,
 			Elapsed: 1500 * time.Microsecond, BytesSpilled: 512, Partitions: 1, Buckets: 1, Groups: 10,
