@@ -31,6 +31,10 @@ type Summary struct {
 	// PartitionsHealed counts the partitions this attempt mapped again
 	// because their run state was damaged.
 	PartitionsHealed int
+	// MapStopped says that the failure rate stopped the map phase early
+	// (see Runner.Run): Processed is what it committed, the run is not
+	// finished.
+	MapStopped bool
 }
 
 // FailureRate is the share of processed rows that failed.
@@ -50,13 +54,16 @@ func (s Summary) RowsPerSecond() float64 {
 }
 
 // String is the summary line; it names healed partitions only if there
-// were any.
+// were any, and an early stop only if there was one.
 func (s Summary) String() string {
 	line := fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s, %.0f items/s, %s spilled, %d/%d partitions resumed (%d rows), %d/%d buckets resumed, %d groups written",
 		s.RunID, s.Processed, s.Total, s.Failed, 100*s.FailureRate(), s.Elapsed.Round(time.Millisecond),
 		s.RowsPerSecond(), humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, s.BucketsResumed, s.Buckets, s.Groups)
 	if s.PartitionsHealed > 0 {
 		line += fmt.Sprintf(", %d partitions healed (their run state was damaged)", s.PartitionsHealed)
+	}
+	if s.MapStopped {
+		line += ", map phase stopped early (failure rate above --max-failure-rate)"
 	}
 	return line
 }
