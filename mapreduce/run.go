@@ -84,6 +84,7 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	defer func() { err = cfg.diskFull(err) }()
 	if def, err = def.checked(); err != nil {
 		return nil, err
 	}
@@ -321,13 +322,16 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // of its range (see remap), before the map phase or when the reduce phase
 // finds the damage, and the run goes on.
 //
+// A full disk stops the run with a *DiskFullError.
+//
 // A run that finishes with a failure rate above cfg.MaxFailureRate returns
 // its Summary with an error wrapping ErrFailureRate. So does a run whose
 // map phase that rate stopped early, once it had mapped a sample of rows
 // (see failfast.go), with Summary.MapStopped set: it committed what it
 // had mapped, did not reduce, and resumes like any run that stopped.
-func (r *Runner) Run(ctx context.Context) (Summary, error) {
+func (r *Runner) Run(ctx context.Context) (_ Summary, err error) {
 	start := time.Now()
+	defer func() { err = r.cfg.diskFull(err) }()
 	defer r.stats.setPhase(PhaseDone)
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
