@@ -51,7 +51,9 @@ type Config struct {
 	// jitter.
 	RetryDelay time.Duration
 	// MaxFailureRate is the share of failed rows above which a finished
-	// run reports ErrFailureRate.
+	// run reports ErrFailureRate, and above which a run stops its map
+	// phase early once it has mapped a sample of rows (see Runner.Run).
+	// 1 never stops a run.
 	MaxFailureRate float64
 	// CheckpointInterval is how often a map task flushes its combiner and
 	// commits a checkpoint, at the next chunk boundary. It bounds the work

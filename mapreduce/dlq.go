@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -29,8 +30,8 @@ type DeadLetter struct {
 }
 
 // DeadLetterFile is a committed dead-letter file: the letters of one commit of
-// one partition, one JSON object per line, in blob storage at Key (see
-// dlqKey). A partition's dead-letter queue is the sequence of files its
+// one partition, one JSON object per line (see letterLine), in blob storage
+// at Key (see dlqKey). A partition's dead-letter queue is the sequence of files its
 // checkpoint names; the size and checksum pin each file's contents, so a
 // file changed or lost since its commit is an error, never silently
 // fewer letters.
@@ -56,6 +57,91 @@ func replayDLQKey(run string, part, gen int, attempt string) string {
 // dlqPrefix is the key prefix, after "<run>/", of dead-letter files.
 const dlqPrefix = "dlq/"
 
+// letterLine is a dead letter as a line of a dead-letter file. Identical
+// errors are stored once per file, because a Map bug fails every row the
+// same way and a panic's stack is most of a letter: each line names its
+// error by number, and the first line with a number holds the error's
+// text and stack, which the later lines with that number share. Numbers
+// count from 1 in the order they first appear:
+//
+//	{"job":"j","run":"r","partition":0,"cursor":7,"row":{…},"error_id":1,"error":"panic: boom","stack":"goroutine 9 […","attempts":4,"time":"…"}
+//	{"job":"j","run":"r","partition":0,"cursor":8,"row":{…},"error_id":1,"attempts":4,"time":"…"}
+//
+// Two errors are identical when their texts and the frames of their
+// stacks (see errorKey) are. Every row still has a line of its own: the
+// DLQ holds each failed row once, and mr dlq replay needs the rows.
+type letterLine struct {
+	Job       string         `json:"job"`
+	Run       string         `json:"run"`
+	Partition int            `json:"partition"`
+	Cursor    int64          `json:"cursor"`
+	Row       map[string]any `json:"row"`
+	ErrorID   int            `json:"error_id"`
+	Error     string         `json:"error,omitempty"`
+	Stack     string         `json:"stack,omitempty"`
+	Attempts  int            `json:"attempts"`
+	Time      time.Time      `json:"time"`
+}
+
+// errorKey is what identifies an error among dead letters: its text and
+// the frames of its stack, the tab-indented "file:line +0xpc" lines of
+// debug.Stack. The other lines differ between rows that panic at the same
+// place: the goroutine's number, and the words of each function's
+// arguments (pointers into the row's chunk, say).
+func errorKey(text, stack string) string {
+	var b strings.Builder
+	b.WriteString(text)
+	for line := range strings.Lines(stack) {
+		if strings.HasPrefix(line, "\t") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+// maxSharedErrors bounds the distinct errors a dead-letter file's writer
+// remembers, so that a Map whose errors all differ (each naming its row)
+// costs no memory per letter: past it, a new error is written in full
+// under a new number, as if it were the first of its kind.
+const maxSharedErrors = 1024
+
+// letterEncoder encodes the lines of one dead-letter file.
+type letterEncoder struct {
+	ids  map[string]int // errorKey → number, for up to maxSharedErrors
+	last int            // the highest number given
+}
+
+// encode returns l's line, newline included.
+func (e *letterEncoder) encode(l *DeadLetter) ([]byte, error) {
+	line := letterLine{Job: l.Job, Run: l.Run, Partition: l.Partition, Cursor: l.Cursor, Row: l.Row, Attempts: l.Attempts, Time: l.Time}
+	key := errorKey(l.Error, l.Stack)
+	id, shared := e.ids[key]
+	if !shared {
+		id = e.last + 1
+		line.Error, line.Stack = l.Error, l.Stack
+	}
+	line.ErrorID = id
+	data, err := json.Marshal(line)
+	if err != nil {
+		// A row value JSON cannot hold (NaN, say): keep the letter, say so.
+		l.Row = map[string]any{"unencodable": fmt.Sprint(l.Row)}
+		line.Row = l.Row
+		if data, err = json.Marshal(line); err != nil {
+			return nil, err
+		}
+	}
+	if !shared { // only now: a line not written defines nothing
+		e.last = id
+		if e.ids == nil {
+			e.ids = map[string]int{}
+		}
+		if len(e.ids) < maxSharedErrors {
+			e.ids[key] = id
+		}
+	}
+	return append(data, '\n'), nil
+}
+
 // dlqWriter writes the letters of one commit of a partition to a new
 // dead-letter file, which becomes visible only at commit. The file is
 // created on the first letter, so that commits without failures cost no
@@ -67,6 +153,7 @@ type dlqWriter struct {
 	key  string
 	w    *blobs.Writer
 	buf  *bufio.Writer
+	enc  letterEncoder
 	file DeadLetterFile
 	hash *xxhash.Digest
 }
@@ -78,18 +165,13 @@ func (d *dlqWriter) append(ctx context.Context, l *DeadLetter) error {
 		if err != nil {
 			return err
 		}
-		d.w, d.file, d.hash = w, DeadLetterFile{Key: d.key}, xxhash.New()
+		d.w, d.file, d.hash, d.enc = w, DeadLetterFile{Key: d.key}, xxhash.New(), letterEncoder{}
 		d.buf = bufio.NewWriter(w)
 	}
-	data, err := json.Marshal(l)
+	data, err := d.enc.encode(l)
 	if err != nil {
-		// A row value JSON cannot hold (NaN, say): keep the letter, say so.
-		l.Row = map[string]any{"unencodable": fmt.Sprint(l.Row)}
-		if data, err = json.Marshal(l); err != nil {
-			return err
-		}
+		return err
 	}
-	data = append(data, '\n')
 	d.hash.Write(data)
 	d.file.Size += int64(len(data))
 	d.file.Letters++
@@ -152,21 +234,36 @@ func readDLQFiles(ctx context.Context, b *blobs.Bucket, files []DeadLetterFile) 
 }
 
 // parseDeadLetters parses a dead-letter file's contents, one letter per
-// line. A malformed or unterminated line is an error naming its line
-// number: committed files are whole.
+// line (see letterLine), each with its error's text and stack filled in.
+// A malformed or unterminated line is an error naming its line number, and
+// so is one whose error number the file has not defined: committed files
+// are whole.
 func parseDeadLetters(data []byte) ([]DeadLetter, error) {
 	var letters []DeadLetter
+	var errs []letterLine // error number n is errs[n-1], the line that defined it
 	for n := 1; len(data) > 0; n++ {
-		line, rest, complete := bytes.Cut(data, []byte{'\n'})
+		text, rest, complete := bytes.Cut(data, []byte{'\n'})
 		if !complete {
 			return letters, fmt.Errorf("line %d is not terminated", n)
 		}
 		data = rest
-		var l DeadLetter
-		if err := json.Unmarshal(line, &l); err != nil {
+		var line letterLine
+		if err := json.Unmarshal(text, &line); err != nil {
 			return letters, fmt.Errorf("line %d: %w", n, err)
 		}
-		letters = append(letters, l)
+		switch id := line.ErrorID; {
+		case id == len(errs)+1:
+			errs = append(errs, line)
+		case id < 1 || id > len(errs):
+			return letters, fmt.Errorf("line %d: error %d is not defined (lines before it define errors 1 to %d)", n, id, len(errs))
+		case line.Error != "" || line.Stack != "":
+			return letters, fmt.Errorf("line %d: error %d is defined twice", n, id)
+		}
+		def := errs[line.ErrorID-1]
+		letters = append(letters, DeadLetter{
+			Job: line.Job, Run: line.Run, Partition: line.Partition, Cursor: line.Cursor, Row: line.Row,
+			Error: def.Error, Stack: def.Stack, Attempts: line.Attempts, Time: line.Time,
+		})
 	}
 	return letters, nil
 }

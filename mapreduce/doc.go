@@ -40,7 +40,10 @@
 //
 // A Map error fails the row: it is retried with backoff, then written to
 // the partition's dead-letter queue, and the run goes on. Wrap an error in
-// Permanent to skip the retries; a panic counts as an error.
+// Permanent to skip the retries; a panic counts as an error. A job whose
+// Map fails most rows does not run to the end: once the run has mapped a
+// sample, a failure rate above Config.MaxFailureRate stops it, with what
+// it mapped committed (see Runner.Run), so fix the bug and run again.
 //
 // # Register it
 //
@@ -68,7 +71,8 @@
 //
 // Runs, Inspect and DeadLetters answer from a run's state what mr status,
 // mr inspect and mr dlq show: its plan, each partition's checkpoint, the
-// buckets applied, and the dead letters that count.
+// buckets applied, and the dead letters that count; DeadLetterErrors
+// counts those by error, for mr dlq list.
 //
 // # How a run works
 //

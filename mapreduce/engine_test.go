@@ -525,9 +525,11 @@ func TestRun_RerunIsIdempotent(t *testing.T) {
 	checkTable(t, sink.table, truth(rows))
 }
 
+// TestRun_FailureRate: a run too small to be stopped early (see
+// TestRun_FailFast) finishes, and then alerts on its failure rate.
 func TestRun_FailureRate(t *testing.T) {
 	t.Parallel()
-	rows := randomRows(5, 2_000, 10, 0.2)
+	rows := randomRows(5, 900, 10, 0.2)
 	cfg := runtest.Config(t)
 	sink := newMemSink()
 	s, err := mapreduce.Run(context.Background(), sumJob(t), &memSource{rows: rows, read: map[int64]int{}}, sink, cfg)

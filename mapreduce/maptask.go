@@ -100,11 +100,14 @@ func (t *mapTask) run(ctx context.Context) error {
 // the checkpoint interval has passed: commits fall on chunk boundaries.
 func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	r := t.r
-	for i := range b.Len() {
-		if err := t.mapRow(ctx, b.Row(i)); err != nil {
-			return err
-		}
+	mapped, err := t.mapRows(ctx, b)
+	if err != nil {
+		return err
 	}
+	if mapped == 0 && r.failures.stopped() {
+		return t.stopEarly(ctx)
+	}
+	b.truncate(mapped) // the rows after a stop are the next run's
 	n := int64(b.Len())
 	t.rows += n
 	t.chunks++
@@ -114,6 +117,8 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	r.progress.Add(PhaseMap, n)
 	full := t.comb.len() >= t.maxEntries
 	switch {
+	case r.failures.stopped():
+		return t.stopEarly(ctx)
 	case r.in.GroupBy > 0: // a grouped range commits whole, at its end
 		if full {
 			return t.spill(ctx)
@@ -122,6 +127,43 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 		return t.commit(ctx, false)
 	}
 	return nil
+}
+
+// mapRows maps the rows of b in order until the failure gauge stops the
+// map phase, counting them in the gauge, and returns how many it mapped.
+func (t *mapTask) mapRows(ctx context.Context, b *Batch) (int, error) {
+	g := t.r.failures
+	counted := 0 // rows of b counted in g
+	for i := range b.Len() {
+		if g.stopped() {
+			g.add(int64(i-counted), 0)
+			return i, nil
+		}
+		failed := t.failed
+		if err := t.mapRow(ctx, b.Row(i)); err != nil {
+			return i, err
+		}
+		if t.failed > failed { // a failure may tip the rate: count it now
+			g.add(int64(i+1-counted), 1)
+			counted = i + 1
+		}
+	}
+	g.add(int64(b.Len()-counted), 0)
+	return b.Len(), nil
+}
+
+// stopEarly ends a task that the failure gauge stopped: it commits what
+// the task mapped since its last commit, so that the next run resumes
+// after it and the dead letters count, and returns errStopped. A range
+// aggregated at the source (Input.GroupBy) commits only whole: its rows
+// since the last commit are dropped, and the next run maps them again.
+func (t *mapTask) stopEarly(ctx context.Context) error {
+	if t.r.in.GroupBy == 0 && t.rows > 0 {
+		if err := t.commit(ctx, false); err != nil {
+			return err
+		}
+	}
+	return errStopped
 }
 
 // spill writes the combiner out to shuffle files that the next commit

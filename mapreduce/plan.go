@@ -55,9 +55,10 @@ type Plan struct {
 // stateFormat is the version of the run state's layout. Version 0 (no
 // format field) kept a partition's dead letters in one appended file and
 // named shuffle files by path; version 2 wrote state files without seals
-// and plans without a Span.
+// and plans without a Span; version 3 wrote every dead letter's error and
+// stack in full, not once per dead-letter file (see letterLine).
 const (
-	stateFormat       = 3
+	stateFormat       = 4
 	firstSealedFormat = 3
 )
 

@@ -142,8 +142,9 @@ func Replay(ctx context.Context, def Definition, src Source, sink Sink, cfg Conf
 //
 // A replay that resolves nothing commits no new generation and re-applies
 // nothing that was already applied, so replaying twice is harmless.
-func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
+func (r *Runner) Replay(ctx context.Context) (_ ReplayResult, err error) {
 	res := ReplayResult{RunID: r.plan.RunID}
+	defer func() { err = r.cfg.diskFull(err) }()
 	if len(r.damaged) > 0 {
 		d := r.damaged[0]
 		return res, fmt.Errorf("run %s, partition %d: %w; run the same mr run command again to heal it, then replay", r.plan.RunID, d.Partition, d.Err)
@@ -272,7 +273,7 @@ func (r *Runner) Replay(ctx context.Context) (ReplayResult, error) {
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return res, err
 	}
-	err := r.healing(ctx, map[int]bool{}, func(ctx context.Context) error {
+	err = r.healing(ctx, map[int]bool{}, func(ctx context.Context) error {
 		if err := r.reduceRun(ctx); err != nil {
 			return err
 		}

@@ -42,6 +42,12 @@ func (b *Batch) Append(cursor int64) []any {
 	return b.values[n:]
 }
 
+// truncate keeps the first n rows.
+func (b *Batch) truncate(n int) {
+	clear(b.values[n*len(b.columns):]) // as Reset does
+	b.cursors, b.values = b.cursors[:n], b.values[:n*len(b.columns)]
+}
+
 // Len returns the number of rows.
 func (b *Batch) Len() int { return len(b.cursors) }
 

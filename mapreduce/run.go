@@ -62,7 +62,8 @@ type Runner struct {
 	resumedRows, committedRows    atomic.Int64
 	committedFailed               atomic.Int64
 	resumedParts, resumedBuckets  atomic.Int64
-	healed                        atomic.Int64 // partitions re-mapped because their state was damaged
+	healed                        atomic.Int64  // partitions re-mapped because their state was damaged
+	failures                      *failureGauge // stops the map phase early (see failfast.go)
 }
 
 // Open loads the plan of the run with def's identity over src and sink
@@ -83,6 +84,7 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	defer func() { err = cfg.diskFull(err) }()
 	if def, err = def.checked(); err != nil {
 		return nil, err
 	}
@@ -140,6 +142,7 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	if err := r.loadState(ctx, plan); err != nil {
 		return nil, err
 	}
+	r.failures = newFailureGauge(cfg.MaxFailureRate, plan.Rows)
 	r.attempt = newAttempt()
 	return r, nil
 }
@@ -319,10 +322,16 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // of its range (see remap), before the map phase or when the reduce phase
 // finds the damage, and the run goes on.
 //
+// A full disk stops the run with a *DiskFullError.
+//
 // A run that finishes with a failure rate above cfg.MaxFailureRate returns
-// its Summary with an error wrapping ErrFailureRate.
-func (r *Runner) Run(ctx context.Context) (Summary, error) {
+// its Summary with an error wrapping ErrFailureRate. So does a run whose
+// map phase that rate stopped early, once it had mapped a sample of rows
+// (see failfast.go), with Summary.MapStopped set: it committed what it
+// had mapped, did not reduce, and resumes like any run that stopped.
+func (r *Runner) Run(ctx context.Context) (_ Summary, err error) {
 	start := time.Now()
+	defer func() { err = r.cfg.diskFull(err) }()
 	defer r.stats.setPhase(PhaseDone)
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
@@ -452,7 +461,7 @@ func (r *Runner) remap(ctx context.Context, d Damage) error {
 }
 
 // mapPhase runs one map task per partition not yet done on a pool of
-// cfg.Workers.
+// cfg.Workers, until the failure gauge stops them.
 func (r *Runner) mapPhase(ctx context.Context) error {
 	for part, cp := range r.checkpoints {
 		if cp == nil {
@@ -473,10 +482,26 @@ func (r *Runner) mapPhase(ctx context.Context) error {
 	g.SetLimit(r.cfg.Workers)
 	for _, cp := range r.checkpoints {
 		if !cp.Done {
-			g.Go(func() error { return r.mapPartition(ctx, cp) })
+			g.Go(func() error {
+				if r.failures.stopped() {
+					return nil
+				}
+				// A task the gauge stopped committed: it must not cancel
+				// the others before they commit too.
+				if err := r.mapPartition(ctx, cp); !errors.Is(err, errStopped) {
+					return err
+				}
+				return nil
+			})
 		}
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if r.failures.stopped() {
+		return r.failures.err(r.plan.RunID)
+	}
+	return nil
 }
 
 // reduceRun applies the run's own buckets and, for a plan that replaces
@@ -583,5 +608,6 @@ func (r *Runner) summary(start time.Time) Summary {
 		BucketsResumed:    int(r.resumedBuckets.Load()),
 		PartitionsHealed:  int(r.healed.Load()),
 		Groups:            r.groups.Load(),
+		MapStopped:        r.failures.stopped(),
 	}
 }

@@ -1,6 +1,7 @@
 package mapreduce
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -181,6 +182,54 @@ func (ri *RunInfo) DeadLetters(ctx context.Context, filter DeadLetterFilter) ([]
 		letters = append(letters, ls...)
 	}
 	return letters, nil
+}
+
+// ErrorCount is one distinct error among a run's dead letters and the
+// letters that have it: see RunInfo.DeadLetterErrors.
+type ErrorCount struct {
+	Error string `json:"error"`
+	// Stack is where Map panicked, for a panic: the first letter's. The
+	// letters counted here panicked at the same frames (see errorKey),
+	// though the words of their functions' arguments may differ.
+	Stack   string `json:"stack,omitempty"`
+	Letters int    `json:"letters"`
+	// Partitions lists the partitions with letters of the error, in
+	// order.
+	Partitions []int `json:"partitions"`
+	// FirstCursor is the lowest cursor among them, for mr dlq show.
+	FirstCursor int64 `json:"first_cursor"`
+}
+
+// DeadLetterErrors returns the dead letters that count (as DeadLetters
+// does, with the same checks) grouped by error, most letters first, then
+// by first cursor: a Map bug that failed a million rows is one line of mr
+// dlq list, next to the few rows that fail for their own reasons.
+func (ri *RunInfo) DeadLetterErrors(ctx context.Context, filter DeadLetterFilter) ([]ErrorCount, error) {
+	letters, err := ri.DeadLetters(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var counts []ErrorCount
+	index := map[string]int{} // errorKey → counts index
+	for _, l := range letters {
+		key := errorKey(l.Error, l.Stack)
+		i, ok := index[key]
+		if !ok {
+			i = len(counts)
+			index[key] = i
+			counts = append(counts, ErrorCount{Error: l.Error, Stack: l.Stack, FirstCursor: l.Cursor})
+		}
+		c := &counts[i]
+		c.Letters++
+		c.FirstCursor = min(c.FirstCursor, l.Cursor)
+		if n := len(c.Partitions); n == 0 || c.Partitions[n-1] != l.Partition { // letters come in partition order
+			c.Partitions = append(c.Partitions, l.Partition)
+		}
+	}
+	slices.SortStableFunc(counts, func(a, b ErrorCount) int {
+		return cmp.Or(cmp.Compare(b.Letters, a.Letters), cmp.Compare(a.FirstCursor, b.FirstCursor))
+	})
+	return counts, nil
 }
 
 // Damage is run state of one partition that failed its check: its

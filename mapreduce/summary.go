@@ -31,6 +31,10 @@ type Summary struct {
 	// PartitionsHealed counts the partitions this attempt mapped again
 	// because their run state was damaged.
 	PartitionsHealed int
+	// MapStopped says that the failure rate stopped the map phase early
+	// (see Runner.Run): Processed is what it committed, the run is not
+	// finished.
+	MapStopped bool
 }
 
 // FailureRate is the share of processed rows that failed.
@@ -51,7 +55,8 @@ func (s Summary) RowsPerSecond() float64 {
 
 // String is the summary line. It gives the read rate only if this attempt
 // read rows (a resumed run that only reduces read none: "0 items/s" would
-// say it was slow), and names healed partitions only if there were any.
+// say it was slow), names healed partitions only if there were any, and
+// an early stop only if there was one.
 func (s Summary) String() string {
 	rate := ""
 	if s.Read > 0 {
@@ -62,6 +67,9 @@ func (s Summary) String() string {
 		rate, humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, s.BucketsResumed, s.Buckets, s.Groups)
 	if s.PartitionsHealed > 0 {
 		line += fmt.Sprintf(", %d partitions healed (their run state was damaged)", s.PartitionsHealed)
+	}
+	if s.MapStopped {
+		line += ", map phase stopped early (failure rate above --max-failure-rate)"
 	}
 	return line
 }

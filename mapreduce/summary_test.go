@@ -34,6 +34,10 @@ func TestSummary_String(t *testing.T) {
 			RunID: "sum_test-0badc0de", Total: 2_000, Processed: 2_000, Failed: 400, Read: 2_000,
 			Elapsed: 1500 * time.Microsecond, BytesSpilled: 512, Partitions: 1, Buckets: 1, Groups: 10,
 		},
+		{ // stopped early by the failure rate
+			RunID: "sum_test-0badc0de", Total: 50_000, Processed: 1_000, Failed: 1_000, Read: 1_000,
+			Elapsed: 250 * time.Millisecond, Partitions: 4, Buckets: 2, MapStopped: true,
+		},
 	} {
 		lines = append(lines, s.String())
 	}

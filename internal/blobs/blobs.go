@@ -134,6 +134,7 @@ func (b *Bucket) Close() error {
 func (b *Bucket) NewWriter(ctx context.Context, key string) (*Writer, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Writer{b: b, key: key, cancel: cancel}
+	w.fault, _ = ctx.Value(faultKey{}).(FaultFunc)
 	opts := &blob.WriterOptions{
 		// A content type makes blob open the driver's writer now (so that
 		// BeforeWrite runs before NewWriter returns) instead of buffering
@@ -153,7 +154,7 @@ func (b *Bucket) NewWriter(ctx context.Context, key string) (*Writer, error) {
 	bw, err := b.b.NewWriter(ctx, key, opts)
 	if err != nil { // fileblob removed the temp file
 		cancel()
-		return nil, b.errorf("create", key, err)
+		return nil, b.writeError("create", key, 0, 0, err)
 	}
 	w.w = bw
 	return w, nil
@@ -170,10 +171,12 @@ type Writer struct {
 	w       *blob.Writer
 	cancel  context.CancelFunc
 	f       *os.File // a file bucket's temp file, from BeforeWrite
-	closed  bool     // w.Close was called
-	visible bool     // the blob is under key (Commit got past the rename)
-	done    bool     // committed or aborted
-	err     error    // sticky failure of Write or Commit
+	fault   FaultFunc
+	written int64 // bytes of the blob written so far
+	closed  bool  // w.Close was called
+	visible bool  // the blob is under key (Commit got past the rename)
+	done    bool  // committed or aborted
+	err     error // sticky failure of Write or Commit
 }
 
 // Write appends p to the blob.
@@ -181,15 +184,30 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if err := w.check(); err != nil {
 		return 0, err
 	}
-	n, err := w.w.Write(p)
+	var n int
+	err := w.injected("write", w.written+int64(len(p)))
+	if err == nil {
+		n, err = w.w.Write(p)
+	}
 	if err == nil && n < len(p) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
-		w.err = w.b.errorf("write", w.key, err)
+		w.err = w.b.writeError("write", w.key, w.written, int64(len(p)), err)
+		w.written += int64(n)
 		return n, w.err
 	}
+	w.written += int64(n)
 	return n, nil
+}
+
+// injected returns the error that the fault of the Writer's context
+// injects into op, if any.
+func (w *Writer) injected(op string, size int64) error {
+	if w.fault == nil {
+		return nil
+	}
+	return w.fault(op, w.key, size)
 }
 
 // Commit makes the blob visible under key, replacing any blob there, and
@@ -200,6 +218,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 func (w *Writer) Commit() error {
 	if err := w.check(); err != nil {
 		return err
+	}
+	if err := w.injected("commit", w.written); err != nil {
+		return w.fail("commit", err)
 	}
 	if w.f != nil {
 		if err := syncFileFunc(w.f); err != nil {
@@ -264,7 +285,7 @@ func (w *Writer) check() error {
 }
 
 func (w *Writer) fail(op string, err error) error {
-	w.err = w.b.errorf(op, w.key, err)
+	w.err = w.b.writeError(op, w.key, w.written, 0, err)
 	return w.err
 }
 
@@ -289,6 +310,25 @@ func (b *Bucket) syncDirs(dir string) error {
 		b.synced.Store(d, true)
 	}
 	return nil
+}
+
+// FaultFunc injects a fault into a Writer: called before each Write and
+// Commit with the operation ("write" or "commit"), the key, and the size
+// the blob would have after a Write (or has, at Commit), it returns the
+// error the operation then fails with as if the storage had returned it,
+// or nil to let it go ahead. A Write it fails writes nothing.
+type FaultFunc func(op, key string, size int64) error
+
+type faultKey struct{}
+
+// WithFault returns a context whose Writers (those NewWriter creates with
+// it, or a context derived from it) call fault: a test seam, so that tests
+// far from this package can fill the disk (syscall.ENOSPC) at the write
+// they choose, with everything else about the file system real. fault must
+// be safe for concurrent use, since a run writes from many goroutines.
+// Without it a Writer costs one context lookup at NewWriter.
+func WithFault(ctx context.Context, fault FaultFunc) context.Context {
+	return context.WithValue(ctx, faultKey{}, fault)
 }
 
 // syncFileFunc makes a file's contents durable, and syncDirFunc a
@@ -367,14 +407,52 @@ func (b *Bucket) where(key string) string {
 	return strings.TrimSuffix(b.name, "/") + "/" + key
 }
 
+// WriteError reports a blob that could not be created, written or
+// committed, with how much of it was written: enough for a caller to tell
+// a user which disk filled up and by how much it fell short. It wraps the
+// cause like every error of the package (syscall.ENOSPC for a full disk).
+type WriteError struct {
+	Op     string // "create", "write" or "commit"
+	Bucket string // the bucket: its directory, or its URL without credentials
+	Path   string // the blob: its file in a file bucket, else the bucket's URL and key
+	// Written is the bytes of the blob written before the failure, and
+	// Refused the bytes of the Write that failed (0 for create and commit,
+	// which fail with all of Written still to be made durable).
+	Written, Refused int64
+	Err              error
+}
+
+func (e *WriteError) Error() string {
+	switch e.Op {
+	case "write":
+		return fmt.Sprintf("blobs: write %s (%d bytes written, %d more refused): %v", e.Path, e.Written, e.Refused, e.Err)
+	case "commit":
+		return fmt.Sprintf("blobs: commit %s (%d bytes): %v", e.Path, e.Written, e.Err)
+	}
+	return fmt.Sprintf("blobs: %s %s: %v", e.Op, e.Path, e.Err)
+}
+
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// writeError is a *WriteError of op on key, like errorf's.
+func (b *Bucket) writeError(op, key string, written, refused int64, err error) error {
+	return &WriteError{Op: op, Bucket: b.name, Path: b.where(key), Written: written, Refused: refused, Err: opCause(err)}
+}
+
 // errorf reports that op failed on key. The error wraps the cause and, if
 // the driver says the key is missing, fs.ErrNotExist.
 func (b *Bucket) errorf(op, key string, err error) error {
+	return fmt.Errorf("blobs: %s %s: %w", op, b.where(key), opCause(err))
+}
+
+// opCause is the cause of a failed operation: see cause; a key the driver
+// says is missing wraps fs.ErrNotExist.
+func opCause(err error) error {
 	c := cause(err)
 	if gcerrors.Code(err) == gcerrors.NotFound && !errors.Is(c, fs.ErrNotExist) {
 		c = fs.ErrNotExist
 	}
-	return fmt.Errorf("blobs: %s %s: %w", op, b.where(key), c)
+	return c
 }
 
 // cause returns err, an error of package blob or os, without gocloud's

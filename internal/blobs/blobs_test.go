@@ -330,8 +330,9 @@ func TestWriter_ENOSPC(t *testing.T) {
 	if err == nil {
 		err = w.Commit()
 	}
-	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), testKey) {
-		t.Errorf("writing 128 KiB to a 64 KiB file system: %v, want ENOSPC naming %s", err, testKey)
+	var werr *blobs.WriteError
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), testKey) || !errors.As(err, &werr) || werr.Bucket != dir || werr.Written == 0 {
+		t.Errorf("writing 128 KiB to a 64 KiB file system: %v, want a *WriteError wrapping ENOSPC, naming %s and the bytes written", err, testKey)
 	}
 	if err := w.Commit(); err == nil {
 		t.Error("Commit after a failed Write succeeded")
@@ -341,6 +342,59 @@ func TestWriter_ENOSPC(t *testing.T) {
 	}
 	if names := files(t, dir); len(names) != 0 {
 		t.Errorf("after Abort, the file system holds %q", names)
+	}
+}
+
+// TestWriter_Fault: a fault injected through the context fails the Write
+// or Commit it names like the storage would, the error says how much of
+// the blob was written, and Abort leaves nothing.
+func TestWriter_Fault(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		op                   string
+		want                 string
+		wantWritten, refused int64
+	}{
+		{"write", "(8192 bytes written, 4096 more refused): no space left on device", 8192, 4096},
+		{"commit", "(12288 bytes): no space left on device", 12288, 0},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t)
+			ctx := blobs.WithFault(context.Background(), func(op, key string, size int64) error {
+				if op == tc.op && key == testKey && size > 8192 {
+					return syscall.ENOSPC
+				}
+				return nil
+			})
+			w, err := tb.bucket.NewWriter(ctx, testKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chunk := bytes.Repeat([]byte("x"), 4096)
+			for range 3 {
+				if _, err = w.Write(chunk); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				err = w.Commit()
+			}
+			var werr *blobs.WriteError
+			if !errors.As(err, &werr) || !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("%s with an injected ENOSPC = %v, want a *WriteError wrapping it", tc.op, err)
+			}
+			if werr.Op != tc.op || werr.Bucket != tb.dir || werr.Written != tc.wantWritten || werr.Refused != tc.refused ||
+				err.Error() != "blobs: "+tc.op+" "+filepath.Join(tb.dir, testKey)+" "+tc.want {
+				t.Errorf("error = %q %+v, want op %s, bucket %s, %d written, %d refused", err, werr, tc.op, tb.dir, tc.wantWritten, tc.refused)
+			}
+			if err := w.Abort(); err != nil {
+				t.Fatal(err)
+			}
+			if names := files(t, tb.dir); len(names) != 0 {
+				t.Errorf("after Abort, the bucket holds %q", names)
+			}
+		})
 	}
 }
 

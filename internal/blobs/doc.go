@@ -55,6 +55,13 @@
 // whole URL, its password and every query value (drivers take keys and
 // tokens there) are masked, by internal/redact as everywhere in mr.
 //
+// A failed create, Write or Commit is a *WriteError, which also names the
+// bucket and says how many bytes of the blob were written and how many a
+// failed Write still had to write, so that the engine can turn a full disk
+// into a message naming the directory that filled up and what to do.
+// WithFault injects such a failure, for tests that fill the disk at a
+// chosen write of a whole run without a tiny file system.
+//
 // Other schemes (s3://, gs://, azblob://) go through blob.OpenBucket with
 // the drivers the importing binary links in. Their Commit is the driver's
 // Close: the object becomes visible whole, and is durable when the service
