@@ -95,7 +95,7 @@ func demo(c *cli.Context, args []string) error {
 
 	cfg.Fresh = !seeded
 	url := "sqlite:" + db
-	if _, err := execute(ctx, out, c.App.ErrWriter, jobCommand{def: def, sourceURL: url, sinkURL: url, cfg: cfg}, false); err != nil {
+	if _, err := execute(ctx, out, c.App.ErrWriter, jobCommand{def: def, sourceURL: url, sinkURL: url, cfg: cfg, resume: resumeCommand(c)}, false); err != nil {
 		return err
 	}
 	return printTop(ctx, out, db, output, demoTopRows)

@@ -86,7 +86,7 @@ func replayFlags() []cli.Flag {
 		Usage: "replay the run of mr rollup with this query (the argument) and these flags"})
 	for _, f := range runCommand().Flags {
 		switch f.Names()[0] {
-		case "explain", "fresh":
+		case "explain", "fresh", "metrics-addr":
 		default:
 			flags = append(flags, f)
 		}
