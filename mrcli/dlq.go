@@ -112,7 +112,7 @@ func dlqReplay(c *cli.Context, args []string) (err error) {
 	defer func() { err = errors.Join(err, closeEnds()) }()
 	cfg := job.cfg
 	limitHeap(cfg.Memory)
-	prog, log := newProgress(c.App.ErrWriter)
+	prog, log := newProgress(c.App.ErrWriter, job.logFormat)
 	cfg.Logger, cfg.Progress = log, prog
 	res, err := mapreduce.Replay(c.Context, job.def, src, sink, cfg)
 	prog.Close(err)

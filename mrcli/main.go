@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"regexp"
@@ -51,19 +52,25 @@ func Run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	app.Metadata = map[string]any{argsKey: args}
 	err := app.RunContext(ctx, args)
 	var usage *usageError
+	code, prefix := ExitFailed, ""
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &usage):
-		fmt.Fprintf(errOut, "mr: %v\n", err)
-		return ExitUsage
+		code = ExitUsage
 	case errors.Is(err, mapreduce.ErrFailureRate):
-		fmt.Fprintf(errOut, "mr: ALERT: %v\n", err)
-		return ExitAlert
-	default:
-		fmt.Fprintf(errOut, "mr: %v\n", err)
-		return ExitFailed
+		code, prefix = ExitAlert, "ALERT: "
 	}
+	if app.Metadata[logFormatKey] == logJSON { // stderr holds JSON lines only
+		level := slog.LevelError
+		if code == ExitAlert {
+			level = slog.LevelWarn
+		}
+		newLogger(errOut, logJSON, level).Log(ctx, level, prefix+err.Error(), "exit", code)
+		return code
+	}
+	fmt.Fprintf(errOut, "mr: %s%v\n", prefix, err)
+	return code
 }
 
 // argsKey keys the command line in the app's Metadata, for the commands

@@ -67,6 +67,7 @@ psql.`,
 			workdirFlag(),
 			&cli.BoolFlag{Name: "explain", Usage: "plan the run and print every partition with its estimated rows, without running it", DisableDefaultText: true},
 			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over; like every run, it replaces the output table, so groups of deleted rows go", DisableDefaultText: true},
+			logFormatFlag(),
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve the run's Prometheus metrics on http://`HOST:PORT`/metrics while it runs, e.g. :9464 (:0 picks a free port)"},
 			pluginFlag(),
 		},
@@ -109,6 +110,8 @@ type jobCommand struct {
 	resume string
 	// help is the command line that shows the command's help.
 	help string
+	// logFormat is --log-format: logText or logJSON.
+	logFormat string
 }
 
 // parseJobCommand reads JOB and the run flags of mr <name> (run, dlq
@@ -137,11 +140,14 @@ func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, er
 }
 
 // runFlags reads the flags that a run's command has beyond what names the
-// run: --metrics-addr (mr run and mr rollup only), and the command line
-// that resumes it.
-func (job *jobCommand) runFlags(c *cli.Context) error {
+// run: --log-format, --metrics-addr (mr run and mr rollup only), and the
+// command line that resumes it.
+func (job *jobCommand) runFlags(c *cli.Context) (err error) {
 	job.help = helpHint(c)
 	job.resume = resumeCommand(c)
+	if job.logFormat, err = setLogFormat(c); err != nil {
+		return err
+	}
 	addr := c.String("metrics-addr")
 	if addr == "" {
 		return nil
@@ -244,7 +250,7 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	defer func() { err = errors.Join(err, closeEnds()) }()
 
 	cfg := job.cfg
-	prog, log := newProgress(errOut)
+	prog, log := newProgress(errOut, job.logFormat)
 	cfg.Logger = log
 	if explain {
 		err := explainRun(ctx, out, job.def, src, sink, cfg)
@@ -259,6 +265,7 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 		return mapreduce.Summary{}, err
 	}
 	defer closeInto(&err, runner)
+	prog.Stats(runner.Stats)
 	finished, err := finishedAt(ctx, cfg, runner)
 	if err != nil {
 		prog.Close(err)
