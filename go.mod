@@ -21,6 +21,7 @@ require (
 	go.uber.org/goleak v1.3.0
 	gocloud.dev v0.47.0
 	golang.org/x/sync v0.25.0
+	golang.org/x/term v0.47.0
 	modernc.org/sqlite v1.62.0
 )
 

@@ -41,6 +41,7 @@ rows. Running it again reuses the rows and resumes the run.`,
 			&cli.StringFlag{Name: "db", Value: "mr-demo.db", Usage: "SQLite `FILE` to seed and write to"},
 			workdirFlag(),
 			workersFlag(),
+			logFormatFlag(),
 		},
 		Action: action(demo),
 	}
@@ -62,6 +63,10 @@ func demo(c *cli.Context, args []string) error {
 		return usagef("mr demo --help", "--db must name a file")
 	}
 	// Checked before seeding, which takes seconds for a million rows.
+	format, err := setLogFormat(c)
+	if err != nil {
+		return err
+	}
 	cfg := mapreduce.DefaultConfig()
 	cfg.Workdir, cfg.Workers = c.String("workdir"), c.Int("workers")
 	if err := cfg.Validate(); err != nil {
@@ -95,7 +100,7 @@ func demo(c *cli.Context, args []string) error {
 
 	cfg.Fresh = !seeded
 	url := "sqlite:" + db
-	if _, err := execute(ctx, out, c.App.ErrWriter, jobCommand{def: def, sourceURL: url, sinkURL: url, cfg: cfg}, false); err != nil {
+	if _, err := execute(ctx, out, c.App.ErrWriter, jobCommand{def: def, sourceURL: url, sinkURL: url, cfg: cfg, resume: resumeCommand(c), logFormat: format}, false); err != nil {
 		return err
 	}
 	return printTop(ctx, out, db, output, demoTopRows)

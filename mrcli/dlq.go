@@ -86,7 +86,7 @@ func replayFlags() []cli.Flag {
 		Usage: "replay the run of mr rollup with this query (the argument) and these flags"})
 	for _, f := range runCommand().Flags {
 		switch f.Names()[0] {
-		case "explain", "fresh":
+		case "explain", "fresh", "metrics-addr":
 		default:
 			flags = append(flags, f)
 		}
@@ -112,7 +112,7 @@ func dlqReplay(c *cli.Context, args []string) (err error) {
 	defer func() { err = errors.Join(err, closeEnds()) }()
 	cfg := job.cfg
 	limitHeap(cfg.Memory)
-	prog, log := newProgress(c.App.ErrWriter)
+	prog, log := newProgress(c.App.ErrWriter, job.logFormat)
 	cfg.Logger, cfg.Progress = log, prog
 	res, err := mapreduce.Replay(c.Context, job.def, src, sink, cfg)
 	prog.Close(err)

@@ -14,7 +14,10 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/mrengine/mr/internal/dburl"
+	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/mapreduce"
+	"github.com/mrengine/mr/sinks"
 )
 
 func gcCommand() *cli.Command {
@@ -29,8 +32,11 @@ are kept whatever their age, since they resume, and so is a run that
 another process has open. With --dry-run, lists what would go and removes
 nothing.
 
-The sink's commit table mr_bucket_commits keeps the rows of removed runs,
-one per bucket under the COMMIT shown: mr gc does not remove them yet.`,
+It also removes what the sink recorded of each removed run: its rows of
+mr_bucket_commits (one per bucket, under the COMMIT shown, and under
+COMMIT.replayN for each mr dlq replay) and a claim on its output table in
+mr_table_owners it left. A sink it cannot reach is reported and skipped:
+the run's state is removed all the same, and its records there stay.`,
 		Flags: []cli.Flag{
 			workdirFlag(),
 			&cli.StringFlag{Name: "older-than", Value: "7d", Usage: "remove done runs whose last commit is older than `AGE`: 7d, 36h, 90m; 0 for every done run"},
@@ -70,7 +76,11 @@ func gc(c *cli.Context, args []string) error {
 		}
 		removed = append(removed, e)
 	}
-	return printGC(c.App.Writer, removed, kept, now, c.String("older-than"), dry)
+	if err := printGC(c.App.Writer, removed, kept, now, c.String("older-than"), dry); err != nil || dry {
+		return err
+	}
+	forgetRuns(c.Context, c.App.Writer, c.App.ErrWriter, removed)
+	return nil
 }
 
 // keptRuns counts the runs mr gc leaves, by reason.
@@ -174,4 +184,84 @@ func parseAge(s string) (time.Duration, error) {
 		return 0, errors.New("an age cannot be negative")
 	}
 	return d, nil
+}
+
+// forgetter is a sink that can remove what it records of a run: see
+// sinks.SQLite.Forget and sinks.Postgres.Forget.
+type forgetter interface {
+	Forget(ctx context.Context, table, run, commit string) (int64, error)
+}
+
+// forgetTimeout bounds the time mr gc spends on one sink, connecting
+// included: a sink that does not answer must not keep it from finishing,
+// since the run state is removed already.
+const forgetTimeout = 30 * time.Second
+
+// forgetRuns asks the sink of each removed run to forget it, and prints
+// how many commit records each sink removed. A sink that is gone (a
+// deleted SQLite file, which opening would create again, or a server that
+// does not answer) or fails is reported on errOut with the SQL that
+// removes the records by hand, and the others go on: the run state is
+// what mr gc is for, and it is removed already.
+func forgetRuns(ctx context.Context, out, errOut io.Writer, removed []runEntry) {
+	bySink := map[string][]*mapreduce.Plan{}
+	var order []string
+	for _, e := range removed {
+		p := e.info.Plan
+		if bySink[p.Sink] == nil {
+			order = append(order, p.Sink)
+		}
+		bySink[p.Sink] = append(bySink[p.Sink], p)
+	}
+	for _, url := range order {
+		plans := bySink[url]
+		n, err := forgetIn(ctx, url, plans)
+		if err != nil {
+			fmt.Fprintf(errOut, "mr gc: warning: %v; the records of %d removed %s stay there: %s\n",
+				err, len(plans), plural(len(plans), "run", "runs"), forgetSQL(plans))
+			continue
+		}
+		fmt.Fprintf(out, "forgot %d bucket %s of %d %s in %s\n", n, plural(int(n), "commit", "commits"),
+			len(plans), plural(len(plans), "run", "runs"), pg.Redact(url))
+	}
+}
+
+// forgetIn forgets plans' runs in the sink at url, returning the commit
+// records removed.
+func forgetIn(ctx context.Context, url string, plans []*mapreduce.Plan) (n int64, err error) {
+	if kind, path, perr := dburl.Parse(url); perr == nil && kind == dburl.SQLite {
+		if _, err := os.Stat(path); err != nil {
+			return 0, fmt.Errorf("sink %s is gone (%w)", url, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, forgetTimeout)
+	defer cancel()
+	sink, err := sinks.Open(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("cannot open sink %s: %w", pg.Redact(url), err)
+	}
+	defer closeInto(&err, sink)
+	f, ok := sink.(forgetter)
+	if !ok {
+		return 0, fmt.Errorf("sink %s cannot forget runs", pg.Redact(url))
+	}
+	for _, p := range plans {
+		m, err := f.Forget(ctx, p.OutputTable, p.RunID, p.Commit)
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// forgetSQL is what removes plans' commit records by hand.
+func forgetSQL(plans []*mapreduce.Plan) string {
+	var keys []string
+	for _, p := range plans {
+		c := strings.ReplaceAll(p.Commit, "'", "''")
+		pattern := strings.NewReplacer(`\`, `\\`, "_", `\_`, "%", `\%`).Replace(c) + ".replay%"
+		keys = append(keys, fmt.Sprintf(`commit_key = '%s' OR commit_key LIKE '%s' ESCAPE '\'`, c, pattern))
+	}
+	return "DELETE FROM mr_bucket_commits WHERE " + strings.Join(keys, " OR ")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"regexp"
@@ -47,21 +48,68 @@ func Main() {
 // is the only place where errors become exit codes; the error itself is
 // printed on errOut.
 func Run(ctx context.Context, args []string, out, errOut io.Writer) int {
-	err := NewApp(out, errOut).RunContext(ctx, args)
+	app := NewApp(out, errOut)
+	app.Metadata = map[string]any{argsKey: args}
+	err := app.RunContext(ctx, args)
 	var usage *usageError
+	code, prefix := ExitFailed, ""
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &usage):
-		fmt.Fprintf(errOut, "mr: %v\n", err)
-		return ExitUsage
+		code = ExitUsage
 	case errors.Is(err, mapreduce.ErrFailureRate):
-		fmt.Fprintf(errOut, "mr: ALERT: %v\n", err)
-		return ExitAlert
-	default:
-		fmt.Fprintf(errOut, "mr: %v\n", err)
-		return ExitFailed
+		code, prefix = ExitAlert, "ALERT: "
 	}
+	if app.Metadata[logFormatKey] == logJSON { // stderr holds JSON lines only
+		level := slog.LevelError
+		if code == ExitAlert {
+			level = slog.LevelWarn
+		}
+		newLogger(errOut, logJSON, level).Log(ctx, level, prefix+err.Error(), "exit", code)
+		return code
+	}
+	fmt.Fprintf(errOut, "mr: %s%v\n", prefix, err)
+	return code
+}
+
+// argsKey keys the command line in the app's Metadata, for the commands
+// that print it back (see resumeCommand).
+const argsKey = "args"
+
+// resumeCommand is the command line that resumes the run c's command
+// starts after an interruption, quoted for a POSIX shell: the one given,
+// without --fresh, which would discard what the interrupted run
+// committed. It is "" for an app run without Run, which knows no
+// command line.
+func resumeCommand(c *cli.Context) string {
+	args, _ := c.App.Metadata[argsKey].([]string)
+	var words []string
+	for i, arg := range args {
+		if arg == "--" { // the rest are arguments, never flags
+			for _, a := range args[i:] {
+				words = append(words, shellQuote(a))
+			}
+			break
+		}
+		if name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "="); i > 0 && strings.HasPrefix(arg, "-") && name == "fresh" {
+			continue
+		}
+		words = append(words, shellQuote(arg))
+	}
+	return strings.Join(words, " ")
+}
+
+// shellSafe matches the words a POSIX shell reads as they are.
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
+
+// shellQuote quotes s for a POSIX shell: as it is if it is safe, else in
+// single quotes, closing them around each quote it holds (written \').
+func shellQuote(s string) string {
+	if shellSafe.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // NewApp builds the mr command line. Its commands return errors rather

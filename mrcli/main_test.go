@@ -114,7 +114,11 @@ func TestRun_UsageErrors(t *testing.T) {
 		{"UnknownFlagBeforeJob", []string{"run", "--bogus", "daily_rollup"}},
 		{"FlagWithoutValue", []string{"run", "daily_rollup", "--source"}},
 		{"DemoRows", []string{"demo", "--rows", "0"}},
+		{"MetricsAddrNoColon", []string{"run", "daily_rollup", "--source", "events.db", "--metrics-addr", "9464"}},
+		{"RollupMetricsAddrBadPort", []string{"rollup", "--source", "events.db", "--into", "t", "--metrics-addr", "localhost:http", "SELECT k, count(*) FROM t GROUP BY 1"}},
 		{"StatusUnknownRun", []string{"status", "nope", "--workdir", "testdata/no-workdir"}},
+		{"StatusWatchWithoutRun", []string{"status", "--watch", "--workdir", "testdata/no-workdir"}},
+		{"StatusWatchZeroInterval", []string{"status", "r", "--watch", "--interval", "0s", "--workdir", "testdata/no-workdir"}},
 		{"DLQShowWithoutRun", []string{"dlq", "show", "--workdir", "testdata/no-workdir"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package mrcli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/urfave/cli/v2"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 
 	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/mapreduce"
@@ -23,6 +26,9 @@ import (
 // with the run's error.
 type progress interface {
 	mapreduce.Progress
+	// Stats gives the runner's counters, for what Progress calls do not
+	// carry (failed rows), once the runner exists.
+	Stats(stats func() mapreduce.Stats)
 	Close(err error)
 }
 
@@ -30,48 +36,172 @@ type progress interface {
 // to see a run move, rarely enough to keep a long run's log short.
 const logEvery = 5 * time.Second
 
-// newProgress returns how a run reports to errOut, and the logger for the
-// engine's log lines. On a terminal: a progress bar per phase, and only
-// warnings logged (the bars say the rest). Elsewhere (a pipe, a file, CI):
-// log lines, a few per phase.
-func newProgress(errOut io.Writer) (progress, *slog.Logger) {
-	if f, ok := errOut.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
-		log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		return newBars(errOut), log
+// Log formats (--log-format).
+const (
+	logText = "text"
+	logJSON = "json"
+)
+
+// logFormatFlag is --log-format, of the commands that run a job.
+func logFormatFlag() cli.Flag {
+	return &cli.StringFlag{Name: "log-format", Value: logText, Usage: "write log lines as `FORMAT`: text (key=value) or json (one object per line, and no progress bars)"}
+}
+
+// logFormatKey keys the log format in the app's Metadata, for Run, which
+// writes the final error line in it.
+const logFormatKey = "log-format"
+
+// setLogFormat returns c's --log-format, checked, and records it for Run;
+// a command without the flag logs text.
+func setLogFormat(c *cli.Context) (string, error) {
+	switch f := cmp.Or(c.String("log-format"), logText); f {
+	case logText, logJSON:
+		if c.App.Metadata != nil {
+			c.App.Metadata[logFormatKey] = f
+		}
+		return f, nil
+	default:
+		return "", usagef(helpHint(c), "invalid --log-format %q: want text or json", f)
 	}
-	log := slog.New(slog.NewTextHandler(errOut, nil))
+}
+
+// newLogger returns a logger writing format (logText or logJSON) to w at
+// level and above.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == logJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// newProgress returns how a run reports to errOut, and the logger for the
+// engine's log lines, in format. On a terminal that bars fit (see
+// barsFit), with text logs: a progress bar per phase, and only warnings
+// logged (the bars say the rest). Elsewhere (a pipe, a file, CI, a
+// terminal that reports no size) and with JSON logs, which are for
+// programs: log lines, a few per phase.
+func newProgress(errOut io.Writer, format string) (progress, *slog.Logger) {
+	if format != logJSON && barsFit(errOut) {
+		return newBars(errOut), newLogger(errOut, format, slog.LevelWarn)
+	}
+	log := newLogger(errOut, format, slog.LevelInfo)
 	return &logLines{log: log, every: logEvery, phases: map[string]*phaseLog{}}, log
+}
+
+// barsFit reports whether w is a terminal that progress bars can redraw:
+// see useBars.
+func barsFit(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	tty := isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+	width, height, err := 0, 0, error(nil)
+	if tty {
+		width, height, err = term.GetSize(int(f.Fd()))
+	}
+	return useBars(tty, os.Getenv("TERM"), width, height, err)
+}
+
+// useBars decides between bars and log lines. Bars redraw their lines in
+// place with ANSI cursor moves sized to the terminal: they need a
+// terminal that understands them (not TERM=dumb, as Emacs shells and some
+// CI runners set) and reports its size. A pseudo-terminal that reports 0
+// by 0 (a container started without a window size, script(1) under some
+// CI) or whose size cannot be read would get bars drawn at a guessed width,
+// wrapped and never erased, so it gets log lines.
+func useBars(tty bool, termEnv string, width, height int, sizeErr error) bool {
+	return tty && termEnv != "dumb" && sizeErr == nil && width > 0 && height > 0
 }
 
 // units names what each phase counts.
 var units = map[string]string{mapreduce.PhaseMap: "rows", mapreduce.PhaseReduce: "buckets"}
 
-// bars shows one mpb progress bar per phase.
+// bars shows one mpb progress bar per phase: done / total, percentage,
+// this attempt's rate, elapsed time, ETA, and for the map phase the rows
+// failed so far.
 type bars struct {
-	p    *mpb.Progress
-	mu   sync.Mutex
-	bars map[string]*mpb.Bar
+	p     *mpb.Progress
+	stats atomic.Pointer[func() mapreduce.Stats]
+	mu    sync.Mutex
+	bars  map[string]*mpb.Bar
 }
 
-func newBars(w io.Writer) *bars {
-	return &bars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40)), bars: map[string]*mpb.Bar{}}
+// newBars returns bars drawn on w, with extra options (tests draw on a
+// buffer, which mpb leaves blank unless told to refresh it).
+func newBars(w io.Writer, opts ...mpb.ContainerOption) *bars {
+	opts = append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(40)}, opts...)
+	return &bars{p: mpb.New(opts...), bars: map[string]*mpb.Bar{}}
+}
+
+func (b *bars) Stats(stats func() mapreduce.Stats) { b.stats.Store(&stats) }
+
+// failed is the map bar's failed rows decorator.
+func (b *bars) failed(decor.Statistics) string {
+	stats := b.stats.Load()
+	if stats == nil {
+		return ""
+	}
+	return fmt.Sprintf(" %d failed", (*stats)().Failed)
 }
 
 func (b *bars) Start(phase string, total, done int64) {
+	pace := newPace(phase, done, time.Now())
+	appended := []decor.Decorator{
+		decor.Percentage(decor.WC{W: 5}),
+		decor.Any(pace.rate, decor.WC{W: 15}),
+		decor.Elapsed(decor.ET_STYLE_GO, decor.WC{W: 8}),
+		decor.OnComplete(decor.Any(pace.eta, decor.WC{W: 10}), "      done"),
+	}
+	if phase == mapreduce.PhaseMap {
+		appended = append(appended, decor.Any(b.failed, decor.WC{W: 13}))
+	}
 	bar := b.p.New(total, mpb.BarStyle(),
 		mpb.PrependDecorators(
 			decor.Name(fmt.Sprintf("%-6s", phase)),
 			decor.CountersNoUnit("%d / %d "+units[phase], decor.WCSyncWidth),
 		),
-		mpb.AppendDecorators(
-			decor.Percentage(decor.WC{W: 5}),
-			decor.OnComplete(decor.AverageETA(decor.ET_STYLE_GO, decor.WC{W: 8}), "  done"),
-		),
+		mpb.AppendDecorators(appended...),
 	)
 	bar.SetCurrent(done)
 	b.mu.Lock()
 	b.bars[phase] = bar
 	b.mu.Unlock()
+}
+
+// pace computes a bar's rate and ETA from the work of this attempt only:
+// what earlier attempts did (the bar's start) took no time now, and
+// counting it would promise a resumed run an end it will not keep.
+type pace struct {
+	unit  string
+	done  int64 // at the start
+	start time.Time
+}
+
+func newPace(phase string, done int64, start time.Time) *pace {
+	return &pace{unit: units[phase], done: done, start: start}
+}
+
+// perSecond is the rate at current, or 0 before any work.
+func (p *pace) perSecond(current int64) float64 {
+	secs := time.Since(p.start).Seconds()
+	if secs <= 0 || current <= p.done {
+		return 0
+	}
+	return float64(current-p.done) / secs
+}
+
+func (p *pace) rate(s decor.Statistics) string {
+	return fmt.Sprintf(" %.0f %s/s", p.perSecond(s.Current), p.unit)
+}
+
+func (p *pace) eta(s decor.Statistics) string {
+	r := p.perSecond(s.Current)
+	if r <= 0 || s.Total <= s.Current {
+		return " ETA -"
+	}
+	return " ETA " + time.Duration(float64(s.Total-s.Current)/r*float64(time.Second)).Round(time.Second).String()
 }
 
 func (b *bars) bar(phase string) *mpb.Bar {
@@ -167,6 +297,10 @@ func (l *logLines) Finish(phase string) {
 }
 
 func (l *logLines) Close(error) {}
+
+// Stats is a no-op: log lines count what Progress tells them, and the
+// summary line has the failed rows.
+func (l *logLines) Stats(func() mapreduce.Stats) {}
 
 func percent(done, total int64) float64 {
 	if total <= 0 {

@@ -101,6 +101,9 @@ func parseRollupCommand(c *cli.Context, args []string) (jobCommand, *rollup.Plan
 	if job.cfg, err = runConfig(c); err != nil {
 		return jobCommand{}, nil, err
 	}
+	if err := job.runFlags(c); err != nil {
+		return jobCommand{}, nil, err
+	}
 	mode := rollup.PushDownMode(c.String("push-down"))
 	switch mode {
 	case rollup.PushDownAuto, rollup.PushDownOn, rollup.PushDownOff:

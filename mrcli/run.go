@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/mrengine/mr/internal/metrics"
 	"github.com/mrengine/mr/internal/pg"
 	"github.com/mrengine/mr/internal/redact"
 	"github.com/mrengine/mr/jobs"
@@ -36,7 +39,9 @@ the old table until then.
 
 A run is resumable: its state lives in --workdir, and running the same
 command again after a failure, a crash or Ctrl-C resumes it from its
-checkpoints. Rows whose map fails go to the run's dead-letter queue
+checkpoints. Ctrl-C (SIGINT) or SIGTERM stops the run, prints its summary
+and the command that resumes it, and exits 1; a second one stops mr at
+once. Rows whose map fails go to the run's dead-letter queue
 (mr dlq list). Exit codes: 0 done, 1 failed (resumable), 2 usage error,
 3 done but more rows failed than --max-failure-rate.
 
@@ -62,6 +67,8 @@ psql.`,
 			workdirFlag(),
 			&cli.BoolFlag{Name: "explain", Usage: "plan the run and print every partition with its estimated rows, without running it", DisableDefaultText: true},
 			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over; like every run, it replaces the output table, so groups of deleted rows go", DisableDefaultText: true},
+			logFormatFlag(),
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve the run's Prometheus metrics on http://`HOST:PORT`/metrics while it runs, e.g. :9464 (:0 picks a free port)"},
 			pluginFlag(),
 		},
 		Action: action(runJob),
@@ -95,6 +102,16 @@ type jobCommand struct {
 	// freshHint tells how to recompute a run that is complete; empty
 	// where the command cannot (mr demo).
 	freshHint string
+	// metricsAddr is where to serve the run's metrics (--metrics-addr),
+	// "" for nowhere.
+	metricsAddr string
+	// resume is the command line that resumes the run after an
+	// interruption: the one that started it, without --fresh.
+	resume string
+	// help is the command line that shows the command's help.
+	help string
+	// logFormat is --log-format: logText or logJSON.
+	logFormat string
 }
 
 // parseJobCommand reads JOB and the run flags of mr <name> (run, dlq
@@ -116,8 +133,35 @@ func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, er
 	}
 	job := ends(c)
 	job.def = def
-	job.cfg, err = runConfig(c)
-	return job, err
+	if job.cfg, err = runConfig(c); err != nil {
+		return jobCommand{}, err
+	}
+	return job, job.runFlags(c)
+}
+
+// runFlags reads the flags that a run's command has beyond what names the
+// run: --log-format, --metrics-addr (mr run and mr rollup only), and the
+// command line that resumes it.
+func (job *jobCommand) runFlags(c *cli.Context) (err error) {
+	job.help = helpHint(c)
+	job.resume = resumeCommand(c)
+	if job.logFormat, err = setLogFormat(c); err != nil {
+		return err
+	}
+	addr := c.String("metrics-addr")
+	if addr == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || !isPort(port) {
+		return usagef(job.help, "invalid --metrics-addr %q: want HOST:PORT, e.g. :9464, 127.0.0.1:9464, or :0 for a free port", addr)
+	}
+	job.metricsAddr = addr
+	return nil
+}
+
+func isPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
 }
 
 // ends returns the databases that c's --source and --sink name. Without
@@ -206,7 +250,7 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	defer func() { err = errors.Join(err, closeEnds()) }()
 
 	cfg := job.cfg
-	prog, log := newProgress(errOut)
+	prog, log := newProgress(errOut, job.logFormat)
 	cfg.Logger = log
 	if explain {
 		err := explainRun(ctx, out, job.def, src, sink, cfg)
@@ -221,6 +265,7 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 		return mapreduce.Summary{}, err
 	}
 	defer closeInto(&err, runner)
+	prog.Stats(runner.Stats)
 	finished, err := finishedAt(ctx, cfg, runner)
 	if err != nil {
 		prog.Close(err)
@@ -228,6 +273,15 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	}
 	if finished.IsZero() {
 		printPlan(out, runner.Plan(), runner.Resumed(), planLines)
+	}
+	if job.metricsAddr != "" {
+		addr, stopMetrics, serr := metrics.Serve(ctx, job.metricsAddr, metrics.NewRegistry(runner.Stats))
+		if serr != nil {
+			prog.Close(serr)
+			return mapreduce.Summary{}, usagef(job.help, "--metrics-addr %s: %v; choose another address, or :0 for a free port", job.metricsAddr, serr)
+		}
+		defer func() { err = errors.Join(err, stopMetrics()) }()
+		fmt.Fprintf(out, "metrics http://%s/metrics\n", addr)
 	}
 	// A complete run runs too: it reads no row and applies no bucket, but
 	// it swaps the output table in if a crash came between the last
@@ -249,6 +303,8 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 		return sum, err
 	case sum.RunID == "":
 		return sum, err
+	case ctx.Err() != nil && job.resume != "":
+		return sum, fmt.Errorf("run %s interrupted; resume it with:\n  %s", sum.RunID, job.resume)
 	case ctx.Err() != nil:
 		return sum, fmt.Errorf("run %s interrupted: run the same command again to resume it", sum.RunID)
 	default:

@@ -140,7 +140,7 @@ func TestRun_Interrupted(t *testing.T) {
 			if code := Run(ctx, args, &out, errOut); code != ExitFailed {
 				t.Fatalf("interrupted run: exit %d, want %d; stderr:\n%s", code, ExitFailed, errOut.buf.String())
 			}
-			if !strings.Contains(errOut.buf.String(), "interrupted: run the same command again to resume it") {
+			if !strings.Contains(errOut.buf.String(), " interrupted; resume it with:\n  "+strings.Join(args, " ")+"\n") {
 				t.Errorf("interrupted run: stderr lacks the hint:\n%s", errOut.buf.String())
 			}
 

@@ -1,6 +1,7 @@
 package mrcli
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mrengine/mr/internal/eventgen"
+	"github.com/mrengine/mr/internal/pgtest"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -152,10 +154,39 @@ func TestGC(t *testing.T) {
 		}
 	}
 
+	commits := func() int {
+		t.Helper()
+		db, err := sql.Open("sqlite", source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM mr_bucket_commits WHERE commit_key LIKE ?`, doneID+".%").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := commits(); n != 4 { // 2 buckets, the staging table, the swap
+		t.Fatalf("before gc the sink holds %d commit records of the done run, want 4", n)
+	}
 	r := runMR(t, "gc", "--older-than", "0", "--workdir", workdir)
-	want := regexp.MustCompile(listing.String() + `removed 1 run \([0-9.]+ KiB\); kept 1 not done, 0 done within 0\n$`)
-	if r.code != ExitOK || !want.MatchString(r.stdout) {
-		t.Errorf("gc: exit %d, stdout:\n%s\nwant %s", r.code, r.stdout, want)
+	want := regexp.MustCompile(listing.String() + `removed 1 run \([0-9.]+ KiB\); kept 1 not done, 0 done within 0\n` +
+		`forgot 4 bucket commits of 1 run in sqlite:` + regexp.QuoteMeta(source) + `\n$`)
+	if r.code != ExitOK || r.stderr != "" || !want.MatchString(r.stdout) {
+		t.Errorf("gc: exit %d, stdout:\n%s\nwant %s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+	}
+	if n := commits(); n != 0 {
+		t.Errorf("after gc the sink holds %d commit records of the removed run", n)
+	}
+	db, err = sql.Open("sqlite", source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var groups int
+	if err := db.QueryRow(`SELECT count(*) FROM daily_rollup`).Scan(&groups); err != nil || groups == 0 {
+		t.Errorf("after gc the output table holds %d groups (%v), want it kept", groups, err)
 	}
 	if _, err := os.Stat(filepath.Join(workdir, doneID)); !os.IsNotExist(err) {
 		t.Errorf("gc left the done run %s: %v", doneID, err)
@@ -163,6 +194,79 @@ func TestGC(t *testing.T) {
 	runs := runMR(t, "runs", "--workdir", workdir)
 	if !strings.Contains(runs.stdout, stoppedID+"  daily_rollup  planned") || strings.Contains(runs.stdout, doneID) {
 		t.Errorf("after gc, mr runs:\n%s", runs.stdout)
+	}
+}
+
+// TestGC_Postgres removes a done run over PostgreSQL: its commit records
+// go from the sink, its output table stays, and the same command then
+// recomputes the run in full.
+func TestGC_Postgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	db := pgtest.PoolFor(t, dsn)
+	if err := eventgen.SeedPostgres(ctx, db, demoEvents(500), true); err != nil {
+		t.Fatal(err)
+	}
+	workdir := t.TempDir()
+	args := []string{"run", "daily_rollup", "--source", dsn, "--workdir", workdir, "--partitions", "2", "--buckets", "3"}
+	run := runMR(t, args...)
+	if run.code != ExitOK {
+		t.Fatalf("run: exit %d, stderr:\n%s", run.code, run.stderr)
+	}
+	id := runID(t, run.stdout)
+	commits := func() (n int) {
+		t.Helper()
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM mr_bucket_commits WHERE starts_with(commit_key, $1)`, id+".").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := commits(); n != 5 {
+		t.Fatalf("before gc the sink holds %d commit records of the run, want 5", n)
+	}
+	r := runMR(t, "gc", "--older-than", "0", "--workdir", workdir)
+	if r.code != ExitOK || r.stderr != "" || !regexp.MustCompile(`\nforgot 5 bucket commits of 1 run in postgres://`).MatchString(r.stdout) {
+		t.Fatalf("gc: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if n := commits(); n != 0 {
+		t.Errorf("after gc the sink holds %d commit records of the removed run", n)
+	}
+	var groups int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM daily_rollup`).Scan(&groups); err != nil || groups == 0 {
+		t.Errorf("after gc the output table holds %d groups (%v), want it kept", groups, err)
+	}
+	again := runMR(t, args...)
+	if again.code != ExitOK || !strings.Contains(again.stdout, "(new)") || !strings.Contains(again.stdout, " 0/3 buckets resumed") {
+		t.Errorf("the run after gc: exit %d, want a new run that applies every bucket; stdout:\n%s", again.code, again.stdout)
+	}
+}
+
+// TestGC_SinkGone removes a done run whose sink file was deleted: gc warns,
+// names the SQL that would remove the records, creates no file, and
+// removes the run state all the same.
+func TestGC_SinkGone(t *testing.T) {
+	t.Parallel()
+	source := seedEvents(t, eventgen.Config{Rows: 200, Seed: 5})
+	sink := filepath.Join(t.TempDir(), "out.db")
+	workdir := t.TempDir()
+	run := runMR(t, "run", "daily_rollup", "--source", source, "--sink", sink, "--workdir", workdir, "--partitions", "2", "--buckets", "2")
+	if run.code != ExitOK {
+		t.Fatalf("run: exit %d, stderr:\n%s", run.code, run.stderr)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(sink + suffix)
+	}
+	r := runMR(t, "gc", "--older-than", "0", "--workdir", workdir)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "removed 1 run") ||
+		!strings.Contains(r.stderr, "mr gc: warning: sink sqlite:"+sink+" is gone") || !strings.Contains(r.stderr, "DELETE FROM mr_bucket_commits WHERE commit_key = ") {
+		t.Fatalf("gc: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(sink); !os.IsNotExist(err) {
+		t.Errorf("gc created the deleted sink file again: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(workdir, runID(t, run.stdout))); !os.IsNotExist(err) {
+		t.Errorf("gc kept the run state of a run whose sink is gone: %v", err)
 	}
 }
 

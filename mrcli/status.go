@@ -18,7 +18,7 @@ import (
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
-		Usage:     "show the progress of the runs in a work directory",
+		Usage:     "show the progress of the runs in a work directory, or watch one",
 		ArgsUsage: "[RUN]",
 		Description: `Without RUN, lists the runs in --workdir with their partitions and buckets
 done. With RUN, shows each partition (cursor range, next cursor, rows read
@@ -32,14 +32,40 @@ With RUN and --json, the object is that run's, with two more fields:
   "bucket_states": [{"bucket", "done"}]
 
 lo and hi bound the partition's cursor range [lo, hi); next is the lowest
-cursor value it has not yet committed.`,
-		Flags:  []cli.Flag{workdirFlag(), jsonFlag("a table")},
+cursor value it has not yet committed.
+
+With RUN and --watch, shows the run again every --interval while another
+process runs it, until it is done: per phase the work done and planned
+(rows for map, buckets for reduce; the planned row count may be an
+estimate), the rate over the last 10 seconds and the time left at that
+rate, failed rows, bytes spilled, and each partition as done, the share
+of its cursor range committed, - (not started) or damaged (the next run
+maps it again). Only committed work counts: a map task's rows once its
+checkpoint has them. On a terminal each refresh draws over the last. It
+exits 0 once the run is done, 1 on Ctrl-C. With --json too, prints one
+compact JSON object per refresh, one per line: mr status RUN --json's,
+with
+
+  "time", "phase" (map, reduce, done), "bytes_spilled", "rate" (null
+  until known), "rate_unit" (rows/s or buckets/s), "eta_seconds" (null
+  until known), "partition_cells" (each partition as the text shows it)`,
+		Flags: []cli.Flag{workdirFlag(), jsonFlag("a table"),
+			&cli.BoolFlag{Name: "watch", Usage: "with RUN, refresh until the run is done (see above)", DisableDefaultText: true},
+			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "with --watch, refresh every `DURATION`"},
+		},
 		Action: action(status),
 	}
 }
 
 func status(c *cli.Context, args []string) error {
 	cfg := stateConfig(c)
+	watch := c.Bool("watch")
+	switch {
+	case watch && len(args) != 1:
+		return usagef("mr status --workdir "+cfg.Workdir, "mr status --watch watches one RUN, got %d arguments", len(args))
+	case watch && c.Duration("interval") <= 0:
+		return usagef("mr status --help", "--interval must be positive, got %s", c.Duration("interval"))
+	}
 	switch {
 	case len(args) == 0 && c.Bool("json"):
 		entries, err := listEntries(c.Context, cfg)
@@ -53,6 +79,9 @@ func status(c *cli.Context, args []string) error {
 		ri, err := inspectRun(c, cfg, args[0])
 		if err != nil {
 			return err
+		}
+		if watch {
+			return watchStatus(c.Context, c.App.Writer, cfg, ri, c.Duration("interval"), c.Bool("json"))
 		}
 		if c.Bool("json") {
 			return showRunJSON(c.App.Writer, cfg, ri)
@@ -163,9 +192,17 @@ type bucketJSON struct {
 }
 
 func showRunJSON(out io.Writer, cfg mapreduce.Config, ri *mapreduce.RunInfo) error {
-	e, err := newEntry(cfg, ri)
+	doc, err := newRunStatusJSON(cfg, ri)
 	if err != nil {
 		return err
+	}
+	return writeJSON(out, doc)
+}
+
+func newRunStatusJSON(cfg mapreduce.Config, ri *mapreduce.RunInfo) (runStatusJSON, error) {
+	e, err := newEntry(cfg, ri)
+	if err != nil {
+		return runStatusJSON{}, err
 	}
 	p := ri.Plan
 	doc := runStatusJSON{runJSON: newRunJSON(e, time.Now()), PartitionStates: []partitionJSON{}, BucketStates: []bucketJSON{}}
@@ -179,5 +216,5 @@ func showRunJSON(out io.Writer, cfg mapreduce.Config, ri *mapreduce.RunInfo) err
 	for b := range p.Buckets {
 		doc.BucketStates = append(doc.BucketStates, bucketJSON{Bucket: b, Done: slices.Contains(ri.BucketsDone, b)})
 	}
-	return writeJSON(out, doc)
+	return doc, nil
 }
