@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -24,15 +26,17 @@ checkpoints have committed, each file checked against its checksum.`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "list",
-				Usage:     "count the dead letters of each partition, with the first error",
+				Usage:     "count the dead letters of each error",
 				ArgsUsage: "[RUN]",
-				Description: `Lists, for each partition of RUN (of every run in --workdir without RUN)
-that has dead letters, how many and the first one's cursor and error.
+				Description: `Lists, for each distinct error of RUN (of every run in --workdir without
+RUN), how many rows failed with it, in which partitions, and the lowest
+cursor among them (for mr dlq show), most letters first: a Map bug that
+failed a million rows is one line.
 
 With --json, prints one JSON object for scripts (names and meanings are
 stable; new fields may be added):
 
-  {"partitions": [{"run_id", "partition", "letters", "first_cursor", "first_error"}]}`,
+  {"errors": [{"run_id", "error", "letters", "partitions", "first_cursor", "stack"}]}`,
 				Flags:  []cli.Flag{workdirFlag(), jsonFlag("a table")},
 				Action: action(dlqList),
 			},
@@ -150,43 +154,50 @@ func dlqList(c *cli.Context, args []string) error {
 	default:
 		return usagef("mr dlq list --help", "mr dlq list takes at most one RUN, got %q", args)
 	}
-	doc := dlqListJSON{Partitions: []dlqPartitionJSON{}}
+	doc := dlqListJSON{Errors: []dlqErrorJSON{}}
 	for _, ri := range runs {
-		letters, err := ri.DeadLetters(c.Context, mapreduce.DeadLetterFilter{})
+		errs, err := ri.DeadLetterErrors(c.Context, mapreduce.DeadLetterFilter{})
 		if err != nil {
 			return err
 		}
-		for i := 0; i < len(letters); {
-			first, n := letters[i], 0
-			for ; i < len(letters) && letters[i].Partition == first.Partition; i++ {
-				n++
-			}
-			doc.Partitions = append(doc.Partitions, dlqPartitionJSON{RunID: ri.Plan.RunID, Partition: first.Partition,
-				Letters: n, FirstCursor: first.Cursor, FirstError: first.Error})
+		for _, e := range errs {
+			doc.Errors = append(doc.Errors, dlqErrorJSON{RunID: ri.Plan.RunID, ErrorCount: e})
 		}
 	}
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, doc)
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "RUN\tPARTITION\tLETTERS\tFIRST CURSOR\tFIRST ERROR")
-	for _, p := range doc.Partitions {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", p.RunID, p.Partition, p.Letters, p.FirstCursor, p.FirstError)
+	fmt.Fprintln(w, "RUN\tLETTERS\tPARTITIONS\tFIRST CURSOR\tERROR")
+	for _, e := range doc.Errors {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\n", e.RunID, e.Letters, partitionList(e.Partitions), e.FirstCursor, e.Error)
 	}
 	return w.Flush()
 }
 
-// dlqListJSON is the JSON of mr dlq list, and the rows of its table.
-type dlqListJSON struct {
-	Partitions []dlqPartitionJSON `json:"partitions"`
+// partitionList spells partitions for a table cell: all of them up to a
+// few, else the first few and how many more.
+func partitionList(parts []int) string {
+	const show = 4
+	s := make([]string, 0, show+1)
+	for i, p := range parts {
+		if i == show {
+			s = append(s, fmt.Sprintf("+%d", len(parts)-show))
+			break
+		}
+		s = append(s, strconv.Itoa(p))
+	}
+	return strings.Join(s, ",")
 }
 
-type dlqPartitionJSON struct {
-	RunID       string `json:"run_id"`
-	Partition   int    `json:"partition"`
-	Letters     int    `json:"letters"`
-	FirstCursor int64  `json:"first_cursor"`
-	FirstError  string `json:"first_error"`
+// dlqListJSON is the JSON of mr dlq list, and the rows of its table.
+type dlqListJSON struct {
+	Errors []dlqErrorJSON `json:"errors"`
+}
+
+type dlqErrorJSON struct {
+	RunID string `json:"run_id"`
+	mapreduce.ErrorCount
 }
 
 func dlqShow(c *cli.Context, args []string) error {

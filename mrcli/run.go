@@ -62,7 +62,7 @@ psql.`,
 			&cli.StringFlag{Name: "memory", Value: "512MiB", Usage: "bound the engine's tables to `SIZE`, e.g. 512MiB, 1GiB, 64MB (and the Go heap to SIZE + 96MiB, unless GOMEMLIMIT is set)"},
 			&cli.IntFlag{Name: "max-retries", Value: def.MaxRetries, Usage: "retry a failed row `N` times before it goes to the dead-letter queue; 0 for none"},
 			&cli.DurationFlag{Name: "retry-delay", Value: def.RetryDelay, Usage: "wait `DURATION` before the first retry of a failed row; each retry doubles it, with jitter"},
-			&cli.Float64Flag{Name: "max-failure-rate", Value: def.MaxFailureRate, Usage: "alert and exit 3 when the share of failed rows is above `RATE`"},
+			&cli.Float64Flag{Name: "max-failure-rate", Value: def.MaxFailureRate, Usage: "alert and exit 3 when the share of failed rows is above `RATE`; once 1,000 rows and 1% of the table (at most 100,000 rows) are mapped, a rate above it stops the map phase early"},
 			&cli.DurationFlag{Name: "checkpoint-interval", Value: def.CheckpointInterval, Usage: "commit each map task's progress every `DURATION`: the most work a crash loses"},
 			workdirFlag(),
 			&cli.BoolFlag{Name: "explain", Usage: "plan the run and print every partition with its estimated rows, without running it", DisableDefaultText: true},
@@ -287,7 +287,11 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	// it swaps the output table in if a crash came between the last
 	// bucket and the swap, which the run state does not tell.
 	sum, err := runner.Run(ctx)
-	prog.Close(err)
+	if sum.MapStopped { // an alert, but the map bar did not get to its end
+		prog.Close(errors.New("map phase stopped early"))
+	} else {
+		prog.Close(err)
+	}
 	switch {
 	case !finished.IsZero() && (err == nil || errors.Is(err, mapreduce.ErrFailureRate)):
 		fmt.Fprintf(out, "run %s is complete (finished at %s); nothing to do", sum.RunID, finished.Format(time.RFC3339))
@@ -298,8 +302,9 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	case sum.RunID != "":
 		fmt.Fprintln(out, sum)
 	}
+	var full *mapreduce.DiskFullError
 	switch {
-	case err == nil, errors.Is(err, mapreduce.ErrFailureRate):
+	case err == nil, errors.Is(err, mapreduce.ErrFailureRate), errors.As(err, &full): // these say what to do
 		return sum, err
 	case sum.RunID == "":
 		return sum, err

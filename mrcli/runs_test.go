@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -82,15 +83,13 @@ func TestDLQ_JSON(t *testing.T) {
 	b, run, _ := finishedRun(t)
 
 	list := runMR(t, "dlq", "list", run, "--json", "--workdir", b.workdir)
-	var parts dlqListJSON
-	if err := json.Unmarshal([]byte(list.stdout), &parts); list.code != ExitOK || err != nil {
+	var errs dlqListJSON
+	if err := json.Unmarshal([]byte(list.stdout), &errs); list.code != ExitOK || err != nil {
 		t.Fatalf("dlq list: exit %d, %v, stdout:\n%s", list.code, err, list.stdout)
 	}
-	want := []dlqPartitionJSON{
-		{RunID: run, Partition: 14, Letters: 1, FirstCursor: 19294, FirstError: "payload is not a JSON object"},
-		{RunID: run, Partition: 15, Letters: 1, FirstCursor: 20126, FirstError: "payload is not a JSON object"},
-	}
-	if !slices.Equal(parts.Partitions, want) || !strings.Contains(list.stdout, `"first_cursor": 19294`) {
+	want := []dlqErrorJSON{{RunID: run, ErrorCount: mapreduce.ErrorCount{
+		Error: "payload is not a JSON object", Letters: 2, Partitions: []int{14, 15}, FirstCursor: 19294}}}
+	if fmt.Sprint(errs.Errors) != fmt.Sprint(want) || !strings.Contains(list.stdout, `"first_cursor": 19294`) {
 		t.Errorf("dlq list --json:\n%s\nwant %+v", list.stdout, want)
 	}
 
