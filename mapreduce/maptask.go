@@ -117,7 +117,7 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	r.progress.Add(PhaseMap, n)
 	full := t.comb.len() >= t.maxEntries
 	switch {
-	case r.failures.stopped():
+	case r.failures.stopped() || r.stopping():
 		return t.stopEarly(ctx)
 	case r.in.GroupBy > 0: // a grouped range commits whole, at its end
 		if full {
@@ -152,7 +152,7 @@ func (t *mapTask) mapRows(ctx context.Context, b *Batch) (int, error) {
 	return b.Len(), nil
 }
 
-// stopEarly ends a task that the failure gauge stopped: it commits what
+// stopEarly ends a task that the failure gauge or Stop stopped: it commits what
 // the task mapped since its last commit, so that the next run resumes
 // after it and the dead letters count, and returns errStopped. A range
 // aggregated at the source (Input.GroupBy) commits only whole: its rows

@@ -63,6 +63,7 @@ type Runner struct {
 	committedFailed               atomic.Int64
 	resumedParts, resumedBuckets  atomic.Int64
 	healed                        atomic.Int64  // partitions re-mapped because their state was damaged
+	halt                          atomic.Bool   // Stop was called
 	failures                      *failureGauge // stops the map phase early (see failfast.go)
 }
 
@@ -332,6 +333,9 @@ func (r *Runner) Resumed() bool { return r.resumed }
 func (r *Runner) Run(ctx context.Context) (_ Summary, err error) {
 	start := time.Now()
 	defer func() { err = r.cfg.diskFull(err) }()
+	done := make(chan struct{})
+	defer close(done)
+	r.watchStop(done)
 	defer r.stats.setPhase(PhaseDone)
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
@@ -483,11 +487,11 @@ func (r *Runner) mapPhase(ctx context.Context) error {
 	for _, cp := range r.checkpoints {
 		if !cp.Done {
 			g.Go(func() error {
-				if r.failures.stopped() {
+				if r.failures.stopped() || r.stopping() {
 					return nil
 				}
-				// A task the gauge stopped committed: it must not cancel
-				// the others before they commit too.
+				// A task the gauge or Stop stopped committed: it must not
+				// cancel the others before they commit too.
 				if err := r.mapPartition(ctx, cp); !errors.Is(err, errStopped) {
 					return err
 				}
@@ -497,6 +501,9 @@ func (r *Runner) mapPhase(ctx context.Context) error {
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	if r.stopping() {
+		return r.stoppedErr()
 	}
 	if r.failures.stopped() {
 		return r.failures.err(r.plan.RunID)
@@ -581,9 +588,20 @@ func (r *Runner) reducePhase(ctx context.Context, t OutputTable, commit string, 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Workers)
 	for _, b := range todo {
-		g.Go(func() error { return r.applyBucket(gctx, t, commit, b, files[b]) })
+		g.Go(func() error {
+			if r.stopping() { // the buckets started go on to commit
+				return nil
+			}
+			return r.applyBucket(gctx, t, commit, b, files[b])
+		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if r.stopping() {
+		return r.stoppedErr()
+	}
+	return nil
 }
 
 func (r *Runner) summary(start time.Time) Summary {

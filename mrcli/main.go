@@ -30,17 +30,38 @@ const (
 )
 
 // Main runs the mr command line with os.Args and exits with its exit code.
-// SIGINT or SIGTERM stops the run cleanly, at a point it resumes from; a
-// second one kills the process at once.
+// SIGINT or SIGTERM stops a run at its next commit point, with what it did
+// committed (see mapreduce.Runner.Stop); a second one stops it at once
+// (its context ends), and a third kills the process.
 func Main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		stop() // restore the default: a second signal kills
+		<-signals
+		close(stop)
+		<-signals
+		cancel()
+		signal.Reset(os.Interrupt, syscall.SIGTERM) // the default: the next one kills
 	}()
-	code := Run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
+	code := Run(withStop(ctx, stop), os.Args, os.Stdout, os.Stderr)
+	cancel()
 	os.Exit(code)
+}
+
+type stopKey struct{}
+
+// withStop returns a context that carries stop, which closes to ask a run
+// to stop at its next commit point (Config.Stop).
+func withStop(ctx context.Context, stop <-chan struct{}) context.Context {
+	return context.WithValue(ctx, stopKey{}, stop)
+}
+
+// stopOf returns the stop channel of ctx (see withStop), or nil.
+func stopOf(ctx context.Context) <-chan struct{} {
+	stop, _ := ctx.Value(stopKey{}).(<-chan struct{})
+	return stop
 }
 
 // Run runs the command line args (args[0] is the program name), writing

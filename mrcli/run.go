@@ -259,6 +259,7 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	}
 	limitHeap(cfg.Memory)
 	cfg.Progress = prog
+	cfg.Stop = stopOf(ctx)
 	runner, err := mapreduce.Open(ctx, job.def, src, sink, cfg)
 	if err != nil {
 		prog.Close(err)
@@ -308,9 +309,9 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 		return sum, err
 	case sum.RunID == "":
 		return sum, err
-	case ctx.Err() != nil && job.resume != "":
+	case (ctx.Err() != nil || errors.Is(err, mapreduce.ErrStopped)) && job.resume != "":
 		return sum, fmt.Errorf("run %s interrupted; resume it with:\n  %s", sum.RunID, job.resume)
-	case ctx.Err() != nil:
+	case ctx.Err() != nil || errors.Is(err, mapreduce.ErrStopped):
 		return sum, fmt.Errorf("run %s interrupted: run the same command again to resume it", sum.RunID)
 	default:
 		return sum, fmt.Errorf("%w\nrun %s stopped: fix the cause and run the same command again to resume it", err, sum.RunID)

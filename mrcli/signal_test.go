@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os/exec"
 	"slices"
@@ -50,6 +51,20 @@ func TestSignal_StopsAndResumes(t *testing.T) {
 				t.Errorf("after %v stderr does not name the command %q:\n%s", sig, resume, stderr.String())
 			}
 			t.Logf("stopped by %v:\n%s%s", sig, stdout.String(), stderr.String())
+			// The stop came at a commit point: every row read is committed.
+			var read, total int64
+			if _, err := fmt.Sscanf(stdout.String()[strings.Index(stdout.String(), ": ")+2:], "%d/%d items", &read, &total); err != nil {
+				t.Fatalf("summary line: %v\n%s", err, stdout.String())
+			}
+			cfg := mapreduce.DefaultConfig()
+			cfg.Workdir = b.workdir
+			runs, err := mapreduce.Runs(context.Background(), cfg)
+			if err != nil || len(runs) != 1 {
+				t.Fatalf("runs: %v, %d", err, len(runs))
+			}
+			if committed, _ := runs[0].Rows(); committed != read {
+				t.Errorf("after %v the run had read %d rows and committed %d", sig, read, committed)
+			}
 			r := b.finish(t)
 			if !strings.Contains(r.stdout, "(resumed") {
 				t.Errorf("the run after %v did not resume:\n%s", sig, r.stdout)
