@@ -15,6 +15,12 @@ func TestSplit(t *testing.T) {
 	}{
 		{1, 1_000_000, 8}, {1, 3, 8}, {-50, 50, 7}, {5, 5, 1}, {5, 5, 4},
 		{math.MinInt64, math.MaxInt64 - 1, 3}, {0, 99, 100}, {0, 1<<40 + 17, 13},
+		// Spans that touch either end of int64, or both.
+		{0, math.MaxInt64, 2}, {math.MaxInt64 - 1, math.MaxInt64, 1}, {math.MaxInt64 - 1, math.MaxInt64, 2},
+		{math.MaxInt64 - 1, math.MaxInt64, 5}, {math.MaxInt64, math.MaxInt64, 1}, {math.MaxInt64, math.MaxInt64, 4},
+		{math.MinInt64, math.MinInt64, 1}, {math.MinInt64, math.MinInt64, 3}, {math.MinInt64, math.MinInt64 + 1, 2},
+		{math.MinInt64, -1, 7}, {math.MinInt64, math.MaxInt64, 1}, {math.MinInt64, math.MaxInt64, 2},
+		{math.MinInt64, math.MaxInt64, 3}, {math.MinInt64, math.MaxInt64, 1000}, {math.MinInt64 + 1, math.MaxInt64, 8},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%d..%d/n=%d", c.min, c.max, c.n), func(t *testing.T) {
@@ -26,15 +32,60 @@ func TestSplit(t *testing.T) {
 			if len(rs) != c.n {
 				t.Fatalf("got %d ranges, want %d", len(rs), c.n)
 			}
-			if rs[0].Lo != c.min || rs[len(rs)-1].Hi != c.max+1 {
-				t.Fatalf("ranges %v do not cover [%d, %d]", rs, c.min, c.max)
+			checkTiling(t, rs, c.min, c.max)
+			// Equal widths: no two ranges differ by more than one value.
+			lo, hi := rs[0].Width(), rs[0].Width()
+			for _, r := range rs {
+				lo, hi = min(lo, r.Width()), max(hi, r.Width())
 			}
-			for i := 1; i < len(rs); i++ {
-				if rs[i].Lo != rs[i-1].Hi || rs[i].Hi < rs[i].Lo {
-					t.Fatalf("ranges %d and %d are not contiguous: %v %v", i-1, i, rs[i-1], rs[i])
-				}
+			if span := Through(c.min, c.max).Width(); hi-lo > 1 && hi-lo > span*1e-15 {
+				t.Errorf("ranges %v are %v to %v values wide", rs, lo, hi)
 			}
 		})
+	}
+}
+
+// checkTiling checks that rs cover [min, max] exactly: contiguous, in
+// order, each cursor value in exactly one range, only the last with ToMax.
+// Both ends of the span, and the values around each cut, are probed with
+// Contains.
+func checkTiling(t *testing.T, rs []Range, min, max int64) {
+	t.Helper()
+	if rs[0].Lo != min {
+		t.Fatalf("ranges %v begin at %d, want %d", rs, rs[0].Lo, min)
+	}
+	for i := 1; i < len(rs); i++ {
+		if rs[i].Lo != rs[i-1].Hi || rs[i].Hi < rs[i].Lo || rs[i-1].ToMax {
+			t.Fatalf("ranges %d and %d are not contiguous: %v %v", i-1, i, rs[i-1], rs[i])
+		}
+	}
+	if want := Through(rs[len(rs)-1].Lo, max); rs[len(rs)-1] != want {
+		t.Fatalf("last range %v, want %v", rs[len(rs)-1], want)
+	}
+	probes := []int64{min, max}
+	for _, r := range rs {
+		for _, d := range []int64{-1, 0, 1} {
+			if c := r.Lo + d; (d >= 0 || r.Lo != math.MinInt64) && (d <= 0 || r.Lo != math.MaxInt64) && min <= c && c <= max {
+				probes = append(probes, c)
+			}
+		}
+	}
+	for _, c := range probes {
+		n := 0
+		for _, r := range rs {
+			if r.Contains(c) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("cursor %d lies in %d of the ranges %v, want 1", c, n, rs)
+		}
+	}
+	if min > math.MinInt64 && rs[0].Contains(min-1) {
+		t.Errorf("ranges %v hold %d, below min", rs, min-1)
+	}
+	if max < math.MaxInt64 && rs[len(rs)-1].Contains(max+1) {
+		t.Errorf("ranges %v hold %d, above max", rs, max+1)
 	}
 }
 
@@ -47,7 +98,7 @@ func TestSplit_Invalid(t *testing.T) {
 	}{
 		{1, 10, 0, "partition: need at least 1 partition, got 0"},
 		{10, 1, 2, "partition: max 1 below min 10"},
-		{0, math.MaxInt64, 2, "partition: cursor value 9223372036854775807 leaves no room for an exclusive upper bound"},
+		{math.MaxInt64, math.MinInt64, 2, "partition: max -9223372036854775808 below min 9223372036854775807"},
 	} {
 		_, err := Split(c.min, c.max, c.n)
 		if err == nil || err.Error() != c.want {

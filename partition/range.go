@@ -87,9 +87,10 @@ func (r Range) String() string {
 }
 
 // Split cuts [min, max] (both inclusive, as a source reports them) into n
-// ranges of equal width that together cover it exactly, in order. Ranges may
-// be empty when the span is smaller than n; the engine runs them anyway
-// (cheaply) so that the number of partitions is what the plan says.
+// ranges of equal width that together cover it exactly, in order; the
+// last has ToMax when max is math.MaxInt64. Ranges may be empty when the
+// span is smaller than n; the engine runs them anyway (cheaply) so that
+// the number of partitions is what the plan says.
 func Split(min, max int64, n int) ([]Range, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("partition: need at least 1 partition, got %d", n)
@@ -97,22 +98,22 @@ func Split(min, max int64, n int) ([]Range, error) {
 	if max < min {
 		return nil, fmt.Errorf("partition: max %d below min %d", max, min)
 	}
-	if max == math.MaxInt64 {
-		return nil, fmt.Errorf("partition: cursor value %d leaves no room for an exclusive upper bound", max)
+	// The span holds max-min+1 values, up to 2^64, which fits neither
+	// int64 nor uint64: split it as w+1 with w = max-min as a uint64, the
+	// i-th cut being min + floor((w+1)*i/n) = min + q*i + rem*i/n.
+	w, k := uint64(max-min), uint64(n)
+	q, rem := w/k, w%k+1
+	if rem == k {
+		q, rem = q+1, 0
 	}
-	hi := max + 1
-	// Work in float64-free integer arithmetic: span may exceed int64 when
-	// min is very negative, so split the width as uint64.
-	span := uint64(hi - min)
 	ranges := make([]Range, n)
 	lo := min
-	for i := range n {
-		next := hi
-		if i < n-1 {
-			next = min + int64(span/uint64(n)*uint64(i+1)+span%uint64(n)*uint64(i+1)/uint64(n))
-		}
+	for i := range n - 1 {
+		c := uint64(i + 1)
+		next := min + int64(q*c+rem*c/k)
 		ranges[i] = Range{Lo: lo, Hi: next}
 		lo = next
 	}
+	ranges[n-1] = Through(lo, max)
 	return ranges, nil
 }

@@ -438,6 +438,13 @@ func Run(t *testing.T, newSource NewFunc) {
 			readAll("whole span", []partition.Range{whole}, limit)
 			readAll("cuts", cuts, limit)
 		}
+		for n := 1; n <= 9; n++ {
+			ranges, err := partition.Split(info.Min, info.Max, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(fmt.Sprintf("%d partitions", n), ranges, 2)
+		}
 		// Ranges that end just short of an edge, or lie empty at one.
 		for _, r := range []partition.Range{
 			{Lo: math.MinInt64, Hi: math.MinInt64}, {Lo: math.MaxInt64, Hi: math.MaxInt64},
