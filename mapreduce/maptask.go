@@ -26,9 +26,11 @@ type mapTask struct {
 	dlq    dlqWriter
 	// Since the last commit:
 	rows, failed, chunks int64
-	next                 int64
-	lastCommit           time.Time
-	maxEntries           int
+	// rest is the part of the range not yet read; the next commit saves
+	// its Lo as the checkpoint's Next.
+	rest       partition.Range
+	lastCommit time.Time
+	maxEntries int
 	// unsaved are files spilled since the last commit without a commit
 	// of their own, in spills flushes: a range aggregated at the source
 	// (Input.GroupBy) commits whole.
@@ -45,9 +47,10 @@ func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 		comb:       r.def.newCombiner(),
 		writer:     shuffle.NewWriter(r.schema, r.plan.Buckets, r.plan.Seed, memory.NewGoAllocator()),
 		dlq:        dlqWriter{blobs: r.blobs},
-		next:       cp.Next,
+		rest:       cp.Range,
 		lastCommit: time.Now(),
 	}
+	t.rest.Lo = cp.Next // the range from the checkpoint on
 	defer t.writer.Release()
 	defer t.dlq.abort() // the letters since the last commit do not count
 	defer func() {
@@ -73,17 +76,16 @@ func (r *Runner) maxEntries(t combiner) int {
 
 func (t *mapTask) run(ctx context.Context) error {
 	r := t.r
-	rest := partition.Range{Lo: t.next, Hi: t.cp.Range.Hi}
 	batch := NewBatch(r.in.Names())
 	if s, ok := r.src.(Streamer); ok {
-		if err := s.Stream(ctx, r.in, rest, r.cfg.ChunkSize, batch, func(b *Batch) error { return t.chunk(ctx, b) }); err != nil {
+		if err := s.Stream(ctx, r.in, t.rest, r.cfg.ChunkSize, batch, func(b *Batch) error { return t.chunk(ctx, b) }); err != nil {
 			return err
 		}
 		return t.commit(ctx, true)
 	}
 	for {
 		batch.Reset()
-		err := r.src.ReadChunk(ctx, r.in, partition.Range{Lo: t.next, Hi: rest.Hi}, r.cfg.ChunkSize, batch)
+		err := r.src.ReadChunk(ctx, r.in, t.rest, r.cfg.ChunkSize, batch)
 		if errors.Is(err, io.EOF) {
 			return t.commit(ctx, true)
 		}
@@ -111,7 +113,7 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	n := int64(b.Len())
 	t.rows += n
 	t.chunks++
-	t.next = b.Last() + 1
+	t.rest = t.rest.After(b.Last())
 	r.read.Add(n)
 	r.chunks.Add(1)
 	r.progress.Add(PhaseMap, n)
@@ -247,6 +249,12 @@ func (r *Runner) mapRetrying(ctx context.Context, t combiner, row Row) (int, err
 // the previous checkpoint in force.
 func (t *mapTask) commit(ctx context.Context, done bool) error {
 	r, cp := t.r, t.cp
+	if cp.Done { // the commit that read math.MaxInt64 (below) left nothing to commit
+		return nil
+	}
+	// No Next can say that the row at math.MaxInt64 was read, since no
+	// cursor comes after it: the commit that read it is the range's last.
+	done = done || cp.Range.ToMax && t.rest.Empty()
 	seq := cp.Seq + 1 + t.spills
 	files, err := t.flush(ctx, seq)
 	if err != nil {
@@ -264,7 +272,7 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 	}
 	next := *cp
 	next.Seq = seq
-	next.Next = t.next
+	next.Next = t.rest.Lo
 	next.Done = done
 	next.Files = append(cp.Files[:len(cp.Files):len(cp.Files)], files...)
 	if letters != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -40,9 +41,10 @@ type Plan struct {
 	OutputTable string    `json:"output_table"`
 	Created     time.Time `json:"created"`
 
-	// Span is the cursor space the run covers, [Min, Max+1) of the
-	// source when planned ([0, 0) for an empty table): the Partitions
-	// tile it exactly, in order, which check verifies on every load.
+	// Span is the cursor space the run covers, Min through Max of the
+	// source when planned (partition.Through; [0, 0) for an empty table):
+	// the Partitions tile it exactly, in order, which check verifies on
+	// every load.
 	Span       partition.Range `json:"span"`
 	Partitions []Partition     `json:"partitions"`
 	Buckets    int             `json:"buckets"`
@@ -56,9 +58,14 @@ type Plan struct {
 // format field) kept a partition's dead letters in one appended file and
 // named shuffle files by path; version 2 wrote state files without seals
 // and plans without a Span; version 3 wrote every dead letter's error and
-// stack in full, not once per dead-letter file (see letterLine).
+// stack in full, not once per dead-letter file (see letterLine); version 4
+// had no partition.Range.ToMax, so its ranges never hold math.MaxInt64.
+// This mr resumes version 4 (oldestFormat) as it does 5, since a range
+// without ToMax means what it always did; an mr of version 4 refuses
+// version 5, which it would misread by dropping the row at math.MaxInt64.
 const (
-	stateFormat       = 4
+	stateFormat       = 5
+	oldestFormat      = 4
 	firstSealedFormat = 3
 )
 
@@ -67,9 +74,9 @@ const (
 // bug could make it so; a plan is the root of all other state, so it is
 // checked all the same).
 func (p *Plan) check() error {
-	if p.Format != stateFormat {
-		return fmt.Errorf("run %s was planned by another version of mr, which keeps run state in format %d (this mr reads format %d): "+
-			"finish it with that version, or start over with --fresh", p.RunID, p.Format, stateFormat)
+	if p.Format < oldestFormat || p.Format > stateFormat {
+		return fmt.Errorf("run %s was planned by another version of mr, which keeps run state in format %d (this mr reads formats %d to %d): "+
+			"finish it with that version, or start over with --fresh", p.RunID, p.Format, oldestFormat, stateFormat)
 	}
 	if err := p.checkLayout(); err != nil {
 		return fmt.Errorf("%w: the plan of run %s %w", ErrDamaged, p.RunID, err)
@@ -78,8 +85,9 @@ func (p *Plan) check() error {
 }
 
 // checkLayout reports a plan whose partitions do not tile its Span
-// exactly (contiguous, in order, none reversed, nothing left over): a row
-// outside them would be lost, a row in two of them counted twice.
+// exactly (contiguous, in order, none reversed, nothing left over, only
+// the last running to math.MaxInt64 and then only if the Span does): a
+// row outside them would be lost, a row in two of them counted twice.
 func (p *Plan) checkLayout() error {
 	switch {
 	case p.RunID == "" || !strings.HasPrefix(p.Commit, p.RunID+"."):
@@ -96,11 +104,13 @@ func (p *Plan) checkLayout() error {
 			return fmt.Errorf("has partition %d %s, which does not begin where the one before it ends, at %d: the partitions must tile %s", i, part.Range, at, p.Span)
 		case part.Hi < part.Lo:
 			return fmt.Errorf("has partition %d %s, which ends before it begins", i, part.Range)
+		case part.ToMax && (i < len(p.Partitions)-1 || part.Hi != math.MaxInt64):
+			return fmt.Errorf("has partition %d %s, which runs to %d but is not the last or ends at %d", i, part.Range, int64(math.MaxInt64), part.Hi)
 		}
 		at = part.Hi
 	}
-	if at != p.Span.Hi {
-		return fmt.Errorf("has partitions that end at %d, not at the end of %s", at, p.Span)
+	if last := p.Partitions[len(p.Partitions)-1]; at != p.Span.Hi || last.ToMax != p.Span.ToMax {
+		return fmt.Errorf("has partitions that end with %s, not at the end of %s", last.Range, p.Span)
 	}
 	return nil
 }
@@ -155,8 +165,8 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", id, err)
 	}
-	if info.Rows > 0 { // the split above refused Max == math.MaxInt64
-		p.Span = partition.Range{Lo: info.Min, Hi: info.Max + 1}
+	if info.Rows > 0 {
+		p.Span = partition.Through(info.Min, info.Max)
 	}
 	if err := p.checkLayout(); err != nil { // a Splitter's bug
 		return nil, fmt.Errorf("plan %s: the plan made from %s %w", id, src, err)
@@ -178,10 +188,10 @@ func EqualWidth(info TableInfo, n int) ([]Partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	span := float64(info.Max) - float64(info.Min) + 1
+	span := partition.Through(info.Min, info.Max).Width()
 	parts := make([]Partition, n)
 	for i, r := range ranges {
-		parts[i] = Partition{Range: r, Rows: int64(float64(info.Rows) * (float64(r.Hi) - float64(r.Lo)) / span)}
+		parts[i] = Partition{Range: r, Rows: int64(float64(info.Rows) * r.Width() / span)}
 	}
 	return parts, nil
 }

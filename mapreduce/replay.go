@@ -180,7 +180,7 @@ func (r *Runner) Replay(ctx context.Context) (_ ReplayResult, err error) {
 			}
 			res.Letters++
 			batch.Reset()
-			err := r.src.ReadChunk(ctx, r.in, partition.Range{Lo: l.Cursor, Hi: l.Cursor + 1}, 1, batch)
+			err := r.src.ReadChunk(ctx, r.in, partition.Through(l.Cursor, l.Cursor), 1, batch)
 			if errors.Is(err, io.EOF) || err == nil && batch.Len() == 0 {
 				res.Succeeded++ // the row is gone: nothing to map
 				newCursors = append(newCursors, l.Cursor)

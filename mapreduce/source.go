@@ -21,13 +21,15 @@ type Source interface {
 	Describe(ctx context.Context, in Input) (TableInfo, error)
 
 	// ReadChunk appends to b, in cursor order, at most limit rows whose
-	// cursor lies in r: the keyset query
+	// cursor lies in r (r.Contains): the keyset query
 	//
-	//	WHERE cursor >= r.Lo AND cursor < r.Hi ORDER BY cursor LIMIT limit
+	//	WHERE cursor >= r.Lo AND cursor <= last ORDER BY cursor LIMIT limit
 	//
-	// The engine moves r.Lo past the last cursor it got, so a chunk's cost
-	// does not depend on its position. It returns io.EOF, with b empty,
-	// when r holds no rows.
+	// with last from r.Last(), never a bound computed from r.Hi, which
+	// cannot lie past math.MaxInt64. The engine moves r past the last
+	// cursor it got (r.After), so a chunk's cost does not depend on its
+	// position. It returns io.EOF, with b empty, when r holds no rows,
+	// and without a query when r is empty.
 	ReadChunk(ctx context.Context, in Input, r partition.Range, limit int, b *Batch) error
 }
 

@@ -454,13 +454,17 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 		return fmt.Errorf("sources: read %s of table %q: a range aggregated at the source (Input.GroupBy) is read with Stream", r, in.Table)
 	}
 	q, err := s.rangeQuery(in, r, limit)
-	if err != nil || r.Empty() {
+	last, ok := r.Last()
+	if err != nil || !ok {
 		return cmp.Or(err, io.EOF)
 	}
-	got, lo := 0, r.Lo
+	got, rest := 0, r
 	values := make([]any, len(in.Columns)+len(in.Exprs))
 	err = s.retry(ctx, func(ctx context.Context) error {
-		rows, done, err := s.query(ctx, in, q, lo, r.Hi, limit-got)
+		if rest.Empty() { // a fault after the range's last row: nothing is left to ask for
+			return nil
+		}
+		rows, done, err := s.query(ctx, in, q, rest.Lo, last, limit-got)
 		if err != nil {
 			return err
 		}
@@ -478,7 +482,7 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 			}
 			copy(b.Append(cursor), values)
 			got++
-			lo = cursor + 1 // cannot overflow: cursor < r.Hi
+			rest = rest.After(cursor)
 		}
 		return rows.Err()
 	})
@@ -510,27 +514,30 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 	if err != nil || r.Empty() {
 		return err
 	}
-	lo := r.Lo
+	// rest is what fn has not taken yet. Progress is a change of rest as
+	// a whole, not of rest.Lo: taking the row at math.MaxInt64 leaves Lo
+	// where it was and clears ToMax.
+	rest := r
 	values := make([]any, len(in.Columns)+len(in.Exprs))
 	deliver := func() error {
 		if err := fn(b); err != nil {
 			return &callbackError{err}
 		}
-		lo = b.Last() + 1 // cannot overflow: the cursor is below r.Hi
+		rest = rest.After(b.Last())
 		b.Reset()
 		return nil
 	}
 	for {
-		issued := lo
+		issued := rest
 		err = s.retry(ctx, func(ctx context.Context) error {
-			start := lo
-			err := s.streamOnce(ctx, in, q, lo, r.Hi, limit, b, values, deliver)
+			start := rest
+			err := s.streamOnce(ctx, in, q, rest, limit, b, values, deliver)
 			switch {
-			case err != nil && lo != start && in.GroupBy > 0:
+			case err != nil && rest != start && in.GroupBy > 0:
 				// Groups come in no order: no query reads "the rest" of a
 				// range, and fn has taken some. The engine redoes the range.
 				return pg.Stop(err)
-			case err != nil && lo != start:
+			case err != nil && rest != start:
 				return pg.Progressed(err) // a fault after rows arrived is a new one
 			}
 			return err
@@ -538,8 +545,8 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 		if !cancelled(err) || in.GroupBy > 0 {
 			break
 		}
-		if lo == issued {
-			return s.readChunks(ctx, in, partition.Range{Lo: lo, Hi: r.Hi}, limit, b, fn)
+		if rest == issued {
+			return s.readChunks(ctx, in, rest, limit, b, fn)
 		}
 	}
 	if cb, ok := err.(*callbackError); ok {
@@ -581,15 +588,20 @@ func (s *Postgres) readChunks(ctx context.Context, in mapreduce.Input, r partiti
 		if err := fn(b); err != nil {
 			return err
 		}
-		r.Lo = b.Last() + 1
+		r = r.After(b.Last())
 	}
 }
 
-// streamOnce runs Stream's query from cursor lo once, delivering a chunk
-// whenever limit rows have arrived and the rest at the end.
-func (s *Postgres) streamOnce(ctx context.Context, in mapreduce.Input, q string, lo, hi int64, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
-	b.Reset()                                           // rows of a chunk cut short by a fault are read again
-	rows, done, err := s.query(ctx, in, q, lo, hi, nil) // LIMIT NULL: the whole range
+// streamOnce runs Stream's query over r once, delivering a chunk whenever
+// limit rows have arrived and the rest at the end. An empty r, all that
+// is left after a fault that followed the last row, asks for nothing.
+func (s *Postgres) streamOnce(ctx context.Context, in mapreduce.Input, q string, r partition.Range, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
+	b.Reset() // rows of a chunk cut short by a fault are read again
+	last, ok := r.Last()
+	if !ok {
+		return nil
+	}
+	rows, done, err := s.query(ctx, in, q, r.Lo, last, nil) // LIMIT NULL: the whole range
 	if err != nil {
 		return err
 	}
@@ -649,7 +661,9 @@ func (s *Postgres) rangeQuery(in mapreduce.Input, r partition.Range, limit int) 
 // chunkQueryPG is the keyset query of ReadChunk on the quoted table t,
 // with in's expressions after its columns and its condition after the
 // range (both parenthesized: each is one expression as the user wrote
-// it); its parameters are lo, hi and the limit (NULL for none). They are cast to bigint so that a
+// it); its parameters are the range's first and last cursor values (both
+// included: a range that runs to math.MaxInt64 has no exclusive bound an
+// int8 can hold) and the limit (NULL for none). They are cast to bigint so that a
 // smallint or integer cursor takes bounds beyond its own range; integer
 // types compare across widths with the same btree operators, so the
 // cursor's index still serves the range and the order.
@@ -658,7 +672,7 @@ func chunkQueryPG(t string, in mapreduce.Input) string {
 	var q strings.Builder
 	if in.GroupBy > 0 {
 		// Groups have no cursor of their own: each gets the range's last.
-		q.WriteString("SELECT $2::int8 - 1")
+		q.WriteString("SELECT $2::int8")
 	} else {
 		q.WriteString("SELECT " + c)
 	}
@@ -672,7 +686,7 @@ func chunkQueryPG(t string, in mapreduce.Input) string {
 	if in.Alias != "" {
 		q.WriteString(" AS " + quotePG(in.Alias))
 	}
-	fmt.Fprintf(&q, " WHERE %s >= $1::int8 AND %s < $2::int8", c, c)
+	fmt.Fprintf(&q, " WHERE %s >= $1::int8 AND %s <= $2::int8", c, c)
 	if in.Where != "" {
 		q.WriteString(" AND (" + in.Where + ")")
 	}

@@ -76,7 +76,7 @@ func (s *Postgres) Split(ctx context.Context, in mapreduce.Input, info mapreduce
 
 // split is Split without retries; it also names the method it used.
 func (s *Postgres) split(ctx context.Context, in mapreduce.Input, info mapreduce.TableInfo, n int) ([]mapreduce.Partition, string, error) {
-	if _, err := partition.Split(info.Min, info.Max, n); err != nil { // n >= 1, Min <= Max < MaxInt64
+	if _, err := partition.Split(info.Min, info.Max, n); err != nil { // n >= 1, Min <= Max
 		return nil, "", err
 	}
 	if n == 1 || info.Rows == 0 {
@@ -140,12 +140,13 @@ func (s *Postgres) histogram(ctx context.Context, rel relation, in mapreduce.Inp
 	// Each of the histogram's buckets holds the same share of the rows.
 	// Its first and last bounds are those of ANALYZE's sample: stretch
 	// them to the cursor's true bounds.
+	span := partition.Through(info.Min, info.Max)
 	d := &cdf{xs: make([]int64, len(bounds)), ps: make([]float64, len(bounds))}
 	for i, b := range bounds {
-		d.xs[i] = min(max(b, info.Min), info.Max+1)
+		d.xs[i] = min(max(b, span.Lo), span.Hi)
 		d.ps[i] = float64(i) / float64(len(bounds)-1)
 	}
-	d.xs[0], d.xs[len(d.xs)-1] = info.Min, info.Max+1
+	d.xs[0], d.xs[len(d.xs)-1] = span.Lo, span.Hi
 	return d, splitHistogram, nil
 }
 
@@ -185,18 +186,21 @@ func (s *Postgres) sample(ctx context.Context, rel relation, in mapreduce.Input,
 	slices.Sort(values)
 	// The i-th smallest of m values estimates the (i+½)/m quantile.
 	m := float64(len(values))
-	d := &cdf{xs: []int64{info.Min}, ps: []float64{0}}
+	span := partition.Through(info.Min, info.Max)
+	d := &cdf{xs: []int64{span.Lo}, ps: []float64{0}}
 	for i, v := range values {
-		d.xs = append(d.xs, min(max(v, info.Min), info.Max+1))
+		d.xs = append(d.xs, min(max(v, span.Lo), span.Hi))
 		d.ps = append(d.ps, (float64(i)+0.5)/m)
 	}
-	d.xs, d.ps = append(d.xs, info.Max+1), append(d.ps, 1)
+	d.xs, d.ps = append(d.xs, span.Hi), append(d.ps, 1)
 	return d, method, nil
 }
 
 // cdf is a piecewise linear estimate of the cursor's distribution: the
 // share ps[i] of the rows have a cursor below xs[i]. Both are
-// non-decreasing, from (Min, 0) to (Max+1, 1).
+// non-decreasing, from (Min, 0) to (Hi, 1) of the span Min through Max:
+// Max+1, or math.MaxInt64 when that is Max, whose own row the estimate
+// then leaves out as it does any one row.
 type cdf struct {
 	xs []int64
 	ps []float64
@@ -237,20 +241,24 @@ func (d *cdf) at(x int64) float64 {
 	return p0 + (p1-p0)*float64(uint64(x-x0))/float64(uint64(x1-x0))
 }
 
-// partitions cuts [info.Min, info.Max+1) at the n-quantiles of d.
+// partitions cuts the span info.Min through info.Max at the n-quantiles
+// of d; the last partition ends where the span does (with ToMax when it
+// runs to math.MaxInt64).
 func (d *cdf) partitions(info mapreduce.TableInfo, n int) []mapreduce.Partition {
+	span := partition.Through(info.Min, info.Max)
 	cuts := make([]int64, n+1)
-	cuts[0], cuts[n] = info.Min, info.Max+1
+	cuts[0], cuts[n] = span.Lo, span.Hi
 	for i := 1; i < n; i++ {
 		cuts[i] = d.quantile(float64(i) / float64(n))
 	}
-	distinctCuts(cuts)
+	distinctCuts(cuts, span.ToMax)
 	parts := make([]mapreduce.Partition, n)
 	for i := range parts {
 		r := partition.Range{Lo: cuts[i], Hi: cuts[i+1]}
 		share := d.at(r.Hi) - d.at(r.Lo)
-		if r.Hi == info.Max+1 {
-			share = 1 - d.at(r.Lo)
+		if i == n-1 {
+			r, share = span, 1-d.at(r.Lo)
+			r.Lo = cuts[i]
 		}
 		parts[i] = mapreduce.Partition{Range: r, Rows: int64(math.Round(share * float64(info.Rows)))}
 	}
@@ -261,8 +269,10 @@ func (d *cdf) partitions(info mapreduce.TableInfo, n int) []mapreduce.Partition 
 // (cuts[0] to cuts[n]) leaves room, moving each as little as it can:
 // quantiles that round to the same integer become consecutive integers, so
 // that no partition is empty. Only a span narrower than n leaves equal
-// cuts (empty partitions). The outer cuts do not move.
-func distinctCuts(cuts []int64) {
+// cuts (empty partitions). The outer cuts do not move. With toMax the last
+// partition holds cuts[n] (math.MaxInt64) too, so the last inner cut may
+// equal it.
+func distinctCuts(cuts []int64, toMax bool) {
 	n := len(cuts) - 1
 	lo, hi := cuts[0], cuts[n]
 	for i := 1; i < n; i++ { // push up past the previous cut
@@ -276,7 +286,7 @@ func distinctCuts(cuts []int64) {
 		cuts[i] = c
 	}
 	for i := n - 1; i >= 1; i-- { // push down below the next cut
-		if cuts[i] >= cuts[i+1] && cuts[i+1] > lo {
+		if cuts[i] >= cuts[i+1] && cuts[i+1] > lo && !(toMax && i == n-1) {
 			cuts[i] = cuts[i+1] - 1
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mrengine/mr/mapreduce"
+	"github.com/mrengine/mr/partition"
 	"github.com/mrengine/mr/sources"
 )
 
@@ -146,26 +147,75 @@ func TestPostgres_Split(t *testing.T) {
 		bundle := setupPostgres(t, `CREATE TABLE t (id bigint PRIMARY KEY, pad text)`)
 		_, err := bundle.src.Split(t.Context(), mapreduce.Input{Table: "nope", Cursor: "id"}, mapreduce.TableInfo{Min: 1, Max: 10, Rows: 10}, 2)
 		checkError(t, "Split", err, fmt.Sprintf(`sources: table "nope" not found in %s (check --table)`, bundle.src))
-		_, err = bundle.src.Split(t.Context(), in, mapreduce.TableInfo{Min: 1, Max: math.MaxInt64, Rows: 10}, 2)
-		checkError(t, "Split", err, fmt.Sprintf(`sources: split table "t" in %s: partition: cursor value %d leaves no room for an exclusive upper bound`, bundle.src, int64(math.MaxInt64)))
+	})
+
+	// Cursors at both ends of int64, by every method: the last partition
+	// holds math.MaxInt64 (ToMax), the first math.MinInt64.
+	t.Run("Int64Edges", func(t *testing.T) {
+		t.Parallel()
+		const edges = `CREATE TABLE t (id bigint PRIMARY KEY, pad text) WITH (autovacuum_enabled = false);
+			INSERT INTO t SELECT i * 46116860184273879, '' FROM generate_series(-199, 199) i;
+			INSERT INTO t VALUES (-9223372036854775808, ''), (-9223372036854775807, ''), (9223372036854775806, ''), (9223372036854775807, '')`
+		for _, tt := range []struct {
+			name   string
+			create []string
+			setup  func(*sources.Postgres)
+			method string
+		}{
+			{"Histogram", []string{edges, `ANALYZE t`}, nil, sources.SplitHistogram},
+			{"FullRead", []string{edges}, nil, sources.SplitFullRead},
+			{"Bernoulli", []string{edges}, func(s *sources.Postgres) { sources.SetSampleThresholds(s, 0, 1_000_000) }, sources.SplitBernoulli},
+			{"TopOnly", []string{`CREATE TABLE t (id bigint PRIMARY KEY, pad text); INSERT INTO t VALUES (9223372036854775807, '')`}, nil, ""},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				bundle := setupPostgres(t, tt.create...)
+				if tt.setup != nil {
+					tt.setup(bundle.src)
+				}
+				info, err := bundle.src.Describe(t.Context(), in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				total := bundle.count(t, `SELECT count(*) FROM t`)
+				for _, n := range []int{1, 2, 3, 8} {
+					parts, method, err := sources.SplitMethod(t.Context(), bundle.src, in, info, n)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n > 1 && tt.method != "" && method != tt.method {
+						t.Errorf("n=%d: split by %s, want %s", n, method, tt.method)
+					}
+					checkCover(t, parts, info, n)
+					var got []int64
+					for _, p := range parts {
+						got = append(got, readAll(t, bundle.src, in, p.Range, 7)...)
+					}
+					if int64(len(got)) != total || got[len(got)-1] != math.MaxInt64 || !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+						t.Errorf("n=%d: partitions %v read %d rows (last %d), want each of the %d once", n, parts, len(got), got[len(got)-1], total)
+					}
+				}
+			})
+		}
 	})
 }
 
-// checkCover checks that parts are n ranges that cover [info.Min,
-// info.Max+1) contiguously, none empty when the span leaves room.
+// checkCover checks that parts are n ranges that cover info.Min through
+// info.Max contiguously, none empty when the span leaves room.
 func checkCover(t *testing.T, parts []mapreduce.Partition, info mapreduce.TableInfo, n int) {
 	t.Helper()
 	if len(parts) != n {
 		t.Fatalf("%d partitions, want %d", len(parts), n)
 	}
-	if parts[0].Lo != info.Min || parts[n-1].Hi != info.Max+1 {
-		t.Errorf("partitions %v do not span [%d, %d]", parts, info.Min, info.Max)
+	span := partition.Through(info.Min, info.Max)
+	if last := parts[n-1].Range; parts[0].Lo != info.Min || last.Hi != span.Hi || last.ToMax != span.ToMax {
+		t.Errorf("partitions %v do not span %v", parts, span)
 	}
 	for i, p := range parts {
-		if i > 0 && p.Lo != parts[i-1].Hi {
+		if i > 0 && (p.Lo != parts[i-1].Hi || parts[i-1].ToMax) {
 			t.Errorf("partitions %v not contiguous at %d", parts, i)
 		}
-		if p.Empty() && info.Max-info.Min+1 >= int64(n) {
+		if p.Empty() && span.Width() >= float64(n) {
 			t.Errorf("partition %d of %v is empty", i, parts)
 		}
 	}
@@ -175,19 +225,26 @@ func TestDistinctCuts(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		cuts, want []int64
+		toMax      bool
 	}{
-		{[]int64{0, 5, 5, 5, 10}, []int64{0, 5, 6, 7, 10}},
-		{[]int64{0, 9, 10, 10, 10}, []int64{0, 7, 8, 9, 10}},
-		{[]int64{0, 0, 0, 10}, []int64{0, 1, 2, 10}},
-		{[]int64{0, -4, 20, 3}, []int64{0, 1, 2, 3}},
-		{[]int64{0, 1, 1, 1, 1, 3}, []int64{0, 1, 1, 1, 2, 3}}, // span 3 for 5 partitions
-		{[]int64{math.MinInt64, math.MinInt64, math.MinInt64 + 1}, []int64{math.MinInt64, math.MinInt64, math.MinInt64 + 1}},
-		{[]int64{math.MaxInt64 - 1, math.MaxInt64, math.MaxInt64, math.MaxInt64}, []int64{math.MaxInt64 - 1, math.MaxInt64, math.MaxInt64, math.MaxInt64}},
+		{[]int64{0, 5, 5, 5, 10}, []int64{0, 5, 6, 7, 10}, false},
+		{[]int64{0, 9, 10, 10, 10}, []int64{0, 7, 8, 9, 10}, false},
+		{[]int64{0, 0, 0, 10}, []int64{0, 1, 2, 10}, false},
+		{[]int64{0, -4, 20, 3}, []int64{0, 1, 2, 3}, false},
+		{[]int64{0, 1, 1, 1, 1, 3}, []int64{0, 1, 1, 1, 2, 3}, false}, // span 3 for 5 partitions
+		{[]int64{math.MinInt64, math.MinInt64, math.MinInt64 + 1}, []int64{math.MinInt64, math.MinInt64, math.MinInt64 + 1}, false},
+		{[]int64{math.MaxInt64 - 1, math.MaxInt64, math.MaxInt64, math.MaxInt64}, []int64{math.MaxInt64 - 1, math.MaxInt64, math.MaxInt64, math.MaxInt64}, false},
+		{[]int64{math.MaxInt64 - 2, math.MaxInt64, math.MaxInt64, math.MaxInt64}, []int64{math.MaxInt64 - 2, math.MaxInt64 - 2, math.MaxInt64 - 1, math.MaxInt64}, false},
+		// The last partition holds math.MaxInt64 as well: three values
+		// for three partitions.
+		{[]int64{math.MaxInt64 - 2, math.MaxInt64, math.MaxInt64, math.MaxInt64}, []int64{math.MaxInt64 - 2, math.MaxInt64 - 1, math.MaxInt64, math.MaxInt64}, true},
+		{[]int64{math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64}, []int64{math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64}, true},
+		{[]int64{math.MaxInt64 - 10, math.MaxInt64 - 1, math.MaxInt64, math.MaxInt64, math.MaxInt64}, []int64{math.MaxInt64 - 10, math.MaxInt64 - 2, math.MaxInt64 - 1, math.MaxInt64, math.MaxInt64}, true},
 	} {
 		got := slices.Clone(tt.cuts)
-		sources.DistinctCuts(got)
+		sources.DistinctCuts(got, tt.toMax)
 		if !slices.Equal(got, tt.want) {
-			t.Errorf("distinctCuts(%v) = %v, want %v", tt.cuts, got, tt.want)
+			t.Errorf("distinctCuts(%v, %v) = %v, want %v", tt.cuts, tt.toMax, got, tt.want)
 		}
 	}
 }

@@ -245,9 +245,9 @@ func readAll(t testing.TB, src mapreduce.Source, in mapreduce.Input, r partition
 	t.Helper()
 	var cursors []int64
 	b := mapreduce.NewBatch(in.Columns)
-	for lo := r.Lo; ; lo = b.Last() + 1 {
+	for rest := r; ; rest = rest.After(b.Last()) {
 		b.Reset()
-		err := src.ReadChunk(t.Context(), in, partition.Range{Lo: lo, Hi: r.Hi}, limit, b)
+		err := src.ReadChunk(t.Context(), in, rest, limit, b)
 		if err == io.EOF {
 			return cursors
 		}

@@ -241,7 +241,11 @@ func (s *SQLite) unique(ctx context.Context, table string, cursor column, cols [
 // columns declared DATE, DATETIME or TIMESTAMP) or nil. It returns
 // io.EOF when r holds no rows.
 func (s *SQLite) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch) error {
-	rows, err := s.db.QueryContext(ctx, chunkQuery(in), r.Lo, r.Hi, limit)
+	last, ok := r.Last()
+	if !ok {
+		return io.EOF
+	}
+	rows, err := s.db.QueryContext(ctx, chunkQuery(in), r.Lo, last, limit)
 	if err != nil {
 		return s.readErr(in.Table, r, err)
 	}
@@ -282,8 +286,8 @@ func (s *SQLite) readErr(table string, r partition.Range, err error) error {
 }
 
 // chunkQuery is the keyset query of ReadChunk, with in's expressions and
-// condition as chunkQueryPG has them; its parameters are lo, hi and the
-// limit. A SELECT cannot write to an SQLite database, so user SQL needs no
+// condition as chunkQueryPG has them; its parameters are the range's first
+// and last cursor values, both included (see chunkQueryPG), and the limit. A SELECT cannot write to an SQLite database, so user SQL needs no
 // read-only transaction here.
 func chunkQuery(in mapreduce.Input) string {
 	c := sqlname.Quote(in.Cursor)
@@ -299,7 +303,7 @@ func chunkQuery(in mapreduce.Input) string {
 	if in.Alias != "" {
 		q.WriteString(" AS " + sqlname.Quote(in.Alias))
 	}
-	fmt.Fprintf(&q, " WHERE %s >= ? AND %s < ?", c, c)
+	fmt.Fprintf(&q, " WHERE %s >= ? AND %s <= ?", c, c)
 	if in.Where != "" {
 		q.WriteString(" AND (" + in.Where + ")")
 	}

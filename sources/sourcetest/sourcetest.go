@@ -1,8 +1,9 @@
 // Package sourcetest is the conformance suite of mapreduce.Source: Run
 // checks one backend against the contract every source keeps (keyset
 // chunks that neither skip nor repeat a row across chunk and range
-// boundaries, gaps, negative cursors, empty tables and ranges, concurrent
-// readers, and the shared error messages of package sources).
+// boundaries, gaps, negative cursors, cursors at either end of int64,
+// empty tables and ranges, concurrent readers, and the shared error
+// messages of package sources).
 //
 // A backend's test calls Run with a function that creates tables in a new
 // database and opens a source on it:
@@ -18,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -140,14 +142,15 @@ func want(t Table, cursor string, columns []string, r partition.Range) []row {
 }
 
 // read reads r in chunks of at most limit rows the way the engine does,
-// moving r.Lo past the last cursor of each chunk, and checks each chunk.
+// moving past the last cursor of each chunk (Range.After), and checks each
+// chunk. It reads on after the range's last value, when the rest is
+// empty, to check that an empty rest gives io.EOF.
 func read(t *testing.T, src mapreduce.Source, in mapreduce.Input, r partition.Range, limit int) []row {
 	t.Helper()
 	var rows []row
 	b := mapreduce.NewBatch(in.Names())
-	for lo := r.Lo; ; {
+	for chunk := r; ; {
 		b.Reset()
-		chunk := partition.Range{Lo: lo, Hi: r.Hi}
 		err := src.ReadChunk(t.Context(), in, chunk, limit, b)
 		if err == io.EOF {
 			if b.Len() != 0 {
@@ -172,7 +175,7 @@ func read(t *testing.T, src mapreduce.Source, in mapreduce.Input, r partition.Ra
 			}
 			rows = append(rows, row{br.Cursor(), values})
 		}
-		lo = b.Last() + 1
+		chunk = chunk.After(b.Last())
 	}
 }
 
@@ -213,7 +216,21 @@ func checkRows(t *testing.T, what string, got, want []row) {
 }
 
 // all is the range of every cursor of the events table.
-var all = partition.Range{Lo: ids[0], Hi: ids[len(ids)-1] + 1}
+var all = partition.Through(ids[0], ids[len(ids)-1])
+
+// edgeIDs are the cursor values of the edges table: both ends of int64,
+// their neighbours, and ordinary values between.
+var edgeIDs = []int64{math.MinInt64, math.MinInt64 + 1, math.MinInt64 + 2, -1, 0, 1, 42, math.MaxInt64 - 2, math.MaxInt64 - 1, math.MaxInt64}
+
+// edges returns the table of edgeIDs, shaped like events.
+func edges() Table {
+	t := events()
+	t.Name, t.Rows = "edges", nil
+	for i, id := range edgeIDs {
+		t.Rows = append(t.Rows, []any{id, int64(i % 3), []string{"a", "b"}[i%2], float64(i), []byte(fmt.Sprintf(`{"n":%d}`, i)), int64(i)})
+	}
+	return t
+}
 
 // Run runs the conformance suite against the sources newSource opens.
 func Run(t *testing.T, newSource NewFunc) {
@@ -370,10 +387,78 @@ func Run(t *testing.T, newSource NewFunc) {
 		}
 	})
 
+	// Cursors at math.MinInt64 and math.MaxInt64: the top range holds
+	// its last value (ToMax) and no reader computes a bound past it.
+	t.Run("Int64Edges", func(t *testing.T) {
+		t.Parallel()
+		table := edges()
+		src := newSource(t, table)
+		in := input
+		in.Table = table.Name
+		info, err := src.Describe(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (mapreduce.TableInfo{Min: math.MinInt64, Max: math.MaxInt64, Rows: int64(len(edgeIDs))}); !reflect.DeepEqual(info, want) {
+			t.Errorf("Describe = %+v, want %+v", info, want)
+		}
+		whole := partition.Through(info.Min, info.Max)
+		everything := want(table, "id", in.Columns, whole)
+		if len(everything) != len(edgeIDs) {
+			t.Fatalf("%v holds %d of the %d rows", whole, len(everything), len(edgeIDs))
+		}
+		st, streams := src.(mapreduce.Streamer)
+		// readAll reads rs one after another, by chunks and by Stream,
+		// and checks each range's rows and then all of them.
+		readAll := func(what string, rs []partition.Range, limit int) {
+			t.Helper()
+			var got, streamed []row
+			for _, r := range rs {
+				rows := read(t, src, in, r, limit)
+				checkRows(t, fmt.Sprintf("%s: range %v, limit %d", what, r, limit), rows, want(table, "id", in.Columns, r))
+				got = append(got, rows...)
+				if streams {
+					streamed = append(streamed, stream(t, st, in, r, limit)...)
+				}
+			}
+			checkRows(t, fmt.Sprintf("%s: all ranges, limit %d", what, limit), got, everything)
+			if streams {
+				checkRows(t, fmt.Sprintf("%s: all ranges streamed, limit %d", what, limit), streamed, everything)
+			}
+		}
+		// Cuts on, between and beside the edge values; the last range is
+		// the one that holds math.MaxInt64.
+		cuts := []partition.Range{
+			{Lo: math.MinInt64, Hi: math.MinInt64}, {Lo: math.MinInt64, Hi: math.MinInt64 + 1},
+			{Lo: math.MinInt64 + 1, Hi: math.MinInt64 + 3}, {Lo: math.MinInt64 + 3, Hi: 0}, {Lo: 0, Hi: 1},
+			{Lo: 1, Hi: math.MaxInt64 - 1}, {Lo: math.MaxInt64 - 1, Hi: math.MaxInt64},
+			partition.Through(math.MaxInt64, math.MaxInt64),
+		}
+		for _, limit := range []int{1, 2, 3, 1000} {
+			readAll("whole span", []partition.Range{whole}, limit)
+			readAll("cuts", cuts, limit)
+		}
+		for n := 1; n <= 9; n++ {
+			ranges, err := partition.Split(info.Min, info.Max, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(fmt.Sprintf("%d partitions", n), ranges, 2)
+		}
+		// Ranges that end just short of an edge, or lie empty at one.
+		for _, r := range []partition.Range{
+			{Lo: math.MinInt64, Hi: math.MinInt64}, {Lo: math.MaxInt64, Hi: math.MaxInt64},
+			{Lo: math.MaxInt64 - 1, Hi: math.MaxInt64}, {Lo: math.MinInt64 + 3, Hi: -1}, partition.Through(43, math.MaxInt64-3),
+		} {
+			checkRows(t, fmt.Sprintf("range %v", r), read(t, src, in, r, 1), want(table, "id", in.Columns, r))
+		}
+	})
+
 	t.Run("ReadChunkEmptyRange", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
-		for _, r := range []partition.Range{{Lo: 9, Hi: 13}, {Lo: 5, Hi: 5}, {Lo: 8, Hi: 3}, {Lo: -100, Hi: -7}, {Lo: 1001, Hi: 5000}} {
+		for _, r := range []partition.Range{{Lo: 9, Hi: 13}, {Lo: 5, Hi: 5}, {Lo: 8, Hi: 3}, {Lo: -100, Hi: -7}, {Lo: 1001, Hi: 5000},
+			{Lo: math.MinInt64, Hi: math.MinInt64}, {Lo: math.MaxInt64, Hi: math.MaxInt64}, partition.Through(1001, math.MaxInt64)} {
 			b := mapreduce.NewBatch(input.Columns)
 			if err := bundle.src.ReadChunk(t.Context(), input, r, 10, b); err != io.EOF || b.Len() != 0 {
 				t.Errorf("ReadChunk(%v) = %v with %d rows, want io.EOF and none", r, err, b.Len())
