@@ -113,7 +113,7 @@ func TestRollup_Orders(t *testing.T) {
 	// The same command again finds the run finished and changes nothing.
 	again := runMR(t, "rollup", "--source", dsn, "--into", "monthly_totals", "--workdir", filepath.Join(t.TempDir(), "mr"),
 		"--partitions", "4", "--buckets", "3", "--explain", ordersRollup)
-	for _, want := range []string{"read-only transaction", `WHERE "id" >= $1 AND "id" < $2 AND (status <> 'void')`,
+	for _, want := range []string{"read-only transaction", `WHERE "id" >= $1 AND "id" <= $2 AND (status <> 'void')`,
 		"key month timestamp with time zone: mr: date_trunc('month', …) in UTC", "CREATE TABLE monthly_totals ("} {
 		if !strings.Contains(again.stdout, want) {
 			t.Errorf("--explain does not show %q:\n%s", want, again.stdout)

@@ -439,7 +439,8 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) (mapre
 }
 
 // SourceSQL is the statement the source runs per cursor range, as a
-// PostgreSQL source spells it ($1 and $2 are the range's bounds).
+// PostgreSQL source spells it ($1 and $2 are the range's first and last
+// cursor values, both included).
 func (p *Plan) SourceSQL() string {
 	in := p.Input
 	var b strings.Builder
@@ -455,7 +456,7 @@ func (p *Plan) SourceSQL() string {
 	if in.Alias != "" {
 		b.WriteString(" AS " + QuoteIdent(in.Alias))
 	}
-	b.WriteString(" WHERE " + QuoteIdent(in.Cursor) + " >= $1 AND " + QuoteIdent(in.Cursor) + " < $2")
+	b.WriteString(" WHERE " + QuoteIdent(in.Cursor) + " >= $1 AND " + QuoteIdent(in.Cursor) + " <= $2")
 	if in.Where != "" {
 		b.WriteString(" AND (" + in.Where + ")")
 	}
