@@ -44,11 +44,6 @@ type Config struct {
 	// the running tasks.
 	Memory int64
 
-	// Stop, when closed, stops the run at its next commit point, as
-	// Runner.Stop does: a way to stop it from a signal handler without
-	// cancelling what it commits. Nil never stops a run.
-	Stop <-chan struct{}
-
 	// MaxRetries is how often a failed row is retried before it goes to
 	// the dead-letter queue.
 	MaxRetries int

@@ -55,9 +55,10 @@ func failFastSample(planned int64) int64 {
 	return max(failFastMinRows, min(share, failFastMaxRows))
 }
 
-// errStopped ends a map task that the failure gauge stopped, after it
-// committed; the map phase turns it into failureGauge.err.
-var errStopped = errors.New("the map phase stopped: the failure rate is above the threshold")
+// errStopped ends a map task that the failure gauge or Runner.Stop
+// stopped, after it committed; the map phase turns it into the error of
+// the one that did (failureGauge.err, or ErrStopped).
+var errStopped = errors.New("the map task stopped at a commit point")
 
 // failureGauge counts the rows an attempt's map tasks map and fail, and
 // trips once the sample is reached with a rate above the limit. It is safe

@@ -333,9 +333,6 @@ func (r *Runner) Resumed() bool { return r.resumed }
 func (r *Runner) Run(ctx context.Context) (_ Summary, err error) {
 	start := time.Now()
 	defer func() { err = r.cfg.diskFull(err) }()
-	done := make(chan struct{})
-	defer close(done)
-	r.watchStop(done)
 	defer r.stats.setPhase(PhaseDone)
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
@@ -465,7 +462,7 @@ func (r *Runner) remap(ctx context.Context, d Damage) error {
 }
 
 // mapPhase runs one map task per partition not yet done on a pool of
-// cfg.Workers, until the failure gauge stops them.
+// cfg.Workers, until the failure gauge or Stop stops them.
 func (r *Runner) mapPhase(ctx context.Context) error {
 	for part, cp := range r.checkpoints {
 		if cp == nil {

@@ -5,8 +5,7 @@ import (
 	"fmt"
 )
 
-// ErrStopped is wrapped by the error of a run that Stop (or Config.Stop)
-// stopped: it committed what it had done, and running it again resumes.
+// ErrStopped is wrapped by the error of a run that Stop stopped: it committed what it had done, and running it again resumes.
 var ErrStopped = errors.New("the run was stopped")
 
 // Stop asks the run to stop at its next commit point, rather than at once
@@ -19,20 +18,6 @@ func (r *Runner) Stop() { r.halt.Store(true) }
 
 // stopping reports whether Stop was called.
 func (r *Runner) stopping() bool { return r.halt.Load() }
-
-// watchStop calls Stop when cfg.Stop closes, until done closes.
-func (r *Runner) watchStop(done <-chan struct{}) {
-	if r.cfg.Stop == nil {
-		return
-	}
-	go func() {
-		select {
-		case <-r.cfg.Stop:
-			r.Stop()
-		case <-done:
-		}
-	}()
-}
 
 // stoppedErr is the error of a run that Stop stopped.
 func (r *Runner) stoppedErr() error {

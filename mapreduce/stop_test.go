@@ -18,16 +18,19 @@ func TestRunner_Stop(t *testing.T) {
 	cfg := runtest.Config(t)
 	cfg.Partitions, cfg.Workers, cfg.ChunkSize = 4, 2, 100
 	cfg.CheckpointInterval = 1 << 62 // commits only where the stop makes one
-	stop := make(chan struct{})
-	cfg.Stop = stop
 	src := &memSource{rows: rows, read: map[int64]int{}}
+	sink := newMemSink()
+	r, err := mapreduce.Open(context.Background(), sumJob(t), src, sink, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	src.afterChunk = func(n int64) {
 		if n == 30 {
-			close(stop)
+			r.Stop()
 		}
 	}
-	sink := newMemSink()
-	s, err := mapreduce.Run(context.Background(), sumJob(t), src, sink, cfg)
+	s, err := r.Run(context.Background())
+	r.Close()
 	if !errors.Is(err, mapreduce.ErrStopped) {
 		t.Fatalf("err = %v, want ErrStopped", err)
 	}
@@ -38,7 +41,6 @@ func TestRunner_Stop(t *testing.T) {
 		t.Errorf("a run stopped in its map phase wrote %d groups", len(sink.table))
 	}
 
-	cfg.Stop = nil
 	src.afterChunk = nil
 	if _, err := mapreduce.Run(context.Background(), sumJob(t), src, sink, cfg); err != nil {
 		t.Fatal(err)

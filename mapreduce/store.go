@@ -159,7 +159,7 @@ func (s DirStore) LoadPlan(_ context.Context, run string) (*Plan, error) {
 // SavePlan replaces plan.json, then removes the state that does not belong
 // to it: checkpoints, done markers and a replay manifest of another Commit
 // (see Store), or that fail their seal. A plan rebuilt under the same
-// Commit (see Runner.healPlan) keeps the state that is sound.
+// Commit (see Runner.rebuildPlan) keeps the state that is sound.
 func (s DirStore) SavePlan(ctx context.Context, p *Plan) error {
 	if err := s.writeJSON(ctx, p.RunID+"/plan.json", p); err != nil {
 		return err

@@ -12,11 +12,13 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"github.com/xrash/smetrics"
 
+	"github.com/mrengine/mr/internal/pg"
 	_ "github.com/mrengine/mr/jobs" // the built-in jobs
 	"github.com/mrengine/mr/mapreduce"
 )
@@ -30,38 +32,60 @@ const (
 )
 
 // Main runs the mr command line with os.Args and exits with its exit code.
-// SIGINT or SIGTERM stops a run at its next commit point, with what it did
-// committed (see mapreduce.Runner.Stop); a second one stops it at once
-// (its context ends), and a third kills the process.
+// SIGINT or SIGTERM stops a running run at its next commit point, with
+// what it did committed (see mapreduce.Runner.Stop), and anything else
+// (planning, mr status --watch, a replay) at once; a second signal stops a
+// run at once too, and a third kills the process.
 func Main() {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := make(chan struct{})
+	s := &stopper{ch: make(chan struct{})}
 	go func() {
 		<-signals
-		close(stop)
-		<-signals
+		if s.stop() {
+			<-signals
+		}
 		cancel()
 		signal.Reset(os.Interrupt, syscall.SIGTERM) // the default: the next one kills
 	}()
-	code := Run(withStop(ctx, stop), os.Args, os.Stdout, os.Stderr)
+	code := Run(context.WithValue(ctx, stopKey{}, s), os.Args, os.Stdout, os.Stderr)
 	cancel()
 	os.Exit(code)
 }
 
-type stopKey struct{}
-
-// withStop returns a context that carries stop, which closes to ask a run
-// to stop at its next commit point (Config.Stop).
-func withStop(ctx context.Context, stop <-chan struct{}) context.Context {
-	return context.WithValue(ctx, stopKey{}, stop)
+// A stopper asks a run to stop at its next commit point, once a command
+// has handed its channel to a running run (take); before that, a signal
+// cancels the context instead.
+type stopper struct {
+	mu    sync.Mutex
+	ch    chan struct{}
+	taken bool
 }
 
-// stopOf returns the stop channel of ctx (see withStop), or nil.
-func stopOf(ctx context.Context) <-chan struct{} {
-	stop, _ := ctx.Value(stopKey{}).(<-chan struct{})
-	return stop
+type stopKey struct{}
+
+// takeStop returns the channel that closes when the first signal asks
+// ctx's run to stop (for Config.Stop), or nil outside Main.
+func takeStop(ctx context.Context) <-chan struct{} {
+	s, _ := ctx.Value(stopKey{}).(*stopper)
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.taken = true
+	return s.ch
+}
+
+// stop closes the channel if a run took it, and reports whether it did.
+func (s *stopper) stop() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.taken {
+		close(s.ch)
+	}
+	return s.taken
 }
 
 // Run runs the command line args (args[0] is the program name), writing
@@ -113,13 +137,24 @@ func resumeCommand(c *cli.Context) string {
 			}
 			break
 		}
-		if name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "="); i > 0 && strings.HasPrefix(arg, "-") && name == "fresh" {
+		name, value, inline := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		flag := i > 0 && strings.HasPrefix(arg, "-")
+		switch {
+		case flag && name == "fresh":
 			continue
+		case flag && inline && dsnFlags[name]:
+			arg = arg[:len(arg)-len(value)] + pg.Redact(value)
+		case i > 1 && dsnFlags[strings.TrimLeft(args[i-1], "-")] && strings.HasPrefix(args[i-1], "-"):
+			arg = pg.Redact(arg)
 		}
 		words = append(words, shellQuote(arg))
 	}
 	return strings.Join(words, " ")
 }
+
+// dsnFlags are the flags whose values may hold a password, which the
+// resume command shows masked: the user types it again.
+var dsnFlags = map[string]bool{"source": true, "sink": true}
 
 // shellSafe matches the words a POSIX shell reads as they are.
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)

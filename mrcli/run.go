@@ -259,7 +259,6 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	}
 	limitHeap(cfg.Memory)
 	cfg.Progress = prog
-	cfg.Stop = stopOf(ctx)
 	runner, err := mapreduce.Open(ctx, job.def, src, sink, cfg)
 	if err != nil {
 		prog.Close(err)
@@ -287,6 +286,18 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	// A complete run runs too: it reads no row and applies no bucket, but
 	// it swaps the output table in if a crash came between the last
 	// bucket and the swap, which the run state does not tell.
+	// From here a signal stops the run at its next commit point (see Main).
+	if stop := takeStop(ctx); stop != nil {
+		ran := make(chan struct{})
+		defer close(ran)
+		go func() {
+			select {
+			case <-stop:
+				runner.Stop()
+			case <-ran:
+			}
+		}()
+	}
 	sum, err := runner.Run(ctx)
 	if sum.MapStopped { // an alert, but the map bar did not get to its end
 		prog.Close(errors.New("map phase stopped early"))

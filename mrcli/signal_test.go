@@ -107,6 +107,9 @@ func TestResumeCommand(t *testing.T) {
 			`mr rollup --into t 'SELECT k, count(*) FROM t WHERE s = '\''x'\'' GROUP BY 1'`},
 		{[]string{"mr", "run", "j", "--", "--fresh"}, "mr run j -- --fresh"},
 		{[]string{"mr", "run", "j", "--source", ""}, "mr run j --source ''"},
+		// Passwords are masked, whatever quoting they would need.
+		{[]string{"mr", "run", "j", "--source", "postgres://u:it's@h/db", "--sink=host=h password=p'w dbname=d"},
+			"mr run j --source postgres://u:xxxxx@h/db '--sink=host=h password=xxxxx dbname=d'"},
 	} {
 		var got string
 		app := NewApp(io.Discard, io.Discard)

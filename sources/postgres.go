@@ -93,7 +93,8 @@ const (
 	// the run while someone is still watching.
 	DefaultRetryBudget = pg.DefaultBudget
 
-	// spareConns are the pool's connections beyond one per worker: for
+	// spareConns are the pool's connections beyond one per worker: the
+	// one that holds the run's snapshot (see Snapshot), and one for
 	// Describe, Split and a progress query while every map task holds
 	// one.
 	spareConns = 2

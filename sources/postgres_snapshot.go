@@ -43,6 +43,10 @@ func (s *Postgres) Snapshot(ctx context.Context) (release func(), err error) {
 	if s.snap.pinned {
 		return nil, errors.New("sources: a snapshot is pinned already")
 	}
+	if s.pool.Config().MaxConns < 2 { // the readers would wait for it forever
+		return nil, fmt.Errorf("sources: %s has pool_max_conns=%d, but a run holds one connection for its snapshot and reads on others: "+
+			"set pool_max_conns to 2 or more", s, s.pool.Config().MaxConns)
+	}
 	if err := s.retry(ctx, s.snap.export(s.pool)); err != nil {
 		return nil, s.db.Scrub(fmt.Errorf("sources: export a snapshot of %s: %w", s, err))
 	}
@@ -100,7 +104,7 @@ func (s *snapshot) current() string {
 	return s.id
 }
 
-// renew pins a new snapshot in place of old, which a query could not
+// renewSnapshot pins a new snapshot in place of old, which a query could not
 // import, unless another query renewed it already.
 func (s *Postgres) renewSnapshot(ctx context.Context, old string) error {
 	s.snap.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -82,5 +83,17 @@ func TestPostgres_SnapshotRestart(t *testing.T) {
 	rest := readAll(t, bundle.src, in, partition.Range{Lo: 1001, Hi: 3001}, 1000)
 	if len(rest) != 2000 || rest[0] != 1001 || rest[len(rest)-1] != 3000 {
 		t.Errorf("after the restart read %d rows; want 2000 from 1001 to 3000", len(rest))
+	}
+}
+
+// TestPostgres_SnapshotOneConnection: a pool of one connection cannot
+// hold a snapshot and read beside it, which would hang the run; pinning
+// says what to change instead.
+func TestPostgres_SnapshotOneConnection(t *testing.T) {
+	t.Parallel()
+	src := openPostgres(t, pgtest.DSN(t)+"&pool_max_conns=1")
+	_, err := src.Snapshot(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "pool_max_conns=1, but a run holds one connection for its snapshot and reads on others: set pool_max_conns to 2 or more") {
+		t.Fatalf("Snapshot with one connection: %v", err)
 	}
 }
