@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -71,7 +71,7 @@ func (s *Postgres) claimTable(ctx context.Context, tx pgx.Tx, n names, run, comm
 		return &OwnedError{
 			Table: n.out.Sanitize(), Sink: s.String(), Run: owner, Commit: owned, Since: since,
 			Release: fmt.Sprintf("DELETE FROM %s WHERE table_name = %s; DROP TABLE IF EXISTS %s",
-				n.owners.Sanitize(), literal(n.table), pgx.Identifier{n.schema, stageName(n.schema, n.table, owner)}.Sanitize()),
+				n.owners.Sanitize(), sqlname.Literal(n.table), pgx.Identifier{n.schema, stageName(n.schema, n.table, owner)}.Sanitize()),
 		}
 	case owned == commit:
 		return nil
@@ -81,7 +81,3 @@ func (s *Postgres) claimTable(ctx context.Context, tx pgx.Tx, n names, run, comm
 		n.table, run, commit)
 	return err
 }
-
-// literal quotes s as an SQL string literal (standard_conforming_strings,
-// on since PostgreSQL 9.1), for statements that messages suggest.
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

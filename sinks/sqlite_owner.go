@@ -49,7 +49,7 @@ func (s *SQLite) claimTable(ctx context.Context, tx *sql.Tx, table, run, commit 
 		return &OwnedError{
 			Table: sqlname.Quote(table), Sink: s.String(), Run: owner, Commit: owned, Since: at,
 			Release: fmt.Sprintf("DELETE FROM mr_table_owners WHERE table_name = %s; DROP TABLE IF EXISTS %s",
-				literal(table), sqlname.Quote(stageName("", table, owner))),
+				sqlname.Literal(table), sqlname.Quote(stageName("", table, owner))),
 		}
 	case owned == commit:
 		return nil

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -129,7 +129,7 @@ func (s *Postgres) beginAt(ctx context.Context) (pgx.Tx, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(id))
+		_, err = tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+sqlname.Literal(id))
 		if err == nil {
 			return tx, nil
 		}
@@ -142,9 +142,4 @@ func (s *Postgres) beginAt(ctx context.Context) (pgx.Tx, error) {
 			return nil, err
 		}
 	}
-}
-
-// quoteLiteral quotes s as an SQL string literal.
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

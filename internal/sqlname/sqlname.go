@@ -1,6 +1,6 @@
 // Package sqlname spells names for SQL drivers and statements: quoted
-// identifiers, and SQLite file: URIs, shared by the sources and sinks
-// packages.
+// identifiers and string literals, and SQLite file: URIs, shared by the
+// sources and sinks packages.
 package sqlname
 
 import "strings"
@@ -9,6 +9,13 @@ import "strings"
 // standard SQL), so that a name from a flag or a job is only ever a name.
 func Quote(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// Literal quotes s as an SQL string literal (SQLite and standard SQL, as
+// PostgreSQL reads it with standard_conforming_strings on, its default),
+// for the few statements that take no parameters.
+func Literal(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // SQLiteURI is the file: URI of the SQLite database at path, with the
