@@ -87,7 +87,7 @@ func TestRun_DiskFullInjected(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rows := randomRows(31, 10_000, 500, 0.01)
+			rows := randomRows(31, 4_000, 500, 0.01)
 			cfg := runtest.Config(t)
 			cfg.Partitions, cfg.Buckets, cfg.Workers, cfg.ChunkSize = 4, 4, 2, 200
 			cfg.CheckpointInterval = time.Nanosecond // commit after every chunk
@@ -127,13 +127,13 @@ func TestRun_DiskFullInjected(t *testing.T) {
 	}
 }
 
-// TestRun_DiskFullTmpfs runs on a 2 MiB tmpfs, which fills up (it needs
+// TestRun_DiskFullTmpfs runs on a 512 KiB tmpfs, which fills up (it needs
 // root to mount, and skips without), then grows the tmpfs, as freeing
 // space would, and runs again.
 func TestRun_DiskFullTmpfs(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs (needs root): %v: %s", err, out)
 	}
 	t.Cleanup(func() {
@@ -144,7 +144,7 @@ func TestRun_DiskFullTmpfs(t *testing.T) {
 	// Random group names do not compress: the shuffle files outgrow the
 	// file system.
 	rng := rand.New(rand.NewPCG(32, 1))
-	rows := make([]memRow, 200_000)
+	rows := make([]memRow, 60_000)
 	for i := range rows {
 		kind := "ok"
 		if i%1000 == 0 {
