@@ -81,20 +81,7 @@ func (s *memSource) ReadChunk(_ context.Context, _ mapreduce.Input, r partition.
 type streamingSource struct{ *memSource }
 
 func (s streamingSource) Stream(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch, fn func(*mapreduce.Batch) error) error {
-	for {
-		b.Reset()
-		err := s.ReadChunk(ctx, in, r, limit, b)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(b); err != nil {
-			return err
-		}
-		r.Lo = b.Last() + 1
-	}
+	return mapreduce.ReadChunks(ctx, s.memSource, in, r, limit, b, fn)
 }
 
 // memSink keeps one table and the commit records.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"time"
 
@@ -77,25 +76,17 @@ func (r *Runner) maxEntries(t combiner) int {
 func (t *mapTask) run(ctx context.Context) error {
 	r := t.r
 	batch := NewBatch(r.in.Names())
+	read := func(b *Batch) error { return t.chunk(ctx, b) }
+	var err error
 	if s, ok := r.src.(Streamer); ok {
-		if err := s.Stream(ctx, r.in, t.rest, r.cfg.ChunkSize, batch, func(b *Batch) error { return t.chunk(ctx, b) }); err != nil {
-			return err
-		}
-		return t.commit(ctx, true)
+		err = s.Stream(ctx, r.in, t.rest, r.cfg.ChunkSize, batch, read)
+	} else {
+		err = ReadChunks(ctx, r.src, r.in, t.rest, r.cfg.ChunkSize, batch, read)
 	}
-	for {
-		batch.Reset()
-		err := r.src.ReadChunk(ctx, r.in, t.rest, r.cfg.ChunkSize, batch)
-		if errors.Is(err, io.EOF) {
-			return t.commit(ctx, true)
-		}
-		if err != nil {
-			return err
-		}
-		if err := t.chunk(ctx, batch); err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
+	return t.commit(ctx, true)
 }
 
 // chunk maps the rows of one chunk and commits when the combiner is full or

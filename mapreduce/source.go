@@ -2,7 +2,9 @@ package mapreduce
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/mrengine/mr/partition"
 )
@@ -89,4 +91,26 @@ type Snapshotter interface {
 	// Snapshot pins the source's current state for every read until
 	// release is called.
 	Snapshot(ctx context.Context) (release func(), err error)
+}
+
+// ReadChunks reads r with src.ReadChunk, one keyset chunk after another,
+// and hands each to fn as a Streamer's Stream does (filling b anew for
+// each): how the engine reads a source that cannot stream, and how a
+// Streamer may read the rest of a range its stream cannot go on with. It
+// returns fn's first error, or nil at the end of r.
+func ReadChunks(ctx context.Context, src Source, in Input, r partition.Range, limit int, b *Batch, fn func(*Batch) error) error {
+	for {
+		b.Reset()
+		err := src.ReadChunk(ctx, in, r, limit, b)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+		r = r.After(b.Last())
+	}
 }

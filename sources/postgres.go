@@ -547,7 +547,7 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 			break
 		}
 		if rest == issued {
-			return s.readChunks(ctx, in, rest, limit, b, fn)
+			return mapreduce.ReadChunks(ctx, s, in, rest, limit, b, fn)
 		}
 	}
 	if cb, ok := err.(*callbackError); ok {
@@ -572,25 +572,6 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 func cancelled(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "57014"
-}
-
-// readChunks reads r as Stream does, one keyset chunk (ReadChunk) at a
-// time.
-func (s *Postgres) readChunks(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch, fn func(*mapreduce.Batch) error) error {
-	for {
-		b.Reset()
-		err := s.ReadChunk(ctx, in, r, limit, b)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(b); err != nil {
-			return err
-		}
-		r = r.After(b.Last())
-	}
 }
 
 // streamOnce runs Stream's query over r once, delivering a chunk whenever
