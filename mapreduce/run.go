@@ -323,7 +323,8 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // of its range (see remap), before the map phase or when the reduce phase
 // finds the damage, and the run goes on.
 //
-// A full disk stops the run with a *DiskFullError.
+// A full disk stops the run with a *DiskFullError; Stop stops it at its
+// next commit point, with an error wrapping ErrStopped.
 //
 // A run that finishes with a failure rate above cfg.MaxFailureRate returns
 // its Summary with an error wrapping ErrFailureRate. So does a run whose

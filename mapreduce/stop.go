@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// ErrStopped is wrapped by the error of a run that Stop stopped: it committed what it had done, and running it again resumes.
+// ErrStopped is wrapped by the error of a run that Stop stopped: it
+// committed what it had done, and running it again resumes.
 var ErrStopped = errors.New("the run was stopped")
 
 // Stop asks the run to stop at its next commit point, rather than at once
