@@ -28,7 +28,7 @@ const (
 	ExitOK     = 0 // done
 	ExitFailed = 1 // failed; running the same command again resumes
 	ExitUsage  = 2 // unknown job or command, bad or missing flag
-	ExitAlert  = 3 // done, but the failure rate is above --max-failure-rate
+	ExitAlert  = 3 // the failure rate is above --max-failure-rate: the run finished, or its map phase stopped early
 )
 
 // Main runs the mr command line with os.Args and exits with its exit code.
@@ -66,7 +66,7 @@ type stopper struct {
 type stopKey struct{}
 
 // takeStop returns the channel that closes when the first signal asks
-// ctx's run to stop (for Config.Stop), or nil outside Main.
+// ctx's run to stop (see Runner.Stop), or nil outside Main.
 func takeStop(ctx context.Context) <-chan struct{} {
 	s, _ := ctx.Value(stopKey{}).(*stopper)
 	if s == nil {
