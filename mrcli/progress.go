@@ -197,11 +197,19 @@ func (p *pace) rate(s decor.Statistics) string {
 }
 
 func (p *pace) eta(s decor.Statistics) string {
-	r := p.perSecond(s.Current)
-	if r <= 0 || s.Total <= s.Current {
-		return " ETA -"
+	if eta := remaining(s.Total-s.Current, p.perSecond(s.Current)); eta > 0 {
+		return " ETA " + eta.String()
 	}
-	return " ETA " + time.Duration(float64(s.Total-s.Current)/r*float64(time.Second)).Round(time.Second).String()
+	return " ETA -"
+}
+
+// remaining is how long left units take at perSecond, to the second, or
+// -1 when there is no rate to tell.
+func remaining(left int64, perSecond float64) time.Duration {
+	if perSecond <= 0 {
+		return -1
+	}
+	return time.Duration(float64(left) / perSecond * float64(time.Second)).Round(time.Second)
 }
 
 func (b *bars) bar(phase string) *mpb.Bar {

@@ -109,16 +109,16 @@ func (v watchView) eta() time.Duration {
 	switch {
 	case left == 0:
 		return 0
-	case !v.known || v.rate <= 0:
+	case !v.known:
 		return -1
 	}
-	return time.Duration(float64(left) / v.rate * float64(time.Second)).Round(time.Second)
+	return remaining(left, v.rate)
 }
 
 func (v watchView) rateText() string {
-	unit := "rows/s"
-	if v.phase != mapreduce.PhaseMap {
-		unit = "buckets/s"
+	unit := units[mapreduce.PhaseReduce] + "/s"
+	if v.phase == mapreduce.PhaseMap {
+		unit = units[mapreduce.PhaseMap] + "/s"
 	}
 	if !v.known {
 		return "- " + unit
