@@ -218,7 +218,7 @@ func forgetRuns(ctx context.Context, out, errOut io.Writer, removed []runEntry) 
 		n, err := forgetIn(ctx, url, plans)
 		if err != nil {
 			fmt.Fprintf(errOut, "mr gc: warning: %v; the records of %d removed %s stay there: %s\n",
-				err, len(plans), plural(len(plans), "run", "runs"), forgetSQL(plans))
+				err, len(plans), plural(len(plans), "run", "runs"), sinks.ForgetSQL(commitsOf(plans)))
 			continue
 		}
 		fmt.Fprintf(out, "forgot %d bucket %s of %d %s in %s\n", n, plural(int(n), "commit", "commits"),
@@ -255,13 +255,11 @@ func forgetIn(ctx context.Context, url string, plans []*mapreduce.Plan) (n int64
 	return n, nil
 }
 
-// forgetSQL is what removes plans' commit records by hand.
-func forgetSQL(plans []*mapreduce.Plan) string {
-	var keys []string
-	for _, p := range plans {
-		c := strings.ReplaceAll(p.Commit, "'", "''")
-		pattern := strings.NewReplacer(`\`, `\\`, "_", `\_`, "%", `\%`).Replace(c) + ".replay%"
-		keys = append(keys, fmt.Sprintf(`commit_key = '%s' OR commit_key LIKE '%s' ESCAPE '\'`, c, pattern))
+// commitsOf lists the plans' commits.
+func commitsOf(plans []*mapreduce.Plan) []string {
+	commits := make([]string, len(plans))
+	for i, p := range plans {
+		commits[i] = p.Commit
 	}
-	return "DELETE FROM mr_bucket_commits WHERE " + strings.Join(keys, " OR ")
+	return commits
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mrengine/mr/internal/sqlname"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -30,6 +32,18 @@ import (
 //
 // Forget is idempotent, and a sink that never had mr's tables has nothing
 // to forget. It counts the rows of mr_bucket_commits removed.
+
+// ForgetSQL is the statement that removes the commit records of the given
+// plan commits by hand, in PostgreSQL or SQLite, for when Forget cannot
+// reach the sink.
+func ForgetSQL(commits []string) string {
+	var keys []string
+	for _, c := range commits {
+		pattern := strings.NewReplacer(`\`, `\\`, "_", `\_`, "%", `\%`).Replace(c) + ".replay%"
+		keys = append(keys, fmt.Sprintf(`commit_key = %s OR commit_key LIKE %s ESCAPE '\'`, sqlname.Literal(c), sqlname.Literal(pattern)))
+	}
+	return "DELETE FROM mr_bucket_commits WHERE " + strings.Join(keys, " OR ")
+}
 
 // Forget removes what the sink records of the run with the given plan
 // commit into table (see above), in one transaction, and returns the
