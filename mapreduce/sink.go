@@ -81,6 +81,39 @@ type Replacer interface {
 	Swap(ctx context.Context, t OutputTable, run, commit string) error
 }
 
+// Merger is a Sink that an incremental run merges into (see
+// Config.Incremental): it reads back the groups an earlier run stored, so
+// that the engine can Combine the new rows' values into them, and writes
+// the merged groups, all in the bucket's one transaction.
+type Merger interface {
+	Sink
+
+	// Merge applies bucket of an incremental run to t and records it as
+	// committed under commit, in one transaction. For each part that m
+	// yields (Next), it reads the rows of t whose keys are among m.Keys()
+	// and hands them to m.Merge, then upserts the rows that returns, as
+	// Apply does. A stored row holds t's key columns, then the columns of
+	// cols, as OutputRows values (nil for NULL); a key that t does not
+	// hold has no row. Keys of one bucket are in no other bucket, and no
+	// two parts hold one key.
+	Merge(ctx context.Context, t OutputTable, cols []Field, commit string, bucket int, m MergeParts) error
+}
+
+// MergeParts yields the new groups of one bucket in parts that fit the
+// memory budget, for a Merger.
+type MergeParts interface {
+	// Next loads the next part; it returns false at the end and on an
+	// error, which Err then returns.
+	Next() bool
+	// Keys iterates over the part's keys: the values of t's key columns.
+	Keys() OutputRows
+	// Merge reads the stored rows of the part's keys, to their end, and
+	// returns the part's rows to upsert: every key of the part, its stored
+	// value merged with its new one.
+	Merge(stored OutputRows) (OutputRows, error)
+	Err() error
+}
+
 // OutputRows iterates over output rows: key values then value values, in the
 // order of the Table's fields, as int64, float64, string, bool, Date or
 // time.Time. It has the shape of pgx.CopyFromSource. The slice Values

@@ -114,3 +114,22 @@ func ReadChunks(ctx context.Context, src Source, in Input, r partition.Range, li
 		r = r.After(b.Last())
 	}
 }
+
+// Marker is implemented by sources that can take a safe high-water mark
+// of a table's cursor, which incremental runs stand on (Config.Incremental):
+// one run reads the rows through the mark, the next the rows past it.
+// max(cursor) is not safe where rows commit out of cursor order, as rows
+// numbered by a sequence do: a transaction that took a smaller value may
+// commit after one that took a larger, and a mark at the larger would
+// skip the smaller for good.
+//
+// Mark returns a value M such that, once it returns, no row with a cursor
+// at or below M can still commit: every transaction that could write one
+// has ended, and rows written later take cursors above M. A run that
+// reads through M after Mark returns (under a snapshot taken later, see
+// Snapshotter) therefore reads every such row, and the next run reads
+// from M+1 on without a gap. Where it cannot be sure, Mark returns an
+// error that says what to change (a cursor that no sequence fills).
+type Marker interface {
+	Mark(ctx context.Context, in Input) (int64, error)
+}
