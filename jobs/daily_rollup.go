@@ -55,6 +55,9 @@ var DailyRollup = mapreduce.Job[RollupKey, RollupTotals]{
 	Combine: func(a, b RollupTotals) RollupTotals {
 		return RollupTotals{Events: a.Events + b.Events, TotalCents: mapreduce.AddInt64(a.TotalCents, b.TotalCents)}
 	},
+	// Sums merge into stored sums: mr run daily_rollup --incremental adds
+	// the new events to the stored totals.
+	Incremental: true,
 }
 
 // isJSONObject reports whether p parses as a JSON object: its first

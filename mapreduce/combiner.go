@@ -30,6 +30,11 @@ type combiner interface {
 	spill(w *shuffle.Writer)
 	// rows empties the combiner into its finalized output rows.
 	rows() OutputRows
+	// keys iterates over the keys held, as the output's key columns.
+	keys() OutputRows
+	// merge combines into the values held the stored rows of their keys
+	// that a Merger read back (key columns, then Spec.Restore's).
+	merge(stored OutputRows) error
 }
 
 type pair[K comparable, V any] struct {
@@ -190,3 +195,78 @@ func (r *combinerRows[K, V]) Next() bool {
 
 func (r *combinerRows[K, V]) Values() ([]any, error) { return r.enc.values, nil }
 func (r *combinerRows[K, V]) Err() error             { return r.err }
+
+func (t *mapCombiner[K, V]) keys() OutputRows {
+	keys := make([]K, 0, len(t.m))
+	for k := range t.m {
+		keys = append(keys, k)
+	}
+	return &keyRows[K]{codec: t.job.Key, keys: keys}
+}
+
+// keyRows yields keys as output rows of the key columns.
+type keyRows[K any] struct {
+	codec Codec[K]
+	keys  []K
+	enc   valuesEncoder
+}
+
+func (r *keyRows[K]) Next() bool {
+	if len(r.keys) == 0 {
+		return false
+	}
+	r.enc.values = r.enc.values[:0]
+	r.codec.Encode(r.keys[0], &r.enc)
+	r.keys = r.keys[1:]
+	return true
+}
+
+func (r *keyRows[K]) Values() ([]any, error) { return r.enc.values, nil }
+func (r *keyRows[K]) Err() error             { return nil }
+
+// merge folds each stored value into the new value of its key: the
+// stored one is Combine's first argument, as the older of the two. A row
+// that cannot be read back, or whose key the combiner does not hold,
+// stops the merge: the table holds a row the job did not write, or the
+// sink read one it was not asked for.
+func (t *mapCombiner[K, V]) merge(stored OutputRows) (err error) {
+	var k K
+	defer t.nameOverflow(&k)
+	nkeys := len(t.job.Key.Fields)
+	for stored.Next() {
+		values, err := stored.Values()
+		if err != nil {
+			return err
+		}
+		v, err := t.restore(values, nkeys, &k)
+		if err != nil {
+			return fmt.Errorf("the stored row of key %v in table %s cannot be read back (%w): did something other than this job write it? Recompute the table with --fresh",
+				k, t.job.Output.Table, err)
+		}
+		nv, ok := t.m[k]
+		if !ok {
+			return fmt.Errorf("the sink read back key %v, which the bucket does not hold", k)
+		}
+		t.m[k] = t.job.Combine(v, nv)
+	}
+	return stored.Err()
+}
+
+// restore decodes a stored row's key into *k and its value, turning a
+// codec's panic into an error.
+func (t *mapCombiner[K, V]) restore(values []any, nkeys int, k *K) (v V, err error) {
+	if len(values) < nkeys {
+		return v, fmt.Errorf("the row has %d columns, the key %d", len(values), nkeys)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	*k = t.job.Key.Decode(&valuesDecoder{values: values[:nkeys]})
+	d := &valuesDecoder{values: values[nkeys:]}
+	if t.job.Restore != nil {
+		return t.job.Restore(d)
+	}
+	return t.job.Value.Decode(d), nil
+}

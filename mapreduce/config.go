@@ -63,6 +63,12 @@ type Config struct {
 	// Fresh discards the run state of an earlier run with the same identity
 	// and starts over.
 	Fresh bool
+	// Incremental makes the run's plans take a safe high-water mark of
+	// the source (see Marker), so that once the run finishes, Runner.Next
+	// can plan a batch of only the rows added since and merge their groups
+	// into the output table. The job must be Incremental, the source a
+	// Marker and the sink a Merger.
+	Incremental bool
 
 	// Progress receives progress reports; nil for none.
 	Progress Progress

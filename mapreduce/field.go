@@ -2,6 +2,7 @@ package mapreduce
 
 import (
 	"bytes"
+	"fmt"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
@@ -109,3 +110,40 @@ func (e *valuesEncoder) Array(elems any)   { e.values = append(e.values, elems) 
 // Decimal copies v: the codec may reuse it once the call returns.
 func (e *valuesEncoder) Decimal(v *apd.Decimal) { e.values = append(e.values, new(apd.Decimal).Set(v)) }
 func (e *valuesEncoder) Bytes(v []byte)         { e.values = append(e.values, bytes.Clone(v)) }
+
+// valuesDecoder yields the values of a row a sink read back (see Merger)
+// as fields: the inverse of valuesEncoder. A value of another Go type
+// than its field's panics, as a codec's Decode may; the engine recovers it
+// into the bucket's error.
+type valuesDecoder struct{ values []any }
+
+func next[T any](d *valuesDecoder) T {
+	if len(d.values) == 0 {
+		panic("the stored row has fewer columns than the codec reads")
+	}
+	v, ok := d.values[0].(T)
+	if !ok {
+		var want T
+		panic(fmt.Sprintf("the stored row holds %T where the codec reads %T", d.values[0], want))
+	}
+	d.values = d.values[1:]
+	return v
+}
+
+func (d *valuesDecoder) Int64() int64          { return next[int64](d) }
+func (d *valuesDecoder) Float64() float64      { return next[float64](d) }
+func (d *valuesDecoder) String() string        { return next[string](d) }
+func (d *valuesDecoder) Bool() bool            { return next[bool](d) }
+func (d *valuesDecoder) Date() Date            { return next[Date](d) }
+func (d *valuesDecoder) Time() time.Time       { return next[time.Time](d) }
+func (d *valuesDecoder) Decimal() *apd.Decimal { return next[*apd.Decimal](d) }
+func (d *valuesDecoder) Bytes() []byte         { return next[[]byte](d) }
+
+// Null consumes a NULL, if the next value is one.
+func (d *valuesDecoder) Null() bool {
+	if len(d.values) > 0 && d.values[0] == nil {
+		d.values = d.values[1:]
+		return true
+	}
+	return false
+}

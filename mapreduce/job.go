@@ -69,6 +69,25 @@ type Job[K comparable, V any] struct {
 	// An error fails the group, and with it the run: the SQL rule for a
 	// division by zero or an overflow in an aggregate's result.
 	Finalize func(v V, out Encoder) error
+
+	// Incremental declares that Combine may merge new values into the
+	// values an earlier run stored in the output table, so that a run with
+	// Config.Incremental reads only the rows added since and merges their
+	// values into the stored ones (see Runner.Next). It holds for sums,
+	// counts, minima, maxima and mergeable sketches, not for a value that
+	// depends on rows the new ones replace. Without Finalize the output's
+	// value columns are V's, which the Value codec reads back; with it,
+	// Restore must say how.
+	Incremental bool
+
+	// Restore, with Finalize and Incremental, reads a value back from its
+	// stored output row: d yields the output columns RestoreColumns names
+	// (of Output.Values, not arrays), in that order, as Finalize wrote
+	// them. A rollup keeps its aggregate states in a column for it. An
+	// error stops the run, naming the key: the table holds a row that
+	// this job did not write.
+	Restore        func(d Decoder) (V, error)
+	RestoreColumns []string
 }
 
 // Input says which rows a job reads by default; the command line may
@@ -130,6 +149,11 @@ type Spec struct {
 	// Shuffle is the layout of map output records: key fields, then value
 	// fields.
 	Shuffle []Field
+	// Incremental is the job's Incremental; Restore lists the output
+	// columns an incremental run reads back from the output table (see
+	// Merger), nil for a job that is not incremental.
+	Incremental bool
+	Restore     []Field
 }
 
 // Definition is a registered job as the engine sees it. Only Job
@@ -156,13 +180,34 @@ func (j *Job[K, V]) Spec() Spec {
 	if j.Finalize != nil {
 		values = j.Output.Values
 	}
-	return Spec{
+	spec := Spec{
 		Name:        j.Name,
 		Description: j.Description,
 		Input:       in,
 		Output:      OutputTable{Name: j.Output.Table, Keys: j.Key.Fields, Values: values},
 		Shuffle:     append(append([]Field(nil), j.Key.Fields...), j.Value.Fields...),
+		Incremental: j.Incremental,
 	}
+	if j.Incremental {
+		spec.Restore = j.restoreFields()
+	}
+	return spec
+}
+
+// restoreFields returns the output value columns that Restore reads, or
+// without Finalize the Value codec's; a name that is not a value column
+// is left out, for Validate to name.
+func (j *Job[K, V]) restoreFields() []Field {
+	if j.Finalize == nil {
+		return j.Value.Fields
+	}
+	var fields []Field
+	for _, name := range j.RestoreColumns {
+		if i := slices.IndexFunc(j.Output.Values, func(f Field) bool { return f.Name == name }); i >= 0 {
+			fields = append(fields, j.Output.Values[i])
+		}
+	}
+	return fields
 }
 
 func (j *Job[K, V]) checked() (Definition, error) {
@@ -195,6 +240,15 @@ func (j *Job[K, V]) Validate() error {
 	check(j.Combine != nil, "Combine is nil")
 	check(j.Finalize == nil || len(j.Output.Values) > 0, "Finalize is set but Output.Values is empty")
 	check(j.Finalize != nil || len(j.Output.Values) == 0, "Output.Values is set but Finalize is nil")
+	check(j.Incremental || j.Restore == nil && len(j.RestoreColumns) == 0, "Restore is set but Incremental is not")
+	check(!j.Incremental || j.Finalize == nil || j.Restore != nil && len(j.RestoreColumns) > 0,
+		"Incremental with Finalize needs Restore and RestoreColumns: how to read a value back from the output table")
+	check(j.Finalize != nil || j.Restore == nil, "Restore is set but Finalize is nil: the Value codec reads values back")
+	for _, name := range j.RestoreColumns {
+		i := slices.IndexFunc(j.Output.Values, func(f Field) bool { return f.Name == name })
+		check(i >= 0, "RestoreColumns names %q, which is not one of Output.Values", name)
+		check(i < 0 || !j.Output.Values[i].Array, "RestoreColumns names %q, an array column, which cannot be read back", name)
+	}
 	if c, err := codecFor("Key", j.Key); err != nil {
 		errs = append(errs, err)
 	} else {

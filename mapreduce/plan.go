@@ -52,7 +52,26 @@ type Plan struct {
 	Seed uint64 `json:"seed"`
 	// Rows is the source's row count (or estimate) when the plan was made.
 	Rows int64 `json:"rows"`
+
+	// Mark, if set, is the safe high-water mark the plan reads through
+	// (see Marker): its rows are those with cursors at or below it and,
+	// in a batch, above the Mark of the plan before. Only a plan with a
+	// Mark can be followed by an incremental batch (Runner.Next); one made
+	// without Config.Incremental has none, since the largest cursor when
+	// it was planned is no safe place to go on from.
+	Mark *int64 `json:"mark,omitempty"`
+	// Batch counts the run's incremental batches since its full plan,
+	// which is batch 0. A batch merges its groups into the output table
+	// (Merges) instead of replacing it.
+	Batch int `json:"batch,omitempty"`
+	// Earlier is what the run's earlier plans committed that outlives
+	// them; nil for a run's first plan.
+	Earlier *Earlier `json:"earlier,omitempty"`
 }
+
+// Merges reports whether the plan merges its groups into the ones the
+// output table holds (an incremental batch), rather than replacing it.
+func (p *Plan) Merges() bool { return p.Batch > 0 }
 
 // stateFormat is the version of the run state's layout. Version 0 (no
 // format field) kept a partition's dead letters in one appended file and
@@ -112,6 +131,12 @@ func (p *Plan) checkLayout() error {
 	if last := p.Partitions[len(p.Partitions)-1]; at != p.Span.Hi || last.ToMax != p.Span.ToMax {
 		return fmt.Errorf("has partitions that end with %s, not at the end of %s", last.Range, p.Span)
 	}
+	switch {
+	case p.Mark != nil && !p.Span.Empty() && lastOf(p.Span) > *p.Mark:
+		return fmt.Errorf("reads %s, past its high-water mark %d", p.Span, *p.Mark)
+	case p.Batch < 0 || p.Batch > 0 && (p.Mark == nil || p.Replace):
+		return fmt.Errorf("is batch %d with mark %v and replace %t: a batch merges, through a mark", p.Batch, p.Mark, p.Replace)
+	}
 	return nil
 }
 
@@ -127,14 +152,28 @@ func runID(spec Spec, src, sink string, in Input, partitions, buckets int) strin
 	return spec.Name + "-" + hex.EncodeToString(h.Sum(nil)[:4])
 }
 
-// newPlan describes the source table and splits it into partitions.
-func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, in Input, cfg Config) (*Plan, error) {
+// newPlan describes the source table and splits it into partitions: all
+// of it, or with cfg.Incremental the rows through a safe high-water mark
+// (see Marker), and only those past after's Mark when after is not nil
+// (an incremental batch).
+func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, in Input, cfg Config, after *Plan) (*Plan, error) {
 	if _, ok := src.(Streamer); in.GroupBy > 0 && !ok {
 		return nil, fmt.Errorf("source %s cannot aggregate ranges (Input.GroupBy): it reads rows in chunks only", src)
+	}
+	var mark *int64
+	if cfg.Incremental {
+		m, err := src.(Marker).Mark(ctx, in) // Open checked that it is one
+		if err != nil {
+			return nil, err
+		}
+		mark = &m
 	}
 	info, err := src.Describe(ctx, in)
 	if err != nil {
 		return nil, err
+	}
+	if mark != nil {
+		info = through(info, after, *mark)
 	}
 	var nonce [4]byte
 	rand.Read(nonce[:])
@@ -152,6 +191,7 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 		Buckets:     cfg.Buckets,
 		Seed:        seedOf(id),
 		Rows:        info.Rows,
+		Mark:        mark,
 	}
 
 	switch s, ok := src.(Splitter); {
@@ -172,6 +212,30 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 		return nil, fmt.Errorf("plan %s: the plan made from %s %w", id, src, err)
 	}
 	return p, nil
+}
+
+// through narrows info to the cursors at or below mark and, for a batch
+// after plan after, above after's Mark, estimating its rows as if the
+// cursor values were spread evenly: a batch of new rows is a thin slice
+// of a large table, which the table's statistics do not see.
+func through(info TableInfo, after *Plan, mark int64) TableInfo {
+	lo := info.Min
+	if after != nil {
+		if *after.Mark == math.MaxInt64 {
+			return TableInfo{Types: info.Types} // no cursor lies past it
+		}
+		lo = max(lo, *after.Mark+1)
+	}
+	hi := min(info.Max, mark)
+	if info.Rows == 0 || lo > hi {
+		return TableInfo{Types: info.Types}
+	}
+	if lo == info.Min && hi == info.Max {
+		return info
+	}
+	share := partition.Through(lo, hi).Width() / partition.Through(info.Min, info.Max).Width()
+	rows := max(1, int64(math.Ceil(float64(info.Rows)*share)))
+	return TableInfo{Min: lo, Max: hi, Rows: rows, Types: info.Types}
 }
 
 // Partition is a planned cursor range and the rows it is estimated to hold.

@@ -39,7 +39,7 @@ func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string,
 	rows := &bucketRows{r: r, ctx: ctx, bucket: b, comb: r.def.newCombiner(), parts: []part{{files: files}}}
 	defer rows.removeRegrouped()
 	rows.maxEntries = r.maxEntries(rows.comb)
-	if err := r.sink.Apply(ctx, t, commit, b, rows); err != nil {
+	if err := r.apply(ctx, t, commit, b, rows); err != nil {
 		var bad *damagedFileError
 		if errors.As(rows.err, &bad) { // whatever the sink made of it
 			err = rows.err
@@ -50,6 +50,19 @@ func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string,
 	r.groups.Add(rows.n)
 	r.progress.Add(PhaseReduce, 1)
 	return r.store.MarkBucketDone(ctx, r.plan.RunID, r.plan.Commit, b)
+}
+
+// apply applies the rows of bucket b to t: merged into the stored groups
+// for a plan that merges (see Plan.Merges), else as they are.
+func (r *Runner) apply(ctx context.Context, t OutputTable, commit string, b int, rows *bucketRows) error {
+	if !r.plan.Merges() {
+		return r.sink.Apply(ctx, t, commit, b, rows)
+	}
+	m, ok := r.sink.(Merger)
+	if !ok { // Open refuses such a run; this guards a Sink that changed
+		return fmt.Errorf("sink %s cannot merge into stored groups", r.sink)
+	}
+	return m.Merge(ctx, t, r.spec.Restore, commit, b, mergeParts{rows})
 }
 
 // damagedFileError reports a committed shuffle file that is missing or
@@ -94,23 +107,51 @@ func (br *bucketRows) Next() bool {
 			return true
 		}
 		br.cur = nil
-		if br.err != nil || len(br.parts) == 0 {
+		if !br.nextPart() {
 			return false
 		}
-		p := br.parts[len(br.parts)-1]
-		br.parts = br.parts[:len(br.parts)-1]
-		br.err = br.load(p)
+		br.cur = br.comb.rows()
 	}
 }
 
 func (br *bucketRows) Values() ([]any, error) { return br.cur.Values() }
 func (br *bucketRows) Err() error             { return br.err }
 
-// load reads part p into the combiner. If the combiner outgrows the budget, it
-// re-partitions p (what the combiner holds and what is still unread) into
-// sub-parts, which it pushes for later; otherwise the combiner's rows become
-// the current rows.
-func (br *bucketRows) load(p part) error {
+// nextPart loads parts until the combiner holds one whole; it returns
+// false at the end of the bucket or on an error (br.err).
+func (br *bucketRows) nextPart() bool {
+	for br.err == nil && len(br.parts) > 0 {
+		p := br.parts[len(br.parts)-1]
+		br.parts = br.parts[:len(br.parts)-1]
+		var whole bool
+		if whole, br.err = br.load(p); whole {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeParts yields a bucket's parts to a Merger: each part's keys, then,
+// merged with their stored values, its rows.
+type mergeParts struct{ br *bucketRows }
+
+func (m mergeParts) Next() bool       { return m.br.nextPart() }
+func (m mergeParts) Keys() OutputRows { return m.br.comb.keys() }
+func (m mergeParts) Err() error       { return m.br.err }
+
+func (m mergeParts) Merge(stored OutputRows) (OutputRows, error) {
+	if err := m.br.comb.merge(stored); err != nil {
+		return nil, err
+	}
+	m.br.n += int64(m.br.comb.len())
+	return m.br.comb.rows(), nil
+}
+
+// load reads part p into the combiner and reports whether it holds the
+// whole part. If the combiner outgrows the budget, it re-partitions p
+// (what the combiner holds and what is still unread) into sub-parts, which
+// it pushes for later.
+func (br *bucketRows) load(p part) (whole bool, err error) {
 	var (
 		w   *shuffle.Writer
 		sub = make([][]shuffle.File, fanout)
@@ -155,25 +196,24 @@ func (br *bucketRows) load(p part) error {
 	for _, f := range p.files {
 		err := shuffle.Read(br.ctx, br.r.blobs, []shuffle.File{f}, add)
 		if err != nil && err != flushErr && p.level == 0 && (errors.Is(err, spill.ErrCorrupt) || errors.Is(err, fs.ErrNotExist)) {
-			return &damagedFileError{file: f, err: err}
+			return false, &damagedFileError{file: f, err: err}
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
 	if w == nil {
-		br.cur = br.comb.rows()
-		return nil
+		return true, nil
 	}
 	if err := flush(); err != nil {
-		return err
+		return false, err
 	}
 	for _, files := range sub {
 		if len(files) > 0 {
 			br.parts = append(br.parts, part{files: files, level: p.level + 1})
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // removeRegrouped deletes the sub-part files of the bucket: they live only

@@ -149,6 +149,12 @@ func (r *Runner) Replay(ctx context.Context) (_ ReplayResult, err error) {
 		d := r.damaged[0]
 		return res, fmt.Errorf("run %s, partition %d: %w; run the same mr run command again to heal it, then replay", r.plan.RunID, d.Partition, d.Err)
 	}
+	// A replay applies each bucket it touches anew from all of the plan's
+	// files, which in a batch hold only the batch's rows.
+	if r.plan.Merges() {
+		return res, fmt.Errorf("run %s has merged %d incremental batches into its table, whose buckets a replay cannot apply anew: "+
+			"fix the rows at the source and recompute with --fresh (rows inserted anew are read by the next --incremental run)", r.plan.RunID, r.plan.Batch)
+	}
 	for part, cp := range r.checkpoints {
 		if cp == nil || !cp.Done {
 			return res, fmt.Errorf("run %s: %w (partition %d is not mapped yet)", r.plan.RunID, ErrNotFinished, part)

@@ -29,6 +29,15 @@ func Run(ctx context.Context, def Definition, src Source, sink Sink, cfg Config)
 		return Summary{}, err
 	}
 	defer r.Close()
+	sum, err := r.Run(ctx)
+	if !cfg.Incremental || !r.Resumed() || err != nil && !errors.Is(err, ErrFailureRate) {
+		return sum, err
+	}
+	// The plan was an earlier run's, finished now: go on with the rows
+	// added since.
+	if err := r.Next(ctx); err != nil {
+		return sum, err
+	}
 	return r.Run(ctx)
 }
 
@@ -49,8 +58,9 @@ type Runner struct {
 	// runState holds the plan, the checkpoints (loaded at Open; each map
 	// task owns and advances its own) and the replay manifest.
 	*runState
-	resumed bool
-	mapped  bool // every partition is done: the row count is exact
+	resumed  bool
+	mapped   bool // every partition is done: the row count is exact
+	finished bool // Run applied every bucket of the plan (see Next)
 
 	unlock  func() error  // releases the run's lock
 	blobs   *blobs.Bucket // holds shuffle files and dead letters, keys prefixed by the run id
@@ -118,6 +128,11 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 	for _, end := range []any{src, sink} {
 		if n, ok := end.(RunNamer); ok {
 			n.NameRun(id)
+		}
+	}
+	if cfg.Incremental {
+		if err := checkIncremental(spec, src, sink); err != nil {
+			return nil, err
 		}
 	}
 	if !create { // checked before the lock, which would make the run's directory
@@ -198,7 +213,7 @@ func (r *Runner) loadPlan(ctx context.Context, id string) (*Plan, error) {
 			return nil, err
 		}
 	}
-	plan, err := newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg)
+	plan, err := newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +236,7 @@ func (r *Runner) loadPlan(ctx context.Context, id string) (*Plan, error) {
 // run covers. Without any checkpoint nothing was committed, and the new
 // plan starts the run over under a new Commit.
 func (r *Runner) rebuildPlan(ctx context.Context, id string, damage error) (*Plan, error) {
-	plan, err := newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg)
+	plan, err := newPlan(ctx, id, r.spec, r.src, r.sink, r.in, r.cfg, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w; planning the run again, to heal it, failed: %w", damage, err)
 	}
@@ -309,11 +324,13 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // Run runs the map phase, then the reduce phase, from wherever earlier
 // attempts left them. It returns when every partition is mapped and every
 // bucket applied, or at the first error; after an error, running the same
-// run again resumes. A Runner runs once.
+// run again resumes. A Runner runs its plan once; with Config.Incremental,
+// Next then plans another for Run.
 //
 // A run replaces its output table: when it ends, the table holds exactly
 // the groups it computed, none left from rows deleted since an earlier
-// run. Over a sink that is a Replacer it builds the buckets in a staging
+// run. An incremental batch (Plan.Merges) merges into it instead (see
+// Next). Over a sink that is a Replacer it builds the buckets in a staging
 // table and swaps that in with one transaction at the end, so readers see
 // the old table until then (see reduceRun). Over any other sink it
 // upserts into the table, and groups it did not write stay.
@@ -338,7 +355,7 @@ func (r *Runner) Run(ctx context.Context) (_ Summary, err error) {
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
 	}
-	if rep, ok := r.sink.(Replacer); ok && r.plan.Replace {
+	if rep, ok := r.sink.(Replacer); ok && r.plan.Replace && !r.finished {
 		if err := rep.Claim(ctx, r.spec.Output, r.plan.RunID, r.plan.Commit); err != nil {
 			return Summary{}, err
 		}
@@ -361,6 +378,7 @@ func (r *Runner) Run(ctx context.Context) (_ Summary, err error) {
 		return r.summary(start), cmp.Or(err, fmt.Errorf("a replay of the dead letters of run %s did not finish: %d buckets wait to be re-applied; "+
 			"run mr dlq replay with the same arguments to finish it", r.plan.RunID, len(pending)))
 	}
+	r.finished = true
 	s := r.summary(start)
 	if s.FailureRate() > r.cfg.MaxFailureRate {
 		return s, fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; see mr dlq list %s",
@@ -569,7 +587,16 @@ func (r *Runner) reducePhase(ctx context.Context, t OutputTable, commit string, 
 		return err
 	}
 	var todo []int
+	empty := 0
 	for _, b := range buckets {
+		if r.plan.Merges() && len(files[b]) == 0 && !done[b] {
+			// Nothing to merge: the stored groups are the bucket's.
+			if err := r.store.MarkBucketDone(ctx, r.plan.RunID, r.plan.Commit, b); err != nil {
+				return err
+			}
+			empty++
+			continue
+		}
 		if done[b] {
 			// The sink committed it but the marker may be missing (a crash
 			// between the two): the sink is the truth.
@@ -580,7 +607,7 @@ func (r *Runner) reducePhase(ctx context.Context, t OutputTable, commit string, 
 		}
 		todo = append(todo, b)
 	}
-	r.resumedBuckets.Store(int64(len(buckets) - len(todo)))
+	r.resumedBuckets.Store(int64(len(buckets) - len(todo) - empty))
 	r.progress.Start(PhaseReduce, int64(len(buckets)), int64(len(buckets)-len(todo)))
 	defer r.progress.Finish(PhaseReduce)
 	g, gctx := errgroup.WithContext(ctx)
@@ -625,5 +652,7 @@ func (r *Runner) summary(start time.Time) Summary {
 		PartitionsHealed:  int(r.healed.Load()),
 		Groups:            r.groups.Load(),
 		MapStopped:        r.failures.stopped(),
+		Batch:             r.plan.Batch,
+		Mark:              r.plan.Mark,
 	}
 }

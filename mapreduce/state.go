@@ -145,7 +145,8 @@ func DeadLetters(ctx context.Context, cfg Config, run string, filter DeadLetterF
 
 // DeadLetters returns the dead letters of the run that count: those the
 // partitions' checkpoints committed, without the ones a replay resolved,
-// in partition and cursor order. Each dead-letter file is checked against
+// in partition and cursor order, after those of an incremental run's
+// earlier batches (see Earlier) unless filter names partitions. Each dead-letter file is checked against
 // its recorded size and checksum first: a file changed or lost outside mr
 // is an error wrapping ErrDamaged, never fewer letters, and so is a
 // damaged checkpoint, whose letters are unknown. A partition the run does
@@ -168,6 +169,17 @@ func (ri *RunInfo) DeadLetters(ctx context.Context, filter DeadLetterFilter) ([]
 	defer b.Close()
 	st := &runState{plan: ri.Plan, checkpoints: ri.Checkpoints, replay: ri.Replay}
 	var letters []DeadLetter
+	if e := ri.Plan.Earlier; e != nil && len(filter.Partitions) == 0 {
+		all, err := readDLQFiles(ctx, b, e.DeadLetters)
+		if err != nil {
+			return nil, fmt.Errorf("the dead letters of the earlier batches of run %s: %w", ri.Plan.RunID, err)
+		}
+		for _, l := range all {
+			if _, resolved := slices.BinarySearch(e.Resolved, l.Cursor); !resolved {
+				letters = append(letters, l)
+			}
+		}
+	}
 	for part := range ri.Checkpoints {
 		if len(filter.Partitions) > 0 && !slices.Contains(filter.Partitions, part) {
 			continue
@@ -332,6 +344,11 @@ func (st *runState) committedKeys() map[string]bool {
 	}
 	if st.replay != nil {
 		for _, f := range st.replay.Files {
+			keys = append(keys, f.Key)
+		}
+	}
+	if e := st.plan.Earlier; e != nil {
+		for _, f := range e.DeadLetters {
 			keys = append(keys, f.Key)
 		}
 	}

@@ -211,3 +211,13 @@ func (p statsProgress) Add(phase string, n int64) {
 }
 
 func (p statsProgress) Finish(phase string) { p.next.Finish(phase) }
+
+// reset forgets what the stats hold of the Runner's last plan, for its
+// next (see Runner.Next); the retry counts go on, as counters do.
+func (s *runStats) reset() {
+	s.failedResumed.Store(0)
+	s.spilledResumed.Store(0)
+	s.bucketsDone.Store(0)
+	s.partsDone.Store(nil)
+	s.reduced.Clear()
+}

@@ -35,6 +35,10 @@ type Summary struct {
 	// (see Runner.Run): Processed is what it committed, the run is not
 	// finished.
 	MapStopped bool
+	// Batch is the plan's incremental batch (0 for a full run), and Mark
+	// its high-water mark, nil for a run that took none (see Plan.Mark).
+	Batch int
+	Mark  *int64
 }
 
 // FailureRate is the share of processed rows that failed.
@@ -62,8 +66,15 @@ func (s Summary) String() string {
 	if s.Read > 0 {
 		rate = fmt.Sprintf(", %.0f items/s", s.RowsPerSecond())
 	}
+	id := s.RunID
+	switch {
+	case s.Batch > 0:
+		id += fmt.Sprintf(" batch %d through %d", s.Batch, *s.Mark)
+	case s.Mark != nil:
+		id += fmt.Sprintf(" through %d", *s.Mark)
+	}
 	line := fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s%s, %s spilled, %d/%d partitions resumed (%d rows), %d/%d buckets resumed, %d groups written",
-		s.RunID, s.Processed, s.Total, s.Failed, 100*s.FailureRate(), s.Elapsed.Round(time.Millisecond),
+		id, s.Processed, s.Total, s.Failed, 100*s.FailureRate(), s.Elapsed.Round(time.Millisecond),
 		rate, humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, s.BucketsResumed, s.Buckets, s.Groups)
 	if s.PartitionsHealed > 0 {
 		line += fmt.Sprintf(", %d partitions healed (their run state was damaged)", s.PartitionsHealed)

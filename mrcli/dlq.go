@@ -90,7 +90,7 @@ func replayFlags() []cli.Flag {
 		Usage: "replay the run of mr rollup with this query (the argument) and these flags"})
 	for _, f := range runCommand().Flags {
 		switch f.Names()[0] {
-		case "explain", "fresh", "metrics-addr":
+		case "explain", "fresh", "metrics-addr", "follow", "interval":
 		default:
 			flags = append(flags, f)
 		}

@@ -329,6 +329,12 @@ func printPlan(w io.Writer, p *mapreduce.Plan, resumed bool, limit int) {
 	fmt.Fprintf(w, "plan    %d rows, %d partitions, %d buckets\n", p.Rows, len(p.Partitions), p.Buckets)
 	fmt.Fprintf(w, "source  %s (table %s, cursor %s)\n", pg.Redact(p.Source), p.Input.Table, p.Input.Cursor)
 	fmt.Fprintf(w, "sink    %s (table %s)\n", pg.Redact(p.Sink), p.OutputTable)
+	switch {
+	case p.Merges():
+		fmt.Fprintf(w, "batch   %d: %s %s through %d (the high-water mark), merged into the table\n", p.Batch, p.Input.Cursor, p.Span, *p.Mark)
+	case p.Mark != nil:
+		fmt.Fprintf(w, "mark    %s through %d (the high-water mark); --incremental reads past it\n", p.Input.Cursor, *p.Mark)
+	}
 	if limit == 0 {
 		return
 	}

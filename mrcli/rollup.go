@@ -120,7 +120,7 @@ func parseRollupCommand(c *cli.Context, args []string) (jobCommand, *rollup.Plan
 		pushed.Partitions = pushed.Workers
 	}
 	plan, err := compileRollup(c.Context, q, job.sourceURL, rollup.Options{Into: into, Cursor: c.String("cursor"),
-		KeepStates: c.Bool("keep-states"), PushDown: mode, Partitions: pushed.Partitions})
+		KeepStates: c.Bool("keep-states") || job.cfg.Incremental, PushDown: mode, Partitions: pushed.Partitions})
 	if err != nil {
 		return jobCommand{}, nil, err
 	}

@@ -67,6 +67,11 @@ psql.`,
 			workdirFlag(),
 			&cli.BoolFlag{Name: "explain", Usage: "plan the run and print every partition with its estimated rows, without running it", DisableDefaultText: true},
 			&cli.BoolFlag{Name: "fresh", Usage: "discard an earlier run of the same command and start over; like every run, it replaces the output table, so groups of deleted rows go", DisableDefaultText: true},
+			&cli.BoolFlag{Name: "incremental", DisableDefaultText: true,
+				Usage: "read only the rows added since this run last finished, through a safe high-water mark of the cursor, and merge their groups into the output table; the first run reads every row"},
+			&cli.BoolFlag{Name: "follow", DisableDefaultText: true,
+				Usage: "keep running incremental batches (implies --incremental), one every --interval, until Ctrl-C"},
+			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "with --follow, wait `DURATION` after a batch before the next"},
 			logFormatFlag(),
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve the run's Prometheus metrics on http://`HOST:PORT`/metrics while it runs, e.g. :9464 (:0 picks a free port)"},
 			pluginFlag(),
@@ -112,6 +117,10 @@ type jobCommand struct {
 	help string
 	// logFormat is --log-format: logText or logJSON.
 	logFormat string
+	// follow is --follow: one incremental batch after another, each
+	// interval after the last.
+	follow   bool
+	interval time.Duration
 }
 
 // parseJobCommand reads JOB and the run flags of mr <name> (run, dlq
@@ -145,6 +154,15 @@ func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, er
 func (job *jobCommand) runFlags(c *cli.Context) (err error) {
 	job.help = helpHint(c)
 	job.resume = resumeCommand(c)
+	job.follow, job.interval = c.Bool("follow"), c.Duration("interval")
+	switch {
+	case job.follow && job.interval <= 0:
+		return usagef(job.help, "--interval must be positive, got %s", job.interval)
+	case c.IsSet("interval") && !job.follow:
+		return usagef(job.help, "--interval sets the pause between the batches of --follow, which is not given")
+	case job.follow && c.Bool("explain"):
+		return usagef(job.help, "--explain plans one run: leave out --follow")
+	}
 	if job.logFormat, err = setLogFormat(c); err != nil {
 		return err
 	}
@@ -227,6 +245,7 @@ func runConfig(c *cli.Context) (mapreduce.Config, error) {
 	cfg.MaxFailureRate = c.Float64("max-failure-rate")
 	cfg.CheckpointInterval = c.Duration("checkpoint-interval")
 	cfg.Fresh = c.Bool("fresh")
+	cfg.Incremental = c.Bool("incremental") || c.Bool("follow")
 	if err := cfg.Validate(); err != nil {
 		return mapreduce.Config{}, usagef(hint, "%v", err)
 	}
@@ -299,13 +318,16 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 		}()
 	}
 	sum, err := runner.Run(ctx)
+	if job.cfg.Incremental && ranTo(err) {
+		sum, err = runBatches(ctx, out, runner, job, sum, &finished)
+	}
 	if sum.MapStopped { // an alert, but the map bar did not get to its end
 		prog.Close(errors.New("map phase stopped early"))
 	} else {
 		prog.Close(err)
 	}
 	switch {
-	case !finished.IsZero() && (err == nil || errors.Is(err, mapreduce.ErrFailureRate)):
+	case !finished.IsZero() && ranTo(err):
 		fmt.Fprintf(out, "run %s is complete (finished at %s); nothing to do", sum.RunID, finished.Format(time.RFC3339))
 		if job.freshHint != "" {
 			fmt.Fprint(out, "; "+job.freshHint)
@@ -327,6 +349,52 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	default:
 		return sum, fmt.Errorf("%w\nrun %s stopped: fix the cause and run the same command again to resume it", err, sum.RunID)
 	}
+}
+
+// ranTo reports whether a Run that returned err ran its plan to the end.
+func ranTo(err error) bool { return err == nil || errors.Is(err, mapreduce.ErrFailureRate) }
+
+// runBatches goes on from a plan of an incremental run that Run just
+// finished (sum) with a batch of the rows added since (see
+// mapreduce.Runner.Next), unless that plan was new: it read the table
+// through its mark. With --follow it then runs one batch after another,
+// each --interval after the last ended, until a signal (then it returns
+// an empty Summary, having printed every batch's) or an error. A plan
+// that an earlier process started gets its summary printed first; one
+// that was complete before (*finished) none: the batch is the news, so
+// *finished is cleared.
+func runBatches(ctx context.Context, out io.Writer, runner *mapreduce.Runner, job jobCommand, sum mapreduce.Summary, finished *time.Time) (_ mapreduce.Summary, err error) {
+	if runner.Resumed() {
+		if finished.IsZero() {
+			fmt.Fprintln(out, sum)
+		}
+		*finished = time.Time{}
+		if err := runner.Next(ctx); err != nil {
+			return sum, err
+		}
+		printPlan(out, runner.Plan(), false, 0)
+		if sum, err = runner.Run(ctx); !ranTo(err) {
+			return sum, err
+		}
+	}
+	stop := takeStop(ctx)
+	for job.follow {
+		fmt.Fprintln(out, sum)
+		select {
+		case <-ctx.Done():
+			return mapreduce.Summary{}, ctx.Err()
+		case <-stop:
+			return mapreduce.Summary{}, nil
+		case <-time.After(job.interval):
+		}
+		if err := runner.Next(ctx); err != nil {
+			return sum, err
+		}
+		if sum, err = runner.Run(ctx); !ranTo(err) {
+			return sum, err
+		}
+	}
+	return sum, nil
 }
 
 // finishedAt returns when the run that runner resumes finished, or zero if

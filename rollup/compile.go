@@ -432,6 +432,11 @@ func (j *job) definition(name, into string, in mapreduce.Input, q *Query) (mapre
 			return nil
 		},
 	}
+	if j.keepStates { // the states merge with those of new rows
+		def.Incremental = true
+		def.Restore = j.restore
+		def.RestoreColumns = []string{StatesColumn}
+	}
 	if err := def.Validate(); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}

@@ -607,3 +607,34 @@ func appendStates(b []byte, states []agg.State) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// restore reads a group back from its states column, as the Finalize of
+// Options.KeepStates wrote it (see appendStates): the format byte 1, then
+// each call's state, prefixed by its length.
+func (j *job) restore(d mapreduce.Decoder) (*group, error) {
+	if d.Null() {
+		return nil, fmt.Errorf("%s is NULL", StatesColumn)
+	}
+	b := d.Bytes()
+	if len(b) == 0 || b[0] != 1 {
+		return nil, fmt.Errorf("%s does not begin with its format byte 1", StatesColumn)
+	}
+	b = b[1:]
+	g := &group{states: make([]agg.State, len(j.calls))}
+	for i, c := range j.calls {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, fmt.Errorf("%s is cut short at state %d of %d", StatesColumn, i+1, len(j.calls))
+		}
+		s, err := c.fn.Decode(b[k : k+int(n)])
+		if err != nil {
+			return nil, fmt.Errorf("%s holds a bad %s state: %w", StatesColumn, c.fn, err)
+		}
+		g.states[i] = s
+		b = b[k+int(n):]
+	}
+	if len(b) > 0 {
+		return nil, fmt.Errorf("%s holds %d bytes past its %d states", StatesColumn, len(b), len(j.calls))
+	}
+	return g, nil
+}
