@@ -91,6 +91,9 @@ func replayFlags() []cli.Flag {
 	for _, f := range runCommand().Flags {
 		switch f.Names()[0] {
 		case "explain", "fresh", "metrics-addr", "follow", "interval":
+		case "incremental":
+			flags = append(flags, &cli.BoolFlag{Name: "incremental", DisableDefaultText: true,
+				Usage: "the run was started with --incremental (or --follow): part of its name"})
 		default:
 			flags = append(flags, f)
 		}

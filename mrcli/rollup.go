@@ -24,6 +24,9 @@ func rollupCommand() *cli.Command {
 		case "explain":
 			flags = append(flags, &cli.BoolFlag{Name: "explain", DisableDefaultText: true,
 				Usage: "print what the source computes, what mr aggregates, the output table and the partitions, without running"})
+		case "incremental":
+			flags = append(flags, &cli.BoolFlag{Name: "incremental", DisableDefaultText: true,
+				Usage: "read only the rows added since this run last finished, through a safe high-water mark of the cursor, and merge them into the groups' states, which the table keeps (as with --keep-states); the first run reads every row"})
 		default:
 			flags = append(flags, f)
 		}

@@ -37,6 +37,13 @@ run replaces the table: it builds the new one beside it and swaps it in at
 the end, so the table holds exactly the groups of this run, and readers see
 the old table until then.
 
+With --incremental, the first run reads every row through a safe
+high-water mark of the cursor (it waits for the transactions that may
+still write below it), and each later one reads only the rows past the
+last mark and merges their groups into the table; --follow runs one such
+batch every --interval until Ctrl-C. Rows updated or deleted at or below
+the mark are not seen again: --fresh recomputes the table.
+
 A run is resumable: its state lives in --workdir, and running the same
 command again after a failure, a crash or Ctrl-C resumes it from its
 checkpoints. Ctrl-C (SIGINT) or SIGTERM stops the run, prints its summary
@@ -329,6 +336,9 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	switch {
 	case !finished.IsZero() && ranTo(err):
 		fmt.Fprintf(out, "run %s is complete (finished at %s); nothing to do", sum.RunID, finished.Format(time.RFC3339))
+		if job.def.Spec().Incremental && job.freshHint != "" {
+			fmt.Fprint(out, "; --incremental reads the rows added since")
+		}
 		if job.freshHint != "" {
 			fmt.Fprint(out, "; "+job.freshHint)
 		}

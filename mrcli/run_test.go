@@ -211,7 +211,7 @@ func TestRun_Complete(t *testing.T) {
 	}
 	again := runMR(t, args...)
 	complete := regexp.MustCompile(`^run ` + runID(t, first.stdout) +
-		` is complete \(finished at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); nothing to do; --fresh recomputes it\n$`)
+		` is complete \(finished at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); nothing to do; --incremental reads the rows added since; --fresh recomputes it\n$`)
 	if again.code != ExitOK || !complete.MatchString(again.stdout) {
 		t.Errorf("exit %d, stdout %q; want 0 and %s", again.code, again.stdout, complete)
 	}

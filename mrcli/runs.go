@@ -41,10 +41,14 @@ const runJSONHelp = `With --json, prints one JSON object for scripts, with these
   {"runs": [{"run_id", "job", "state", "created", "updated", "age_seconds",
     "size_bytes", "source", "sink", "input_table", "cursor", "output_table",
     "rows_total", "rows_read", "rows_failed", "partitions", "partitions_done",
-    "buckets", "buckets_done"}]}
+    "buckets", "buckets_done", "batch", "mark"}]}
 
 Times are RFC 3339 in UTC; updated is the run's last commit, age_seconds
-counts from it; rows_total is the planned (estimated) row count.`
+counts from it; rows_total is the planned (estimated) row count. For an
+incremental run (--incremental), batch counts its batches since the full
+run (0) and mark is the high-water mark of the cursor that the current
+plan reads through; mark is null for a run that is not incremental, and
+the rows count the current plan's.`
 
 // jsonFlag is the --json flag of a command whose output without it is
 // the given kind of text.
@@ -189,6 +193,8 @@ type runJSON struct {
 	PartitionsDone int       `json:"partitions_done"`
 	Buckets        int       `json:"buckets"`
 	BucketsDone    int       `json:"buckets_done"`
+	Batch          int       `json:"batch"`
+	Mark           *int64    `json:"mark"`
 }
 
 func newRunJSON(e runEntry, now time.Time) runJSON {
@@ -201,6 +207,7 @@ func newRunJSON(e runEntry, now time.Time) runJSON {
 		InputTable: p.Input.Table, Cursor: p.Input.Cursor, OutputTable: p.OutputTable,
 		RowsTotal: p.Rows, RowsRead: read, RowsFailed: failed,
 		Partitions: len(p.Partitions), PartitionsDone: ri.PartitionsDone(), Buckets: p.Buckets, BucketsDone: len(ri.BucketsDone),
+		Batch: p.Batch, Mark: p.Mark,
 	}
 }
 

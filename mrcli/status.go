@@ -137,6 +137,13 @@ func showRun(out io.Writer, ri *mapreduce.RunInfo) error {
 	fmt.Fprintf(out, "state    %s\n", ri.State())
 	fmt.Fprintf(out, "source   %s (table %s, cursor %s)\n", pg.Redact(p.Source), p.Input.Table, p.Input.Cursor)
 	fmt.Fprintf(out, "sink     %s (table %s)\n", pg.Redact(p.Sink), p.OutputTable)
+	if p.Mark != nil {
+		fmt.Fprintf(out, "batch    %d, %s through %d (the high-water mark)", p.Batch, p.Input.Cursor, *p.Mark)
+		if e := p.Earlier; e != nil {
+			fmt.Fprintf(out, "; %d earlier batches read %d rows, %d failed", e.Batches, e.Rows, e.Failed)
+		}
+		fmt.Fprintln(out)
+	}
 	fmt.Fprintf(out, "rows     %d/%d read, %d failed\n", read, p.Rows, failed)
 	fmt.Fprintf(out, "map      %d/%d partitions done\n", ri.PartitionsDone(), len(p.Partitions))
 	fmt.Fprintf(out, "reduce   %d/%d buckets done\n\n", len(ri.BucketsDone), p.Buckets)
