@@ -369,13 +369,18 @@ func (s *SQLite) Committed(ctx context.Context, commit string) ([]int, error) {
 // are converted to the column types of Prepare. Any error, including one
 // from rows, rolls everything back.
 func (s *SQLite) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
-	if err := s.apply(ctx, t, commit, bucket, rows); err != nil {
+	err := s.applyBucket(ctx, t, commit, bucket, func(tx *sql.Tx) (int, error) { return upsert(ctx, tx, t, rows) })
+	if err != nil {
 		return fmt.Errorf("sinks: apply bucket %d of commit %q to table %q in %s: %w", bucket, commit, t.Name, s, err)
 	}
 	return nil
 }
 
-func (s *SQLite) apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
+// applyBucket is the one way a bucket reaches t, for Apply and Merge: in
+// one transaction, holding the write semaphore, it checks that the bucket
+// is not recorded for this very table yet (else it does nothing), lets
+// write upsert its rows, and records it with the count write returns.
+func (s *SQLite) applyBucket(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, write func(tx *sql.Tx) (int, error)) error {
 	select {
 	case s.write <- struct{}{}:
 	case <-ctx.Done():
@@ -402,7 +407,7 @@ func (s *SQLite) apply(ctx context.Context, t mapreduce.OutputTable, commit stri
 	if err != nil || done {
 		return err
 	}
-	n, err := upsert(ctx, tx, t, rows)
+	n, err := write(tx)
 	if err != nil {
 		return err
 	}
