@@ -6,7 +6,11 @@
 // table), and of mapreduce.Replacer, which every backend implements (a
 // table with stale groups holds exactly the run's groups after the swap,
 // and the old ones until then; staging and swapping are idempotent per
-// commit; a new plan of the run starts its staging table over).
+// commit; a new plan of the run starts its staging table over), and of
+// mapreduce.Merger, which every backend implements too (Merge hands over
+// exactly the stored rows of each part's keys, every value exact, writes
+// the merged ones, merges a bucket once per commit, and changes nothing
+// when it fails).
 //
 // A backend's test calls Run with a function that opens a sink on a new,
 // empty database and gives the suite a way to look at that database:
@@ -776,4 +780,5 @@ func Run(t *testing.T, newBackend NewFunc) {
 		checkTable(bundle, stored(theirs))
 	})
 
+	runMerge(t, newBackend)
 }
