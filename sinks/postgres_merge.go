@@ -216,15 +216,12 @@ func (s *pgStored) Values() ([]any, error) {
 	}
 	for i, d := range s.dest {
 		v, err := storedValue(d)
-		if err != nil {
-			s.err = fmt.Errorf("stored row %d: column %q: %w", s.n, s.fields[i].Name, err)
-			return nil, s.err
+		if err == nil && v != nil && s.fields[i].Type == mapreduce.TypeDecimal {
+			v, err = parseDecimal(v.(string))
 		}
-		if v != nil && s.fields[i].Type == mapreduce.TypeDecimal {
-			if v, err = parseDecimal(v.(string)); err != nil {
-				s.err = fmt.Errorf("stored row %d: column %q: %w", s.n, s.fields[i].Name, err)
-				return nil, s.err
-			}
+		if err != nil {
+			s.err = fmt.Errorf("stored row %d: column %q %w", s.n, s.fields[i].Name, err) // err says "holds …"
+			return nil, s.err
 		}
 		s.values[i] = v
 	}
@@ -241,7 +238,7 @@ func (s *pgStored) Err() error {
 
 // errInfinite is a stored date or timestamp of infinity, which no field
 // value is.
-var errInfinite = errors.New("holds an infinite value, which a field of the job cannot: change or delete the row")
+var errInfinite = errors.New("holds an infinite value, which no field of the job can: change or delete the row")
 
 // storedValue is the Go value of a scan target of newPGStored, nil for
 // NULL; a decimal is still its text.
@@ -290,7 +287,7 @@ func storedValue(dest any) (any, error) {
 func parseDecimal(text string) (*apd.Decimal, error) {
 	d, _, err := apd.NewFromString(text)
 	if err != nil {
-		return nil, fmt.Errorf("decimal %q: %w", text, err)
+		return nil, fmt.Errorf("holds %.40q, which is no decimal (%w)", text, err)
 	}
 	return d, nil
 }

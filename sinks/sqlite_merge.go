@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -177,7 +178,7 @@ func (s *sqliteStored) Values() ([]any, error) {
 	for i, f := range s.fields {
 		v, err := sqliteStoredValue(f.Type, s.values[i])
 		if err != nil {
-			s.err = fmt.Errorf("stored row %d: column %q: %w", s.n, f.Name, err)
+			s.err = fmt.Errorf("stored row %d: column %q %w", s.n, f.Name, err) // err says "holds …"
 			return nil, s.err
 		}
 		s.values[i] = v
@@ -203,6 +204,14 @@ func (s *sqliteStored) Err() error {
 func sqliteStoredValue(typ mapreduce.Type, v any) (any, error) {
 	if v == nil {
 		return nil, nil
+	}
+	foreign := func(err error) error {
+		if err != nil {
+			err = fmt.Errorf(" (%w)", err)
+		} else {
+			err = errors.New("")
+		}
+		return fmt.Errorf("holds %.40q (%T), which is no %s value as mr stores it%w: change or delete the row", fmt.Sprint(v), v, typ, err)
 	}
 	switch x := v.(type) {
 	case int64:
@@ -231,17 +240,21 @@ func sqliteStoredValue(typ mapreduce.Type, v any) (any, error) {
 		case mapreduce.TypeDate:
 			d, err := time.Parse(time.DateOnly, x)
 			if err != nil {
-				return nil, fmt.Errorf("date %q: %w", x, err)
+				return nil, foreign(err)
 			}
 			return mapreduce.DateOf(d), nil
 		case mapreduce.TypeTimestamp:
 			ts, err := time.Parse(time.RFC3339Nano, x)
 			if err != nil {
-				return nil, fmt.Errorf("timestamp %q: %w", x, err)
+				return nil, foreign(err)
 			}
 			return ts.UTC(), nil
 		case mapreduce.TypeDecimal:
-			return parseDecimal(x)
+			d, _, err := apd.NewFromString(x)
+			if err != nil {
+				return nil, foreign(err)
+			}
+			return d, nil
 		}
 	case time.Time:
 		switch typ {
@@ -258,5 +271,5 @@ func sqliteStoredValue(typ mapreduce.Type, v any) (any, error) {
 			return x, nil
 		}
 	}
-	return nil, fmt.Errorf("holds %v (%T), which is no %s value as mr stores it: change or delete the row", v, v, typ)
+	return nil, foreign(nil)
 }
