@@ -191,6 +191,21 @@ func runMerge(t *testing.T, newBackend NewFunc) {
 		checkCommitted(bundle, "c1", 0)
 	})
 
+	// A bucket without new groups is recorded, and changes nothing.
+	t.Run("MergeNoParts", func(t *testing.T) {
+		t.Parallel()
+		bundle := prepared(t, newBackend)
+		base := makeRows(0, 20, 1)
+		apply(bundle, "c1", 0, rowsOf(base))
+		p := rollupParts()
+		merge(bundle, "c2", 3, p)
+		if p.Nexts != 1 || p.Merges != 0 {
+			t.Errorf("Next called %d times, Merge %d, want 1 and none", p.Nexts, p.Merges)
+		}
+		checkTable(bundle, stored(base))
+		checkCommitted(bundle, "c2", 3)
+	})
+
 	// Merge hands over the stored rows of the part's keys, and only those,
 	// with every value exact, as the Go type of its field, and writes the
 	// merged rows.
