@@ -51,6 +51,15 @@
 // backend; Postgres.Stage and SQLite.Stage say what. mr dlq replay does
 // not swap: it upserts into the finished table as above.
 //
+// Every backend is also a mapreduce.Merger, for incremental runs. Merge
+// puts each part's keys into a temporary table, hands the stored rows that
+// join them to the engine (MergeParts.Merge), which combines its new
+// values into them, and writes the rows it returns along Apply's path: one
+// transaction per bucket, recorded in mr_bucket_commits as an applied one,
+// and skipped in the same way when it is recorded already. The stored
+// values come back as the Go types Apply takes, exactly (decimals with
+// their scale, timestamps to the microsecond, in UTC).
+//
 // Postgres stages a bucket's rows with COPY into a temporary table and
 // upserts from there (INSERT … SELECT … ON CONFLICT), and retries
 // connection faults where that is safe; its doc says where its tables live

@@ -37,7 +37,8 @@ import (
 // A transient fault (connection refused or reset, unexpected EOF, SQLSTATE
 // class 08, 57P01/57P02/57P03) is retried with exponential backoff and
 // jitter for up to RetryBudget, where a retry is safe: connecting, Prepare,
-// Committed, and an Apply that failed before it read any row. A database
+// Committed, and an Apply that failed before it read any row (a Merge
+// before it loaded its first part). A database
 // that stays away for the whole budget gives an *UnavailableError.
 // mapreduce.OutputRows is a one-shot iterator and the sink keeps no copy of
 // a bucket, so an Apply that loses its connection after reading rows rolls

@@ -105,27 +105,44 @@ func applyStatements(t mapreduce.OutputTable, n names) applySQL {
 // UPDATE. Any error, including one from rows, rolls everything back. See
 // Postgres for what happens on connection faults.
 func (s *Postgres) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
-	fail := func(err error) error {
-		return s.db.Scrub(fmt.Errorf("sinks: apply bucket %d of commit %q to table %q in %s: %w", bucket, commit, t.Name, s, err))
-	}
+	src := newCopySource(rows, len(t.Keys)+len(t.Values))
+	return s.applyBucket(ctx, "apply", t, commit, bucket, func() bool { return src.started },
+		func(ctx context.Context, tx pgx.Tx, q applySQL) (int64, error) {
+			return copyRows(ctx, tx, q.stage, q.cols, src)
+		})
+}
+
+// stageFunc copies the rows of a bucket into the stage q.stage, in tx,
+// which has claimed the bucket, and returns how many it copied.
+type stageFunc func(ctx context.Context, tx pgx.Tx, q applySQL) (int64, error)
+
+// applyBucket is the one way a bucket reaches t, for Apply and Merge: in
+// one transaction it claims the bucket (or does nothing if it is recorded
+// already), creates the stage, lets stage fill it, upserts the stage into
+// t and records the bucket's row count. It retries the transaction after
+// a connection fault until started reports that stage has read rows that
+// cannot be read again; then the error wraps mapreduce.ErrNotApplied. A
+// COMMIT whose reply was lost is resolved as Postgres says. what names the
+// operation in errors ("apply", "merge").
+func (s *Postgres) applyBucket(ctx context.Context, what string, t mapreduce.OutputTable, commit string, bucket int,
+	started func() bool, stage stageFunc) error {
 	if err := checkTable(t); err != nil {
-		return fail(err)
+		return s.bucketError(what, t, commit, bucket, err)
 	}
 	n, err := s.names(ctx, t)
 	if err != nil {
-		return fail(err)
+		return s.bucketError(what, t, commit, bucket, err)
 	}
 	q := applyStatements(t, n)
-	src := &copySource{rows: rows, width: len(q.cols), buf: make([]any, len(q.cols))}
 	var lost error // a COMMIT whose reply was lost
 	err = s.retry(ctx, func(ctx context.Context) error {
-		err := s.applyOnce(ctx, q, commit, bucket, src)
+		err := s.applyOnce(ctx, q, commit, bucket, stage)
 		var c *commitError
 		switch {
 		case errors.As(err, &c):
 			lost = c.err
 			return nil
-		case err != nil && src.started && ctx.Err() == nil && pg.Transient(err):
+		case err != nil && started() && ctx.Err() == nil && pg.Transient(err):
 			return pg.Stop(fmt.Errorf("the connection failed after the bucket's rows were read, which cannot be read again, "+
 				"so %w: %w", mapreduce.ErrNotApplied, err))
 		}
@@ -135,9 +152,15 @@ func (s *Postgres) Apply(ctx context.Context, t mapreduce.OutputTable, commit st
 		err = s.resolveCommit(ctx, q, commit, bucket, lost)
 	}
 	if err != nil {
-		return fail(err)
+		return s.bucketError(what, t, commit, bucket, err)
 	}
 	return nil
+}
+
+// bucketError says which bucket of which commit failed to reach which
+// table, and how, with any password scrubbed.
+func (s *Postgres) bucketError(what string, t mapreduce.OutputTable, commit string, bucket int, err error) error {
+	return s.db.Scrub(fmt.Errorf("sinks: %s bucket %d of commit %q to table %q in %s: %w", what, bucket, commit, t.Name, s, err))
 }
 
 // commitError is a COMMIT that failed without a reply from the server, so
@@ -147,7 +170,7 @@ type commitError struct{ err error }
 func (e *commitError) Error() string { return e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
 
-func (s *Postgres) applyOnce(ctx context.Context, q applySQL, commit string, bucket int, src *copySource) error {
+func (s *Postgres) applyOnce(ctx context.Context, q applySQL, commit string, bucket int, stage stageFunc) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -160,19 +183,14 @@ func (s *Postgres) applyOnce(ctx context.Context, q applySQL, commit string, buc
 	if _, err := tx.Exec(ctx, q.create); err != nil {
 		return err
 	}
-	copied, err := tx.CopyFrom(ctx, q.stage, q.cols, src)
-	// CopyFrom reports a failing row source as the server's "COPY from
-	// stdin failed"; the source's own error says more.
-	if srcErr := src.Err(); srcErr != nil {
-		return srcErr
-	}
+	staged, err := stage(ctx, tx, q)
 	if err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, q.upsert); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, q.record, commit, bucket, copied); err != nil {
+	if _, err := tx.Exec(ctx, q.record, commit, bucket, staged); err != nil {
 		return err
 	}
 	if err := s.commitFunc(ctx, tx); err != nil {
@@ -183,6 +201,18 @@ func (s *Postgres) applyOnce(ctx context.Context, q applySQL, commit string, buc
 		return &commitError{err}
 	}
 	return nil
+}
+
+// copyRows copies the rows of src into the columns cols of table, in tx,
+// and returns how many it copied.
+func copyRows(ctx context.Context, tx pgx.Tx, table pgx.Identifier, cols []string, src *copySource) (int64, error) {
+	copied, err := tx.CopyFrom(ctx, table, cols, src)
+	// CopyFrom reports a failing row source as the server's "COPY from
+	// stdin failed"; the source's own error says more.
+	if srcErr := src.Err(); srcErr != nil {
+		return 0, srcErr
+	}
+	return copied, err
 }
 
 // claim locks the table of q and inserts the commit record of bucket for
@@ -254,6 +284,11 @@ type copySource struct {
 	n       int
 	started bool // Next was called: rows cannot be read again
 	err     error
+}
+
+// newCopySource returns a copySource of rows, each width values wide.
+func newCopySource(rows mapreduce.OutputRows, width int) *copySource {
+	return &copySource{rows: rows, width: width, buf: make([]any, width)}
 }
 
 func (c *copySource) Next() bool {

@@ -43,8 +43,11 @@ func (r *breakingRows) Next() bool {
 // again from its files, and the run ends exact with no second command.
 func TestRun_ReduceRidesOutBrokenConnections(t *testing.T) {
 	t.Parallel()
-	dsn, p := proxied(t, pgtest.DSN(t))
-	h := mapreducetest.New(t, mapreducetest.Options{DSN: dsn})
+	// Only the sink goes through the proxy: the harness's own idle
+	// connections would break with it and fail the check at the end.
+	direct := pgtest.DSN(t)
+	dsn, p := proxied(t, direct)
+	h := mapreducetest.New(t, mapreducetest.Options{DSN: direct})
 	tab := mapreducetest.Table{Name: "sales", Columns: []mapreducetest.Column{
 		{Name: "id", Type: "bigint primary key"}, {Name: "shop", Type: "bigint not null"}, {Name: "amount", Type: "numeric(10,2) not null"},
 	}}
@@ -55,7 +58,7 @@ func TestRun_ReduceRidesOutBrokenConnections(t *testing.T) {
 	const query = "SELECT shop, count(*) AS n, sum(amount) AS total FROM sales GROUP BY shop"
 	want := h.Query(t, query+" ORDER BY shop")
 	def := h.Rollup(t, query, mrrollup.Options{Into: "per_shop"})
-	sink := &breakingSink{Postgres: h.Sink().(*sinks.Postgres), breakAll: p.breakAll}
+	sink := &breakingSink{Postgres: openPostgres(t, dsn), breakAll: p.breakAll}
 	cfg := mapreducetest.Config(t)
 	cfg.Buckets = 1
 	if _, err := mapreduce.Run(context.Background(), def, h.Source(), sink, cfg); err != nil {

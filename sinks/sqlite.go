@@ -369,13 +369,18 @@ func (s *SQLite) Committed(ctx context.Context, commit string) ([]int, error) {
 // are converted to the column types of Prepare. Any error, including one
 // from rows, rolls everything back.
 func (s *SQLite) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
-	if err := s.apply(ctx, t, commit, bucket, rows); err != nil {
+	err := s.applyBucket(ctx, t, commit, bucket, func(tx *sql.Tx) (int, error) { return upsert(ctx, tx, t, rows) })
+	if err != nil {
 		return fmt.Errorf("sinks: apply bucket %d of commit %q to table %q in %s: %w", bucket, commit, t.Name, s, err)
 	}
 	return nil
 }
 
-func (s *SQLite) apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
+// applyBucket is the one way a bucket reaches t, for Apply and Merge: in
+// one transaction, holding the write semaphore, it checks that the bucket
+// is not recorded for this very table yet (else it does nothing), lets
+// write upsert its rows, and records it with the count write returns.
+func (s *SQLite) applyBucket(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, write func(tx *sql.Tx) (int, error)) error {
 	select {
 	case s.write <- struct{}{}:
 	case <-ctx.Done():
@@ -402,7 +407,7 @@ func (s *SQLite) apply(ctx context.Context, t mapreduce.OutputTable, commit stri
 	if err != nil || done {
 		return err
 	}
-	n, err := upsert(ctx, tx, t, rows)
+	n, err := write(tx)
 	if err != nil {
 		return err
 	}
@@ -427,9 +432,15 @@ const maxParams = 32766
 // upsert writes rows to t in statements of rowsPerInsert rows and returns
 // how many it wrote.
 func upsert(ctx context.Context, tx *sql.Tx, t mapreduce.OutputTable, rows mapreduce.OutputRows) (int, error) {
-	width := len(t.Keys) + len(t.Values)
+	return insertRows(ctx, tx, len(t.Keys)+len(t.Values), func(n int) string { return upsertSQL(t, n) }, rows)
+}
+
+// insertRows writes rows, each width values wide, with the statements
+// stmt(n) of n rows each: rowsPerInsert rows at a time, within maxParams.
+// It returns how many rows it wrote.
+func insertRows(ctx context.Context, tx *sql.Tx, width int, stmt func(n int) string, rows mapreduce.OutputRows) (int, error) {
 	per := max(1, min(rowsPerInsert, maxParams/width))
-	full, err := tx.PrepareContext(ctx, upsertSQL(t, per))
+	full, err := tx.PrepareContext(ctx, stmt(per))
 	if err != nil {
 		return 0, err
 	}
@@ -459,7 +470,7 @@ func upsert(ctx context.Context, tx *sql.Tx, t mapreduce.OutputTable, rows mapre
 		return n, err
 	}
 	if len(args) > 0 {
-		if _, err := tx.ExecContext(ctx, upsertSQL(t, len(args)/width), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, stmt(len(args)/width), args...); err != nil {
 			return n, err
 		}
 	}
@@ -479,13 +490,18 @@ func upsertSQL(t mapreduce.OutputTable, n int) string {
 			set = append(set, q+" = excluded."+q)
 		}
 	}
-	row := "(" + strings.Repeat("?, ", len(cols)-1) + "?)"
 	onConflict := "DO NOTHING"
 	if len(set) > 0 {
 		onConflict = "DO UPDATE SET " + strings.Join(set, ", ")
 	}
-	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT (%s) %s", sqlname.Quote(t.Name),
-		strings.Join(cols, ", "), strings.Join(slices.Repeat([]string{row}, n), ", "), strings.Join(keys, ", "), onConflict)
+	return fmt.Sprintf("%s ON CONFLICT (%s) %s", insertSQL(sqlname.Quote(t.Name), cols, n), strings.Join(keys, ", "), onConflict)
+}
+
+// insertSQL is an INSERT of n rows into the columns cols of table, all
+// quoted already.
+func insertSQL(table string, cols []string, n int) string {
+	row := "(" + strings.Repeat("?, ", len(cols)-1) + "?)"
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(cols, ", "), strings.Join(slices.Repeat([]string{row}, n), ", "))
 }
 
 // sqliteAffinities are the column affinities that keep every value of a

@@ -6,7 +6,11 @@
 // table), and of mapreduce.Replacer, which every backend implements (a
 // table with stale groups holds exactly the run's groups after the swap,
 // and the old ones until then; staging and swapping are idempotent per
-// commit; a new plan of the run starts its staging table over).
+// commit; a new plan of the run starts its staging table over), and of
+// mapreduce.Merger, which every backend implements too (Merge hands over
+// exactly the stored rows of each part's keys, every value exact, writes
+// the merged ones, merges a bucket once per commit, and changes nothing
+// when it fails).
 //
 // A backend's test calls Run with a function that opens a sink on a new,
 // empty database and gives the suite a way to look at that database:
@@ -133,53 +137,77 @@ func (r *sliceRows) Err() error {
 
 var errBoom = errors.New("boom")
 
-// Run runs the conformance suite against the sinks newBackend opens.
-func Run(t *testing.T, newBackend NewFunc) {
-	type testBundle struct {
-		Backend
-		t *testing.T
+// testBundle is a Backend of one test case.
+type testBundle struct {
+	Backend
+	t *testing.T
+}
+
+// prepared returns a bundle of a new backend whose sink has prepared the
+// table rollup.
+func prepared(t *testing.T, newBackend NewFunc) *testBundle {
+	t.Helper()
+	bundle := &testBundle{Backend: newBackend(t), t: t}
+	if err := bundle.Sink.Prepare(t.Context(), rollup); err != nil {
+		t.Fatal(err)
 	}
-	setup := func(t *testing.T) *testBundle {
-		t.Helper()
-		bundle := &testBundle{Backend: newBackend(t), t: t}
-		if err := bundle.Sink.Prepare(t.Context(), rollup); err != nil {
-			t.Fatal(err)
-		}
-		return bundle
+	return bundle
+}
+
+func applyTo(b *testBundle, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) {
+	b.t.Helper()
+	if err := b.Sink.Apply(b.t.Context(), t, commit, bucket, rows); err != nil {
+		b.t.Fatal(err)
 	}
-	applyTo := func(b *testBundle, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) {
-		b.t.Helper()
-		if err := b.Sink.Apply(b.t.Context(), t, commit, bucket, rows); err != nil {
-			b.t.Fatal(err)
-		}
+}
+
+func apply(b *testBundle, commit string, bucket int, rows mapreduce.OutputRows) {
+	b.t.Helper()
+	applyTo(b, rollup, commit, bucket, rows)
+}
+
+// checkTable checks that rollup holds want, as selectAll reads it.
+func checkTable(b *testBundle, want [][]any) {
+	b.t.Helper()
+	got := b.Query(selectAll)
+	if len(got) != len(want) {
+		b.t.Errorf("table rollup has %d rows, want %d", len(got), len(want))
+		return
 	}
-	apply := func(b *testBundle, commit string, bucket int, rows mapreduce.OutputRows) {
-		b.t.Helper()
-		applyTo(b, rollup, commit, bucket, rows)
-	}
-	checkTable := func(b *testBundle, want [][]any) {
-		b.t.Helper()
-		got := b.Query(selectAll)
-		if len(got) != len(want) {
-			b.t.Errorf("table rollup has %d rows, want %d", len(got), len(want))
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			b.t.Errorf("table rollup row %d:\ngot  %v\nwant %v", i, got[i], want[i])
 			return
 		}
-		for i := range got {
-			if !reflect.DeepEqual(got[i], want[i]) {
-				b.t.Errorf("table rollup row %d:\ngot  %v\nwant %v", i, got[i], want[i])
-				return
-			}
+	}
+}
+
+func checkCommitted(b *testBundle, commit string, want ...int) {
+	b.t.Helper()
+	got, err := b.Sink.Committed(b.t.Context(), commit)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		b.t.Errorf("Committed(%q) = %v, want %v", commit, got, want)
+	}
+}
+
+// mustFail checks that err says each of want.
+func mustFail(t *testing.T, what string, err error, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: error = %v, want one saying %q", what, err, w)
 		}
 	}
-	checkCommitted := func(b *testBundle, commit string, want ...int) {
-		b.t.Helper()
-		got, err := b.Sink.Committed(b.t.Context(), commit)
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		if !slices.Equal(got, want) {
-			b.t.Errorf("Committed(%q) = %v, want %v", commit, got, want)
-		}
+}
+
+// Run runs the conformance suite against the sinks newBackend opens.
+func Run(t *testing.T, newBackend NewFunc) {
+	setup := func(t *testing.T) *testBundle {
+		t.Helper()
+		return prepared(t, newBackend)
 	}
 
 	t.Run("PrepareCreatesTable", func(t *testing.T) {
@@ -636,15 +664,6 @@ func Run(t *testing.T, newBackend NewFunc) {
 		}
 		return applied
 	}
-	// mustFail checks that err says each of want.
-	mustFail := func(t *testing.T, what string, err error, want ...string) {
-		t.Helper()
-		for _, w := range want {
-			if err == nil || !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error = %v, want one saying %q", what, err, w)
-			}
-		}
-	}
 
 	// The commit records are tied to the table each bucket went to: a
 	// finished run run again applies nothing, and one whose output table
@@ -761,4 +780,5 @@ func Run(t *testing.T, newBackend NewFunc) {
 		checkTable(bundle, stored(theirs))
 	})
 
+	runMerge(t, newBackend)
 }
