@@ -8,8 +8,9 @@ import (
 )
 
 // SchemaError reports a source table that cannot be read as asked: a
-// missing table or column, or a cursor column that is not a unique integer
-// column free of NULLs. Retrying does not help: its message says what to
+// missing table or column, a cursor column that is not a unique integer
+// column free of NULLs, or (for Postgres.Mark) one that no sequence fills
+// in a way a high-water mark can stand on. Retrying does not help: its message says what to
 // change. Every backend builds it with the constructors below, so the
 // messages read the same for every database.
 type SchemaError struct {

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -42,3 +43,7 @@ func NewRowDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (func(raw []
 	}
 	return d.decode, nil
 }
+
+// SetMarkLogDelay sets how long Mark waits before it logs the
+// transactions it waits for.
+func SetMarkLogDelay(s *Postgres, d time.Duration) { s.markLogDelay = d }

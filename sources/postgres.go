@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"strings"
 	"time"
@@ -23,8 +24,10 @@ import (
 // Postgres is a Source reading a table of a PostgreSQL database through a
 // pgx connection pool. It is safe for concurrent use: each call takes its
 // own connection from the pool. It also implements mapreduce.Splitter,
-// planning partitions of about equal row counts (see Split), and
-// mapreduce.Streamer, reading a range with one query (see Stream).
+// planning partitions of about equal row counts (see Split),
+// mapreduce.Streamer, reading a range with one query (see Stream), and
+// mapreduce.Marker, taking the high-water mark of an incremental run from
+// the cursor's sequence (see Mark).
 //
 // # Tables and columns
 //
@@ -71,6 +74,10 @@ type Postgres struct {
 	// OpenPostgres sets DefaultRetryBudget. Set it before the first call.
 	RetryBudget time.Duration
 
+	// Logger receives Mark's note of the transactions it waits for when
+	// the wait runs long; nil for slog.Default().
+	Logger *slog.Logger
+
 	db   *pg.DB
 	pool *pgxpool.Pool // db.Pool
 	snap snapshot      // the snapshot ranges are read at, if pinned
@@ -78,6 +85,8 @@ type Postgres struct {
 	// Sampling thresholds of Split, fields so that tests can lower them.
 	fullReadMax  int64 // up to this many rows, Split reads every cursor value
 	bernoulliMax int64 // up to this many rows, it samples rows, beyond that pages
+
+	markLogDelay time.Duration // how long Mark waits before it logs; 0 for defaultMarkLogAfter
 }
 
 var (
