@@ -82,6 +82,12 @@ func (r *Runner) Next(ctx context.Context) (err error) {
 	if after != nil {
 		plan.Batch, plan.Replace = prev.Batch+1, false
 		plan.Earlier = r.runState.earlier()
+		// A sequence set back (ALTER SEQUENCE … RESTART) marks below the
+		// last mark: the rows up to that one are merged already.
+		if *plan.Mark < *prev.Mark {
+			r.log.Warn("the cursor's sequence is behind the run's mark; keeping the mark", "run", prev.RunID, "mark", *prev.Mark, "sequence", *plan.Mark)
+			plan.Mark = prev.Mark
+		}
 	}
 	if err := r.store.SavePlan(ctx, plan); err != nil {
 		return fmt.Errorf("save plan of %s: %w", plan.RunID, err)

@@ -278,6 +278,9 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	cfg := job.cfg
 	prog, log := newProgress(errOut, job.logFormat)
 	cfg.Logger = log
+	if pg, ok := src.(*sources.Postgres); ok {
+		pg.Logger = log // says whom a high-water mark waits for
+	}
 	if explain {
 		err := explainRun(ctx, out, job.def, src, sink, cfg)
 		prog.Close(err)
@@ -313,7 +316,10 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	// it swaps the output table in if a crash came between the last
 	// bucket and the swap, which the run state does not tell.
 	// From here a signal stops the run at its next commit point (see Main).
-	if stop := takeStop(ctx); stop != nil {
+	// With --follow it lets the batch finish, then stops following (see
+	// runBatches): a batch is short, and the next run would begin where
+	// it ends.
+	if stop := takeStop(ctx); stop != nil && !job.follow {
 		ran := make(chan struct{})
 		defer close(ran)
 		go func() {
@@ -369,7 +375,8 @@ func ranTo(err error) bool { return err == nil || errors.Is(err, mapreduce.ErrFa
 // mapreduce.Runner.Next), unless that plan was new: it read the table
 // through its mark. With --follow it then runs one batch after another,
 // each --interval after the last ended, until a signal (then it returns
-// an empty Summary, having printed every batch's) or an error. A plan
+// an empty Summary, having printed every batch's: the signal lets the
+// batch it comes in finish) or an error. A plan
 // that an earlier process started gets its summary printed first; one
 // that was complete before (*finished) none: the batch is the news, so
 // *finished is cleared.
