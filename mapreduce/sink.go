@@ -115,8 +115,9 @@ type MergeParts interface {
 }
 
 // OutputRows iterates over output rows: key values then value values, in the
-// order of the Table's fields, as int64, float64, string, bool, Date or
-// time.Time. It has the shape of pgx.CopyFromSource. The slice Values
+// order of the Table's fields, as int64, float64, string, bool, Date,
+// time.Time, *apd.Decimal or []byte (nil for NULL), or a slice of one of
+// them for an array field. It has the shape of pgx.CopyFromSource. The slice Values
 // returns is valid until the next call to Next.
 type OutputRows interface {
 	Next() bool
