@@ -93,7 +93,7 @@ func TestLoadPlugin_Duplicate(t *testing.T) {
 	n := newTestNames()
 	path := pluginFile(t, "dup.so")
 	bad := countJob(n.job("plugin_test_Bad"))
-	bad.Combine = nil
+	bad.Map = nil
 	var names []string
 	var err error
 	func() {
@@ -113,7 +113,7 @@ func TestLoadPlugin_Duplicate(t *testing.T) {
 	want := "plugin " + path + `: job "daily_rollup" is already registered (built into this binary); rename the plugin's job
 job "plugin_test_dup_twice" is registered twice by this plugin
 job "plugin_test_Bad": name "plugin_test_Bad" must be lower case letters, digits and underscores, starting with a letter
-Combine is nil`
+Map is nil`
 	if err == nil || n.base(err.Error()) != want {
 		t.Fatalf("LoadPlugin = %v\nwant %s", err, want)
 	}

@@ -48,11 +48,11 @@ func TestRegister_Duplicate(t *testing.T) {
 func TestTryRegister_Invalid(t *testing.T) {
 	t.Parallel()
 	j := countJob("Bad Name")
-	j.Combine = nil
+	j.Map = nil
 	j.Key.Fields = []mapreduce.Field{{Name: "k", Type: mapreduce.TypeInt64}}
 	err := TryRegister(j)
 	want := `jobs: job "Bad Name": name "Bad Name" must be lower case letters, digits and underscores, starting with a letter
-Combine is nil
+Map is nil
 Key.Encode field 0 (k) is string, Fields says int64`
 	if err == nil || err.Error() != want {
 		t.Errorf("TryRegister = %v\nwant %s", err, want)

@@ -26,7 +26,8 @@ type Checkpoint struct {
 	Next int64 `json:"next"`
 	// Done is set by the commit that reached the end of Range.
 	Done bool `json:"done"`
-	// Seq counts the commits; it names each commit's files.
+	// Seq counts the commits; it names each commit's files, and in a
+	// map-only plan each chunk's id (see maponly.go).
 	Seq   int            `json:"seq"`
 	Files []shuffle.File `json:"files"`
 	// DeadLetters are the partition's dead-letter files, one per commit
@@ -39,6 +40,11 @@ type Checkpoint struct {
 	// Spilled is the size of Files.
 	Spilled int64     `json:"spilled"`
 	Updated time.Time `json:"updated"`
+
+	// Pending, in a map-only plan, is the chunk the partition is applying
+	// to the sink: whether it counts is the sink's to say (see
+	// maponly.go), so the fields above do not include it yet.
+	Pending *PendingChunk `json:"pending,omitempty"`
 }
 
 // newCheckpoint is the checkpoint of partition part of p before its first
@@ -46,6 +52,15 @@ type Checkpoint struct {
 func newCheckpoint(p *Plan, part int) *Checkpoint {
 	r := p.Partitions[part].Range
 	return &Checkpoint{Commit: p.Commit, Partition: part, Range: r, Next: r.Lo}
+}
+
+// deadLetterFiles returns the dead-letter files that cp names: those
+// committed, then its pending chunk's, if it has one.
+func (cp *Checkpoint) deadLetterFiles() []DeadLetterFile {
+	if c := cp.Pending; c != nil && c.DeadLetters != nil {
+		return append(cp.DeadLetters[:len(cp.DeadLetters):len(cp.DeadLetters)], *c.DeadLetters)
+	}
+	return cp.DeadLetters
 }
 
 // check reports a checkpoint that does not fit partition part of plan p.
@@ -66,6 +81,11 @@ func (cp *Checkpoint) check(p *Plan, part int) error {
 		return fmt.Errorf("resumes at %d, outside its range %s", cp.Next, r)
 	case cp.Seq < 0 || cp.Rows < 0 || cp.Failed < 0 || cp.Failed > cp.Rows:
 		return fmt.Errorf("counts %d commits, %d rows, %d failed", cp.Seq, cp.Rows, cp.Failed)
+	case p.MapOnly && len(cp.Files) > 0:
+		return fmt.Errorf("names %d shuffle files; the plan is map-only", len(cp.Files))
+	}
+	if err := cp.checkPending(p, part); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for _, f := range cp.Files {

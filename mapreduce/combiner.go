@@ -92,8 +92,14 @@ func (t *mapCombiner[K, V]) callMap(ctx context.Context, row Row) (err error) {
 }
 
 // combine merges v into the value of k, or makes it k's first; merged
-// reports the former, after which the combiner holds v no more.
+// reports the former, after which the combiner holds v no more. A
+// map-only job has no Combine: v replaces the value held, so that of one
+// chunk's pairs of a key the one emitted last wins.
 func (t *mapCombiner[K, V]) combine(k K, v V) (merged bool) {
+	if t.job.Combine == nil {
+		t.m[k] = v
+		return false
+	}
 	if old, ok := t.m[k]; ok {
 		v, merged = t.job.Combine(old, v), true
 	}

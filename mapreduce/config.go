@@ -33,7 +33,7 @@ type Config struct {
 	// and a resumed run may have other workers.
 	Partitions int
 	// Buckets is the number of hash buckets (reduce tasks and sink
-	// transactions), for the same reasons.
+	// transactions), for the same reasons. A map-only job has none.
 	Buckets int
 	// ChunkSize is the number of rows per keyset query, and per chunk of a
 	// streamed range: commits fall between chunks.
@@ -57,7 +57,7 @@ type Config struct {
 	MaxFailureRate float64
 	// CheckpointInterval is how often a map task flushes its combiner and
 	// commits a checkpoint, at the next chunk boundary. It bounds the work
-	// a crash loses.
+	// a crash loses. A map-only job (see Job) commits every chunk.
 	CheckpointInterval time.Duration
 
 	// Fresh discards the run state of an earlier run with the same identity
@@ -67,7 +67,8 @@ type Config struct {
 	// the source (see Marker), so that once the run finishes, Runner.Next
 	// can plan a batch of only the rows added since and merge their groups
 	// into the output table. The job must be Incremental, the source a
-	// Marker and the sink a Merger.
+	// Marker and the sink a Merger; a map-only job (see Job) needs only
+	// the Marker, since a batch upserts its rows as a full run does.
 	Incremental bool
 
 	// Progress receives progress reports; nil for none.

@@ -45,6 +45,12 @@
 // sample, a failure rate above Config.MaxFailureRate stops it, with what
 // it mapped committed (see Runner.Run), so fix the bug and run again.
 //
+// A job without Combine is map-only: the "process each row, upsert its
+// result" job, such as the built-in event_payloads, which parses each
+// event's payload into a row of its own. Each chunk of rows is one sink
+// transaction that upserts the pairs its rows emitted, so the results
+// appear in the output table as the run goes; see Job for the rules.
+//
 // # Register it
 //
 // Register the job from an init function with jobs.Register, which checks
@@ -90,6 +96,12 @@
 // into it: the buckets go to a staging table, which one last transaction
 // swaps in for the old table (see Replacer), so readers never see a
 // half-built table and no group of a deleted row survives.
+//
+// A map-only job's run has no buckets: each map task applies every chunk
+// to the sink itself, in a transaction whose commit record names the
+// chunk, after its checkpoint has named the chunk as pending, so that a
+// resumed run asks the sink whether the chunk counts (see maponly.go).
+// It upserts into the output table rather than replace it.
 //
 // Two seams hold a run's state. A Store (DirStore by default) keeps the
 // run lock, the plan, the checkpoints, the done markers and the replay

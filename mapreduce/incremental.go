@@ -40,16 +40,17 @@ type Earlier struct {
 }
 
 // checkIncremental reports what keeps the run of def over src and sink
-// from running incrementally.
+// from running incrementally. A map-only job needs only the mark: a batch
+// upserts the rows of its new rows, and merges nothing.
 func checkIncremental(spec Spec, src Source, sink Sink) error {
 	var errs []error
-	if !spec.Incremental {
+	if !spec.Incremental && !spec.MapOnly {
 		errs = append(errs, fmt.Errorf("job %q cannot run incrementally: it does not declare that its Combine may merge new values into stored ones (mapreduce.Job.Incremental)", spec.Name))
 	}
 	if _, ok := src.(Marker); !ok {
 		errs = append(errs, fmt.Errorf("source %s cannot take a safe high-water mark of its cursor, which an incremental run reads up to", src))
 	}
-	if _, ok := sink.(Merger); !ok {
+	if _, ok := sink.(Merger); !ok && !spec.MapOnly {
 		errs = append(errs, fmt.Errorf("sink %s cannot read back the groups it stores, which an incremental run merges into", sink))
 	}
 	return errors.Join(errs...)

@@ -21,6 +21,29 @@ import (
 // Combine is applied map-side, reduce-side and across spill files in no
 // fixed order or grouping, so it must be associative and commutative, and
 // must not keep or modify its arguments' memory.
+//
+// # Map-only jobs
+//
+// A job without Combine is map-only: the classic "process each row,
+// upsert its result" job, with no shuffle and no reduce. Each chunk of
+// rows (Config.ChunkSize) is one sink transaction that upserts the pairs
+// its rows emitted, each keyed by its own key, so results appear in the
+// output table as the run goes, and a crash at any moment neither loses a
+// chunk nor applies one twice (see maponly.go). A chunk's pairs are held
+// until it is applied, so ChunkSize, not Config.Memory, bounds them.
+// Release must be nil, and Incremental, Restore and Input.GroupBy unset:
+// --incremental needs no merge to upsert a batch of new rows, only a
+// source that can take a safe high-water mark. Finalize may still shape
+// the output columns; its error stops the run, as for any job.
+//
+// A map-only run does not replace its output table: rows of keys that it
+// does not emit (of rows deleted since an earlier run, say) stay. Of the
+// pairs of one key, the one emitted last in cursor order wins within a
+// chunk, and a later chunk of a partition overwrites an earlier one; a
+// key emitted in two partitions holds whichever value the sink applied
+// last, which with several workers may be either. --partitions 1
+// --workers 1 is the sequential pattern: one task upserts the chunks in
+// cursor order, so the value of a key's last row wins.
 type Job[K comparable, V any] struct {
 	// Name is the job's stable identity: it keys run ids, so renaming a job
 	// starts its runs afresh. Lower case letters, digits and underscores.
@@ -46,7 +69,8 @@ type Job[K comparable, V any] struct {
 
 	// Combine merges two values of the same key. Sums of integers should
 	// use AddInt64, which stops the run, naming the key, where a plain +
-	// would wrap around and write a wrong total.
+	// would wrap around and write a wrong total. nil makes the job
+	// map-only (see Job).
 	Combine func(a, b V) V
 
 	// Release, if set, is given each value Map emitted once the engine
@@ -154,6 +178,9 @@ type Spec struct {
 	// Merger), nil for a job that is not incremental.
 	Incremental bool
 	Restore     []Field
+	// MapOnly says that the job has no Combine: each chunk's pairs are
+	// upserted as they are (see Job).
+	MapOnly bool
 }
 
 // Definition is a registered job as the engine sees it. Only Job
@@ -187,6 +214,7 @@ func (j *Job[K, V]) Spec() Spec {
 		Output:      OutputTable{Name: j.Output.Table, Keys: j.Key.Fields, Values: values},
 		Shuffle:     append(append([]Field(nil), j.Key.Fields...), j.Value.Fields...),
 		Incremental: j.Incremental,
+		MapOnly:     j.Combine == nil,
 	}
 	if j.Incremental {
 		spec.Restore = j.restoreFields()
@@ -237,7 +265,12 @@ func (j *Job[K, V]) Validate() error {
 	check(j.Input.Table != "", "Input.Table is empty")
 	check(j.Output.Table != "", "Output.Table is empty")
 	check(j.Map != nil, "Map is nil")
-	check(j.Combine != nil, "Combine is nil")
+	if j.Combine == nil { // map-only: nothing merges values, or reads them back
+		check(j.Release == nil, "Release is set but Combine is nil: a map-only job holds each value until its chunk is applied")
+		check(!j.Incremental && j.Restore == nil && len(j.RestoreColumns) == 0,
+			"Incremental, Restore or RestoreColumns is set but Combine is nil: a map-only job runs --incremental without them, upserting the new rows")
+		check(j.Input.GroupBy == 0, "Input.GroupBy is set but Combine is nil: the groups of an aggregated range need a Combine")
+	}
 	check(j.Finalize == nil || len(j.Output.Values) > 0, "Finalize is set but Output.Values is empty")
 	check(j.Finalize != nil || len(j.Output.Values) == 0, "Output.Values is set but Finalize is nil")
 	check(j.Incremental || j.Restore == nil && len(j.RestoreColumns) == 0, "Restore is set but Incremental is not")

@@ -108,6 +108,15 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	r.read.Add(n)
 	r.chunks.Add(1)
 	r.progress.Add(PhaseMap, n)
+	if r.plan.MapOnly { // every chunk commits (see maponly.go)
+		if err := t.commitChunk(ctx); err != nil {
+			return err
+		}
+		if r.failures.stopped() || r.stopping() {
+			return t.stopEarly(ctx)
+		}
+		return nil
+	}
 	full := t.comb.len() >= t.maxEntries
 	switch {
 	case r.failures.stopped() || r.stopping():
@@ -149,12 +158,19 @@ func (t *mapTask) mapRows(ctx context.Context, b *Batch) (int, error) {
 // the task mapped since its last commit, so that the next run resumes
 // after it and the dead letters count, and returns errStopped. A range
 // aggregated at the source (Input.GroupBy) commits only whole: its rows
-// since the last commit are dropped, and the next run maps them again.
+// since the last commit are dropped, and the next run maps them again. A
+// map-only task has committed every chunk it mapped, and folds in the
+// last.
 func (t *mapTask) stopEarly(ctx context.Context) error {
-	if t.r.in.GroupBy == 0 && t.rows > 0 {
-		if err := t.commit(ctx, false); err != nil {
-			return err
-		}
+	var err error
+	switch {
+	case t.r.plan.MapOnly:
+		err = t.settle(ctx, false)
+	case t.r.in.GroupBy == 0 && t.rows > 0:
+		err = t.commit(ctx, false)
+	}
+	if err != nil {
+		return err
 	}
 	return errStopped
 }
@@ -240,6 +256,9 @@ func (r *Runner) mapRetrying(ctx context.Context, t combiner, row Row) (int, err
 // the previous checkpoint in force.
 func (t *mapTask) commit(ctx context.Context, done bool) error {
 	r, cp := t.r, t.cp
+	if r.plan.MapOnly { // its chunks committed as they came
+		return t.settle(ctx, done)
+	}
 	if cp.Done { // the commit that read math.MaxInt64 (below) left nothing to commit
 		return nil
 	}

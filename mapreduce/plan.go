@@ -19,9 +19,9 @@ import (
 // read back by every resume, so that partitions and buckets never change
 // under committed work.
 type Plan struct {
-	// Format is the version of the run state's layout that wrote the plan
-	// (stateFormat): a run planned by an mr that kept its state another way
-	// is not resumed, rather than misread.
+	// Format is the version of the run state's layout that the run's
+	// state follows (see stateFormat and formatOf): a run planned by an mr
+	// that kept its state another way is not resumed, rather than misread.
 	Format int `json:"format"`
 	// RunID names the run: the job name and a hash of everything that
 	// shapes the result, so the same command resumes the same run.
@@ -30,10 +30,15 @@ type Plan struct {
 	// it, so that a --fresh plan of the same run applies every bucket anew.
 	Commit string `json:"commit"`
 	// Replace says that the run replaces its output table (see Replacer)
-	// instead of upserting into it. Every plan made now does; a plan saved
-	// by an mr that only upserted has it false and is finished that way,
+	// instead of upserting into it. Every plan of a job with a Combine
+	// made now does, but an incremental batch (see Batch); a plan saved by
+	// an mr that only upserted has it false and is finished that way,
 	// since its buckets already applied are in the output table itself.
-	Replace     bool      `json:"replace,omitempty"`
+	Replace bool `json:"replace,omitempty"`
+	// MapOnly says that the plan is of a map-only job (see Job): it has no
+	// buckets, never replaces its output table, and its map tasks apply
+	// every chunk to the sink themselves (see maponly.go).
+	MapOnly     bool      `json:"map_only,omitempty"`
 	Job         string    `json:"job"`
 	Source      string    `json:"source"`
 	Sink        string    `json:"sink"`
@@ -47,7 +52,8 @@ type Plan struct {
 	// every load.
 	Span       partition.Range `json:"span"`
 	Partitions []Partition     `json:"partitions"`
-	Buckets    int             `json:"buckets"`
+	// Buckets is the number of hash buckets, 0 in a map-only plan.
+	Buckets int `json:"buckets"`
 	// Seed seeds the key hash that assigns keys to buckets.
 	Seed uint64 `json:"seed"`
 	// Rows is the source's row count (or estimate) when the plan was made.
@@ -82,11 +88,31 @@ func (p *Plan) Merges() bool { return p.Batch > 0 }
 // This mr resumes version 4 (oldestFormat) as it does 5, since a range
 // without ToMax means what it always did; an mr of version 4 refuses
 // version 5, which it would misread by dropping the row at math.MaxInt64.
+// Version 6 added map-only plans (Plan.MapOnly, no buckets) and the
+// chunk a map-only checkpoint names as pending (Checkpoint.Pending),
+// which an mr of version 5 would misread: it takes a plan without
+// buckets for a damaged one, and a pending chunk that the sink committed
+// for one never read, with the dead letters of its rows lost. Only a
+// map-only plan is written as version 6 (see formatOf): a plan of a job
+// with a Combine holds neither, so it stays version 5, which an mr of
+// version 5 still reads.
 const (
-	stateFormat       = 5
+	stateFormat       = 6
 	oldestFormat      = 4
 	firstSealedFormat = 3
+	// mapOnlyFormat is the first version with map-only plans.
+	mapOnlyFormat = 6
 )
+
+// formatOf is the format a plan of spec is written in: the oldest that
+// holds all that the run's state may hold, so that an older mr that can
+// read it still does.
+func formatOf(spec Spec) int {
+	if spec.MapOnly {
+		return mapOnlyFormat
+	}
+	return mapOnlyFormat - 1
+}
 
 // check reports a plan that this mr cannot resume: one of another format,
 // or one whose layout does not hold together (its seal matched, so only a
@@ -111,7 +137,10 @@ func (p *Plan) checkLayout() error {
 	switch {
 	case p.RunID == "" || !strings.HasPrefix(p.Commit, p.RunID+"."):
 		return fmt.Errorf("has commit %q, which is not of run %q", p.Commit, p.RunID)
-	case p.Buckets < 1:
+	case p.MapOnly && (p.Buckets != 0 || p.Replace || p.Format < mapOnlyFormat):
+		return fmt.Errorf("is map-only with %d buckets, replace %t, in format %d: a map-only plan has no buckets and upserts, in format %d on",
+			p.Buckets, p.Replace, p.Format, mapOnlyFormat)
+	case !p.MapOnly && p.Buckets < 1:
 		return fmt.Errorf("has %d buckets", p.Buckets)
 	case len(p.Partitions) == 0:
 		return errors.New("has no partitions")
@@ -140,8 +169,13 @@ func (p *Plan) checkLayout() error {
 	return nil
 }
 
-// runID derives a stable run id from what shapes a run's result.
+// runID derives a stable run id from what shapes a run's result. A
+// map-only job has no buckets, so --buckets leaves its id alone: it is
+// hashed as 0, which no other job's run has.
 func runID(spec Spec, src, sink string, in Input, partitions, buckets int) string {
+	if spec.MapOnly {
+		buckets = 0
+	}
 	h := sha256.New()
 	for _, s := range []string{spec.Name, src, sink, in.Table, in.Cursor, strings.Join(in.Columns, ","),
 		strings.Join(in.Exprs, "\x00"), in.Where, in.Alias, fmt.Sprint(in.GroupBy),
@@ -177,18 +211,23 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	}
 	var nonce [4]byte
 	rand.Read(nonce[:])
+	buckets := cfg.Buckets
+	if spec.MapOnly {
+		buckets = 0
+	}
 	p := &Plan{
-		Format:      stateFormat,
+		Format:      formatOf(spec),
 		RunID:       id,
 		Commit:      id + "." + hex.EncodeToString(nonce[:]),
-		Replace:     true,
+		Replace:     !spec.MapOnly,
+		MapOnly:     spec.MapOnly,
 		Job:         spec.Name,
 		Source:      src.String(),
 		Sink:        sink.String(),
 		Input:       in,
 		OutputTable: spec.Output.Name,
 		Created:     time.Now().UTC(),
-		Buckets:     cfg.Buckets,
+		Buckets:     buckets,
 		Seed:        seedOf(id),
 		Rows:        info.Rows,
 		Mark:        mark,

@@ -155,6 +155,10 @@ func (r *Runner) Replay(ctx context.Context) (_ ReplayResult, err error) {
 		return res, fmt.Errorf("run %s has merged %d incremental batches into its table, whose buckets a replay cannot apply anew: "+
 			"fix the rows at the source and recompute with --fresh (rows inserted anew are read by the next --incremental run)", r.plan.RunID, r.plan.Batch)
 	}
+	if r.plan.MapOnly {
+		return res, fmt.Errorf("run %s is of a map-only job, whose dead letters mr dlq replay cannot replay yet: "+
+			"fix the rows at the source or the job, then run it again with --fresh, which upserts every row anew", r.plan.RunID)
+	}
 	for part, cp := range r.checkpoints {
 		if cp == nil || !cp.Done {
 			return res, fmt.Errorf("run %s: %w (partition %d is not mapped yet)", r.plan.RunID, ErrNotFinished, part)

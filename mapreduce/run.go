@@ -333,7 +333,9 @@ func (r *Runner) Resumed() bool { return r.resumed }
 // Next). Over a sink that is a Replacer it builds the buckets in a staging
 // table and swaps that in with one transaction at the end, so readers see
 // the old table until then (see reduceRun). Over any other sink it
-// upserts into the table, and groups it did not write stay.
+// upserts into the table, and groups it did not write stay. A map-only
+// job's run has no reduce phase: it upserts each chunk as its map task
+// reads it (see maponly.go).
 //
 // Damaged run state heals: a partition whose checkpoint, dead-letter
 // files or shuffle files fail their checks is mapped again from the start
@@ -369,7 +371,11 @@ func (r *Runner) Run(ctx context.Context) (_ Summary, err error) {
 		remapped[d.Partition] = true
 	}
 	r.damaged = nil
-	if err := r.healing(ctx, remapped, r.reduceRun); err != nil {
+	reduce := r.reduceRun
+	if r.plan.MapOnly { // its map tasks applied every chunk
+		reduce = func(context.Context) error { return nil }
+	}
+	if err := r.healing(ctx, remapped, reduce); err != nil {
 		return r.summary(start), err
 	}
 	// A replay that died while re-applying its buckets left some of them
@@ -487,6 +493,9 @@ func (r *Runner) mapPhase(ctx context.Context) error {
 		if cp == nil {
 			r.checkpoints[part] = newCheckpoint(r.plan, part)
 		}
+	}
+	if err := r.resolveChunks(ctx); err != nil {
+		return err
 	}
 	r.progress.Start(PhaseMap, r.plan.Rows, r.committedRows.Load())
 	defer r.progress.Finish(PhaseMap)

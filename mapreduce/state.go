@@ -303,15 +303,16 @@ func loadRunState(ctx context.Context, store Store, plan *Plan) (*runState, erro
 }
 
 // checkDeadLetters reads every dead-letter file that the checkpoints name,
-// checking each against its recorded size and checksum, and moves a
-// partition whose files fail to damaged: a map task that starts again
-// writes them anew. It returns other errors (storage unreachable, say).
+// a pending chunk's too (see maponly.go), checking each against its
+// recorded size and checksum, and moves a partition whose files fail to
+// damaged: a map task that starts again writes them anew. It returns
+// other errors (storage unreachable, say).
 func (st *runState) checkDeadLetters(ctx context.Context, b *blobs.Bucket) error {
 	for part, cp := range st.checkpoints {
 		if cp == nil {
 			continue
 		}
-		_, err := readDLQFiles(ctx, b, cp.DeadLetters)
+		_, err := readDLQFiles(ctx, b, cp.deadLetterFiles())
 		if errors.Is(err, ErrDamaged) {
 			st.checkpoints[part] = nil
 			st.damaged = append(st.damaged, Damage{part, err})
@@ -325,9 +326,10 @@ func (st *runState) checkDeadLetters(ctx context.Context, b *blobs.Bucket) error
 	return nil
 }
 
-// committedKeys returns the blob keys that the checkpoints and the replay
-// manifest name: every other blob of the run is garbage, unless some state
-// was damaged (see Runner.loadState).
+// committedKeys returns the blob keys that the checkpoints (their pending
+// chunks included, until resolved) and the replay manifest name: every
+// other blob of the run is garbage, unless some state was damaged (see
+// Runner.loadState).
 func (st *runState) committedKeys() map[string]bool {
 	keep := map[string]bool{}
 	var keys []string
@@ -338,7 +340,7 @@ func (st *runState) committedKeys() map[string]bool {
 		for _, f := range cp.Files {
 			keys = append(keys, f.Key)
 		}
-		for _, f := range cp.DeadLetters {
+		for _, f := range cp.deadLetterFiles() {
 			keys = append(keys, f.Key)
 		}
 	}

@@ -24,9 +24,11 @@ type Summary struct {
 	BytesSpilled      int64
 	PartitionsResumed int
 	Partitions        int
-	Buckets           int
-	BucketsResumed    int
-	// Groups is the number of output rows this attempt wrote.
+	// Buckets is the plan's bucket count, 0 for a map-only job.
+	Buckets        int
+	BucketsResumed int
+	// Groups is the number of output rows this attempt wrote: for a
+	// map-only job, the rows it upserted.
 	Groups int64
 	// PartitionsHealed counts the partitions this attempt mapped again
 	// because their run state was damaged.
@@ -59,8 +61,10 @@ func (s Summary) RowsPerSecond() float64 {
 
 // String is the summary line. It gives the read rate only if this attempt
 // read rows (a resumed run that only reduces read none: "0 items/s" would
-// say it was slow), names healed partitions only if there were any, and
-// an early stop only if there was one.
+// say it was slow), the buckets only if the run has some (a map-only job
+// has none; its groups written are the rows it upserted), names healed
+// partitions only if there were any, and an early stop only if there was
+// one.
 func (s Summary) String() string {
 	rate := ""
 	if s.Read > 0 {
@@ -73,9 +77,13 @@ func (s Summary) String() string {
 	case s.Mark != nil:
 		id += fmt.Sprintf(" through %d", *s.Mark)
 	}
-	line := fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s%s, %s spilled, %d/%d partitions resumed (%d rows), %d/%d buckets resumed, %d groups written",
+	buckets := ""
+	if s.Buckets > 0 {
+		buckets = fmt.Sprintf(", %d/%d buckets resumed", s.BucketsResumed, s.Buckets)
+	}
+	line := fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s%s, %s spilled, %d/%d partitions resumed (%d rows)%s, %d groups written",
 		id, s.Processed, s.Total, s.Failed, 100*s.FailureRate(), s.Elapsed.Round(time.Millisecond),
-		rate, humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, s.BucketsResumed, s.Buckets, s.Groups)
+		rate, humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, buckets, s.Groups)
 	if s.PartitionsHealed > 0 {
 		line += fmt.Sprintf(", %d partitions healed (their run state was damaged)", s.PartitionsHealed)
 	}

@@ -14,8 +14,9 @@ func ExampleRun() {
 	code := mrcli.Run(context.Background(), []string{"mr", "jobs"}, os.Stdout, os.Stderr)
 	fmt.Println("exit code", code)
 	// Output:
-	// NAME          DESCRIPTION                                               INPUT   OUTPUT
-	// daily_rollup  events and total cents per account, UTC day and category  events  daily_rollup
+	// NAME            DESCRIPTION                                                           INPUT   OUTPUT
+	// daily_rollup    events and total cents per account, UTC day and category              events  daily_rollup
+	// event_payloads  each event's JSON payload as a row: its key count, channel and items  events  event_payloads
 	// exit code 0
 }
 

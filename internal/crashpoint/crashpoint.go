@@ -36,6 +36,12 @@ const (
 	// MapSpilled: a map task wrote its shuffle files but not yet the
 	// checkpoint that commits them.
 	MapSpilled = "map-spilled"
+	// ChunkIntent: a map-only job's task saved the checkpoint that names
+	// a chunk as pending, and has not yet applied the chunk to the sink.
+	ChunkIntent = "chunk-intent"
+	// ChunkApplied: the sink committed a map-only chunk, and no checkpoint
+	// folds it in yet.
+	ChunkApplied = "chunk-applied"
 	// BucketApplied: the sink committed a bucket, the local done marker is
 	// not yet written.
 	BucketApplied = "bucket-applied"

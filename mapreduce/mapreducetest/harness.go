@@ -309,11 +309,13 @@ type stop struct{ point string }
 
 // redone says, of each point that comes before its commit, how many
 // points a resumed run reaches again before it gets past it: a map task
-// that stopped before its checkpoint redoes that spill, and a swap that
-// stopped before its commit runs again from its start (before-swap, then
-// swap-renamed). A bucket that stopped after its sink commit is not
-// applied again, nor a table swapped in twice.
-var redone = map[string]int{crashpoint.MapSpilled: 1, crashpoint.BeforeSwap: 1, crashpoint.SwapRenamed: 2}
+// that stopped before its checkpoint redoes that spill, a map-only chunk
+// that stopped before the sink applied it is read again as a new chunk,
+// and a swap that stopped before its commit runs again from its start
+// (before-swap, then swap-renamed). A bucket or a map-only chunk that
+// stopped after its sink commit is not applied again, nor a table swapped
+// in twice.
+var redone = map[string]int{crashpoint.MapSpilled: 1, crashpoint.ChunkIntent: 1, crashpoint.BeforeSwap: 1, crashpoint.SwapRenamed: 2}
 
 // maxAttempts bounds KillAndResume, in case a run makes no progress
 // between its stops: a bug, since every attempt commits once more than the
@@ -329,8 +331,9 @@ const maxAttempts = 10_000
 // with Stops and Attempts filled in.
 //
 // The points are the engine's crash points: after a map task wrote its
-// shuffle files but before the checkpoint that commits them, and after the
-// sink committed a bucket but before the bucket's done marker. A stop is a
+// shuffle files but before the checkpoint that commits them, after the
+// sink committed a bucket but before the bucket's done marker, and for a
+// map-only job before and after the sink applies each chunk. A stop is a
 // panic at the point, which the engine recovers into the run's error, so
 // nothing after the point runs: the shuffle and dead-letter files written
 // for the checkpoint that never came stay for the next attempt to find and

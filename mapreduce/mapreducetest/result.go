@@ -34,8 +34,9 @@ type Result struct {
 	DeadLetters []mapreduce.DeadLetter
 
 	// Stops lists, for KillAndResume, the point at which each interrupted
-	// attempt stopped (crashpoint names: "map-spilled", "bucket-applied"),
-	// and Attempts the summaries of all the attempts, Summary last.
+	// attempt stopped (crashpoint names: "map-spilled", "bucket-applied",
+	// "chunk-intent", "chunk-applied"), and Attempts the summaries of all
+	// the attempts, Summary last.
 	Stops    []string
 	Attempts []mapreduce.Summary
 
