@@ -209,6 +209,9 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	if mark != nil {
 		info = through(info, after, *mark)
 	}
+	if after != nil {
+		cfg.Partitions, cfg.Buckets = batchSize(info.Rows, cfg)
+	}
 	var nonce [4]byte
 	rand.Read(nonce[:])
 	buckets := cfg.Buckets
@@ -275,6 +278,30 @@ func through(info TableInfo, after *Plan, mark int64) TableInfo {
 	share := partition.Through(lo, hi).Width() / partition.Through(info.Min, info.Max).Width()
 	rows := max(1, int64(math.Ceil(float64(info.Rows)*share)))
 	return TableInfo{Min: lo, Max: hi, Rows: rows, Types: info.Types}
+}
+
+// Rows per partition and per bucket below which an incremental batch
+// gets fewer of them than the run's --partitions and --buckets: each
+// partition costs range queries and each bucket a sink transaction, a
+// fixed cost that a batch of a few thousand rows would spend many times
+// over (16 partitions and buckets made a 10,000-row batch of daily_rollup
+// take 0.39 s, against a full run of 10M rows in 40 s). The counts are not
+// part of the run's identity, and a bucket's keys need to be in one
+// bucket of the batch only: merging reads stored groups by key.
+const (
+	batchPartitionRows = 10_000
+	batchBucketRows    = 50_000
+)
+
+// batchSize returns the partitions and buckets of a batch of about rows
+// rows: as many as cfg has for a large batch, one per worker for a small
+// one.
+func batchSize(rows int64, cfg Config) (partitions, buckets int) {
+	size := func(per int64, most int) int {
+		n := int((rows + per - 1) / per)
+		return min(most, max(n, cfg.Workers))
+	}
+	return size(batchPartitionRows, cfg.Partitions), size(batchBucketRows, cfg.Buckets)
 }
 
 // Partition is a planned cursor range and the rows it is estimated to hold.
