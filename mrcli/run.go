@@ -78,7 +78,7 @@ psql.`,
 				Usage: "read only the rows added since this run last finished, through a safe high-water mark of the cursor, and merge their groups into the output table; the first run reads every row"},
 			&cli.BoolFlag{Name: "follow", DisableDefaultText: true,
 				Usage: "keep running incremental batches (implies --incremental), one every --interval, until Ctrl-C"},
-			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "with --follow, wait `DURATION` after a batch before the next"},
+			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "with --follow, start a batch every `DURATION` (the next at once if one takes longer)"},
 			logFormatFlag(),
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve the run's Prometheus metrics on http://`HOST:PORT`/metrics while it runs, e.g. :9464 (:0 picks a free port)"},
 			pluginFlag(),
@@ -166,7 +166,7 @@ func (job *jobCommand) runFlags(c *cli.Context) (err error) {
 	case job.follow && job.interval <= 0:
 		return usagef(job.help, "--interval must be positive, got %s", job.interval)
 	case c.IsSet("interval") && !job.follow:
-		return usagef(job.help, "--interval sets the pause between the batches of --follow, which is not given")
+		return usagef(job.help, "--interval sets how often --follow starts a batch, and --follow is not given")
 	case job.follow && c.Bool("explain"):
 		return usagef(job.help, "--explain plans one run: leave out --follow")
 	}
@@ -374,7 +374,7 @@ func ranTo(err error) bool { return err == nil || errors.Is(err, mapreduce.ErrFa
 // finished (sum) with a batch of the rows added since (see
 // mapreduce.Runner.Next), unless that plan was new: it read the table
 // through its mark. With --follow it then runs one batch after another,
-// each --interval after the last ended, until a signal (then it returns
+// each --interval after the last began, until a signal (then it returns
 // an empty Summary, having printed every batch's: the signal lets the
 // batch it comes in finish) or an error. A plan
 // that an earlier process started gets its summary printed first; one
@@ -395,15 +395,19 @@ func runBatches(ctx context.Context, out io.Writer, runner *mapreduce.Runner, jo
 		}
 	}
 	stop := takeStop(ctx)
+	began := time.Now()
 	for job.follow {
 		fmt.Fprintln(out, sum)
+		// Batches start every interval, as a micro-batch trigger does:
+		// a row waits for the next start, not for a pause after a batch.
 		select {
 		case <-ctx.Done():
 			return mapreduce.Summary{}, ctx.Err()
 		case <-stop:
 			return mapreduce.Summary{}, nil
-		case <-time.After(job.interval):
+		case <-time.After(time.Until(began.Add(job.interval))):
 		}
+		began = time.Now()
 		if err := runner.Next(ctx); err != nil {
 			return sum, err
 		}
