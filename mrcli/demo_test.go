@@ -3,7 +3,6 @@ package mrcli
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -113,20 +112,7 @@ func (b *demoBundle) dump(t *testing.T) string {
 // deadLetterIDs returns the cursors of a run's dead letters, via mr dlq show.
 func (b *demoBundle) deadLetterIDs(t *testing.T, run string) []int64 {
 	t.Helper()
-	r := runMR(t, "dlq", "show", run, "--workdir", b.workdir)
-	if r.code != ExitOK {
-		t.Fatalf("mr dlq show: exit %d, stderr:\n%s", r.code, r.stderr)
-	}
-	var ids []int64
-	for line := range strings.Lines(r.stdout) {
-		var l struct{ Cursor int64 }
-		if err := json.Unmarshal([]byte(line), &l); err != nil {
-			t.Fatalf("dead letter %q: %v", line, err)
-		}
-		ids = append(ids, l.Cursor)
-	}
-	slices.Sort(ids)
-	return ids
+	return letterIDs(t, b.workdir, run)
 }
 
 func TestDemo_GroundTruth(t *testing.T) {

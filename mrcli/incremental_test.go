@@ -92,7 +92,8 @@ func (b *incrementalBundle) check(t *testing.T, run string) {
 	}
 }
 
-// letterIDs returns the cursors of a run's dead letters, in order.
+// letterIDs returns the cursors of a run's dead letters, in order, via
+// mr dlq show.
 func letterIDs(t *testing.T, workdir, run string) []int64 {
 	t.Helper()
 	r := runMR(t, "dlq", "show", run, "--workdir", workdir)
