@@ -357,7 +357,7 @@ func (r *Runner) Run(ctx context.Context) (_ Summary, err error) {
 	if err := r.sink.Prepare(ctx, r.spec.Output); err != nil {
 		return Summary{}, err
 	}
-	if rep, ok := r.sink.(Replacer); ok && r.plan.Replace && !r.finished {
+	if rep, ok := r.sink.(Replacer); ok && r.plan.Replace {
 		if err := rep.Claim(ctx, r.spec.Output, r.plan.RunID, r.plan.Commit); err != nil {
 			return Summary{}, err
 		}
