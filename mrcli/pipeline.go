@@ -33,8 +33,12 @@ func runPipeline(c *cli.Context, p jobs.Pipeline, args []string) error {
 	case len(args) > 1:
 		return usagef(help, "unexpected arguments after PIPELINE %s: %q", args[0], args[1:])
 	case c.Bool("incremental") || c.Bool("follow"):
-		return usagef(help, "pipeline %s cannot run --incremental: its stages after the first read the output table of the stage before, "+
-			"which has no safe high-water mark to go on from; run it without --incremental (--fresh recomputes every stage)", p.Name)
+		flag := "--incremental"
+		if c.Bool("follow") {
+			flag = "--follow"
+		}
+		return usagef(help, "pipeline %s cannot run %s: its stages after the first read the output table of the stage before, "+
+			"which has no safe high-water mark to go on from; run it without %s (--fresh recomputes every stage)", p.Name, flag, flag)
 	case c.Bool("explain"):
 		return usagef("mr run "+p.Stages[0]+" --explain", "--explain plans one run, and pipeline %s has %d: "+
 			"explain its first stage's job, %s (the later stages' inputs exist once the stages before have run)", p.Name, len(p.Stages), p.Stages[0])

@@ -167,7 +167,7 @@ func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, er
 	}
 	def, err := jobs.Lookup(args[0])
 	if err != nil {
-		return jobCommand{}, usagef("mr jobs", "%v", err)
+		return jobCommand{}, usagef("mr jobs", "%v%s", err, pipelinesHint(name))
 	}
 	job := ends(c)
 	job.def = def
@@ -175,6 +175,19 @@ func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, er
 		return jobCommand{}, err
 	}
 	return job, job.runFlags(c)
+}
+
+// pipelinesHint lists the registered pipelines after an unknown job's
+// message, for mr run, which runs them too.
+func pipelinesHint(command string) string {
+	var names []string
+	for _, p := range jobs.Pipelines() {
+		names = append(names, p.Name)
+	}
+	if command != "run" || len(names) == 0 {
+		return ""
+	}
+	return "; pipelines: " + strings.Join(names, ", ")
 }
 
 // runFlags reads the flags that a run's command has beyond what names the

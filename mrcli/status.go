@@ -21,9 +21,10 @@ func statusCommand() *cli.Command {
 		Usage:     "show the progress of the runs in a work directory, or watch one",
 		ArgsUsage: "[RUN]",
 		Description: `Without RUN, lists the runs in --workdir with their partitions and buckets
-done, and for a pipeline's stage (mr run PIPELINE) the pipeline and the
-stage, as NAME K/N. With RUN, shows each partition (cursor range, next cursor, rows read
-and failed, done) and each bucket (applied to the sink or not).
+done, and for a stage of a pipeline (mr run PIPELINE) the pipeline and
+the stage as NAME K/N. With RUN, shows each partition (cursor range,
+next cursor, rows read and failed, done) and each bucket (applied to the
+sink or not), and which pipeline and stage the run is.
 
 ` + runJSONHelp + `
 
