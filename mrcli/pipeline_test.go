@@ -134,3 +134,56 @@ func TestRunPipeline_PostgresKilledInStage2(t *testing.T) {
 		t.Errorf("mr runs --json lists %d runs, want the 2 stages", len(doc.Runs))
 	}
 }
+
+// TestRunPipeline_StaleStage reruns stage 1's job alone with --fresh over
+// more events, after the pipeline finished: the pipeline then finds stage
+// 1 complete but plans stage 2 afresh, since its plan predates its input.
+// --fresh recomputes every stage.
+func TestRunPipeline_StaleStage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupMapOnly(t, 2_000)
+	args := slices.Concat([]string{"run", "payload_channels"}, b.args[2:], []string{"--buckets", "2"})
+	check := func(when string) {
+		t.Helper()
+		for _, q := range []string{pgChannelTotalsOutput + ` EXCEPT ALL ` + pgChannelTotalsTruth, pgChannelTotalsTruth + ` EXCEPT ALL ` + pgChannelTotalsOutput} {
+			if n, err := b.count(q); err != nil || n != 0 {
+				t.Errorf("%s: %d rows of channel_totals differ from the ground truth (%v)", when, n, err)
+			}
+		}
+	}
+	if r := runMR(t, args...); r.code != ExitOK {
+		t.Fatalf("first pipeline run: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	check("first run")
+	if _, err := b.db.Exec(ctx, `INSERT INTO events (id, account_id, ts, category, amount_cents, payload)
+		SELECT id + 100000, account_id, ts, category, amount_cents, payload FROM events WHERE id <= 500`); err != nil {
+		t.Fatal(err)
+	}
+	if r := runMR(t, append(slices.Clone(b.args), "--fresh")...); r.code != ExitOK {
+		t.Fatalf("mr run event_payloads --fresh: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	r := runMR(t, args...)
+	if r.code != ExitOK {
+		t.Fatalf("pipeline after its first stage changed: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	stages := stageSections(t, r.stdout, 2)
+	if !strings.Contains(stages[0], " is complete (finished at ") {
+		t.Errorf("stage 1 was not complete:\n%s", stages[0])
+	}
+	if !strings.Contains(stages[1], "before the stage before it last committed") || !strings.Contains(stages[1], "(new)") {
+		t.Errorf("stage 2 was not planned afresh:\n%s", stages[1])
+	}
+	check("after stage 1 changed")
+
+	r = runMR(t, append(slices.Clone(args), "--fresh")...)
+	if r.code != ExitOK {
+		t.Fatalf("pipeline --fresh: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	for i, s := range stageSections(t, r.stdout, 2) {
+		if !strings.Contains(s, "(new)") || strings.Contains(s, "afresh") {
+			t.Errorf("pipeline --fresh: stage %d was not planned anew, once:\n%s", i+1, s)
+		}
+	}
+	check("after --fresh")
+}
