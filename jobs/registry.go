@@ -9,16 +9,19 @@ import (
 	"github.com/mrengine/mr/mapreduce"
 )
 
-// mu guards the registry: the jobs by name, and the plugins LoadPlugin
-// loaded or is loading. Its maps are made before any init runs.
+// mu guards the registry: the jobs and the pipelines by name, and the
+// plugins LoadPlugin loaded or is loading. Its maps are made before any
+// init runs.
 var mu = struct {
 	sync.RWMutex
-	jobs    map[string]entry
-	load    *pluginLoad            // the plugin whose init is running, or nil
-	plugins map[string]*pluginLoad // by real path, with their outcome
+	jobs      map[string]entry
+	pipelines map[string]Pipeline
+	load      *pluginLoad            // the plugin whose init is running, or nil
+	plugins   map[string]*pluginLoad // by real path, with their outcome
 }{
-	jobs:    map[string]entry{},
-	plugins: map[string]*pluginLoad{},
+	jobs:      map[string]entry{},
+	pipelines: map[string]Pipeline{},
+	plugins:   map[string]*pluginLoad{},
 }
 
 // entry is one registered job.
@@ -74,6 +77,9 @@ func add(name string, def mapreduce.Definition, invalid error, collect bool) err
 // takenLocked returns an error saying who holds name, if it is taken, for a
 // job that load is registering (nil: not a plugin).
 func takenLocked(name string, load *pluginLoad) error {
+	if _, ok := mu.pipelines[name]; ok {
+		return fmt.Errorf("job %q has the name of a registered pipeline; mr run would not know which to run", name)
+	}
 	prev, ok := mu.jobs[name]
 	switch {
 	case !ok:

@@ -71,6 +71,14 @@ type Config struct {
 	// the Marker, since a batch upserts its rows as a full run does.
 	Incremental bool
 
+	// Pipeline, Stage and Stages say that the run is stage Stage (from 1)
+	// of the Stages of the pipeline named Pipeline (see jobs.Pipeline);
+	// zero for a run of a job alone. They are recorded in the plan, for
+	// mr status, and are not part of the run's identity: a stage's run is
+	// its job's run over the same ends, whoever starts it.
+	Pipeline      string
+	Stage, Stages int
+
 	// Progress receives progress reports; nil for none.
 	Progress Progress
 	// Logger receives the run's log lines; nil for slog.Default().

@@ -45,6 +45,12 @@ type Plan struct {
 	Input       Input     `json:"input"`
 	OutputTable string    `json:"output_table"`
 	Created     time.Time `json:"created"`
+	// Pipeline, Stage and Stages are Config's: the pipeline whose stage
+	// planned the run, empty for a run of a job alone. A later run of the
+	// same job alone resumes the plan with them (see Config.Pipeline).
+	Pipeline string `json:"pipeline,omitempty"`
+	Stage    int    `json:"stage,omitempty"`
+	Stages   int    `json:"stages,omitempty"`
 
 	// Span is the cursor space the run covers, Min through Max of the
 	// source when planned (partition.Through; [0, 0) for an empty table):
@@ -230,6 +236,9 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 		Input:       in,
 		OutputTable: spec.Output.Name,
 		Created:     time.Now().UTC(),
+		Pipeline:    cfg.Pipeline,
+		Stage:       cfg.Stage,
+		Stages:      cfg.Stages,
 		Buckets:     buckets,
 		Seed:        seedOf(id),
 		Rows:        info.Rows,

@@ -14,9 +14,13 @@ func ExampleRun() {
 	code := mrcli.Run(context.Background(), []string{"mr", "jobs"}, os.Stdout, os.Stderr)
 	fmt.Println("exit code", code)
 	// Output:
-	// NAME            DESCRIPTION                                                           INPUT   OUTPUT
-	// daily_rollup    events and total cents per account, UTC day and category              events  daily_rollup
-	// event_payloads  each event's JSON payload as a row: its key count, channel and items  events  event_payloads
+	// NAME            DESCRIPTION                                                           INPUT           OUTPUT
+	// channel_totals  events and items per channel, over event_payloads                     event_payloads  channel_totals
+	// daily_rollup    events and total cents per account, UTC day and category              events          daily_rollup
+	// event_payloads  each event's JSON payload as a row: its key count, channel and items  events          event_payloads
+	//
+	// PIPELINE          DESCRIPTION                                                                   STAGES
+	// payload_channels  events and items per channel of their JSON payload, by way of event_payloads  event_payloads → channel_totals
 	// exit code 0
 }
 

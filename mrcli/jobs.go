@@ -3,6 +3,7 @@ package mrcli
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -17,7 +18,9 @@ func jobsCommand() *cli.Command {
 		Description: `Lists the jobs this binary can run: the built-in ones, those that
 packages imported by its main register with jobs.Register, and with
 --plugin those of a Go plugin (built with go build -buildmode=plugin),
-with a FROM column that says which jobs are the plugin's.`,
+with a FROM column that says which jobs are the plugin's; then the
+registered pipelines (jobs.RegisterPipeline) with their stages, which
+mr run PIPELINE runs in order.`,
 		Flags:  []cli.Flag{pluginFlag()},
 		Action: action(listJobs),
 	}
@@ -47,6 +50,19 @@ func listJobs(c *cli.Context, args []string) error {
 			fmt.Fprint(w, "\tbuilt in")
 		}
 		fmt.Fprintln(w)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	pipelines := jobs.Pipelines()
+	if len(pipelines) == 0 {
+		return nil
+	}
+	fmt.Fprintln(c.App.Writer)
+	w = tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "PIPELINE\tDESCRIPTION\tSTAGES")
+	for _, p := range pipelines {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", p.Name, p.Description, strings.Join(p.Stages, " → "))
 	}
 	return w.Flush()
 }

@@ -120,6 +120,11 @@ func TestRun_UsageErrors(t *testing.T) {
 		{"StatusWatchWithoutRun", []string{"status", "--watch", "--workdir", "testdata/no-workdir"}},
 		{"StatusWatchZeroInterval", []string{"status", "r", "--watch", "--interval", "0s", "--workdir", "testdata/no-workdir"}},
 		{"DLQShowWithoutRun", []string{"dlq", "show", "--workdir", "testdata/no-workdir"}},
+		{"PipelineIncremental", []string{"run", "payload_channels", "--source", "events.db", "--incremental"}},
+		{"PipelineFollow", []string{"run", "payload_channels", "--source", "events.db", "--follow"}},
+		{"PipelineExplain", []string{"run", "payload_channels", "--source", "events.db", "--explain"}},
+		{"PipelineExtraArgument", []string{"run", "payload_channels", "more", "--source", "events.db"}},
+		{"PipelineZeroPartitions", []string{"run", "payload_channels", "--source", "events.db", "--partitions", "0"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -30,7 +30,7 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run a job over a source table into a sink",
-		ArgsUsage: "JOB",
+		ArgsUsage: "JOB|PIPELINE",
 		Description: `Runs JOB (see mr jobs) over its input table in --source and writes the
 aggregates into its output table in --sink, then prints a summary line. The
 run replaces the table: it builds the new one beside it and swaps it in at
@@ -56,7 +56,16 @@ URLs: postgres://USER:PASSWORD@HOST:PORT/DB, host=HOST dbname=DB …
 (libpq's key=value form), sqlite:PATH, or a PATH ending in .db. Without
 --source, the PG* environment variables (PGHOST, PGPORT, PGDATABASE,
 PGUSER, PGPASSWORD, PGSSLMODE, PGSERVICE…) and ~/.pgpass decide, as for
-psql.`,
+psql.
+
+A PIPELINE (see mr jobs) runs its stages in order, each a run of its job
+with its own run id, checkpoints and dead letters, and prints each one's
+summary line: the first stage reads --source (--table and --cursor apply
+to it alone) and writes --sink; each later stage reads the output table
+of the stage before from --sink and writes its own there. After a crash
+the same command finds the stages before the one that crashed complete
+(they read no row) and resumes that one. --fresh recomputes every stage;
+--incremental and --explain are for jobs only.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "source", Usage: "`URL` of the database holding the input table", DefaultText: "PostgreSQL as the PG* environment says, like psql"},
 			&cli.StringFlag{Name: "sink", Usage: "`URL` of the database receiving the output table (default: --source)"},
@@ -96,6 +105,14 @@ func workdirFlag() cli.Flag {
 }
 
 func runJob(c *cli.Context, args []string) error {
+	if len(args) > 0 {
+		if _, _, err := loadPlugin(c, "mr run --help"); err != nil {
+			return err
+		}
+		if p, ok := jobs.LookupPipeline(args[0]); ok {
+			return runPipeline(c, p, args)
+		}
+	}
 	job, err := parseJobCommand(c, args, "run")
 	if err != nil {
 		return err
@@ -128,6 +145,11 @@ type jobCommand struct {
 	// interval after the last.
 	follow   bool
 	interval time.Duration
+	// staleBefore, for a pipeline's stage after the first, is when the
+	// stage before it last committed: a plan of this stage made before
+	// then read an input that has changed since, so it is planned afresh
+	// rather than resumed (see runPipeline).
+	staleBefore time.Time
 }
 
 // parseJobCommand reads JOB and the run flags of mr <name> (run, dlq
@@ -145,7 +167,7 @@ func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, er
 	}
 	def, err := jobs.Lookup(args[0])
 	if err != nil {
-		return jobCommand{}, usagef("mr jobs", "%v", err)
+		return jobCommand{}, usagef("mr jobs", "%v%s", err, pipelinesHint(name))
 	}
 	job := ends(c)
 	job.def = def
@@ -153,6 +175,19 @@ func parseJobCommand(c *cli.Context, args []string, name string) (jobCommand, er
 		return jobCommand{}, err
 	}
 	return job, job.runFlags(c)
+}
+
+// pipelinesHint lists the registered pipelines after an unknown job's
+// message, for mr run, which runs them too.
+func pipelinesHint(command string) string {
+	var names []string
+	for _, p := range jobs.Pipelines() {
+		names = append(names, p.Name)
+	}
+	if command != "run" || len(names) == 0 {
+		return ""
+	}
+	return "; pipelines: " + strings.Join(names, ", ")
 }
 
 // runFlags reads the flags that a run's command has beyond what names the
@@ -289,6 +324,14 @@ func execute(ctx context.Context, out, errOut io.Writer, job jobCommand, explain
 	limitHeap(cfg.Memory)
 	cfg.Progress = prog
 	runner, err := mapreduce.Open(ctx, job.def, src, sink, cfg)
+	if err == nil && !job.staleBefore.IsZero() && runner.Resumed() && runner.Plan().Created.Before(job.staleBefore) {
+		fmt.Fprintf(out, "run %s was planned at %s, before the stage before it last committed (%s): planning it afresh\n",
+			runner.Plan().RunID, runner.Plan().Created.Format(time.RFC3339), job.staleBefore.Format(time.RFC3339))
+		if err = runner.Close(); err == nil {
+			cfg.Fresh = true
+			runner, err = mapreduce.Open(ctx, job.def, src, sink, cfg)
+		}
+	}
 	if err != nil {
 		prog.Close(err)
 		return mapreduce.Summary{}, err

@@ -41,14 +41,17 @@ const runJSONHelp = `With --json, prints one JSON object for scripts, with these
   {"runs": [{"run_id", "job", "state", "created", "updated", "age_seconds",
     "size_bytes", "source", "sink", "input_table", "cursor", "output_table",
     "rows_total", "rows_read", "rows_failed", "partitions", "partitions_done",
-    "buckets", "buckets_done", "batch", "mark"}]}
+    "buckets", "buckets_done", "batch", "mark", "pipeline", "stage",
+    "stages"}]}
 
 Times are RFC 3339 in UTC; updated is the run's last commit, age_seconds
 counts from it; rows_total is the planned (estimated) row count. For an
 incremental run (--incremental), batch counts its batches since the full
 run (0) and mark is the high-water mark of the cursor that the current
 plan reads through; mark is null for a run that is not incremental, and
-the rows count the current plan's.`
+the rows count the current plan's. For a stage of a pipeline (mr run
+PIPELINE), pipeline names it and the run is stage number stage (from 1)
+of its stages; for a job run alone pipeline is "" and both are 0.`
 
 // jsonFlag is the --json flag of a command whose output without it is
 // the given kind of text.
@@ -195,6 +198,9 @@ type runJSON struct {
 	BucketsDone    int       `json:"buckets_done"`
 	Batch          int       `json:"batch"`
 	Mark           *int64    `json:"mark"`
+	Pipeline       string    `json:"pipeline"`
+	Stage          int       `json:"stage"`
+	Stages         int       `json:"stages"`
 }
 
 func newRunJSON(e runEntry, now time.Time) runJSON {
@@ -208,6 +214,7 @@ func newRunJSON(e runEntry, now time.Time) runJSON {
 		RowsTotal: p.Rows, RowsRead: read, RowsFailed: failed,
 		Partitions: len(p.Partitions), PartitionsDone: ri.PartitionsDone(), Buckets: p.Buckets, BucketsDone: len(ri.BucketsDone),
 		Batch: p.Batch, Mark: p.Mark,
+		Pipeline: p.Pipeline, Stage: p.Stage, Stages: p.Stages,
 	}
 }
 

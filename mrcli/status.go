@@ -21,8 +21,10 @@ func statusCommand() *cli.Command {
 		Usage:     "show the progress of the runs in a work directory, or watch one",
 		ArgsUsage: "[RUN]",
 		Description: `Without RUN, lists the runs in --workdir with their partitions and buckets
-done. With RUN, shows each partition (cursor range, next cursor, rows read
-and failed, done) and each bucket (applied to the sink or not).
+done, and for a stage of a pipeline (mr run PIPELINE) the pipeline and
+the stage as NAME K/N. With RUN, shows each partition (cursor range,
+next cursor, rows read and failed, done) and each bucket (applied to the
+sink or not), and which pipeline and stage the run is.
 
 ` + runJSONHelp + `
 
@@ -118,11 +120,11 @@ func listRuns(ctx context.Context, out io.Writer, cfg mapreduce.Config) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "RUN\tJOB\tCREATED\tSTATE\tROWS\tFAILED\tPARTITIONS\tBUCKETS")
+	fmt.Fprintln(w, "RUN\tJOB\tPIPELINE\tCREATED\tSTATE\tROWS\tFAILED\tPARTITIONS\tBUCKETS")
 	for _, ri := range runs {
 		read, failed := ri.Rows()
 		p := ri.Plan
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%d\t%d/%d\t%d/%d\n", p.RunID, p.Job, p.Created.Format(time.RFC3339), ri.State(),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%d/%d\t%d/%d\n", p.RunID, p.Job, stageOf(p), p.Created.Format(time.RFC3339), ri.State(),
 			read, p.Rows, failed, ri.PartitionsDone(), len(p.Partitions), len(ri.BucketsDone), p.Buckets)
 	}
 	return w.Flush()
@@ -133,6 +135,9 @@ func showRun(out io.Writer, ri *mapreduce.RunInfo) error {
 	read, failed := ri.Rows()
 	fmt.Fprintf(out, "run      %s\n", p.RunID)
 	fmt.Fprintf(out, "job      %s\n", p.Job)
+	if p.Pipeline != "" {
+		fmt.Fprintf(out, "pipeline %s, stage %d of %d\n", p.Pipeline, p.Stage, p.Stages)
+	}
 	fmt.Fprintf(out, "created  %s\n", p.Created.Format(time.RFC3339))
 	fmt.Fprintf(out, "state    %s\n", ri.State())
 	fmt.Fprintf(out, "source   %s (table %s, cursor %s)\n", pg.Redact(p.Source), p.Input.Table, p.Input.Cursor)
@@ -167,6 +172,15 @@ func showRun(out io.Writer, ri *mapreduce.RunInfo) error {
 		fmt.Fprintf(w, "%d\t%s\n", b, yesNo(slices.Contains(ri.BucketsDone, b)))
 	}
 	return w.Flush()
+}
+
+// stageOf is the PIPELINE column of mr status: the pipeline and stage
+// whose run planned p (NAME K/N), or - for a job run alone.
+func stageOf(p *mapreduce.Plan) string {
+	if p.Pipeline == "" {
+		return "-"
+	}
+	return fmt.Sprintf("%s %d/%d", p.Pipeline, p.Stage, p.Stages)
 }
 
 func yesNo(b bool) string {
