@@ -326,7 +326,11 @@ func printPlan(w io.Writer, p *mapreduce.Plan, resumed bool, limit int) {
 		state = "resumed, planned " + p.Created.Format(time.RFC3339)
 	}
 	fmt.Fprintf(w, "run     %s (%s)\n", p.RunID, state)
-	fmt.Fprintf(w, "plan    %d rows, %d partitions, %d buckets\n", p.Rows, len(p.Partitions), p.Buckets)
+	if p.MapOnly {
+		fmt.Fprintf(w, "plan    %d rows, %d partitions, map-only (each chunk upserted as it is read)\n", p.Rows, len(p.Partitions))
+	} else {
+		fmt.Fprintf(w, "plan    %d rows, %d partitions, %d buckets\n", p.Rows, len(p.Partitions), p.Buckets)
+	}
 	fmt.Fprintf(w, "source  %s (table %s, cursor %s)\n", pg.Redact(p.Source), p.Input.Table, p.Input.Cursor)
 	fmt.Fprintf(w, "sink    %s (table %s)\n", pg.Redact(p.Sink), p.OutputTable)
 	switch {

@@ -151,7 +151,11 @@ func showRun(out io.Writer, ri *mapreduce.RunInfo) error {
 	}
 	fmt.Fprintf(out, "rows     %d/%d read, %d failed\n", read, p.Rows, failed)
 	fmt.Fprintf(out, "map      %d/%d partitions done\n", ri.PartitionsDone(), len(p.Partitions))
-	fmt.Fprintf(out, "reduce   %d/%d buckets done\n\n", len(ri.BucketsDone), p.Buckets)
+	if p.MapOnly {
+		fmt.Fprintf(out, "reduce   none: the job is map-only, each chunk upserted as it is read\n\n")
+	} else {
+		fmt.Fprintf(out, "reduce   %d/%d buckets done\n\n", len(ri.BucketsDone), p.Buckets)
+	}
 
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "PARTITION\tRANGE\tNEXT\tROWS\tFAILED\tDONE")
@@ -164,6 +168,9 @@ func showRun(out io.Writer, ri *mapreduce.RunInfo) error {
 	}
 	if err := w.Flush(); err != nil {
 		return err
+	}
+	if p.MapOnly {
+		return nil
 	}
 	fmt.Fprintln(out)
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
