@@ -18,15 +18,18 @@ import (
 
 // DeadLetter is one row that failed Map on every attempt.
 type DeadLetter struct {
-	Job       string         `json:"job"`
-	Run       string         `json:"run"`
-	Partition int            `json:"partition"`
-	Cursor    int64          `json:"cursor"`
-	Row       map[string]any `json:"row"`
-	Error     string         `json:"error"`
-	Stack     string         `json:"stack,omitempty"` // where Map panicked, if it did
-	Attempts  int            `json:"attempts"`
-	Time      time.Time      `json:"time"`
+	Job       string `json:"job"`
+	Run       string `json:"run"`
+	Partition int    `json:"partition"`
+	Cursor    int64  `json:"cursor"`
+	// Tie is the row's tie-breaker when the run's cursor is compound
+	// (see Input.CursorColumns): Cursor and Tie together name the row.
+	Tie      *int64         `json:"tie,omitempty"`
+	Row      map[string]any `json:"row"`
+	Error    string         `json:"error"`
+	Stack    string         `json:"stack,omitempty"` // where Map panicked, if it did
+	Attempts int            `json:"attempts"`
+	Time     time.Time      `json:"time"`
 }
 
 // DeadLetterFile is a committed dead-letter file: the letters of one commit of
@@ -75,6 +78,7 @@ type letterLine struct {
 	Run       string         `json:"run"`
 	Partition int            `json:"partition"`
 	Cursor    int64          `json:"cursor"`
+	Tie       *int64         `json:"tie,omitempty"`
 	Row       map[string]any `json:"row"`
 	ErrorID   int            `json:"error_id"`
 	Error     string         `json:"error,omitempty"`
@@ -113,7 +117,7 @@ type letterEncoder struct {
 
 // encode returns l's line, newline included.
 func (e *letterEncoder) encode(l *DeadLetter) ([]byte, error) {
-	line := letterLine{Job: l.Job, Run: l.Run, Partition: l.Partition, Cursor: l.Cursor, Row: l.Row, Attempts: l.Attempts, Time: l.Time}
+	line := letterLine{Job: l.Job, Run: l.Run, Partition: l.Partition, Cursor: l.Cursor, Tie: l.Tie, Row: l.Row, Attempts: l.Attempts, Time: l.Time}
 	key := errorKey(l.Error, l.Stack)
 	id, shared := e.ids[key]
 	if !shared {
@@ -261,7 +265,7 @@ func parseDeadLetters(data []byte) ([]DeadLetter, error) {
 		}
 		def := errs[line.ErrorID-1]
 		letters = append(letters, DeadLetter{
-			Job: line.Job, Run: line.Run, Partition: line.Partition, Cursor: line.Cursor, Row: line.Row,
+			Job: line.Job, Run: line.Run, Partition: line.Partition, Cursor: line.Cursor, Tie: line.Tie, Row: line.Row,
 			Error: def.Error, Stack: def.Stack, Attempts: line.Attempts, Time: line.Time,
 		})
 	}

@@ -135,6 +135,9 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 			return nil, err
 		}
 	}
+	if err := checkCompound(in, src, cfg); err != nil {
+		return nil, err
+	}
 	if !create { // checked before the lock, which would make the run's directory
 		if _, err := r.store.LoadPlan(ctx, id); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("run %s: %w", id, ErrNotFinished)
