@@ -30,6 +30,9 @@ import (
 // The names are split at the first comma and trimmed of spaces: a column
 // whose name holds a comma cannot be part of a compound cursor.
 func (in Input) CursorColumns() (order, tie string) {
+	if !in.Compound() {
+		return in.Cursor, ""
+	}
 	order, tie, _ = strings.Cut(in.Cursor, ",")
 	return strings.TrimSpace(order), strings.TrimSpace(tie)
 }
