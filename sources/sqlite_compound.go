@@ -108,7 +108,7 @@ func (s *SQLite) uniquePair(ctx context.Context, table string, order, tie column
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_index_list(?1) AS l
 		WHERE l."unique" AND NOT l.partial
-		AND NOT EXISTS (SELECT FROM pragma_index_info(l.name) AS i
+		AND NOT EXISTS (SELECT 1 FROM pragma_index_info(l.name) AS i
 			WHERE i.name IS NULL OR (lower(i.name) <> lower(?2) AND lower(i.name) <> lower(?3)))`, table, order.name, tie.name).Scan(&n)
 	if err != nil {
 		return false, s.describeErr(table, err)
