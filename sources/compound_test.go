@@ -274,4 +274,3 @@ func TestSQLite_CompoundCursor(t *testing.T) {
 		})
 	}
 }
-
