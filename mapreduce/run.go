@@ -130,13 +130,13 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 			n.NameRun(id)
 		}
 	}
+	if err := checkCompound(in, src, cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Incremental {
 		if err := checkIncremental(spec, src, sink); err != nil {
 			return nil, err
 		}
-	}
-	if err := checkCompound(in, src, cfg); err != nil {
-		return nil, err
 	}
 	if !create { // checked before the lock, which would make the run's directory
 		if _, err := r.store.LoadPlan(ctx, id); errors.Is(err, fs.ErrNotExist) {
