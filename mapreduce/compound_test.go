@@ -168,3 +168,77 @@ func TestRun_CompoundCursorRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestRun_CompoundCursorMapOnly crashes a map-only run over tsRows on
+// either side of a chunk's sink commit, again and again, each attempt
+// resuming from the chunk its checkpoint names as pending: its After
+// must count once the sink says the chunk committed, so that the rows of
+// ts 1000 are read once in all and each poison row is one dead letter.
+func TestRun_CompoundCursorMapOnly(t *testing.T) {
+	t.Parallel()
+	for _, point := range []string{crashpoint.ChunkIntent, crashpoint.ChunkApplied} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			h := mapreducetest.New(t, mapreducetest.Options{})
+			h.Load(t, tsRows())
+			cfg := mapreducetest.Config(t)
+			cfg.Table, cfg.Cursor = "tsrows", "ts,id"
+			cfg.ChunkSize, cfg.Workers, cfg.Partitions = 20, 1, 2
+			var s mapreduce.Summary
+			stops, midTS := 0, false
+			for attempt := 0; ; attempt++ {
+				if attempt > 100 {
+					t.Fatalf("the run did not finish after %d stops", stops)
+				}
+				stopped := false
+				var err error
+				s, err = mapreduce.Run(stopAtPoint(point, 3, &stopped), latestJob(t), h.Source(), h.Sink(), cfg)
+				if !stopped {
+					if err != nil {
+						t.Fatal(err)
+					}
+					break
+				}
+				stops++
+				ri, err := mapreduce.Inspect(context.Background(), cfg, s.RunID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cp := ri.Checkpoints[0]
+				midTS = midTS || cp != nil && cp.Pending != nil && cp.Pending.After != nil && cp.Pending.Next == 1000
+			}
+			if stops < 3 || !midTS {
+				t.Fatalf("the run stopped %d times, mid-timestamp %t; the test needs more", stops, midTS)
+			}
+			ri, err := mapreduce.Inspect(context.Background(), cfg, s.RunID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rows int64
+			for _, cp := range ri.Checkpoints {
+				rows += cp.Rows
+			}
+			if rows != 300 {
+				t.Errorf("checkpoints count %d rows, want each of the 300 once", rows)
+			}
+			letters, err := mapreduce.DeadLetters(context.Background(), cfg, s.RunID, mapreduce.DeadLetterFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ties []int64
+			for _, l := range letters {
+				ties = append(ties, *l.Tie)
+			}
+			slices.Sort(ties)
+			var want []int64
+			for _, row := range tsRows().Rows {
+				if row[4] == "poison" {
+					want = append(want, row[1].(int64))
+				}
+			}
+			if !slices.Equal(ties, want) {
+				t.Errorf("dead letters of ids %v, want %v", ties, want)
+			}
+		})
+	}
+}
