@@ -54,7 +54,7 @@ func checkCompound(in Input, src Source, cfg Config) error {
 			"a compound cursor has none (drop --incremental, or use --cursor %s)", in.Cursor, tie)
 	case in.GroupBy > 0:
 		return fmt.Errorf("cursor %q: a range aggregated at the source (Input.GroupBy, a rollup's push-down) is read by its cursor alone; "+
-			"use a cursor of one column, or turn the push-down off", in.Cursor)
+			"use a cursor of one column, or mr rollup --push-down off", in.Cursor)
 	}
 	if _, ok := src.(TieSource); !ok {
 		return fmt.Errorf("cursor %q: source %s cannot page by a compound cursor", in.Cursor, src)

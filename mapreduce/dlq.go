@@ -68,6 +68,7 @@ const dlqPrefix = "dlq/"
 // count from 1 in the order they first appear:
 //
 //	{"job":"j","run":"r","partition":0,"cursor":7,"row":{…},"error_id":1,"error":"panic: boom","stack":"goroutine 9 […","attempts":4,"time":"…"}
+//	{"job":"j","run":"r","partition":0,"cursor":1709294400000000,"tie":42,"row":{…},"error_id":1,"attempts":4,"time":"…"}  (a compound cursor's)
 //	{"job":"j","run":"r","partition":0,"cursor":8,"row":{…},"error_id":1,"attempts":4,"time":"…"}
 //
 // Two errors are identical when their texts and the frames of their

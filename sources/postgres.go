@@ -60,6 +60,16 @@ import (
 // The timestamps and dates infinity and -infinity are stored as the strings
 // "infinity" and "-infinity", so that Row.Time fails the row, not the run.
 //
+// # Compound cursors
+//
+// A cursor "ts,id" pages by the pair (see postgres_compound.go): ts of
+// type smallint, integer, bigint, date, timestamp or timestamptz, id a
+// NOT NULL integer column, the two unique by an index on both or either
+// alone. The engine's cursor is ts as an integer, a timestamp's
+// microseconds since 1970 (UTC), or a date's days; partitions split on it,
+// so all rows of one timestamp are one partition's. An index on (ts, id)
+// serves the chunk queries.
+//
 // # Connection faults
 //
 // Describe, ReadChunk and Split retry transient faults (a refused or
