@@ -24,12 +24,12 @@ func TestCompoundCursor_PostgresKillMidMap(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	db := pgtest.PoolFor(t, dsn)
-	if err := eventgen.SeedPostgres(ctx, db, eventgen.Config{Rows: 20_000, Seed: 1, PoisonRate: 0.005}, false); err != nil {
+	if err := eventgen.SeedPostgres(ctx, db, eventgen.Config{Rows: 10_000, Seed: 1, PoisonRate: 0.005}, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, stmt := range []string{
 		// Most rows share their hour's first instant; one in ten shares the
-		// table's first timestamp, 2,000 rows, twenty chunks.
+		// table's first timestamp, 1,000 rows, ten chunks.
 		`UPDATE events SET ts = date_trunc('hour', ts) WHERE id % 4 <> 0`,
 		`UPDATE events SET ts = (SELECT min(ts) FROM events) WHERE id % 10 = 1`,
 		`CREATE INDEX ON events (ts, id)`,
