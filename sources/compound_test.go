@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
+	"github.com/mrengine/mr/sources"
 )
 
 // pair is a row as a compound cursor names it.
@@ -270,6 +274,59 @@ func TestSQLite_CompoundCursor(t *testing.T) {
 				t.Fatalf("Describe: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("Describe error:\ngot  %v\nwant …%s…", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestTieDecoder: the binary decoder turns a timestamptz and a date into
+// the engine's cursor exactly, refuses infinity, and allocates nothing
+// for the pair. It is not parallel: testing.AllocsPerRun refuses to run
+// in a parallel test.
+func TestTieDecoder(t *testing.T) {
+	be := func(v uint64, n int) []byte {
+		b := make([]byte, n)
+		for i := range n {
+			b[n-1-i] = byte(v >> (8 * i))
+		}
+		return b
+	}
+	id := be(42, 8)
+	for _, tt := range []struct {
+		name string
+		oid  uint32
+		raw  []byte
+		want int64
+		err  string
+	}{
+		// 2000-01-01 00:00:00.000001 UTC, a microsecond past PostgreSQL's epoch.
+		{"Timestamptz", pgtype.TimestamptzOID, be(1, 8), 946_684_800_000_001, ""},
+		{"TimestampBefore2000", pgtype.TimestampOID, be(uint64(1<<64-1), 8), 946_684_799_999_999, ""},
+		{"Date", pgtype.DateOID, be(1, 4), 10_958, ""},
+		{"Infinity", pgtype.TimestamptzOID, be(1<<63-1, 8), 0, `cursor column "ts" holds a timestamp with no microseconds since 1970`},
+		{"DateInfinity", pgtype.DateOID, be(1<<31-1, 4), 0, `cursor column "ts" holds an infinite date`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			decode, err := sources.NewTieDecoder([]pgconn.FieldDescription{
+				{Name: "ts", DataTypeOID: tt.oid, Format: pgtype.BinaryFormatCode},
+				{Name: "id", DataTypeOID: pgtype.Int8OID, Format: pgtype.BinaryFormatCode},
+			}, pgtype.NewMap())
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := [][]byte{tt.raw, id}
+			cursor, tie, err := decode(raw, nil)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("decode: %v, want …%s…", err, tt.err)
+				}
+				return
+			}
+			if err != nil || cursor != tt.want || tie != 42 {
+				t.Fatalf("decode: (%d, %d), %v; want (%d, 42)", cursor, tie, err, tt.want)
+			}
+			if n := testing.AllocsPerRun(100, func() { decode(raw, nil) }); n != 0 {
+				t.Errorf("decode allocates %v times per row, want 0", n)
 			}
 		})
 	}
