@@ -24,6 +24,12 @@ type Checkpoint struct {
 	Range     partition.Range `json:"range"`
 	// Next is the lowest cursor value not yet committed.
 	Next int64 `json:"next"`
+	// After, set only for a compound cursor (see Input.CursorColumns), is
+	// the tie-breaker of the last committed row, whose cursor is Next: the
+	// rows at cursor Next with tie-breakers at or below After are
+	// committed too, and the partition resumes with the row after the pair
+	// (Next, After). Nil means no row at Next is committed yet.
+	After *int64 `json:"after,omitempty"`
 	// Done is set by the commit that reached the end of Range.
 	Done bool `json:"done"`
 	// Seq counts the commits; it names each commit's files, and in a
@@ -79,6 +85,10 @@ func (cp *Checkpoint) check(p *Plan, part int) error {
 		return fmt.Errorf("has range %s, the plan %s", cp.Range, r)
 	case cp.Next < r.Lo || cp.Next > r.Hi:
 		return fmt.Errorf("resumes at %d, outside its range %s", cp.Next, r)
+	case cp.After != nil && !p.Input.Compound():
+		return fmt.Errorf("resumes after tie-breaker %d at %d, but the plan's cursor %q is not compound", *cp.After, cp.Next, p.Input.Cursor)
+	case cp.After != nil && cp.Next == r.Hi && !r.ToMax:
+		return fmt.Errorf("resumes after (%d, %d), outside its range %s", cp.Next, *cp.After, r)
 	case cp.Seq < 0 || cp.Rows < 0 || cp.Failed < 0 || cp.Failed > cp.Rows:
 		return fmt.Errorf("counts %d commits, %d rows, %d failed", cp.Seq, cp.Rows, cp.Failed)
 	case p.MapOnly && len(cp.Files) > 0:

@@ -18,15 +18,18 @@ import (
 
 // DeadLetter is one row that failed Map on every attempt.
 type DeadLetter struct {
-	Job       string         `json:"job"`
-	Run       string         `json:"run"`
-	Partition int            `json:"partition"`
-	Cursor    int64          `json:"cursor"`
-	Row       map[string]any `json:"row"`
-	Error     string         `json:"error"`
-	Stack     string         `json:"stack,omitempty"` // where Map panicked, if it did
-	Attempts  int            `json:"attempts"`
-	Time      time.Time      `json:"time"`
+	Job       string `json:"job"`
+	Run       string `json:"run"`
+	Partition int    `json:"partition"`
+	Cursor    int64  `json:"cursor"`
+	// Tie is the row's tie-breaker when the run's cursor is compound
+	// (see Input.CursorColumns): Cursor and Tie together name the row.
+	Tie      *int64         `json:"tie,omitempty"`
+	Row      map[string]any `json:"row"`
+	Error    string         `json:"error"`
+	Stack    string         `json:"stack,omitempty"` // where Map panicked, if it did
+	Attempts int            `json:"attempts"`
+	Time     time.Time      `json:"time"`
 }
 
 // DeadLetterFile is a committed dead-letter file: the letters of one commit of
@@ -65,6 +68,7 @@ const dlqPrefix = "dlq/"
 // count from 1 in the order they first appear:
 //
 //	{"job":"j","run":"r","partition":0,"cursor":7,"row":{…},"error_id":1,"error":"panic: boom","stack":"goroutine 9 […","attempts":4,"time":"…"}
+//	{"job":"j","run":"r","partition":0,"cursor":1709294400000000,"tie":42,"row":{…},"error_id":1,"attempts":4,"time":"…"}  (a compound cursor's)
 //	{"job":"j","run":"r","partition":0,"cursor":8,"row":{…},"error_id":1,"attempts":4,"time":"…"}
 //
 // Two errors are identical when their texts and the frames of their
@@ -75,6 +79,7 @@ type letterLine struct {
 	Run       string         `json:"run"`
 	Partition int            `json:"partition"`
 	Cursor    int64          `json:"cursor"`
+	Tie       *int64         `json:"tie,omitempty"`
 	Row       map[string]any `json:"row"`
 	ErrorID   int            `json:"error_id"`
 	Error     string         `json:"error,omitempty"`
@@ -113,7 +118,7 @@ type letterEncoder struct {
 
 // encode returns l's line, newline included.
 func (e *letterEncoder) encode(l *DeadLetter) ([]byte, error) {
-	line := letterLine{Job: l.Job, Run: l.Run, Partition: l.Partition, Cursor: l.Cursor, Row: l.Row, Attempts: l.Attempts, Time: l.Time}
+	line := letterLine{Job: l.Job, Run: l.Run, Partition: l.Partition, Cursor: l.Cursor, Tie: l.Tie, Row: l.Row, Attempts: l.Attempts, Time: l.Time}
 	key := errorKey(l.Error, l.Stack)
 	id, shared := e.ids[key]
 	if !shared {
@@ -261,7 +266,7 @@ func parseDeadLetters(data []byte) ([]DeadLetter, error) {
 		}
 		def := errs[line.ErrorID-1]
 		letters = append(letters, DeadLetter{
-			Job: line.Job, Run: line.Run, Partition: line.Partition, Cursor: line.Cursor, Row: line.Row,
+			Job: line.Job, Run: line.Run, Partition: line.Partition, Cursor: line.Cursor, Tie: line.Tie, Row: line.Row,
 			Error: def.Error, Stack: def.Stack, Attempts: line.Attempts, Time: line.Time,
 		})
 	}

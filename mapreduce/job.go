@@ -117,8 +117,11 @@ type Job[K comparable, V any] struct {
 // Input says which rows a job reads by default; the command line may
 // override the table and the cursor.
 type Input struct {
-	Table   string
-	Cursor  string   // a unique, monotonic integer column; "id" if empty
+	Table string
+	// Cursor is a unique, monotonic integer column, "id" if empty; or a
+	// compound cursor "ts,id", an order column (integer, date, timestamp)
+	// and an integer tie-breaker, unique together (see CursorColumns).
+	Cursor  string
 	Columns []string // the columns Map reads, by index, in this order
 
 	// Exprs are SQL expressions over a row of Table that the source

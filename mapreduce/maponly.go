@@ -69,7 +69,10 @@ type PendingChunk struct {
 	// the chunk read to the end of the range (the row at math.MaxInt64,
 	// which no Next can lie past).
 	Next int64 `json:"next"`
-	Done bool  `json:"done,omitempty"`
+	// After is the partition's After once the chunk counts (see
+	// Checkpoint.After).
+	After *int64 `json:"after,omitempty"`
+	Done  bool   `json:"done,omitempty"`
 	// Rows is the rows the chunk read, Failed those of them sent to the
 	// dead-letter queue, in the file DeadLetters (nil if none failed).
 	Rows        int64           `json:"rows"`
@@ -105,7 +108,7 @@ func (cp *Checkpoint) folded() Checkpoint {
 
 // fold counts chunk c in as committed.
 func (cp *Checkpoint) fold(c *PendingChunk) {
-	cp.Next, cp.Done = c.Next, cp.Done || c.Done
+	cp.Next, cp.After, cp.Done = c.Next, c.After, cp.Done || c.Done
 	cp.Rows += c.Rows
 	cp.Failed += c.Failed
 	cp.Chunks++
@@ -164,7 +167,7 @@ func (t *mapTask) commitChunk(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("write dead letters: %w", err)
 	}
-	c := &PendingChunk{ID: id, Next: t.rest.Lo, Done: cp.Range.ToMax && t.rest.Empty(), Rows: t.rows, Failed: t.failed, DeadLetters: letters}
+	c := &PendingChunk{ID: id, Next: t.rest.Lo, After: t.after, Done: cp.Range.ToMax && t.rest.Empty(), Rows: t.rows, Failed: t.failed, DeadLetters: letters}
 	next := cp.folded()
 	next.Seq = seq
 	next.Updated = time.Now().UTC()

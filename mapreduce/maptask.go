@@ -27,7 +27,10 @@ type mapTask struct {
 	rows, failed, chunks int64
 	// rest is the part of the range not yet read; the next commit saves
 	// its Lo as the checkpoint's Next.
-	rest       partition.Range
+	rest partition.Range
+	// after, for a compound cursor, is the tie-breaker of the last row
+	// read at rest.Lo (see Checkpoint.After).
+	after      *int64
 	lastCommit time.Time
 	maxEntries int
 	// unsaved are files spilled since the last commit without a commit
@@ -50,6 +53,7 @@ func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 		lastCommit: time.Now(),
 	}
 	t.rest.Lo = cp.Next // the range from the checkpoint on
+	t.after = cp.After
 	defer t.writer.Release()
 	defer t.dlq.abort() // the letters since the last commit do not count
 	defer func() {
@@ -78,7 +82,14 @@ func (t *mapTask) run(ctx context.Context) error {
 	batch := NewBatch(r.in.Names())
 	read := func(b *Batch) error { return t.chunk(ctx, b) }
 	var err error
-	if s, ok := r.src.(Streamer); ok {
+	if r.in.Compound() { // newPlan checked that the source is a TieSource
+		src := r.src.(TieSource)
+		if s, ok := src.(TieStreamer); ok {
+			err = s.StreamAfter(ctx, r.in, t.rest, t.after, r.cfg.ChunkSize, batch, read)
+		} else {
+			err = ReadChunksAfter(ctx, src, r.in, t.rest, t.after, r.cfg.ChunkSize, batch, read)
+		}
+	} else if s, ok := r.src.(Streamer); ok {
 		err = s.Stream(ctx, r.in, t.rest, r.cfg.ChunkSize, batch, read)
 	} else {
 		err = ReadChunks(ctx, r.src, r.in, t.rest, r.cfg.ChunkSize, batch, read)
@@ -104,7 +115,11 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 	n := int64(b.Len())
 	t.rows += n
 	t.chunks++
-	t.rest = t.rest.After(b.Last())
+	if r.in.Compound() {
+		t.rest, t.after = AfterRow(t.rest, b.Last(), b.LastTie())
+	} else {
+		t.rest = t.rest.After(b.Last())
+	}
 	r.read.Add(n)
 	r.chunks.Add(1)
 	r.progress.Add(PhaseMap, n)
@@ -215,11 +230,16 @@ func (t *mapTask) mapRow(ctx context.Context, row Row) error {
 	if t.dlq.key == "" { // the first letter since the last commit
 		t.dlq.key = dlqKey(t.r.plan.RunID, t.cp.Partition, t.cp.Seq+1, t.r.attempt)
 	}
+	var tie *int64
+	if v, ok := row.Tie(); ok {
+		tie = &v
+	}
 	return t.dlq.append(ctx, &DeadLetter{
 		Job:       t.r.spec.Name,
 		Run:       t.r.plan.RunID,
 		Partition: t.cp.Partition,
 		Cursor:    row.Cursor(),
+		Tie:       tie,
 		Row:       row.Columns(),
 		Error:     err.Error(),
 		Stack:     panicked.stack(),
@@ -283,6 +303,7 @@ func (t *mapTask) commit(ctx context.Context, done bool) error {
 	next := *cp
 	next.Seq = seq
 	next.Next = t.rest.Lo
+	next.After = t.after
 	next.Done = done
 	next.Files = append(cp.Files[:len(cp.Files):len(cp.Files)], files...)
 	if letters != nil {

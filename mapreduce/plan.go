@@ -101,20 +101,31 @@ func (p *Plan) Merges() bool { return p.Batch > 0 }
 // for one never read, with the dead letters of its rows lost. Only a
 // map-only plan is written as version 6 (see formatOf): a plan of a job
 // with a Combine holds neither, so it stays version 5, which an mr of
-// version 5 still reads.
+// version 5 still reads. Version 7 added compound cursors
+// (Input.CursorColumns) and the tie-breaker a checkpoint resumes after
+// (Checkpoint.After, PendingChunk.After, DeadLetter.Tie), which an mr of
+// version 6 would misread: it ignores After and reads the committed rows
+// at Next again, counting them twice. Only a plan with a compound cursor
+// is written as version 7; any other holds none of it and keeps the
+// version it had.
 const (
-	stateFormat       = 6
+	stateFormat       = 7
 	oldestFormat      = 4
 	firstSealedFormat = 3
 	// mapOnlyFormat is the first version with map-only plans.
 	mapOnlyFormat = 6
+	// compoundFormat is the first version with compound cursors.
+	compoundFormat = 7
 )
 
-// formatOf is the format a plan of spec is written in: the oldest that
-// holds all that the run's state may hold, so that an older mr that can
-// read it still does.
-func formatOf(spec Spec) int {
-	if spec.MapOnly {
+// formatOf is the format a plan of spec over in is written in: the oldest
+// that holds all that the run's state may hold, so that an older mr that
+// can read it still does.
+func formatOf(spec Spec, in Input) int {
+	switch {
+	case in.Compound():
+		return compoundFormat
+	case spec.MapOnly:
 		return mapOnlyFormat
 	}
 	return mapOnlyFormat - 1
@@ -146,6 +157,8 @@ func (p *Plan) checkLayout() error {
 	case p.MapOnly && (p.Buckets != 0 || p.Replace || p.Format < mapOnlyFormat):
 		return fmt.Errorf("is map-only with %d buckets, replace %t, in format %d: a map-only plan has no buckets and upserts, in format %d on",
 			p.Buckets, p.Replace, p.Format, mapOnlyFormat)
+	case p.Input.Compound() && p.Format < compoundFormat:
+		return fmt.Errorf("has the compound cursor %q in format %d: compound cursors are format %d on", p.Input.Cursor, p.Format, compoundFormat)
 	case !p.MapOnly && p.Buckets < 1:
 		return fmt.Errorf("has %d buckets", p.Buckets)
 	case len(p.Partitions) == 0:
@@ -200,6 +213,9 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	if _, ok := src.(Streamer); in.GroupBy > 0 && !ok {
 		return nil, fmt.Errorf("source %s cannot aggregate ranges (Input.GroupBy): it reads rows in chunks only", src)
 	}
+	if err := checkCompound(in, src, cfg); err != nil {
+		return nil, err
+	}
 	var mark *int64
 	if cfg.Incremental {
 		m, err := src.(Marker).Mark(ctx, in) // Open checked that it is one
@@ -225,7 +241,7 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 		buckets = 0
 	}
 	p := &Plan{
-		Format:      formatOf(spec),
+		Format:      formatOf(spec, in),
 		RunID:       id,
 		Commit:      id + "." + hex.EncodeToString(nonce[:]),
 		Replace:     !spec.MapOnly,

@@ -144,6 +144,14 @@ func Replay(ctx context.Context, def Definition, src Source, sink Sink, cfg Conf
 // nothing that was already applied, so replaying twice is harmless.
 func (r *Runner) Replay(ctx context.Context) (_ ReplayResult, err error) {
 	res := ReplayResult{RunID: r.plan.RunID}
+	if r.plan.Input.Compound() {
+		// A replay reads each row back by its cursor, and the letters it
+		// resolves are kept, and skipped on a re-map, by cursor alone
+		// (ReplayManifest.Cursors, Earlier.Resolved): under a compound
+		// cursor many rows share one, so it would resolve the wrong rows.
+		return res, fmt.Errorf("run %s pages by the compound cursor %q, and mr dlq replay reads rows back by a cursor of one column: "+
+			"fix the rows' cause and run again with --fresh, or run with --cursor %s to replay", r.plan.RunID, r.plan.Input.Cursor, tieOf(r.plan.Input))
+	}
 	defer func() { err = r.cfg.diskFull(err) }()
 	if len(r.damaged) > 0 {
 		d := r.damaged[0]

@@ -15,7 +15,8 @@ import (
 type Batch struct {
 	columns []string
 	cursors []int64
-	values  []any // row-major: row i is values[i*len(columns) : (i+1)*len(columns)]
+	ties    []int64 // a compound cursor's tie-breakers (see AppendTie), else empty
+	values  []any   // row-major: row i is values[i*len(columns) : (i+1)*len(columns)]
 }
 
 // NewBatch returns an empty batch for the given input columns.
@@ -29,7 +30,7 @@ func (b *Batch) Columns() []string { return b.columns }
 // Reset empties the batch, keeping its memory.
 func (b *Batch) Reset() {
 	clear(b.values) // drop references so the previous chunk can be collected
-	b.cursors, b.values = b.cursors[:0], b.values[:0]
+	b.cursors, b.ties, b.values = b.cursors[:0], b.ties[:0], b.values[:0]
 }
 
 // Append adds a row with the given cursor value and returns its value slots,
@@ -42,10 +43,21 @@ func (b *Batch) Append(cursor int64) []any {
 	return b.values[n:]
 }
 
+// AppendTie is Append for a compound cursor (see Input.CursorColumns):
+// cursor is the order column's value, tie the tie-breaker's. A batch
+// holds rows of one kind: all appended with Append, or all with AppendTie.
+func (b *Batch) AppendTie(cursor, tie int64) []any {
+	b.ties = append(b.ties, tie)
+	return b.Append(cursor)
+}
+
 // truncate keeps the first n rows.
 func (b *Batch) truncate(n int) {
 	clear(b.values[n*len(b.columns):]) // as Reset does
 	b.cursors, b.values = b.cursors[:n], b.values[:n*len(b.columns)]
+	if len(b.ties) > n {
+		b.ties = b.ties[:n]
+	}
 }
 
 // Len returns the number of rows.
@@ -56,6 +68,10 @@ func (b *Batch) Row(i int) Row { return Row{b: b, i: i} }
 
 // Last returns the cursor value of the last row; the batch must not be empty.
 func (b *Batch) Last() int64 { return b.cursors[len(b.cursors)-1] }
+
+// LastTie returns the tie-breaker of the last row, which AppendTie must
+// have appended; the batch must not be empty.
+func (b *Batch) LastTie() int64 { return b.ties[len(b.ties)-1] }
 
 // Row is one source row as Map sees it: the cursor value and the input
 // columns, read by their index in Input.Columns.
@@ -70,8 +86,18 @@ type Row struct {
 	i int
 }
 
-// Cursor returns the row's cursor value.
+// Cursor returns the row's cursor value: for a compound cursor, its order
+// column's (see Input.CursorColumns).
 func (r Row) Cursor() int64 { return r.b.cursors[r.i] }
+
+// Tie returns the row's tie-breaker, and false when its cursor is not
+// compound. With Cursor it names the row.
+func (r Row) Tie() (int64, bool) {
+	if r.i >= len(r.b.ties) {
+		return 0, false
+	}
+	return r.b.ties[r.i], true
+}
 
 // Value returns column c as the source stored it.
 func (r Row) Value(c int) any { return r.b.values[r.i*len(r.b.columns)+c] }

@@ -130,6 +130,9 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 			n.NameRun(id)
 		}
 	}
+	if err := checkCompound(in, src, cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Incremental {
 		if err := checkIncremental(spec, src, sink); err != nil {
 			return nil, err

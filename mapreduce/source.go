@@ -17,9 +17,10 @@ type Source interface {
 	fmt.Stringer
 
 	// Describe checks that in's table and columns exist, that its cursor
-	// is an integer column with unique values and that its expressions and
-	// condition are valid SQL, and returns the cursor's bounds and the
-	// expressions' types. An empty table has Rows == 0.
+	// is an integer column with unique values (or, compound, a pair that
+	// is unique, see TieSource) and that its expressions and condition are
+	// valid SQL, and returns the cursor's bounds and the expressions'
+	// types. An empty table has Rows == 0.
 	Describe(ctx context.Context, in Input) (TableInfo, error)
 
 	// ReadChunk appends to b, in cursor order, at most limit rows whose

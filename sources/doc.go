@@ -17,6 +17,12 @@
 //
 //	SELECT cursor, columns… FROM table WHERE cursor >= lo AND cursor < hi ORDER BY cursor LIMIT n
 //
+// A compound cursor ("ts,id", see mapreduce.Input.CursorColumns) pages by
+// the pair, so that rows sharing a timestamp are neither skipped nor read
+// twice (both backends implement mapreduce.TieSource):
+//
+//	SELECT ts, id, columns… FROM table WHERE (ts, id) > (lastTs, lastID) AND ts <= last ORDER BY ts, id LIMIT n
+//
 // Table and column names are always quoted identifiers, never pasted SQL.
 // Describe reports what is wrong with a table as one *SchemaError: a
 // missing table or column, or a cursor column that is not an integer

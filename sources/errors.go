@@ -85,9 +85,10 @@ func findColumns[C any](src fmt.Stringer, in mapreduce.Input, cols []C, name fun
 		}
 		return errNoColumn(src, in.Table, want, names, cursor)
 	}
-	cursor, ok := find(in.Cursor)
+	order, _ := in.CursorColumns() // a compound cursor's tie-breaker is its caller's to find
+	cursor, ok := find(order)
 	if !ok {
-		return cursor, missing(in.Cursor, true)
+		return cursor, missing(order, true)
 	}
 	for _, col := range in.Columns {
 		if _, ok := find(col); !ok {

@@ -47,3 +47,14 @@ func NewRowDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (func(raw []
 // SetMarkLogDelay sets how long Mark waits before it logs the
 // transactions it waits for.
 func SetMarkLogDelay(s *Postgres, d time.Duration) { s.markLogDelay = d }
+
+// NewTieDecoder is NewRowDecoder for a compound cursor's query: its
+// order column as the engine's cursor, its tie-breaker, and the other
+// columns stored in values.
+func NewTieDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (func(raw [][]byte, values []any) (int64, int64, error), error) {
+	d, err := newCursorDecoder(fields, m, true)
+	if err != nil {
+		return nil, err
+	}
+	return d.decodeTie, nil
+}

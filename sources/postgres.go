@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,6 +60,16 @@ import (
 // The timestamps and dates infinity and -infinity are stored as the strings
 // "infinity" and "-infinity", so that Row.Time fails the row, not the run.
 //
+// # Compound cursors
+//
+// A cursor "ts,id" pages by the pair (see postgres_compound.go): ts of
+// type smallint, integer, bigint, date, timestamp or timestamptz, id a
+// NOT NULL integer column, the two unique by an index on both or either
+// alone. The engine's cursor is ts as an integer, a timestamp's
+// microseconds since 1970 (UTC), or a date's days; partitions split on it,
+// so all rows of one timestamp are one partition's. An index on (ts, id)
+// serves the chunk queries.
+//
 // # Connection faults
 //
 // Describe, ReadChunk and Split retry transient faults (a refused or
@@ -81,6 +92,9 @@ type Postgres struct {
 	db   *pg.DB
 	pool *pgxpool.Pool // db.Pool
 	snap snapshot      // the snapshot ranges are read at, if pinned
+	// orders caches the kind of each compound cursor's order column, by
+	// table and cursor (see orderKindOf), which its queries' bounds take.
+	orders sync.Map
 
 	// Sampling thresholds of Split, fields so that tests can lower them.
 	fullReadMax  int64 // up to this many rows, Split reads every cursor value
@@ -93,6 +107,9 @@ var (
 	_ mapreduce.Source   = (*Postgres)(nil)
 	_ mapreduce.Splitter = (*Postgres)(nil)
 	_ mapreduce.Streamer = (*Postgres)(nil)
+
+	_ mapreduce.TieSource   = (*Postgres)(nil)
+	_ mapreduce.TieStreamer = (*Postgres)(nil)
 )
 
 const (
@@ -221,12 +238,13 @@ type pgColumn struct {
 	typ     string // as format_type prints it: "bigint", "numeric(10,2)"
 	integer bool   // smallint, integer or bigint, or a domain over one
 	notNull bool
+	base    string // the type, or a domain's base type, as format_type prints it without a modifier
 }
 
 func (s *Postgres) columns(ctx context.Context, rel relation) ([]pgColumn, error) {
 	rows, err := s.pool.Query(ctx, `SELECT a.attnum, a.attname::text, format_type(a.atttypid, a.atttypmod), 
 			(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END) IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype),
-			a.attnotnull
+			a.attnotnull, format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END, NULL)
 		FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attnum`, rel.oid)
@@ -234,7 +252,7 @@ func (s *Postgres) columns(ctx context.Context, rel relation) ([]pgColumn, error
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (c pgColumn, err error) {
-		err = row.Scan(&c.num, &c.name, &c.typ, &c.integer, &c.notNull)
+		err = row.Scan(&c.num, &c.name, &c.typ, &c.integer, &c.notNull, &c.base)
 		return c, err
 	})
 }
@@ -272,6 +290,9 @@ func (s *Postgres) describe(ctx context.Context, in mapreduce.Input) (mapreduce.
 	cursor, err := findColumns(s, in, cols, func(c pgColumn) string { return c.name }, func(a, b string) bool { return a == b })
 	if err != nil {
 		return info, err
+	}
+	if in.Compound() {
+		return s.describeCompound(ctx, in, rel, cols, cursor)
 	}
 	if !cursor.integer {
 		return info, errCursorType(s, in.Table, in.Cursor, cursor.typ)
@@ -327,16 +348,22 @@ func (s *Postgres) describe(ctx context.Context, in mapreduce.Input) (mapreduce.
 // query over no rows, and returns the expressions' types as format_type
 // spells them. A mistake in them is a *SchemaError quoting PostgreSQL.
 func (s *Postgres) exprTypes(ctx context.Context, t string, in mapreduce.Input) ([]string, error) {
+	return s.exprTypesOf(ctx, in, chunkQueryPG(t, in), 1, 0, 0, 0)
+}
+
+// exprTypesOf is exprTypes over the range query q, whose first skip
+// columns are the cursor's, with args.
+func (s *Postgres) exprTypesOf(ctx context.Context, in mapreduce.Input, q string, skip int, args ...any) ([]string, error) {
 	if !userSQL(in) {
 		return nil, nil
 	}
 	var types []string
 	err := s.readOnly(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, chunkQueryPG(t, in), 0, 0, 0)
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
-		fields := rows.FieldDescriptions()[1+len(in.Columns):]
+		fields := rows.FieldDescriptions()[skip+len(in.Columns):]
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
@@ -460,6 +487,9 @@ func (rel relation) estimate() int64 {
 // rows already appended stay, and the retry asks for the rest of the chunk
 // from the cursor after the last of them.
 func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch) error {
+	if in.Compound() {
+		return s.ReadChunkAfter(ctx, in, r, nil, limit, b)
+	}
 	if in.GroupBy > 0 {
 		return fmt.Errorf("sources: read %s of table %q: a range aggregated at the source (Input.GroupBy) is read with Stream", r, in.Table)
 	}
@@ -520,6 +550,9 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 // leaves the rest of the range to keyset chunks (ReadChunk), each a short
 // query of its own.
 func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch, fn func(*mapreduce.Batch) error) error {
+	if in.Compound() {
+		return s.StreamAfter(ctx, in, r, nil, limit, b, fn)
+	}
 	q, err := s.rangeQuery(in, r, limit)
 	if err != nil || r.Empty() {
 		return err

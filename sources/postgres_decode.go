@@ -77,6 +77,13 @@ const (
 )
 
 func newRowDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (*rowDecoder, error) {
+	return newCursorDecoder(fields, m, false)
+}
+
+// newCursorDecoder is newRowDecoder for a cursor of one column or, if
+// compound, for a compound cursor's query (see decodeTie), whose order
+// column may also be a timestamp or date.
+func newCursorDecoder(fields []pgconn.FieldDescription, m *pgtype.Map, compound bool) (*rowDecoder, error) {
 	d := &rowDecoder{m: m, fields: fields, kinds: make([]valueKind, len(fields)), interned: make([]*internTable, len(fields))}
 	for i, f := range fields {
 		d.kinds[i] = kindOf(f)
@@ -90,11 +97,75 @@ func newRowDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (*rowDecoder
 	}
 	switch d.kinds[0] {
 	case kindInt2, kindInt4, kindInt8:
+	case kindTimestamp, kindDate:
+		if compound {
+			break
+		}
+		fallthrough
 	default:
 		return nil, fmt.Errorf("cursor column %q has type OID %d, not an integer type: has the table changed since the run was planned?",
 			fields[0].Name, fields[0].DataTypeOID)
 	}
+	if compound {
+		if len(fields) < 2 || d.kinds[1] < kindInt2 || d.kinds[1] > kindInt8 {
+			return nil, errors.New("the tie-breaker of the compound cursor is not an integer column: has the table changed since the run was planned?")
+		}
+	}
 	return d, nil
+}
+
+// decodeTie decodes one row of a compound cursor's query: the order
+// column (column 0) as the engine's int64 cursor (see orderInt64), the
+// tie-breaker (column 1), and the other columns into values. Like decode
+// it allocates nothing for the cursor.
+func (d *rowDecoder) decodeTie(raw [][]byte, values []any) (cursor, tie int64, err error) {
+	if len(raw) != len(d.kinds) || len(values) != len(raw)-2 {
+		return 0, 0, fmt.Errorf("row of %d values for %d columns", len(raw), len(values)+2)
+	}
+	for i := range 2 {
+		if raw[i] == nil {
+			return 0, 0, fmt.Errorf("cursor column %q is NULL", d.fields[i].Name)
+		}
+		if want := fixedSize[d.kinds[i]]; len(raw[i]) != want {
+			return 0, 0, d.errorf(i, "%d bytes, want %d", len(raw[i]), want)
+		}
+	}
+	if cursor, err = d.orderInt64(raw[0]); err != nil {
+		return 0, 0, err
+	}
+	tie = d.integer(1, raw[1])
+	for i := range values {
+		if values[i], err = d.value(i+2, raw[i+2]); err != nil {
+			return 0, 0, err
+		}
+	}
+	return cursor, tie, nil
+}
+
+// pgEpochMicros is pgEpoch in microseconds.
+const pgEpochMicros = pgEpoch * 1_000_000
+
+// orderInt64 turns the binary value src of a compound cursor's order
+// column, whose size is checked, into the engine's cursor: an integer as
+// it is, a timestamp as microseconds since 1970 (UTC), a date as days
+// since 1970. Infinity, and a timestamp whose microseconds since 1970 an
+// int64 cannot hold (past the year 292,000), have no such value.
+func (d *rowDecoder) orderInt64(src []byte) (int64, error) {
+	switch d.kinds[0] {
+	case kindTimestamp:
+		us := int64(binary.BigEndian.Uint64(src))
+		if us == math.MaxInt64 || us == math.MinInt64 || us > math.MaxInt64-pgEpochMicros {
+			return 0, fmt.Errorf("cursor column %q holds a timestamp with no microseconds since 1970 in an int64 (infinity?): pick another --cursor", d.fields[0].Name)
+		}
+		return us + pgEpochMicros, nil
+	case kindDate:
+		days := int32(binary.BigEndian.Uint32(src))
+		if days == math.MaxInt32 || days == math.MinInt32 {
+			return 0, fmt.Errorf("cursor column %q holds an infinite date: pick another --cursor", d.fields[0].Name)
+		}
+		return int64(days) + pgEpoch/86400, nil
+	}
+	return d.integer(0, src), nil
 }
 
 func kindOf(f pgconn.FieldDescription) valueKind {

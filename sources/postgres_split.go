@@ -113,6 +113,10 @@ func (s *Postgres) histogram(ctx context.Context, rel relation, in mapreduce.Inp
 	if rel.reltuples <= 0 {
 		return nil, "", nil // never analyzed
 	}
+	order, _ := in.CursorColumns()
+	if kind, err := s.orderKindIf(ctx, in); err != nil || kind != orderInteger {
+		return nil, "", err // a timestamp's bounds are no int8[]: sample it
+	}
 	if rel.relpages > 0 && float64(rel.pages) > staleGrowth*float64(rel.relpages) {
 		return nil, "", nil
 	}
@@ -121,7 +125,7 @@ func (s *Postgres) histogram(ctx context.Context, rel relation, in mapreduce.Inp
 	var bounds []int64
 	err := s.pool.QueryRow(ctx, `SELECT histogram_bounds::text::int8[] FROM pg_stats
 		WHERE schemaname = $1 AND tablename = $2 AND attname = $3
-		ORDER BY inherited DESC LIMIT 1`, rel.schema, rel.name, in.Cursor).Scan(&bounds)
+		ORDER BY inherited DESC LIMIT 1`, rel.schema, rel.name, order).Scan(&bounds)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, "", nil
@@ -154,19 +158,25 @@ func (s *Postgres) histogram(ctx context.Context, rel relation, in mapreduce.Inp
 // or nil if the sample is too small to tell more than equal widths.
 func (s *Postgres) sample(ctx context.Context, rel relation, in mapreduce.Input, info mapreduce.TableInfo) (*cdf, string, error) {
 	t, _ := tableIdent(in.Table)
-	c := quotePG(in.Cursor)
+	order, _ := in.CursorColumns()
+	c := quotePG(order)
+	kind, err := s.orderKindIf(ctx, in)
+	if err != nil {
+		return nil, "", err
+	}
+	v := kind.int64SQL(c) // the engine's cursor of c
 	pct := min(100, 100*float64(sampleTarget)/float64(info.Rows))
 	// The LIMIT guards against a row count far off the truth.
 	var q, method string
 	switch {
 	case info.Rows <= s.fullReadMax:
-		q, method = fmt.Sprintf(`SELECT %s::int8 FROM %s WHERE %s IS NOT NULL LIMIT $1`, c, t, c), splitFullRead
+		q, method = fmt.Sprintf(`SELECT %s FROM %s WHERE %s IS NOT NULL LIMIT $1`, v, t, c), splitFullRead
 	case rel.kind == "v" || rel.kind == "f":
 		return nil, "", nil // no TABLESAMPLE
 	case info.Rows <= s.bernoulliMax:
-		q, method = fmt.Sprintf(`SELECT %s::int8 FROM %s TABLESAMPLE BERNOULLI ($2) REPEATABLE (0) WHERE %s IS NOT NULL LIMIT $1`, c, t, c), splitBernoulli
+		q, method = fmt.Sprintf(`SELECT %s FROM %s TABLESAMPLE BERNOULLI ($2) REPEATABLE (0) WHERE %s IS NOT NULL LIMIT $1`, v, t, c), splitBernoulli
 	default:
-		q, method = fmt.Sprintf(`SELECT %s::int8 FROM %s TABLESAMPLE SYSTEM ($2) REPEATABLE (0) WHERE %s IS NOT NULL LIMIT $1`, c, t, c), splitSystem
+		q, method = fmt.Sprintf(`SELECT %s FROM %s TABLESAMPLE SYSTEM ($2) REPEATABLE (0) WHERE %s IS NOT NULL LIMIT $1`, v, t, c), splitSystem
 	}
 	args := []any{4 * max(sampleTarget, s.fullReadMax)}
 	if method != splitFullRead {

@@ -28,7 +28,10 @@ type SQLite struct {
 	db   *sql.DB
 }
 
-var _ mapreduce.Source = (*SQLite)(nil)
+var (
+	_ mapreduce.Source    = (*SQLite)(nil)
+	_ mapreduce.TieSource = (*SQLite)(nil)
+)
 
 // OpenSQLite opens the SQLite database at path for reading. The file must
 // exist: a source is never created empty. Close it when done.
@@ -75,9 +78,10 @@ func (s *SQLite) String() string { return s.name }
 
 // column is a column of a table as PRAGMA table_info reports it.
 type column struct {
-	name string
-	typ  string // the declared type, as written
-	pk   int    // position in the primary key, from 1; 0 if not in it
+	name    string
+	typ     string // the declared type, as written
+	pk      int    // position in the primary key, from 1; 0 if not in it
+	notNull bool
 }
 
 // Describe checks in against the table and returns the cursor's bounds,
@@ -95,6 +99,9 @@ func (s *SQLite) Describe(ctx context.Context, in mapreduce.Input) (mapreduce.Ta
 	cursor, err := findColumns(s, in, cols, func(c column) string { return c.name }, strings.EqualFold)
 	if err != nil {
 		return info, err
+	}
+	if in.Compound() {
+		return s.describeCompound(ctx, in, cols, cursor)
 	}
 	// SQLite's rule: a declared type containing "INT" has integer affinity.
 	if !strings.Contains(strings.ToUpper(cursor.typ), "INT") {
@@ -193,7 +200,7 @@ func (s *SQLite) describeErr(table string, err error) error {
 
 // columns returns the columns of table, none if it does not exist.
 func (s *SQLite) columns(ctx context.Context, table string) ([]column, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, type, pk FROM pragma_table_info(?)`, table)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, type, pk, "notnull" FROM pragma_table_info(?)`, table)
 	if err != nil {
 		return nil, s.describeErr(table, err)
 	}
@@ -201,7 +208,7 @@ func (s *SQLite) columns(ctx context.Context, table string) ([]column, error) {
 	var cols []column
 	for rows.Next() {
 		var c column
-		if err := rows.Scan(&c.name, &c.typ, &c.pk); err != nil {
+		if err := rows.Scan(&c.name, &c.typ, &c.pk, &c.notNull); err != nil {
 			return nil, s.describeErr(table, err)
 		}
 		cols = append(cols, c)
@@ -241,6 +248,9 @@ func (s *SQLite) unique(ctx context.Context, table string, cursor column, cols [
 // columns declared DATE, DATETIME or TIMESTAMP) or nil. It returns
 // io.EOF when r holds no rows.
 func (s *SQLite) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.Range, limit int, b *mapreduce.Batch) error {
+	if in.Compound() {
+		return s.ReadChunkAfter(ctx, in, r, nil, limit, b)
+	}
 	last, ok := r.Last()
 	if !ok {
 		return io.EOF
