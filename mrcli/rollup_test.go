@@ -290,6 +290,25 @@ func TestRollup_PushDown(t *testing.T) {
 	if r.code == ExitOK || !strings.Contains(r.stderr, "has no exact partial aggregate in SQL") {
 		t.Errorf("--push-down on of a median: exit %d\n%s", r.code, r.stderr)
 	}
+
+	// A compound cursor reads rows: auto says why it does not push down,
+	// and the result is PostgreSQL's.
+	r = runMR(t, "rollup", "--source", dsn, "--into", "by_time", "--workdir", t.TempDir(), "--cursor", "created_at,id", "--explain",
+		"SELECT status, count(*) AS n, sum(total) AS total FROM orders GROUP BY 1")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "push-down off: the cursor created_at,id is compound") {
+		t.Errorf("--explain with a compound cursor: exit %d, want push-down off and why\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runMR(t, "rollup", "--source", dsn, "--into", "by_time", "--workdir", t.TempDir(), "--cursor", "created_at,id", "--chunk-size", "7",
+		"SELECT status, count(*) AS n, sum(total) AS total FROM orders GROUP BY 1"); r.code != ExitOK {
+		t.Fatalf("rollup with a compound cursor: exit %d\n%s", r.code, r.stderr)
+	}
+	var differ int
+	err = db.QueryRow(context.Background(), `SELECT count(*) FROM (
+		(SELECT status, n, total FROM by_time EXCEPT ALL SELECT status, count(*), sum(total) FROM orders GROUP BY 1)
+		UNION ALL (SELECT status, count(*), sum(total) FROM orders GROUP BY 1 EXCEPT ALL SELECT status, n, total FROM by_time)) d`).Scan(&differ)
+	if err != nil || differ != 0 {
+		t.Errorf("the rollup with a compound cursor differs from PostgreSQL's in %d rows (%v)", differ, err)
+	}
 }
 
 // TestRollup_DeadLetters corrupts rows for real (NULL keys), checks that

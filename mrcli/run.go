@@ -70,7 +70,7 @@ the same command finds the stages before the one that crashed complete
 			&cli.StringFlag{Name: "source", Usage: "`URL` of the database holding the input table", DefaultText: "PostgreSQL as the PG* environment says, like psql"},
 			&cli.StringFlag{Name: "sink", Usage: "`URL` of the database receiving the output table (default: --source)"},
 			&cli.StringFlag{Name: "table", Usage: "input `TABLE` (default: the job's)"},
-			&cli.StringFlag{Name: "cursor", Usage: "unique integer `COLUMN` that orders the table (default: the job's, usually id)"},
+			&cli.StringFlag{Name: "cursor", Usage: "unique integer `COLUMN` that orders the table, or TS,ID: an integer, date or timestamp column and a NOT NULL integer tie-breaker, unique together (default: the job's, usually id)"},
 			&cli.IntFlag{Name: "partitions", Usage: "split the table into `N` cursor ranges, one map task each", Value: def.Partitions},
 			&cli.IntFlag{Name: "buckets", Usage: "hash the keys into `R` buckets, one reduce task and sink transaction each", Value: def.Buckets},
 			&cli.IntFlag{Name: "chunk-size", Value: def.ChunkSize, Usage: "read `ROWS` rows per keyset query"},

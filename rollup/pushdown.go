@@ -90,6 +90,9 @@ func (p *Plan) pushDown(ctx context.Context, src mapreduce.Source, rows int64, o
 // call's partial aggregates, grouped by the keys; or why p cannot be.
 func (p *Plan) groupedInput() (mapreduce.Input, string) {
 	in := p.Input
+	if in.Compound() { // a range's groups would need one cursor pair each
+		return in, "the cursor " + in.Cursor + " is compound, and a range aggregated at the source has no pair to resume from"
+	}
 	in.Exprs, in.GroupBy = nil, len(p.Query.GroupBy)
 	for _, i := range p.Query.GroupBy {
 		it := p.Query.Items[i]
