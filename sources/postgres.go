@@ -509,22 +509,11 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 			return err
 		}
 		defer done()
-		var dec *rowDecoder
-		for rows.Next() {
-			if dec == nil { // the result's columns are known once a row is
-				if dec, err = newRowDecoder(rows.FieldDescriptions(), rows.Conn().TypeMap()); err != nil {
-					return err
-				}
-			}
-			cursor, err := dec.decode(rows.RawValues(), values)
-			if err != nil {
-				return err
-			}
-			copy(b.Append(cursor), values)
+		return appendRows(rows, false, b, values, func(cursor, _ int64) error {
 			got++
 			rest = rest.After(cursor)
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -630,31 +619,55 @@ func (s *Postgres) streamOnce(ctx context.Context, in mapreduce.Input, q string,
 		return err
 	}
 	defer done()
-	var dec *rowDecoder
-	for rows.Next() {
-		if dec == nil {
-			if dec, err = newRowDecoder(rows.FieldDescriptions(), rows.Conn().TypeMap()); err != nil {
-				return err
-			}
-		}
-		cursor, err := dec.decode(rows.RawValues(), values)
-		if err != nil {
-			return err
-		}
-		copy(b.Append(cursor), values)
+	return streamRows(rows, false, limit, b, values, deliver)
+}
+
+// streamRows appends the rows of a range's query to b (see appendRows),
+// handing b to deliver whenever it holds limit rows, and the rest at the
+// end.
+func streamRows(rows pgx.Rows, compound bool, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
+	err := appendRows(rows, compound, b, values, func(int64, int64) error {
 		if b.Len() == limit {
-			if err := deliver(); err != nil {
-				return err
-			}
+			return deliver()
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil || b.Len() == 0 {
 		return err
 	}
-	if b.Len() > 0 {
-		return deliver()
+	return deliver()
+}
+
+// appendRows decodes each row of rows into b, its values through values,
+// with its tie-breaker if the cursor is compound (see decodeTie), and
+// then calls each with the row's cursor and tie-breaker. The decoder is
+// made at the first row, when the result's columns are known.
+func appendRows(rows pgx.Rows, compound bool, b *mapreduce.Batch, values []any, each func(cursor, tie int64) error) error {
+	var dec *rowDecoder
+	for rows.Next() {
+		var err error
+		if dec == nil {
+			if dec, err = newCursorDecoder(rows.FieldDescriptions(), rows.Conn().TypeMap(), compound); err != nil {
+				return err
+			}
+		}
+		var cursor, tie int64
+		if compound {
+			if cursor, tie, err = dec.decodeTie(rows.RawValues(), values); err != nil {
+				return err
+			}
+			copy(b.AppendTie(cursor, tie), values)
+		} else {
+			if cursor, err = dec.decode(rows.RawValues(), values); err != nil {
+				return err
+			}
+			copy(b.Append(cursor), values)
+		}
+		if err := each(cursor, tie); err != nil {
+			return err
+		}
 	}
-	return nil
+	return rows.Err()
 }
 
 // callbackError carries an error of Stream's fn through the retry loop.

@@ -265,6 +265,7 @@ func (s *Postgres) ReadChunkAfter(ctx context.Context, in mapreduce.Input, r par
 		return io.EOF
 	}
 	got, lo := 0, r.Lo
+	var lastTie int64 // where after points once a row arrived
 	values := make([]any, len(in.Columns)+len(in.Exprs))
 	err = s.retry(ctx, func(ctx context.Context) error {
 		if got == limit { // a fault after the chunk's last row
@@ -275,22 +276,11 @@ func (s *Postgres) ReadChunkAfter(ctx context.Context, in mapreduce.Input, r par
 			return err
 		}
 		defer done()
-		var dec *rowDecoder
-		for rows.Next() {
-			if dec == nil {
-				if dec, err = newCursorDecoder(rows.FieldDescriptions(), rows.Conn().TypeMap(), true); err != nil {
-					return err
-				}
-			}
-			cursor, tie, err := dec.decodeTie(rows.RawValues(), values)
-			if err != nil {
-				return err
-			}
-			copy(b.AppendTie(cursor, tie), values)
+		return appendRows(rows, true, b, values, func(cursor, tie int64) error {
 			got++
-			lo, after = cursor, &tie
-		}
-		return rows.Err()
+			lo, lastTie, after = cursor, tie, &lastTie
+			return nil
+		})
 	})
 	if err != nil {
 		return s.compoundErr(in, r, err)
@@ -363,31 +353,7 @@ func (s *Postgres) streamAfterOnce(ctx context.Context, in mapreduce.Input, t st
 		return err
 	}
 	defer done()
-	var dec *rowDecoder
-	for rows.Next() {
-		if dec == nil {
-			if dec, err = newCursorDecoder(rows.FieldDescriptions(), rows.Conn().TypeMap(), true); err != nil {
-				return err
-			}
-		}
-		cursor, tie, err := dec.decodeTie(rows.RawValues(), values)
-		if err != nil {
-			return err
-		}
-		copy(b.AppendTie(cursor, tie), values)
-		if b.Len() == limit {
-			if err := deliver(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if b.Len() > 0 {
-		return deliver()
-	}
-	return nil
+	return streamRows(rows, true, limit, b, values, deliver)
 }
 
 // compoundErr wraps an error of reading r by a compound cursor.

@@ -260,12 +260,22 @@ func (s *SQLite) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.
 		return s.readErr(in.Table, r, err)
 	}
 	defer rows.Close()
-	var cursor any
+	return s.appendRows(rows, in, r, b)
+}
+
+// appendRows scans every row of a chunk's query into b: the cursor, with
+// a compound cursor its tie-breaker, then the values. It returns io.EOF
+// for a chunk without rows.
+func (s *SQLite) appendRows(rows *sql.Rows, in mapreduce.Input, r partition.Range, b *mapreduce.Batch) error {
+	compound := in.Compound()
+	var cursor, tie any
 	values := make([]any, len(in.Columns)+len(in.Exprs))
-	dest := make([]any, 1+len(values))
-	dest[0] = &cursor
+	dest := []any{&cursor}
+	if compound {
+		dest = append(dest, &tie)
+	}
 	for i := range values {
-		dest[1+i] = &values[i]
+		dest = append(dest, &values[i])
 	}
 	n := 0
 	for rows.Next() {
@@ -278,7 +288,15 @@ func (s *SQLite) ReadChunk(ctx context.Context, in mapreduce.Input, r partition.
 		if !ok {
 			return errCursorValue(s, in.Table, in.Cursor, cursor)
 		}
-		copy(b.Append(c), values)
+		if compound {
+			id, ok := tie.(int64)
+			if !ok {
+				return errCursorValue(s, in.Table, in.Cursor, tie)
+			}
+			copy(b.AppendTie(c, id), values)
+		} else {
+			copy(b.Append(c), values)
+		}
 		n++
 	}
 	if err := rows.Err(); err != nil {

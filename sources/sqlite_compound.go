@@ -132,36 +132,7 @@ func (s *SQLite) ReadChunkAfter(ctx context.Context, in mapreduce.Input, r parti
 		return s.readErr(in.Table, r, err)
 	}
 	defer rows.Close()
-	var cursor, tie any
-	values := make([]any, len(in.Columns)+len(in.Exprs))
-	dest := make([]any, 2+len(values))
-	dest[0], dest[1] = &cursor, &tie
-	for i := range values {
-		dest[2+i] = &values[i]
-	}
-	n := 0
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return s.readErr(in.Table, r, err)
-		}
-		c, ok := cursor.(int64)
-		if !ok {
-			return errCursorValue(s, in.Table, in.Cursor, cursor)
-		}
-		id, ok := tie.(int64)
-		if !ok {
-			return errCursorValue(s, in.Table, in.Cursor, tie)
-		}
-		copy(b.AppendTie(c, id), values)
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return s.readErr(in.Table, r, err)
-	}
-	if n == 0 {
-		return io.EOF
-	}
-	return nil
+	return s.appendRows(rows, in, r, b)
 }
 
 // compoundQuery is the keyset query of ReadChunkAfter, as compoundQueryPG
