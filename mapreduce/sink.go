@@ -96,7 +96,25 @@ type Merger interface {
 	// cols, as OutputRows values (nil for NULL); a key that t does not
 	// hold has no row. Keys of one bucket are in no other bucket, and no
 	// two parts hold one key.
+	//
+	// If m.Window() is not nil, Merge first, before the first part, reads
+	// the keys of every row of t whose key column Column holds From or a
+	// later value (the values of t's key columns, in no particular
+	// order), hands them to m.Owned and deletes the rows of the keys that
+	// returns, in the same transaction: the window's groups of this bucket
+	// are then recomputed whole from the parts, and the ones that no row
+	// holds any more are gone.
 	Merge(ctx context.Context, t OutputTable, cols []Field, commit string, bucket int, m MergeParts) error
+}
+
+// Window is the groups that an incremental batch with a lookback (see
+// Lookback) recomputes from all of their rows and replaces, instead of
+// merging its new rows into them: those whose key column Column holds
+// From or a later value. From is an OutputRows value of the column's
+// type.
+type Window struct {
+	Column string
+	From   any
 }
 
 // MergeParts yields the new groups of one bucket in parts that fit the
@@ -112,6 +130,12 @@ type MergeParts interface {
 	// value merged with its new one.
 	Merge(stored OutputRows) (OutputRows, error)
 	Err() error
+	// Window is the window of groups that the batch replaces, nil for a
+	// batch that only merges (see Merger).
+	Window() *Window
+	// Owned reads stored keys of the window to their end and returns
+	// those of the bucket, whose rows the Merger deletes.
+	Owned(stored OutputRows) (OutputRows, error)
 }
 
 // OutputRows iterates over output rows: key values then value values, in the
