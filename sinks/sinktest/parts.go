@@ -1,6 +1,7 @@
 package sinktest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -19,6 +20,10 @@ import (
 // can check what the sink handed over. Merge fails if the stored rows hold
 // a key twice or one that is not in the part.
 //
+// With Lookback set, Window returns it and Owned returns the stored keys
+// that OwnedFunc owns, keeping a copy of all it read; Owned fails if it
+// is called after Next, which the Merger contract rules out.
+//
 // Set Fail and FailPart to make it fail with FailErr at one point of one part
 // (counted from 0). It is not safe for concurrent use; give each Merge a
 // Parts of its own.
@@ -29,6 +34,16 @@ type Parts struct {
 	// row of its key (key values, then the values of the Merge's cols),
 	// which is nil for a key the table does not hold.
 	CombineFunc func(stored, row []any) []any
+
+	// Lookback is what Window returns: nil for a plain merge.
+	Lookback *mapreduce.Window
+	// OwnedFunc reports whether the bucket owns a stored key of the
+	// window, whose rows the Merger then deletes; nil owns every key.
+	OwnedFunc func(key []any) bool
+	// Windowed holds the stored keys that Owned read, by its last call;
+	// Owneds counts its calls.
+	Windowed [][]any
+	Owneds   int
 
 	Fail     FailPoint
 	FailPart int
@@ -52,6 +67,7 @@ const (
 	FailKeys             // the part's Keys fail (their Err) after the first key
 	FailMerge            // Merge returns the error, after reading the stored rows
 	FailMerged           // the rows that Merge returns fail (their Err) after the first row
+	FailOwned            // Owned returns the error, after reading the stored keys (FailPart does not count)
 )
 
 var _ mapreduce.MergeParts = (*Parts)(nil)
@@ -121,6 +137,38 @@ func (p *Parts) Merge(stored mapreduce.OutputRows) (mapreduce.OutputRows, error)
 		rows.err, rows.failAt = p.FailErr, 1
 	}
 	return rows, nil
+}
+
+// Window returns Lookback.
+func (p *Parts) Window() *mapreduce.Window { return p.Lookback }
+
+// Owned reads the stored keys of the window to their end and returns
+// those that OwnedFunc owns.
+func (p *Parts) Owned(stored mapreduce.OutputRows) (mapreduce.OutputRows, error) {
+	p.Owneds++
+	if p.Nexts > 0 {
+		return nil, errors.New("the Merger called Owned after Next, not before the first part")
+	}
+	var read, owned [][]any
+	for stored.Next() {
+		values, err := stored.Values()
+		if err != nil {
+			return nil, err
+		}
+		key := slices.Clone(values)
+		read = append(read, key)
+		if p.OwnedFunc == nil || p.OwnedFunc(key) {
+			owned = append(owned, key)
+		}
+	}
+	if err := stored.Err(); err != nil {
+		return nil, err
+	}
+	p.Windowed = read
+	if p.Fail == FailOwned {
+		return nil, p.FailErr
+	}
+	return rowsOf(owned), nil
 }
 
 // Err returns the error that ended the parts.
