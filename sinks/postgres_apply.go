@@ -270,8 +270,8 @@ func (s *Postgres) resolveCommit(ctx context.Context, q applySQL, commit string,
 	}
 }
 
-// copySource feeds a bucket's rows to CopyFrom: it converts each Date to
-// a pgtype.Date, checks the width of every row, keeps the first error it
+// copySource feeds a bucket's rows to CopyFrom: it converts each value
+// (see pgValue), checks the width of every row, keeps the first error it
 // met, and notes whether rows was touched at all, after which Apply
 // cannot be retried.
 //
@@ -308,20 +308,27 @@ func (c *copySource) Values() ([]any, error) {
 		return nil, c.err
 	}
 	for i, v := range values {
-		switch x := v.(type) {
-		case mapreduce.Date:
-			v = pgtype.Date{Time: x.Time(), Valid: true}
-		case *apd.Decimal:
-			v = numeric(x)
-		case []*apd.Decimal:
-			v = convertAll(x, numeric)
-		case []mapreduce.Date:
-			v = convertAll(x, func(d mapreduce.Date) pgtype.Date { return pgtype.Date{Time: d.Time(), Valid: true} })
-		}
-		c.buf[i] = v
+		c.buf[i] = pgValue(v)
 	}
 	c.n++
 	return c.buf, nil
+}
+
+// pgValue converts an OutputRows value to one that pgx writes as its
+// column's type: a Date, an int32 to pgx, as a pgtype.Date, and a decimal
+// exactly, as a pgtype.Numeric; other values pass unchanged.
+func pgValue(v any) any {
+	switch x := v.(type) {
+	case mapreduce.Date:
+		return pgtype.Date{Time: x.Time(), Valid: true}
+	case *apd.Decimal:
+		return numeric(x)
+	case []*apd.Decimal:
+		return convertAll(x, numeric)
+	case []mapreduce.Date:
+		return convertAll(x, func(d mapreduce.Date) pgtype.Date { return pgtype.Date{Time: d.Time(), Valid: true} })
+	}
+	return v
 }
 
 // convertAll converts the elements of an array value.

@@ -24,6 +24,8 @@ type mergeSQL struct {
 	keyCols  []string
 	truncate string // empty the keys table for the next part
 	read     string // the stored rows of the keys: keys, then cols
+	window   string // the keys of the window's stored rows, from $1 on
+	delete   string // delete the rows of the keys
 }
 
 // mergeStatements writes the statements with which Merge reads the stored
@@ -50,14 +52,20 @@ type mergeSQL struct {
 // without it the planner still knows the table's size from its pages,
 // which is what chooses between index probes and a hash join.
 //
+// With a lookback window, the keys table first holds the window's stored
+// keys that the bucket owns, for the DELETE that joins it. The window's
+// keys are read from the output table itself, and its column is compared
+// with $1 as the column's own type (the parameter takes it), so that an
+// index on the column serves the read.
+//
 // Every column is read as the type mr creates for its field (a column of
 // a wider type that Prepare accepts, numeric for an int64 say, holds only
 // such values), except decimals, which are read as text: pgx's binary
 // numeric drops the scale of a zero (0.00 reads as 0) and writes integers
 // with an exponent (100 as 1E+2), where the text keeps the digits the
 // database holds.
-func mergeStatements(t mapreduce.OutputTable, cols []mapreduce.Field, out string) mergeSQL {
-	var defs, keyCols, on, read []string
+func mergeStatements(t mapreduce.OutputTable, cols []mapreduce.Field, out string, w *mapreduce.Window) mergeSQL {
+	var defs, keyCols, on, read, windowKeys []string
 	sig := fnv.New64a()
 	for _, f := range t.Keys {
 		q := ident(f.Name)
@@ -66,13 +74,14 @@ func mergeStatements(t mapreduce.OutputTable, cols []mapreduce.Field, out string
 		keyCols = append(keyCols, f.Name)
 		on = append(on, "o."+q+" = k."+q)
 		read = append(read, readExpr("k", f))
+		windowKeys = append(windowKeys, readExpr("o", f))
 	}
 	for _, f := range cols {
 		read = append(read, readExpr("o", f))
 	}
 	name := fmt.Sprintf("mr_keys_%016x", sig.Sum64())
 	keys := pgx.Identifier{"pg_temp", name}
-	return mergeSQL{
+	q := mergeSQL{
 		create:   fmt.Sprintf("CREATE TEMP TABLE %s (%s) ON COMMIT DROP", ident(name), strings.Join(defs, ", ")),
 		keys:     keys,
 		keyCols:  keyCols,
@@ -80,6 +89,11 @@ func mergeStatements(t mapreduce.OutputTable, cols []mapreduce.Field, out string
 		read: fmt.Sprintf("SELECT %s FROM %s AS o JOIN %s AS k ON %s",
 			strings.Join(read, ", "), out, keys.Sanitize(), strings.Join(on, " AND ")),
 	}
+	if w != nil {
+		q.window = fmt.Sprintf("SELECT %s FROM %s AS o WHERE o.%s >= $1", strings.Join(windowKeys, ", "), out, ident(w.Column))
+		q.delete = fmt.Sprintf("DELETE FROM %s AS o USING %s AS k WHERE %s", out, keys.Sanitize(), strings.Join(on, " AND "))
+	}
+	return q
 }
 
 // readExpr is the column name of the table alias as Merge reads it (see
@@ -104,7 +118,9 @@ func checkMergeColumns(t mapreduce.OutputTable, cols []mapreduce.Field) error {
 }
 
 // Merge applies bucket of an incremental run to t and records it under
-// commit, in one transaction (see mapreduce.Merger). For each part, it
+// commit, in one transaction (see mapreduce.Merger). With a lookback
+// window, it first deletes the window's stored rows that m.Owned says are
+// the bucket's (see deleteOwned). Then, for each part, it
 // copies the part's keys into a temporary table, streams the rows of t
 // that join them (keys, then cols, in no particular order) to m.Merge, and
 // copies the rows that returns into the stage; once all parts are staged
@@ -112,18 +128,31 @@ func checkMergeColumns(t mapreduce.OutputTable, cols []mapreduce.Field) error {
 // A bucket recorded for this very table already is left alone: m is not
 // read. Any error, including one of m, rolls everything back. Connection
 // faults are retried as for Apply until m yields its first part; after
-// that the error wraps mapreduce.ErrNotApplied.
+// that the error wraps mapreduce.ErrNotApplied. A retry calls m.Owned
+// again, on the stored keys that the new transaction reads: it only
+// filters what it is handed, and consumes nothing of the parts.
 func (s *Postgres) Merge(ctx context.Context, t mapreduce.OutputTable, cols []mapreduce.Field, commit string, bucket int, m mapreduce.MergeParts) error {
 	if err := checkMergeColumns(t, cols); err != nil {
 		return s.bucketError("merge", t, commit, bucket, err)
+	}
+	w := m.Window()
+	if w != nil {
+		if err := checkWindow(t, w); err != nil {
+			return s.bucketError("merge", t, commit, bucket, err)
+		}
 	}
 	parts := &oneShotParts{MergeParts: m}
 	width := len(t.Keys) + len(t.Values)
 	return s.applyBucket(ctx, "merge", t, commit, bucket, func() bool { return parts.started },
 		func(ctx context.Context, tx pgx.Tx, q applySQL) (int64, error) {
-			mq := mergeStatements(t, cols, q.out)
+			mq := mergeStatements(t, cols, q.out, w)
 			if _, err := tx.Exec(ctx, mq.create); err != nil {
 				return 0, err
+			}
+			if w != nil {
+				if err := deleteOwned(ctx, tx, mq, t.Keys, pgValue(w.From), parts); err != nil {
+					return 0, fmt.Errorf("the lookback window from %v: %w", w.From, err)
+				}
 			}
 			var staged int64
 			for part := 0; parts.Next(); part++ {
@@ -135,7 +164,7 @@ func (s *Postgres) Merge(ctx context.Context, t mapreduce.OutputTable, cols []ma
 				if _, err := copyRows(ctx, tx, mq.keys, mq.keyCols, newCopySource(parts.Keys(), len(t.Keys))); err != nil {
 					return 0, fmt.Errorf("part %d: the keys: %w", part, err)
 				}
-				merged, err := mergeStored(ctx, tx, mq.read, slices.Concat(t.Keys, cols), parts)
+				merged, err := readStored(ctx, tx, slices.Concat(t.Keys, cols), parts.Merge, mq.read)
 				if err != nil {
 					return 0, fmt.Errorf("part %d: %w", part, err)
 				}
@@ -149,18 +178,38 @@ func (s *Postgres) Merge(ctx context.Context, t mapreduce.OutputTable, cols []ma
 		})
 }
 
-// mergeStored runs the query read of a part's stored rows and hands them
-// to m.Merge, returning the rows to upsert. The stored rows are closed
-// when m.Merge returns, so that the connection is free for the next
-// statement; an error reading them comes first, as m.Merge may have
-// wrapped it without %w.
-func mergeStored(ctx context.Context, tx pgx.Tx, read string, fields []mapreduce.Field, m mapreduce.MergeParts) (mapreduce.OutputRows, error) {
-	rows, err := tx.Query(ctx, read)
+// deleteOwned deletes the rows of the window's stored keys, those whose
+// window column holds from (a pgValue) or later, that m.Owned returns,
+// and leaves the keys table empty for the first part.
+func deleteOwned(ctx context.Context, tx pgx.Tx, mq mergeSQL, keys []mapreduce.Field, from any, m mapreduce.MergeParts) error {
+	owned, err := readStored(ctx, tx, keys, m.Owned, mq.window, from)
+	if err != nil {
+		return err
+	}
+	if _, err := copyRows(ctx, tx, mq.keys, mq.keyCols, newCopySource(owned, len(keys))); err != nil {
+		return fmt.Errorf("the owned keys: %w", err)
+	}
+	for _, stmt := range []string{mq.delete, mq.truncate} {
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readStored runs the query of stored rows, whose columns are fields,
+// and hands them to the engine by take (m.Merge, m.Owned), returning the
+// rows that take returns. The stored rows are closed when take returns,
+// so that the connection is free for the next statement; an error
+// reading them comes first, as take may have wrapped it without %w.
+func readStored(ctx context.Context, tx pgx.Tx, fields []mapreduce.Field, take func(mapreduce.OutputRows) (mapreduce.OutputRows, error),
+	query string, args ...any) (mapreduce.OutputRows, error) {
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read the stored rows: %w", err)
 	}
 	stored := newPGStored(rows, fields)
-	merged, err := m.Merge(stored)
+	taken, err := take(stored)
 	rows.Close()
 	if storedErr := stored.Err(); storedErr != nil {
 		return nil, fmt.Errorf("read the stored rows: %w", storedErr)
@@ -168,7 +217,7 @@ func mergeStored(ctx context.Context, tx pgx.Tx, read string, fields []mapreduce
 	if err != nil {
 		return nil, err
 	}
-	return merged, nil
+	return taken, nil
 }
 
 // oneShotParts notes whether the parts were touched at all, after which a
