@@ -58,7 +58,11 @@
 // transaction per bucket, recorded in mr_bucket_commits as an applied one,
 // and skipped in the same way when it is recorded already. The stored
 // values come back as the Go types Apply takes, exactly (decimals with
-// their scale, timestamps to the microsecond, in UTC).
+// their scale, timestamps to the microsecond, in UTC). With a lookback
+// window (MergeParts.Window), Merge first deletes, in the same
+// transaction, the stored groups of the window that the engine says are
+// the bucket's (MergeParts.Owned), which the parts then hold recomputed
+// whole: readers see the old groups until the bucket commits.
 //
 // Postgres stages a bucket's rows with COPY into a temporary table and
 // upserts from there (INSERT … SELECT … ON CONFLICT), and retries

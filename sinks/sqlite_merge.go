@@ -31,6 +31,8 @@ type sqliteMergeSQL struct {
 	insert func(n int) string
 	empty  string // empty the keys table for the next part
 	read   string // the stored rows of the keys: keys, then cols
+	window string // the keys of the window's stored rows, from ? on
+	delete string // delete the rows of the keys
 	drop   string
 }
 
@@ -41,9 +43,21 @@ type sqliteMergeSQL struct {
 // output table's key index (CROSS JOIN fixes that order in SQLite), and
 // reads the keys back from the keys table: the very values the engine
 // gave, whatever the output column's affinity.
-func sqliteMergeStatements(t mapreduce.OutputTable, cols []mapreduce.Field) sqliteMergeSQL {
+//
+// With a lookback window, the keys table first holds the window's stored
+// keys that the bucket owns, whose rows the DELETE looks up by the key
+// index as the read does. The window's column is compared with From as
+// sqlValue stores it, as text for dates and timestamps, which is exact:
+// dates are YYYY-MM-DD and timestamps have a fixed six fractional digits
+// in UTC (see timestampLayout), so that text order is time order, to the
+// microsecond. julianday() would not do: SQLite's date functions keep
+// milliseconds only. Text that does not read as a number stays text in a
+// column of any affinity, and so does the parameter when it takes the
+// column's, so the comparison is one of text however the column was
+// declared.
+func sqliteMergeStatements(t mapreduce.OutputTable, cols []mapreduce.Field, w *mapreduce.Window) sqliteMergeSQL {
 	keys := "temp." + sqlname.Quote(sqliteMergeKeys)
-	var defs, keyCols, on, read []string
+	var defs, keyCols, on, read, windowKeys []string
 	for _, f := range t.Keys {
 		q := sqlname.Quote(f.Name)
 		typ, _ := sqliteType(f)
@@ -51,11 +65,12 @@ func sqliteMergeStatements(t mapreduce.OutputTable, cols []mapreduce.Field) sqli
 		keyCols = append(keyCols, q)
 		on = append(on, "o."+q+" = k."+q)
 		read = append(read, "k."+q)
+		windowKeys = append(windowKeys, "o."+q)
 	}
 	for _, f := range cols {
 		read = append(read, "o."+sqlname.Quote(f.Name))
 	}
-	return sqliteMergeSQL{
+	q := sqliteMergeSQL{
 		create: fmt.Sprintf("CREATE TEMP TABLE %s (%s)", sqlname.Quote(sqliteMergeKeys), strings.Join(defs, ", ")),
 		insert: func(n int) string { return insertSQL(keys, keyCols, n) },
 		empty:  "DELETE FROM " + keys,
@@ -63,11 +78,19 @@ func sqliteMergeStatements(t mapreduce.OutputTable, cols []mapreduce.Field) sqli
 			strings.Join(read, ", "), keys, sqlname.Quote(t.Name), strings.Join(on, " AND ")),
 		drop: "DROP TABLE IF EXISTS " + keys,
 	}
+	if w != nil {
+		list := strings.Join(keyCols, ", ")
+		q.window = fmt.Sprintf("SELECT %s FROM %s AS o WHERE o.%s >= ?", strings.Join(windowKeys, ", "), sqlname.Quote(t.Name), sqlname.Quote(w.Column))
+		q.delete = fmt.Sprintf("DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s)", sqlname.Quote(t.Name), list, list, keys)
+	}
+	return q
 }
 
 // Merge applies bucket of an incremental run to t and records it under
-// commit, in one transaction (see mapreduce.Merger). For each part, it
-// writes the part's keys into a temporary table, streams the rows of t
+// commit, in one transaction (see mapreduce.Merger). With a lookback
+// window, it first deletes the window's stored rows that m.Owned says are
+// the bucket's (see deleteOwned). Then, for each part, it writes the
+// part's keys into a temporary table, streams the rows of t
 // that join them (keys, then cols, in no particular order) to m.Merge, and
 // upserts the rows that returns as Apply does; then it records the
 // bucket. A bucket recorded for this very table already is left alone: m
@@ -86,12 +109,23 @@ func (s *SQLite) Merge(ctx context.Context, t mapreduce.OutputTable, cols []mapr
 			return fail(fmt.Errorf("column %q of table %q is an array, which Merge cannot read back", f.Name, t.Name))
 		}
 	}
-	q := sqliteMergeStatements(t, cols)
+	w := m.Window()
+	if w != nil {
+		if err := checkWindow(t, w); err != nil {
+			return fail(err)
+		}
+	}
+	q := sqliteMergeStatements(t, cols, w)
 	fields := slices.Concat(t.Keys, cols)
 	err := s.applyBucket(ctx, t, commit, bucket, func(tx *sql.Tx) (int, error) {
 		for _, stmt := range []string{q.drop, q.create} {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return 0, err
+			}
+		}
+		if w != nil {
+			if err := s.deleteOwned(ctx, tx, q, t.Keys, sqlValue(w.From), m); err != nil {
+				return 0, fmt.Errorf("the lookback window from %v: %w", w.From, err)
 			}
 		}
 		written := 0
@@ -104,7 +138,7 @@ func (s *SQLite) Merge(ctx context.Context, t mapreduce.OutputTable, cols []mapr
 			if _, err := insertRows(ctx, tx, len(t.Keys), q.insert, m.Keys()); err != nil {
 				return 0, fmt.Errorf("part %d: the keys: %w", part, err)
 			}
-			merged, err := s.mergeStored(ctx, tx, q.read, fields, m)
+			merged, err := s.readStored(ctx, tx, fields, m.Merge, q.read)
 			if err != nil {
 				return 0, fmt.Errorf("part %d: %w", part, err)
 			}
@@ -126,12 +160,33 @@ func (s *SQLite) Merge(ctx context.Context, t mapreduce.OutputTable, cols []mapr
 	return nil
 }
 
-// mergeStored runs the query read of a part's stored rows and hands them
-// to m.Merge, returning the rows to upsert. The stored rows are closed
-// when m.Merge returns; an error reading them comes first, as m.Merge may
-// have wrapped it without %w.
-func (s *SQLite) mergeStored(ctx context.Context, tx *sql.Tx, read string, fields []mapreduce.Field, m mapreduce.MergeParts) (mapreduce.OutputRows, error) {
-	rows, err := tx.QueryContext(ctx, read)
+// deleteOwned deletes the rows of the window's stored keys, those whose
+// window column holds from (a sqlValue) or later, that m.Owned returns,
+// and leaves the keys table empty for the first part.
+func (s *SQLite) deleteOwned(ctx context.Context, tx *sql.Tx, q sqliteMergeSQL, keys []mapreduce.Field, from any, m mapreduce.MergeParts) error {
+	owned, err := s.readStored(ctx, tx, keys, m.Owned, q.window, from)
+	if err != nil {
+		return err
+	}
+	if _, err := insertRows(ctx, tx, len(keys), q.insert, owned); err != nil {
+		return fmt.Errorf("the owned keys: %w", err)
+	}
+	for _, stmt := range []string{q.delete, q.empty} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readStored runs the query of stored rows, whose columns are fields,
+// and hands them to the engine by take (m.Merge, m.Owned), returning the
+// rows that take returns. The stored rows are closed when take returns;
+// an error reading them comes first, as take may have wrapped it without
+// %w.
+func (s *SQLite) readStored(ctx context.Context, tx *sql.Tx, fields []mapreduce.Field, take func(mapreduce.OutputRows) (mapreduce.OutputRows, error),
+	query string, args ...any) (mapreduce.OutputRows, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read the stored rows: %w", err)
 	}
@@ -139,7 +194,7 @@ func (s *SQLite) mergeStored(ctx context.Context, tx *sql.Tx, read string, field
 	for i := range stored.dest {
 		stored.dest[i] = &stored.values[i]
 	}
-	merged, err := m.Merge(stored)
+	taken, err := take(stored)
 	closeErr := rows.Close()
 	if storedErr := stored.Err(); storedErr != nil {
 		return nil, fmt.Errorf("read the stored rows: %w", storedErr)
@@ -150,7 +205,7 @@ func (s *SQLite) mergeStored(ctx context.Context, tx *sql.Tx, read string, field
 	if closeErr != nil {
 		return nil, fmt.Errorf("read the stored rows: %w", closeErr)
 	}
-	return merged, nil
+	return taken, nil
 }
 
 // sqliteStored is the stored rows of a part as mapreduce.OutputRows, with
