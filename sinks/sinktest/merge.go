@@ -152,23 +152,26 @@ func decimal(t *testing.T, text string) *apd.Decimal {
 	return d
 }
 
+// merger is the bundle's sink as a mapreduce.Merger.
+func merger(b *testBundle) mapreduce.Merger {
+	b.t.Helper()
+	m, ok := b.Sink.(mapreduce.Merger)
+	if !ok {
+		b.t.Fatalf("%T is not a mapreduce.Merger", b.Sink)
+	}
+	return m
+}
+
+func mergeInto(b *testBundle, table mapreduce.OutputTable, cols []mapreduce.Field, commit string, bucket int, p *Parts) {
+	b.t.Helper()
+	if err := merger(b).Merge(b.t.Context(), table, cols, commit, bucket, p); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // runMerge runs the cases of mapreduce.Merger, which every backend
 // implements.
 func runMerge(t *testing.T, newBackend NewFunc) {
-	merger := func(b *testBundle) mapreduce.Merger {
-		b.t.Helper()
-		m, ok := b.Sink.(mapreduce.Merger)
-		if !ok {
-			b.t.Fatalf("%T is not a mapreduce.Merger", b.Sink)
-		}
-		return m
-	}
-	mergeInto := func(b *testBundle, table mapreduce.OutputTable, cols []mapreduce.Field, commit string, bucket int, p *Parts) {
-		b.t.Helper()
-		if err := merger(b).Merge(b.t.Context(), table, cols, commit, bucket, p); err != nil {
-			b.t.Fatal(err)
-		}
-	}
 	merge := func(b *testBundle, commit string, bucket int, p *Parts) {
 		b.t.Helper()
 		mergeInto(b, rollup, rollup.Values, commit, bucket, p)

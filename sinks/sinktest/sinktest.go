@@ -10,7 +10,9 @@
 // mapreduce.Merger, which every backend implements too (Merge hands over
 // exactly the stored rows of each part's keys, every value exact, writes
 // the merged ones, merges a bucket once per commit, and changes nothing
-// when it fails).
+// when it fails; with a lookback window, it hands Owned exactly the
+// window's stored keys, From inclusive, and deletes the owned ones before
+// the first part, in the bucket's transaction).
 //
 // A backend's test calls Run with a function that opens a sink on a new,
 // empty database and gives the suite a way to look at that database:
@@ -781,4 +783,5 @@ func Run(t *testing.T, newBackend NewFunc) {
 	})
 
 	runMerge(t, newBackend)
+	runMergeWindow(t, newBackend)
 }
