@@ -35,6 +35,10 @@ type combiner interface {
 	// merge combines into the values held the stored rows of their keys
 	// that a Merger read back (key columns, then Spec.Restore's).
 	merge(stored OutputRows) error
+	// owned reads stored keys (the output's key columns) to their end and
+	// returns those that h hashes into bucket of buckets, as the map
+	// tasks' spills do.
+	owned(stored OutputRows, h *shuffle.KeyHash, bucket, buckets int) (OutputRows, error)
 }
 
 type pair[K comparable, V any] struct {
@@ -275,4 +279,38 @@ func (t *mapCombiner[K, V]) restore(values []any, nkeys int, k *K) (v V, err err
 		return t.job.Restore(d)
 	}
 	return t.job.Value.Decode(d), nil
+}
+
+func (t *mapCombiner[K, V]) owned(stored OutputRows, h *shuffle.KeyHash, bucket, buckets int) (OutputRows, error) {
+	var keys []K
+	for stored.Next() {
+		values, err := stored.Values()
+		if err != nil {
+			return nil, err
+		}
+		k, err := t.decodeKey(values)
+		if err != nil {
+			return nil, fmt.Errorf("the stored key %v cannot be read back (%w): did something other than this job write it? Recompute the table with --fresh", values, err)
+		}
+		h.Reset()
+		t.job.Key.Encode(k, h)
+		if shuffle.Bucket(h.Sum64(), buckets) == bucket {
+			keys = append(keys, k)
+		}
+	}
+	if err := stored.Err(); err != nil {
+		return nil, err
+	}
+	return &keyRows[K]{codec: t.job.Key, keys: keys}, nil
+}
+
+// decodeKey decodes a stored row's key columns, turning a codec's panic
+// into an error.
+func (t *mapCombiner[K, V]) decodeKey(values []any) (k K, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	return t.job.Key.Decode(&valuesDecoder{values: values}), nil
 }

@@ -70,6 +70,13 @@ type Config struct {
 	// Marker and the sink a Merger; a map-only job (see Job) needs only
 	// the Marker, since a batch upserts its rows as a full run does.
 	Incremental bool
+	// Lookback, with Incremental, makes every batch recompute the groups
+	// of a window of time whole and replace them, so that rows that came
+	// late or changed within it are counted exactly (see Lookback). The
+	// source must be a Locator. It is not part of the run's identity: a
+	// batch with a lookback ends where one without would, but for the
+	// window's rows that changed.
+	Lookback *Lookback
 
 	// Pipeline, Stage and Stages say that the run is stage Stage (from 1)
 	// of the Stages of the pipeline named Pipeline (see jobs.Pipeline);
@@ -126,6 +133,8 @@ func (c Config) Validate() error {
 	check(c.RetryDelay > 0, "--retry-delay must be positive, got %s", c.RetryDelay)
 	check(c.MaxFailureRate >= 0 && c.MaxFailureRate <= 1, "--max-failure-rate must be between 0 and 1, got %g", c.MaxFailureRate)
 	check(c.CheckpointInterval > 0, "--checkpoint-interval must be positive, got %s", c.CheckpointInterval)
+	check(c.Lookback == nil || c.Incremental, "--lookback needs --incremental: only a batch has a window to recompute")
+	check(c.Lookback == nil || c.Lookback.Within > 0, "--lookback must be positive, got %s", c.Lookback.within())
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package mapreduce
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/mrengine/mr/internal/blobs"
 	"github.com/mrengine/mr/partition"
 )
 
@@ -37,6 +39,37 @@ type Earlier struct {
 	// resolved, in order.
 	DeadLetters []DeadLetterFile `json:"dead_letters,omitempty"`
 	Resolved    []int64          `json:"resolved,omitempty"`
+	// Reread are the rows of letters among them that a batch with a
+	// window read again (see supersede), in order of Cursor.
+	Reread []Reread `json:"reread,omitempty"`
+}
+
+// Reread is a row with a dead letter that a batch with a window read
+// again: its letters in the first Files of Earlier.DeadLetters are
+// resolved, and a later one, of that batch or after, is its latest.
+type Reread struct {
+	Cursor int64 `json:"cursor"`
+	Files  int   `json:"files"`
+}
+
+// letters returns the dead letters of e that are still in force: not
+// resolved by a replay, nor superseded by a row read again.
+func (e *Earlier) letters(ctx context.Context, b *blobs.Bucket) ([]DeadLetter, error) {
+	var letters []DeadLetter
+	for i := range e.DeadLetters {
+		ls, err := readDLQFiles(ctx, b, e.DeadLetters[i:i+1])
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range ls {
+			_, resolved := slices.BinarySearch(e.Resolved, l.Cursor)
+			j, reread := slices.BinarySearchFunc(e.Reread, l.Cursor, func(r Reread, c int64) int { return cmp.Compare(r.Cursor, c) })
+			if !resolved && !(reread && i < e.Reread[j].Files) {
+				letters = append(letters, l)
+			}
+		}
+	}
+	return letters, nil
 }
 
 // checkIncremental reports what keeps the run of def over src and sink
@@ -81,7 +114,6 @@ func (r *Runner) Next(ctx context.Context) (err error) {
 		return err
 	}
 	if after != nil {
-		plan.Batch, plan.Replace = prev.Batch+1, false
 		plan.Earlier = r.runState.earlier()
 		// A sequence set back (ALTER SEQUENCE … RESTART) marks below the
 		// last mark: the rows up to that one are merged already.
@@ -89,11 +121,20 @@ func (r *Runner) Next(ctx context.Context) (err error) {
 			r.log.Warn("the cursor's sequence is behind the run's mark; keeping the mark", "run", prev.RunID, "mark", *prev.Mark, "sequence", *plan.Mark)
 			plan.Mark = prev.Mark
 		}
+		if plan.Window != nil {
+			if err := r.supersede(ctx, plan); err != nil {
+				return err
+			}
+		}
 	}
 	if err := r.store.SavePlan(ctx, plan); err != nil {
 		return fmt.Errorf("save plan of %s: %w", plan.RunID, err)
 	}
-	r.log.Info("planned batch", "run", plan.RunID, "batch", plan.Batch, "cursors", plan.Span, "mark", *plan.Mark, "rows", plan.Rows)
+	attrs := []any{"run", plan.RunID, "batch", plan.Batch, "cursors", plan.Span, "mark", *plan.Mark, "rows", plan.Rows}
+	if w := plan.Window; w != nil {
+		attrs = append(attrs, "window", fmt.Sprintf("%s from %s", w.Column, w.From))
+	}
+	r.log.Info("planned batch", attrs...)
 	r.reset()
 	if err := r.loadState(ctx, plan); err != nil {
 		return err
@@ -118,7 +159,7 @@ func (st *runState) earlier() *Earlier {
 	var e Earlier
 	if p := st.plan.Earlier; p != nil {
 		e = *p
-		e.DeadLetters, e.Resolved = slices.Clone(p.DeadLetters), slices.Clone(p.Resolved)
+		e.DeadLetters, e.Resolved, e.Reread = slices.Clone(p.DeadLetters), slices.Clone(p.Resolved), slices.Clone(p.Reread)
 	}
 	e.Batches++
 	for _, cp := range st.checkpoints {

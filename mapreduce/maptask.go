@@ -79,20 +79,21 @@ func (r *Runner) maxEntries(t combiner) int {
 
 func (t *mapTask) run(ctx context.Context) error {
 	r := t.r
-	batch := NewBatch(r.in.Names())
+	in := r.plan.input(r.in)
+	batch := NewBatch(in.Names())
 	read := func(b *Batch) error { return t.chunk(ctx, b) }
 	var err error
-	if r.in.Compound() { // newPlan checked that the source is a TieSource
+	if in.Compound() { // newPlan checked that the source is a TieSource
 		src := r.src.(TieSource)
 		if s, ok := src.(TieStreamer); ok {
-			err = s.StreamAfter(ctx, r.in, t.rest, t.after, r.cfg.ChunkSize, batch, read)
+			err = s.StreamAfter(ctx, in, t.rest, t.after, r.cfg.ChunkSize, batch, read)
 		} else {
-			err = ReadChunksAfter(ctx, src, r.in, t.rest, t.after, r.cfg.ChunkSize, batch, read)
+			err = ReadChunksAfter(ctx, src, in, t.rest, t.after, r.cfg.ChunkSize, batch, read)
 		}
 	} else if s, ok := r.src.(Streamer); ok {
-		err = s.Stream(ctx, r.in, t.rest, r.cfg.ChunkSize, batch, read)
+		err = s.Stream(ctx, in, t.rest, r.cfg.ChunkSize, batch, read)
 	} else {
-		err = ReadChunks(ctx, r.src, r.in, t.rest, r.cfg.ChunkSize, batch, read)
+		err = ReadChunks(ctx, r.src, in, t.rest, r.cfg.ChunkSize, batch, read)
 	}
 	if err != nil {
 		return err

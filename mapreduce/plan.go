@@ -79,6 +79,10 @@ type Plan struct {
 	// Earlier is what the run's earlier plans committed that outlives
 	// them; nil for a run's first plan.
 	Earlier *Earlier `json:"earlier,omitempty"`
+	// Window, in a batch with a lookback (Config.Lookback), is the window
+	// of groups it recomputes whole; its rows at or below the Mark before
+	// widen the Span down to the first of them.
+	Window *BatchWindow `json:"window,omitempty"`
 }
 
 // Merges reports whether the plan merges its groups into the ones the
@@ -107,15 +111,21 @@ func (p *Plan) Merges() bool { return p.Batch > 0 }
 // version 6 would misread: it ignores After and reads the committed rows
 // at Next again, counting them twice. Only a plan with a compound cursor
 // is written as version 7; any other holds none of it and keeps the
-// version it had.
+// version it had. Version 8 added a batch's lookback window
+// (Plan.Window), which an mr of version 7 would misread: it ignores the
+// window's condition and merges every row of the widened Span, counting
+// the rows below the last mark twice. Only a batch with a window is
+// written as version 8.
 const (
-	stateFormat       = 7
+	stateFormat       = 8
 	oldestFormat      = 4
 	firstSealedFormat = 3
 	// mapOnlyFormat is the first version with map-only plans.
 	mapOnlyFormat = 6
 	// compoundFormat is the first version with compound cursors.
 	compoundFormat = 7
+	// windowFormat is the first version with lookback windows.
+	windowFormat = 8
 )
 
 // formatOf is the format a plan of spec over in is written in: the oldest
@@ -184,6 +194,9 @@ func (p *Plan) checkLayout() error {
 		return fmt.Errorf("reads %s, past its high-water mark %d", p.Span, *p.Mark)
 	case p.Batch < 0 || p.Batch > 0 && (p.Mark == nil || p.Replace):
 		return fmt.Errorf("is batch %d with mark %v and replace %t: a batch merges, through a mark", p.Batch, p.Mark, p.Replace)
+	case p.Window != nil && (p.Batch == 0 || p.Format < windowFormat || p.Window.Below > *p.Mark):
+		return fmt.Errorf("has a window in batch %d, format %d, below %d with mark %d: a window is of a batch, in format %d on, below its mark",
+			p.Batch, p.Format, p.Window.Below, *p.Mark, windowFormat)
 	}
 	return nil
 }
@@ -231,6 +244,14 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 	if mark != nil {
 		info = through(info, after, *mark)
 	}
+	var win *BatchWindow
+	if after != nil && cfg.Lookback != nil {
+		var old TableInfo
+		if win, old, err = window(ctx, src, in, spec, cfg.Lookback, after, time.Now()); err != nil {
+			return nil, err
+		}
+		info = widen(info, old)
+	}
 	if after != nil {
 		cfg.Partitions, cfg.Buckets = batchSize(info.Rows, cfg)
 	}
@@ -259,6 +280,13 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 		Seed:        seedOf(id),
 		Rows:        info.Rows,
 		Mark:        mark,
+		Window:      win,
+	}
+	if after != nil {
+		p.Batch, p.Replace = after.Batch+1, false
+	}
+	if win != nil {
+		p.Format = windowFormat
 	}
 
 	switch s, ok := src.(Splitter); {
@@ -303,6 +331,19 @@ func through(info TableInfo, after *Plan, mark int64) TableInfo {
 	share := partition.Through(lo, hi).Width() / partition.Through(info.Min, info.Max).Width()
 	rows := max(1, int64(math.Ceil(float64(info.Rows)*share)))
 	return TableInfo{Min: lo, Max: hi, Rows: rows, Types: info.Types}
+}
+
+// widen adds to the rows info describes those old describes, which lie
+// before them: a batch's new rows and the window's rows before them.
+func widen(info, old TableInfo) TableInfo {
+	switch {
+	case old.Rows == 0:
+		return info
+	case info.Rows == 0:
+		return TableInfo{Min: old.Min, Max: old.Max, Rows: old.Rows, Types: info.Types}
+	}
+	info.Min, info.Rows = min(info.Min, old.Min), info.Rows+old.Rows
+	return info
 }
 
 // Rows per partition and per bucket below which an incremental batch

@@ -138,6 +138,11 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 			return nil, err
 		}
 	}
+	if cfg.Lookback != nil {
+		if err := checkLookback(spec, src, cfg.Lookback); err != nil {
+			return nil, err
+		}
+	}
 	if !create { // checked before the lock, which would make the run's directory
 		if _, err := r.store.LoadPlan(ctx, id); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("run %s: %w", id, ErrNotFinished)
@@ -601,8 +606,9 @@ func (r *Runner) reducePhase(ctx context.Context, t OutputTable, commit string, 
 	var todo []int
 	empty := 0
 	for _, b := range buckets {
-		if r.plan.Merges() && len(files[b]) == 0 && !done[b] {
-			// Nothing to merge: the stored groups are the bucket's.
+		if r.plan.Merges() && r.plan.Window == nil && len(files[b]) == 0 && !done[b] {
+			// Nothing to merge: the stored groups are the bucket's. (A
+			// window's may be gone, which the bucket must delete.)
 			if err := r.store.MarkBucketDone(ctx, r.plan.RunID, r.plan.Commit, b); err != nil {
 				return err
 			}

@@ -170,14 +170,8 @@ func (ri *RunInfo) DeadLetters(ctx context.Context, filter DeadLetterFilter) ([]
 	st := &runState{plan: ri.Plan, checkpoints: ri.Checkpoints, replay: ri.Replay}
 	var letters []DeadLetter
 	if e := ri.Plan.Earlier; e != nil && len(filter.Partitions) == 0 {
-		all, err := readDLQFiles(ctx, b, e.DeadLetters)
-		if err != nil {
+		if letters, err = e.letters(ctx, b); err != nil {
 			return nil, fmt.Errorf("the dead letters of the earlier batches of run %s: %w", ri.Plan.RunID, err)
-		}
-		for _, l := range all {
-			if _, resolved := slices.BinarySearch(e.Resolved, l.Cursor); !resolved {
-				letters = append(letters, l)
-			}
 		}
 	}
 	for part := range ri.Checkpoints {
