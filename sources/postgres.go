@@ -107,6 +107,7 @@ var (
 	_ mapreduce.Source   = (*Postgres)(nil)
 	_ mapreduce.Splitter = (*Postgres)(nil)
 	_ mapreduce.Streamer = (*Postgres)(nil)
+	_ mapreduce.Locator  = (*Postgres)(nil)
 
 	_ mapreduce.TieSource   = (*Postgres)(nil)
 	_ mapreduce.TieStreamer = (*Postgres)(nil)
@@ -342,6 +343,50 @@ func (s *Postgres) describe(ctx context.Context, in mapreduce.Input) (mapreduce.
 		}
 	}
 	return info, nil
+}
+
+// Locate returns the first and last cursor in r of the rows that in.Where
+// holds for, and their count (see mapreduce.Locator): a batch with a
+// lookback reads its window's rows where they lie. An index on the
+// columns of the condition serves it; without one it scans the range.
+func (s *Postgres) Locate(ctx context.Context, in mapreduce.Input, r partition.Range) (first, last, rows int64, err error) {
+	t, ok := tableIdent(in.Table)
+	if !ok {
+		return 0, 0, 0, errNoTable(s, in.Table)
+	}
+	c := quotePG(in.Cursor)
+	q := fmt.Sprintf("SELECT min(%[1]s)::int8, max(%[1]s)::int8, count(*) FROM %[2]s", c, t)
+	if in.Alias != "" {
+		q += " AS " + quotePG(in.Alias)
+	}
+	q += fmt.Sprintf(" WHERE %[1]s >= $1::int8 AND %[1]s <= $2::int8", c)
+	if in.Where != "" {
+		q += " AND (" + in.Where + ")"
+	}
+	end, ok := r.Last()
+	if !ok {
+		return 0, 0, 0, nil
+	}
+	err = s.retry(ctx, func(ctx context.Context) error {
+		return s.readOnly(ctx, func(tx pgx.Tx) error {
+			var lo, hi *int64
+			if err := tx.QueryRow(ctx, q, r.Lo, end).Scan(&lo, &hi, &rows); err != nil {
+				return err
+			}
+			if lo != nil {
+				first, last = *lo, *hi
+			}
+			return nil
+		})
+	})
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && !pg.Transient(err):
+		err = errUserSQL(s, in.Table, pgErr.Message)
+	case err != nil:
+		err = s.db.Scrub(fmt.Errorf("sources: locate rows of table %q in %s: %w", in.Table, s, err))
+	}
+	return first, last, rows, err
 }
 
 // exprTypes checks in's expressions and condition by planning the range
