@@ -81,6 +81,10 @@ type Plan struct {
 	keepStates bool
 	job        *job
 	types      []string // of Input.Exprs
+	// timeKey is the first key that buckets rows by time, as mr computes
+	// it from a row (a pushed-down plan keeps it): what --lookback
+	// windows. nil for none.
+	timeKey *timeKey
 }
 
 // PlannedKey is one output key column and who computes it.
@@ -175,6 +179,7 @@ func Compile(q *Query, in mapreduce.Input, types []string, opts Options) (*Plan,
 		j.keys = append(j.keys, k)
 		p.Keys = append(p.Keys, pk)
 	}
+	p.timeKey = firstTimeKey(j.keys, in, types)
 	for _, it := range q.Items {
 		a, ok := it.Expr.(Agg)
 		if !ok {
