@@ -26,7 +26,9 @@ func rollupCommand() *cli.Command {
 				Usage: "print what the source computes, what mr aggregates, the output table and the partitions, without running"})
 		case "incremental":
 			flags = append(flags, &cli.BoolFlag{Name: "incremental", DisableDefaultText: true,
-				Usage: "read only the rows added since this run last finished, through a safe high-water mark of the cursor, and merge them into the groups' states, which the table keeps (as with --keep-states); the first run reads every row"})
+				Usage: "read only the rows added since this run last finished, through a safe high-water mark of the cursor, and merge them into the groups' states, which the table keeps (as with --keep-states); the first run reads every row"},
+				&cli.StringFlag{Name: "lookback",
+					Usage: "with --incremental, recompute from all their rows the groups of the query's first time key that hold times within the last `AGE` (3d, 36h) and replace them, so that rows that came late or changed within it are exact"})
 		default:
 			flags = append(flags, f)
 		}
@@ -129,6 +131,15 @@ func parseRollupCommand(c *cli.Context, args []string) (jobCommand, *rollup.Plan
 	}
 	if plan.Input.GroupBy > 0 {
 		job.cfg = pushed
+	}
+	if c.IsSet("lookback") {
+		within, err := parseAge(c.String("lookback"))
+		if err != nil {
+			return jobCommand{}, nil, usagef("mr rollup --help", "invalid --lookback %q: %v", c.String("lookback"), err)
+		}
+		if job.cfg.Lookback, err = plan.Lookback(within); err != nil {
+			return jobCommand{}, nil, usagef("mr rollup --help", "%v", err)
+		}
 	}
 	job.def = plan.Job
 	return job, plan, nil
