@@ -75,6 +75,52 @@ func TestTruncate_PostgreSQL(t *testing.T) {
 	t.Logf("%d truncations equal PostgreSQL's", n)
 }
 
+// TestTruncate_ClockChanges compares mr's date_trunc with PostgreSQL's
+// around every clock change of 2024 in zones that change at night, at
+// midnight (Santiago, Havana, Cairo skip or repeat it) and by half an
+// hour (Lord Howe), where a local time is skipped or repeated and
+// PostgreSQL's rules decide the offset.
+func TestTruncate_ClockChanges(t *testing.T) {
+	t.Parallel()
+	tx := pgtest.Tx(t)
+	units := []TruncUnit{Minute, Hour, Day, Week, Month}
+	n := 0
+	for _, zone := range []string{"Europe/Berlin", "America/New_York", "America/Santiago", "America/Havana", "Africa/Cairo", "Australia/Lord_Howe", "Asia/Kathmandu"} {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+		for us := from; us < from+366*microsPerDay; us += 60_000_000 * 15 {
+			if offsetAt(us, loc) == offsetAt(us+60_000_000*15, loc) {
+				continue
+			}
+			change := us
+			for offsetAt(change, loc) == offsetAt(us, loc) {
+				change += 60_000_000
+			}
+			for _, d := range []int64{-microsPerDay, -3600e6 * 2, -3600e6, -1800e6, -1, 0, 1, 1800e6, 3600e6, 3600e6 * 2, microsPerDay} {
+				ts := time.UnixMicro(change + d).UTC()
+				for _, unit := range units {
+					var want time.Time
+					if err := tx.QueryRow(t.Context(), `SELECT date_trunc($1, $2::timestamptz, $3)`, string(unit), ts, zone).Scan(&want); err != nil {
+						t.Fatal(err)
+					}
+					if got := truncate(change+d, unit, loc); got != want.UnixMicro() {
+						t.Errorf("date_trunc(%s, %s, %s) = %s, PostgreSQL says %s", unit, ts.Format(time.RFC3339Nano), zone,
+							time.UnixMicro(got).UTC().Format(time.RFC3339Nano), want.UTC().Format(time.RFC3339Nano))
+					}
+					n++
+				}
+			}
+		}
+	}
+	if n < 600 {
+		t.Fatalf("only %d truncations around clock changes: the zones changed no clocks in 2024?", n)
+	}
+	t.Logf("%d truncations around clock changes equal PostgreSQL's", n)
+}
+
 // TestArith_PostgreSQL compares the arithmetic over aggregate results with
 // PostgreSQL's operators: the result's type and its text.
 func TestArith_PostgreSQL(t *testing.T) {

@@ -140,11 +140,15 @@ func bucketMonths(us, months int64) int64 {
 }
 
 // truncate is PostgreSQL's date_trunc(unit, t, zone): t's fields in the
-// zone, those below unit reset.
+// zone, those below unit reset. As PostgreSQL does, a unit below a day
+// keeps t's own UTC offset, and a day or more takes the offset of the
+// local midnight it lands on (see localMidnight): around a clock change
+// the two differ, and Go's time.Date leaves its choice unspecified.
 func truncate(us int64, unit TruncUnit, loc *time.Location) int64 {
 	t := time.UnixMicro(us).In(loc)
 	y, m, d := t.Date()
-	day := func(y int, m time.Month, d int) int64 { return time.Date(y, m, d, 0, 0, 0, 0, loc).UnixMicro() }
+	off := offsetAt(us, loc)
+	day := func(y int, m time.Month, d int) int64 { return localMidnight(y, m, d, loc) }
 	switch unit {
 	case Microseconds:
 		return us
@@ -153,9 +157,9 @@ func truncate(us int64, unit TruncUnit, loc *time.Location) int64 {
 	case Second:
 		return floorDiv(us, 1_000_000) * 1_000_000
 	case Minute:
-		return time.Date(y, m, d, t.Hour(), t.Minute(), 0, 0, loc).UnixMicro()
+		return floorDiv(us+off, 60_000_000)*60_000_000 - off
 	case Hour:
-		return time.Date(y, m, d, t.Hour(), 0, 0, 0, loc).UnixMicro()
+		return floorDiv(us+off, 3600_000_000)*3600_000_000 - off
 	case Day:
 		return day(y, m, d)
 	case Week: // ISO weeks start on Monday
@@ -172,4 +176,25 @@ func truncate(us int64, unit TruncUnit, loc *time.Location) int64 {
 		return day((y-1)/100*100+1, 1, 1)
 	}
 	return day((y-1)/1000*1000+1, 1, 1) // Millennium
+}
+
+// localMidnight is the instant of midnight on y-m-d in loc as PostgreSQL
+// resolves a local time (DetermineTimeZoneOffset): a time that a clock
+// change skips takes the offset from before the change, one that it
+// repeats the offset from after. The offsets a day before and after are
+// those around any change near midnight: zones change at most twice a
+// year.
+func localMidnight(y int, m time.Month, d int, loc *time.Location) int64 {
+	wall := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).UnixMicro()
+	before, after := offsetAt(wall-microsPerDay, loc), offsetAt(wall+microsPerDay, loc)
+	if offsetAt(wall-after, loc) == after { // after the change, or repeated
+		return wall - after
+	}
+	return wall - before // before the change, or skipped
+}
+
+// offsetAt is loc's UTC offset at the instant us, in microseconds.
+func offsetAt(us int64, loc *time.Location) int64 {
+	_, off := time.UnixMicro(us).In(loc).Zone()
+	return int64(off) * 1_000_000
 }
