@@ -115,16 +115,13 @@ func (r *Runner) Next(ctx context.Context) (err error) {
 	}
 	if after != nil {
 		plan.Earlier = r.runState.earlier()
-		// A sequence set back (ALTER SEQUENCE … RESTART) marks below the
-		// last mark: the rows up to that one are merged already.
-		if *plan.Mark < *prev.Mark {
-			r.log.Warn("the cursor's sequence is behind the run's mark; keeping the mark", "run", prev.RunID, "mark", *prev.Mark, "sequence", *plan.Mark)
-			plan.Mark = prev.Mark
-		}
 		if plan.Window != nil {
 			if err := r.supersede(ctx, plan); err != nil {
 				return err
 			}
+		}
+		if len(plan.Earlier.Reread) > 0 { // see windowFormat
+			plan.Format = max(plan.Format, windowFormat)
 		}
 	}
 	if err := r.store.SavePlan(ctx, plan); err != nil {

@@ -101,15 +101,19 @@ func and(a, b string) string {
 	return "(" + a + ") AND (" + b + ")"
 }
 
-// checkLookback reports what keeps a run of spec over src from
-// recomputing the window of lb in its batches.
-func checkLookback(spec Spec, src Source, lb *Lookback) error {
+// checkLookback reports what keeps a run of spec, reading in from src,
+// from recomputing the window of lb in its batches.
+func checkLookback(spec Spec, in Input, src Source, lb *Lookback) error {
 	var errs []error
 	switch {
 	case spec.MapOnly:
 		errs = append(errs, fmt.Errorf("job %q is map-only: its batches upsert each new row's result, and have no groups of a window to recompute", spec.Name))
 	case lb.Key < 0 || lb.Key >= len(spec.Output.Keys):
 		errs = append(errs, fmt.Errorf("the lookback's key %d is not one of the %d keys of table %q", lb.Key, len(spec.Output.Keys), spec.Output.Name))
+	case in.GroupBy > 0:
+		// A letter of a range aggregated at the source has no row of its
+		// own to read again (see supersede).
+		errs = append(errs, fmt.Errorf("job %q aggregates at the source (Input.GroupBy), whose failed groups have no rows that a window could read again", spec.Name))
 	}
 	if lb.Window == nil {
 		errs = append(errs, fmt.Errorf("the lookback of %s has no window", lb.Within))
@@ -143,8 +147,8 @@ func window(ctx context.Context, src Source, in Input, spec Spec, lb *Lookback, 
 // supersede resolves the earlier batches' dead letters of the rows that
 // plan, a batch with a window, reads again: such a row that still fails
 // gets a letter of this batch, and one that no longer does is counted,
-// so that the old letter would tell of one failure twice, or of one that
-// is no more. The letters of rows the window does not hold stay.
+// else the old letter would tell of one failure twice, or of one that is
+// no more. The letters of rows the window does not hold stay.
 func (r *Runner) supersede(ctx context.Context, plan *Plan) error {
 	e := plan.Earlier
 	letters, err := e.letters(ctx, r.blobs)

@@ -114,8 +114,9 @@ func (p *Plan) Merges() bool { return p.Batch > 0 }
 // version it had. Version 8 added a batch's lookback window
 // (Plan.Window), which an mr of version 7 would misread: it ignores the
 // window's condition and merges every row of the widened Span, counting
-// the rows below the last mark twice. Only a batch with a window is
-// written as version 8.
+// the rows below the last mark twice, and the dead letters that a
+// window superseded (Earlier.Reread), which it would show again. Only a
+// batch with a window, or after one, is written as version 8.
 const (
 	stateFormat       = 8
 	oldestFormat      = 4
@@ -197,6 +198,8 @@ func (p *Plan) checkLayout() error {
 	case p.Window != nil && (p.Batch == 0 || p.Format < windowFormat || p.Window.Below > *p.Mark):
 		return fmt.Errorf("has a window in batch %d, format %d, below %d with mark %d: a window is of a batch, in format %d on, below its mark",
 			p.Batch, p.Format, p.Window.Below, *p.Mark, windowFormat)
+	case p.Earlier != nil && len(p.Earlier.Reread) > 0 && p.Format < windowFormat:
+		return fmt.Errorf("has dead letters read again in format %d: they are format %d on", p.Format, windowFormat)
 	}
 	return nil
 }
@@ -234,6 +237,12 @@ func newPlan(ctx context.Context, id string, spec Spec, src Source, sink Sink, i
 		m, err := src.(Marker).Mark(ctx, in) // Open checked that it is one
 		if err != nil {
 			return nil, err
+		}
+		// A sequence set back (ALTER SEQUENCE … RESTART) marks below the
+		// last mark: the rows up to that one are merged already.
+		if after != nil && m < *after.Mark {
+			cfg.logger().Warn("the cursor's sequence is behind the run's mark; keeping the mark", "run", id, "mark", *after.Mark, "sequence", m)
+			m = *after.Mark
 		}
 		mark = &m
 	}

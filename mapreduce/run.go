@@ -139,7 +139,7 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 		}
 	}
 	if cfg.Lookback != nil {
-		if err := checkLookback(spec, src, cfg.Lookback); err != nil {
+		if err := checkLookback(spec, in, src, cfg.Lookback); err != nil {
 			return nil, err
 		}
 	}

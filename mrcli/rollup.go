@@ -115,6 +115,14 @@ func parseRollupCommand(c *cli.Context, args []string) (jobCommand, *rollup.Plan
 	default:
 		return jobCommand{}, nil, usagef("mr rollup --help", "invalid --push-down %q: want auto, on or off", mode)
 	}
+	if c.IsSet("lookback") {
+		// A batch reads the window's failed rows again by id, which a
+		// range aggregated at the source does not keep.
+		if mode == rollup.PushDownOn {
+			return jobCommand{}, nil, usagef("mr rollup --help", "--lookback reads rows itself: it does not go with --push-down on")
+		}
+		mode = rollup.PushDownOff
+	}
 	// Pushed down, a range is one GROUP BY at the source, which
 	// aggregates a few large ranges (a sequential scan each) much faster
 	// than many small ones (an index range each): one per worker, unless

@@ -150,7 +150,7 @@ func showRun(out io.Writer, ri *mapreduce.RunInfo) error {
 		fmt.Fprintln(out)
 	}
 	if w := p.Window; w != nil {
-		fmt.Fprintf(out, "window   %s from %s on, recomputed whole from its rows at %s %d and on (--lookback)\n", w.Column, w.From, p.Input.Cursor, p.Span.Lo)
+		fmt.Fprintf(out, "window   the groups of %s from %s on, recomputed whole (--lookback)\n", w.Column, w.From)
 	}
 	fmt.Fprintf(out, "rows     %d/%d read, %d failed\n", read, p.Rows, failed)
 	fmt.Fprintf(out, "map      %d/%d partitions done\n", ri.PartitionsDone(), len(p.Partitions))

@@ -50,12 +50,9 @@ func (p *Plan) Lookback(within time.Duration) (*mapreduce.Lookback, error) {
 			k.name, k.arg, typeName(k.argType), k.arg)
 	}
 	return &mapreduce.Lookback{Within: within, Key: k.index, Window: func(since time.Time) (any, string, error) {
-		from := since.UnixMicro()
-		switch {
-		case k.trunc != nil:
-			from = k.trunc(from)
-		case k.kind == agg.KindDate: // a date column is its own key
-			from = floorDiv(from, microsPerDay) * microsPerDay
+		from, err := k.windowStart(since.UnixMicro())
+		if err != nil {
+			return nil, "", err
 		}
 		// The first time the source can hold whose key is from or later:
 		// from itself, a truncation's fixed point, or the next midnight
@@ -70,6 +67,43 @@ func (p *Plan) Lookback(within time.Duration) (*mapreduce.Lookback, error) {
 		}
 		return time.UnixMicro(from).UTC(), where, nil
 	}}, nil
+}
+
+// windowStart returns the first key of a window that holds since: the
+// key of since, or of a day before it where a clock change near there
+// would break the window's promise. A truncation in a zone is not
+// monotone across every clock change (a local midnight that a change
+// repeats), nor its own truncation at each (a local hour that a
+// half-hour change moves), so the start is checked: every time before it
+// must have an earlier key, every time from it on a key from it on. The
+// check samples every minute for two days around it, as clocks change at
+// whole minutes, and the ends of the boundary to the microsecond.
+func (k *timeKey) windowStart(since int64) (int64, error) {
+	switch {
+	case k.trunc == nil && k.kind == agg.KindDate: // a date column is its own key
+		return floorDiv(since, microsPerDay) * microsPerDay, nil
+	case k.trunc == nil:
+		return since, nil
+	}
+	clean := func(from int64) bool {
+		if k.trunc(from) != from || k.trunc(from-1) >= from {
+			return false
+		}
+		for t := from - 2*microsPerDay; t <= from+2*microsPerDay; t += 60_000_000 {
+			if (t < from) != (k.trunc(t) < from) {
+				return false
+			}
+		}
+		return true
+	}
+	from := k.trunc(since)
+	for range 14 {
+		if clean(from) {
+			return from, nil
+		}
+		from = k.trunc(from - microsPerDay)
+	}
+	return 0, fmt.Errorf("key %s has no clean window boundary in the two weeks before %s", k.name, time.UnixMicro(since).UTC())
 }
 
 // timeLiteral returns how to write a time as a literal of the source type

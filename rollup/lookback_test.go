@@ -14,7 +14,9 @@ import (
 // TestLookback_PostgreSQL checks the window's promise on a real
 // PostgreSQL, for each kind of time key: the condition that the source
 // runs holds for a time exactly when mr's key of it is the window's From
-// or later, at the boundary to the microsecond and around it.
+// or later, at the boundary to the microsecond and around it; also next
+// to clock changes, where a window that would begin at a local hour
+// that the change moves begins a day earlier.
 func TestLookback_PostgreSQL(t *testing.T) {
 	t.Parallel()
 	tx := pgtest.Tx(t)
@@ -22,16 +24,31 @@ func TestLookback_PostgreSQL(t *testing.T) {
 	for _, tt := range []struct {
 		key, typ string
 		from     any
+		since    time.Time // if not the one above
 	}{
-		{"date_trunc('day', ts)", "timestamp with time zone", time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)},
-		{"date_trunc('day', ts, 'Asia/Kolkata')", "timestamp with time zone", time.Date(2026, 11, 28, 18, 30, 0, 0, time.UTC)},
-		{"date_trunc('hour', ts)", "timestamp without time zone", time.Date(2026, 11, 29, 2, 0, 0, 0, time.UTC)},
-		{"time_bucket('15 minutes', ts)", "timestamp without time zone", time.Date(2026, 11, 29, 2, 30, 0, 0, time.UTC)},
-		{"ts", "timestamp with time zone", since},
-		{"ts", "date", mapreduce.Date(20786)},
-		{"date_trunc('month', ts)", "date", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
-		{"time_bucket('7 days', ts)", "date", mapreduce.Date(20780)},
+		{"date_trunc('day', ts)", "timestamp with time zone", time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), time.Time{}},
+		{"date_trunc('day', ts, 'Asia/Kolkata')", "timestamp with time zone", time.Date(2026, 11, 28, 18, 30, 0, 0, time.UTC), time.Time{}},
+		{"date_trunc('hour', ts)", "timestamp without time zone", time.Date(2026, 11, 29, 2, 0, 0, 0, time.UTC), time.Time{}},
+		{"time_bucket('15 minutes', ts)", "timestamp without time zone", time.Date(2026, 11, 29, 2, 30, 0, 0, time.UTC), time.Time{}},
+		{"ts", "timestamp with time zone", since, time.Time{}},
+		{"ts", "date", mapreduce.Date(20786), time.Time{}},
+		{"date_trunc('month', ts)", "date", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Time{}},
+		{"time_bucket('7 days', ts)", "date", mapreduce.Date(20780), time.Time{}},
+		// Berlin repeats 02:00-03:00 at 01:00Z: 00:30Z is 02:30 in summer time.
+		{"date_trunc('hour', ts, 'Europe/Berlin')", "timestamp with time zone", time.Date(2024, 10, 27, 0, 0, 0, 0, time.UTC),
+			time.Date(2024, 10, 27, 0, 30, 0, 0, time.UTC)},
+		// Santiago skips midnight at 04:00Z: the day begins then, at -04.
+		{"date_trunc('day', ts, 'America/Santiago')", "timestamp with time zone", time.Date(2024, 9, 8, 4, 0, 0, 0, time.UTC),
+			time.Date(2024, 9, 8, 12, 0, 0, 0, time.UTC)},
+		// Lord Howe moves from +10:30 to +11 at 15:30Z: 15:00Z, the start of
+		// 02:00 at +11, is 01:30 at +10:30, so the window begins a day earlier.
+		{"date_trunc('hour', ts, 'Australia/Lord_Howe')", "timestamp with time zone", time.Date(2024, 10, 4, 14, 30, 0, 0, time.UTC),
+			time.Date(2024, 10, 5, 15, 40, 0, 0, time.UTC)},
 	} {
+		since := since
+		if !tt.since.IsZero() {
+			since = tt.since
+		}
 		t.Run(tt.key+" of "+tt.typ, func(t *testing.T) {
 			q, err := Parse("SELECT " + tt.key + " AS k, count(*) AS n FROM orders GROUP BY 1")
 			if err != nil {
