@@ -67,6 +67,9 @@ type Postgres struct {
 		schema  string // current_schema(), once resolved
 		commits pgx.Identifier
 	}
+	// staged holds, by table name, the commit of each staging table that
+	// Stage made or found (see Apply).
+	staged sync.Map
 
 	// commitFunc commits Apply's transaction; tests replace it to lose
 	// the reply to a COMMIT.

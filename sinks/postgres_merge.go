@@ -143,7 +143,7 @@ func (s *Postgres) Merge(ctx context.Context, t mapreduce.OutputTable, cols []ma
 	}
 	parts := &oneShotParts{MergeParts: m}
 	width := len(t.Keys) + len(t.Values)
-	return s.applyBucket(ctx, "merge", t, commit, bucket, func() bool { return parts.started },
+	return s.applyBucket(ctx, "merge", t, commit, bucket, false, func() bool { return parts.started },
 		func(ctx context.Context, tx pgx.Tx, q applySQL) (int64, error) {
 			mq := mergeStatements(t, cols, q.out, w)
 			if _, err := tx.Exec(ctx, mq.create); err != nil {

@@ -112,6 +112,7 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 	if swapped {
 		return t, nil
 	}
+	s.staged.Store(staged.Name, commit)
 	return staged, nil
 }
 

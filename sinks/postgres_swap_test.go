@@ -48,6 +48,34 @@ func TestPostgres_Swap(t *testing.T) {
 		}
 	}
 
+	// Into its staging table a commit copies each bucket straight in (see
+	// Apply): no upsert, so a key that a second bucket brings again fails
+	// that bucket whole, leaving the first bucket's row and no record.
+	t.Run("StagedCopiesDirectly", func(t *testing.T) {
+		t.Parallel()
+		b := setupPostgres(t)
+		ctx := t.Context()
+		stageAndApply(t, b, counts)
+		staged, err := b.sink.Stage(ctx, counts, "r", "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = b.sink.Apply(ctx, staged, "c1", 1, countRows(14, 2, 3))
+		if err == nil || !strings.Contains(err.Error(), "duplicate key") {
+			t.Fatalf("a key applied by two buckets: %v, want a duplicate key error", err)
+		}
+		if err := b.sink.Apply(ctx, staged, "c1", 1, countRows(15, 2, 3)); err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprint(b.query(t, `SELECT k, n FROM `+staged.Name+` ORDER BY k`))
+		if want := "[[10 2] [11 2] [12 2] [13 2] [14 2] [15 3] [16 3]]"; got != want {
+			t.Errorf("staging table: %s, want %s", got, want)
+		}
+		if got := fmt.Sprint(b.query(t, `SELECT bucket, "rows" FROM mr_bucket_commits WHERE commit_key = 'c1' AND bucket >= 0 ORDER BY 1`)); got != "[[0 5] [1 2]]" {
+			t.Errorf("records of c1: %s, want buckets 0 and 1 with 5 and 2 rows", got)
+		}
+	})
+
 	// What users put on the table survives: defaults, check constraints,
 	// indexes and their names, the table's comment.
 	t.Run("KeepsTheTable", func(t *testing.T) {
