@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/mrengine/mr/jobs"
@@ -22,13 +23,20 @@ type shape struct {
 	ddl    string
 	// inDB computes the whole output in one statement, into an empty
 	// output table; it needs mr_is_json_object (eventgen.SeedPostgres
-	// creates it).
-	inDB string
+	// creates it). inDBCheap is the same statement with the cheapest
+	// stand-in for any exact check (see cheapCheck): a bound that no
+	// exact check in the database can beat, which counts invalid JSON
+	// that begins with "{", so it is timed, never compared.
+	inDB, inDBCheap string
 	// naiveUpsert adds one row's counts to its group; naiveArgs are its
 	// arguments for one event.
 	naiveUpsert string
 	naiveArgs   func(account int64, ts time.Time, category string, amount int64) []any
 }
+
+// cheapCheck is the cheapest predicate that could stand in for an exact
+// check of a JSON object: the payload's first non-space character is "{".
+const cheapCheck = `left(ltrim(payload, E' \t\r\n'), 1) = '{'`
 
 // shapes: high is daily_rollup as it is, about 0.8 groups per row at a
 // million rows (a group per account, UTC day and category); low is
@@ -125,7 +133,14 @@ var CategoryDayRollup = mapreduce.Job[DayCategory, jobs.RollupTotals]{
 	Combine: jobs.DailyRollup.Combine,
 }
 
-func init() { jobs.Register(CategoryDayRollup) }
+func init() {
+	jobs.Register(CategoryDayRollup)
+	for i, sh := range shapes {
+		if shapes[i].inDBCheap = strings.Replace(sh.inDB, "mr_is_json_object(payload)", cheapCheck, 1); shapes[i].inDBCheap == sh.inDB {
+			panic("benchmarks: shape " + sh.name + " checks no payload to check cheaply")
+		}
+	}
+}
 
 // isJSONObject is daily_rollup's rule for a good payload.
 func isJSONObject(p []byte) bool {
