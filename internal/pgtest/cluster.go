@@ -142,20 +142,21 @@ func (c *cluster) start(ctx context.Context) error {
 		return err
 	}
 	defer logFile.Close() // the child has its own copy
-	cmd := exec.Command(filepath.Join(c.bin, "postgres"),
+	args := []string{
 		"-D", c.data,
 		"-p", strconv.Itoa(c.port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+c.base,
-		// Nothing in this cluster outlives the test binary: trade all
-		// durability for speed.
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
+		"-c", "unix_socket_directories=" + c.base,
 		// Room for many parallel tests with pools of their own.
 		"-c", "max_connections=200",
 		"-c", "shared_buffers=256MB",
-	)
+	}
+	if os.Getenv(EnvDurable) == "" {
+		// Nothing in this cluster outlives the test binary: trade all
+		// durability for speed.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), args...)
 	cmd.Dir = c.base
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	c.as.apply(cmd, true)

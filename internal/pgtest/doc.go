@@ -12,7 +12,9 @@
 //     $TMPDIR/mr-pgtest-<pid>-<random> and starts postgres on 127.0.0.1 at a
 //     free port, with its unix socket in that same private directory, and
 //     fsync, synchronous_commit and full_page_writes off: nothing in it
-//     outlives the binary, so durability only costs time. The server
+//     outlives the binary, so durability only costs time. With
+//     MR_TEST_DURABLE set they stay on, as a production server has them,
+//     for benchmarks. The server
 //     binaries are looked for in $MR_TEST_PGBIN, $PATH, `pg_config
 //     --bindir` and the usual install directories. PostgreSQL refuses to
 //     run as root, so under root initdb and postgres run as the OS user

@@ -27,6 +27,11 @@ import (
 // server instead of starting one.
 const EnvDSN = "MR_TEST_DSN"
 
+// EnvDurable, set to anything, starts the cluster with PostgreSQL's
+// durable defaults (fsync, synchronous_commit and full_page_writes on),
+// for benchmarks whose numbers must be a production server's.
+const EnvDurable = "MR_TEST_DURABLE"
+
 // EnvPGBin names the environment variable that points pgtest at the
 // directory holding initdb and postgres, ahead of every other place.
 const EnvPGBin = "MR_TEST_PGBIN"
