@@ -21,12 +21,17 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // and the in-database baseline alone takes a minute or more.
 var rows10M = flag.Bool("mr.rows10m", false, "also run the 10,000,000-row cases (seeding them takes minutes)")
 
+// rows30M turns on BenchmarkScaling's 30,000,000-row case, which takes
+// several minutes to seed and to run, and about 5 GB of disk.
+var rows30M = flag.Bool("mr.rows30m", false, "also run BenchmarkScaling's 30,000,000-row case (minutes, about 5 GB of disk)")
+
 // Input sizes of the row-count axes.
 const (
 	smallRows = 100_000    // runs under -short too
 	heavyRows = 1_000_000  // skipped under -short
 	rows3M    = 3_000_000  // scaling only; skipped under -short
 	hugeRows  = 10_000_000 // only with -mr.rows10m
+	giantRows = 30_000_000 // scaling only; only with -mr.rows30m
 )
 
 // skipUnlessAllowed skips a case of rows input rows that -short or the
@@ -34,7 +39,9 @@ const (
 func skipUnlessAllowed(b *testing.B, rows int64) {
 	b.Helper()
 	switch {
-	case rows >= hugeRows && !*rows10M:
+	case rows >= giantRows && !*rows30M:
+		b.Skipf("%d rows: only with -mr.rows30m", rows)
+	case rows >= hugeRows && rows < giantRows && !*rows10M:
 		b.Skipf("%d rows: only with -mr.rows10m (go test ./benchmarks -run '^$' -bench … -mr.rows10m)", rows)
 	case rows >= heavyRows && testing.Short():
 		b.Skipf("%d rows: not under -short", rows)

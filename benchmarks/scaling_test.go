@@ -16,22 +16,24 @@ import (
 )
 
 // BenchmarkScaling runs daily_rollup on PostgreSQL (source and sink, Fresh,
-// default workers) over growing inputs. rows/s should stay roughly flat,
-// and the heap should grow with the number of groups only until the
-// memory budget (512 MiB by default) caps the combine tables:
+// default workers) over growing inputs: 1M, 3M, 10M (-mr.rows10m) and 30M
+// (-mr.rows30m) rows. rows/s should stay roughly flat, and the heap
+// should grow with the number of groups only until the memory budget
+// (512 MiB by default) caps the combine tables; rss-x-memory is peak
+// RSS over the budget, which must stay at most 4:
 // peak-heap-MiB is the largest HeapInuse (garbage not yet collected
 // included) sampled every 20ms during the run, peak-rss-MiB the process's
 // VmHWM, reset before the run where Linux allows it. The benchmarks that
 // keep generated rows in memory drop them when they end, so that these
 // figures are the run's own.
 //
-//	go test ./benchmarks -run '^$' -bench Scaling -benchtime 1x [-mr.rows10m]
+//	go test ./benchmarks -run '^$' -bench Scaling -benchtime 1x [-mr.rows10m] [-mr.rows30m]
 func BenchmarkScaling(b *testing.B) {
 	def, err := jobs.Lookup("daily_rollup")
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, rows := range []int64{heavyRows, rows3M, hugeRows} {
+	for _, rows := range []int64{heavyRows, rows3M, hugeRows, giantRows} {
 		b.Run(rowsName(rows), func(b *testing.B) {
 			skipUnlessAllowed(b, rows)
 			ev := seededPostgres(b, rows)
@@ -74,6 +76,10 @@ func BenchmarkScaling(b *testing.B) {
 			b.ReportMetric(reducePhase.Seconds()/float64(b.N), "reduce-s")
 			if rss > 0 {
 				b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+				b.ReportMetric(float64(rss)/float64(cfg.Memory), "rss-x-memory")
+				if rss > 4*uint64(cfg.Memory) {
+					b.Errorf("peak RSS %d MiB is above 4 × --memory (%d MiB)", rss>>20, cfg.Memory>>20)
+				}
 			}
 			b.Logf("%s", s)
 		})

@@ -65,7 +65,9 @@
 // whole: readers see the old groups until the bucket commits.
 //
 // Postgres stages a bucket's rows with COPY into a temporary table and
-// upserts from there (INSERT … SELECT … ON CONFLICT), and retries
-// connection faults where that is safe; its doc says where its tables live
-// and what an error after a lost connection means.
+// upserts from there (INSERT … SELECT … ON CONFLICT), but into the
+// staging table of its commit, which no two buckets share a key of, it
+// copies them straight in (see Postgres.Apply); it retries connection
+// faults where that is safe; its doc says where its tables live and what
+// an error after a lost connection means.
 package sinks
