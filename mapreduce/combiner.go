@@ -28,7 +28,8 @@ type combiner interface {
 	// spill appends every entry to w, in its key's bucket, and empties the
 	// combiner.
 	spill(w *shuffle.Writer)
-	// rows empties the combiner into its finalized output rows.
+	// rows empties the combiner into its finalized output rows, in key
+	// order (see sortByKey).
 	rows() OutputRows
 	// keys iterates over the keys held, as the output's key columns.
 	keys() OutputRows
@@ -169,9 +170,9 @@ func (t *mapCombiner[K, V]) rows() OutputRows {
 		entries = append(entries, pair[K, V]{k, v})
 	}
 	// A fresh map lets the old one, sized for every key, be collected
-	// while the sink drains the entries.
+	// while the sink drains the entries, and the sort's copy of them.
 	t.m = make(map[K]V)
-	return &combinerRows[K, V]{job: t.job, entries: entries}
+	return &combinerRows[K, V]{job: t.job, entries: sortByKey(entries, t.job.Key)}
 }
 
 // combinerRows yields a combiner's entries as output rows.
