@@ -97,7 +97,7 @@ func benchBucket(b *testing.B) *blobs.Bucket {
 }
 
 func BenchmarkWriter(b *testing.B) {
-	for _, rows := range []int{10000, 100000} {
+	for _, rows := range []int{100, 10000, 100000} { // 100: the fixed cost of a file
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
 			recs, size := benchRecords(b, rows)
 			bucket := benchBucket(b)
