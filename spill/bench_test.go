@@ -18,8 +18,8 @@ import (
 // Both benchmarks report Arrow bytes in memory per second (SetBytes),
 // rows/s, and ratio: Arrow bytes in memory over bytes on disk. Writer
 // timings include the fsyncs of Commit. rows=10000 is one file of one
-// record batch, the shape of a map task's flush to one bucket: its B/op is
-// mostly the zstd encoder that arrow-go makes for every IPC writer.
+// record batch, the shape of a map task's flush to one bucket; rows=100
+// is the fixed cost of a file.
 
 // benchBatchRows is the rows per record batch, as a map task flushes them.
 const benchBatchRows = 10000
@@ -97,7 +97,7 @@ func benchBucket(b *testing.B) *blobs.Bucket {
 }
 
 func BenchmarkWriter(b *testing.B) {
-	for _, rows := range []int{100, 10000, 100000} { // 100: the fixed cost of a file
+	for _, rows := range []int{100, 10000, 100000} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
 			recs, size := benchRecords(b, rows)
 			bucket := benchBucket(b)

@@ -21,8 +21,10 @@
 // indexes every record batch: a truncated file has no footer and is
 // rejected instead of read as a shorter stream. Record batch buffers are
 // compressed by Arrow's own IPC body compression with codec ZSTD (each
-// buffer is prefixed by its uncompressed length as an int64); there is no
-// second compression layer. Every record batch has the schema given to
+// buffer is prefixed by its uncompressed length as an int64, or by -1 and
+// stored as it is when zstd does not make it smaller); there is no second
+// compression layer. spill writes these files itself (ipc.go), with one
+// zstd encoder shared by every Writer, and reads them with arrow-go. Every record batch has the schema given to
 // [Create]. Nothing follows the footer: until issue 7 a 16-byte trailer
 // (checksum, "MRSPILL1") did, and stock Arrow readers could not open the
 // files; [Decode] rejects such a file as corrupt.
@@ -96,16 +98,21 @@
 //
 // # Memory
 //
-// Both sides use the allocator given by [WithAllocator]. The Writer uses it
-// for Arrow's encoding scratch (compressed copies of buffers), all released
-// before Write returns. arrow-go (v18.8) also creates a zstd encoder for
-// each IPC writer, that is for each spill file, on the Go heap: a few MiB,
-// and about 20 MiB once a buffer exceeds 128 KiB (the encoder's 8 MiB
-// window), for as long as the Writer lives. The Reader keeps the file
-// bytes on the Go heap until Close; Record copies one message out of them
-// into allocator memory and decompresses each buffer into a new allocator
-// buffer. A returned record therefore owns its memory: it stays valid
-// after the Reader is closed, and the caller must Release it.
+// The Reader uses the allocator given by [WithAllocator]; the Writer takes
+// nothing from it. The Writer compresses the buffers of a record into one
+// scratch body on the Go heap, which Writers share through a pool (a body
+// over 16 MiB is left to the garbage collector), and writes it out before
+// Write returns. Every Writer compresses with one zstd encoder at its
+// fastest level, which holds an internal encoder per GOMAXPROCS for the
+// life of the process, each with 256 KiB of tables and up to 2 MiB of
+// history for its 1 MiB window; a Writer itself costs a few KiB, not the
+// few MiB of the encoder that arrow-go's (v18.8) IPC writer makes for
+// every file.
+// The Reader keeps the file bytes on the Go heap until Close; Record
+// copies one message out of them into allocator memory and decompresses
+// each buffer into a new allocator buffer. A returned record therefore
+// owns its memory: it stays valid after the Reader is closed, and the
+// caller must Release it.
 //
 // The bound of [WithMaxRecordSize] applies to each decoding step, the
 // footer or one record, twice over: once to the Go values arrow-go makes
@@ -114,9 +121,10 @@
 // step also takes its codec's state. For ZSTD that is the decoder's
 // window, which each frame header declares: up to 8 MiB of it is free
 // (about 9 MiB with the decoder's buffers), since 8 MiB is the window of
-// the encoder arrow-go writes with, declared by every buffer over 128 KiB,
-// and the engine's smallest --memory must read its own files; a larger
-// window counts against the buffers' bound, and one that exceeds it, or a
+// arrow-go's default encoder, which wrote spill files before ipc.go did
+// (declared by every buffer over 128 KiB; Create's files declare at most
+// 1 MiB), and the engine's smallest --memory must read its own files; a
+// larger window counts against the buffers' bound, and one that exceeds it, or a
 // frame whose content does, gives [ErrTooLarge] before anything is
 // decoded. For LZ4 it is two pooled blocks of at most 4 MiB each (8 MiB in
 // the legacy format). On top of all this comes a small multiple of the

@@ -695,9 +695,3 @@ func TestDecode_Rows(t *testing.T) {
 		})
 	}
 }
-
-// Vtable slots of RecordBatch that only the tests patch.
-const (
-	recordBatchLength = 0
-	recordBatchNodes  = 1
-)

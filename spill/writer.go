@@ -7,13 +7,12 @@ import (
 	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/mrengine/mr/internal/blobs"
 )
 
-// bufferSize is the write buffer in front of the blob. Arrow's IPC writer
+// bufferSize is the write buffer in front of the blob. The IPC writer
 // issues many tiny writes (length prefixes, 8-byte padding) between the
 // buffers; 64 KiB turns them into few syscalls, and bufio passes larger
 // buffers straight through.
@@ -28,19 +27,19 @@ type Writer struct {
 	blob *blobs.Writer
 	buf  *bufio.Writer
 	out  *hashWriter
-	ipc  *ipc.FileWriter
+	ipc  *ipcFile
 	rows int64
 	err  error // sticky failure of Write or Commit
 	done bool  // committed or aborted
 }
 
-// hashWriter is the Arrow writer's destination: it forwards to w and
+// hashWriter is the IPC writer's destination: it forwards to w and
 // hashes and counts the bytes w accepted.
 type hashWriter struct {
 	w   io.Writer
 	h   *xxhash.Digest
 	n   int64
-	err error // first error from w: the I/O error behind Arrow's wrapping
+	err error // first error from w
 }
 
 func (hw *hashWriter) Write(p []byte) (int, error) {
@@ -71,9 +70,14 @@ func Create(ctx context.Context, b *blobs.Bucket, key string, schema *arrow.Sche
 	}
 	buf := bufio.NewWriterSize(sink, bufferSize)
 	out := &hashWriter{w: buf, h: xxhash.New()}
-	// NewFileWriter writes nothing until the first Write or Close.
-	fw, err := ipc.NewFileWriter(out, ipc.WithSchema(schema), ipc.WithZstd(), ipc.WithAllocator(o.mem))
+	fw, err := newIPCFile(out, schema)
 	if err != nil {
+		bw.Abort()
+		return nil, fmt.Errorf("spill: create %s: %w", key, err)
+	}
+	// The magic and schema fit in the buffer, so the sink's errors surface
+	// in Write or Commit, never here.
+	if err := fw.start(); err != nil {
 		bw.Abort()
 		return nil, fmt.Errorf("spill: create %s: %w", key, err)
 	}
@@ -85,7 +89,7 @@ func (w *Writer) Write(rec arrow.RecordBatch) error {
 	if err := w.check(); err != nil {
 		return err
 	}
-	if err := w.ipc.Write(rec); err != nil {
+	if err := w.ipc.writeRecord(rec); err != nil {
 		return w.fail("write", err)
 	}
 	w.rows += rec.NumRows()
@@ -99,7 +103,7 @@ func (w *Writer) Commit() (File, error) {
 	if err := w.check(); err != nil {
 		return File{}, err
 	}
-	if err := w.ipc.Close(); err != nil {
+	if err := w.ipc.close(); err != nil {
 		return File{}, w.fail("write", err)
 	}
 	if err := w.buf.Flush(); err != nil {
@@ -120,10 +124,6 @@ func (w *Writer) Abort() error {
 		return nil
 	}
 	w.done = true
-	// Close releases the dictionaries the IPC writer retains; the footer it
-	// may write goes nowhere.
-	w.out.w = io.Discard
-	w.ipc.Close()
 	if err := w.blob.Abort(); err != nil {
 		return fmt.Errorf("spill: abort %s: %w", w.key, err)
 	}
@@ -142,7 +142,7 @@ func (w *Writer) check() error {
 }
 
 // fail makes the Writer unusable with an error for op. It reports the I/O
-// error that Arrow saw, when there is one, rather than Arrow's wrapping.
+// error that the IPC writer saw, when there is one.
 func (w *Writer) fail(op string, err error) error {
 	if w.out.err != nil {
 		err = w.out.err

@@ -11,7 +11,8 @@ import (
 // freeWindow is the largest zstd window that decoding may allocate outside
 // the budget: 8 MiB, the window of klauspost/compress's default encoder,
 // which arrow-go's IPC writer uses without options, so every buffer over
-// 128 KiB that Create writes declares it, however small the buffer. A
+// 128 KiB that Create wrote with it declares it, however small the buffer
+// (Create's own encoder, ipc.go, declares at most 1 MiB). A
 // Reader under a budget smaller than that (the engine allows --memory down
 // to 1 MiB) must still read the files written under the same budget. A
 // larger window counts against the budget.
