@@ -2,9 +2,7 @@ package mapreduce
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/mrengine/mr/partition"
@@ -87,20 +85,8 @@ type TieStreamer interface {
 // ReadChunksAfter is ReadChunks by a compound cursor: it reads r, past
 // after at r.Lo, with src.ReadChunkAfter, one chunk after another.
 func ReadChunksAfter(ctx context.Context, src TieSource, in Input, r partition.Range, after *int64, limit int, b *Batch, fn func(*Batch) error) error {
-	for {
-		b.Reset()
-		err := src.ReadChunkAfter(ctx, in, r, after, limit, b)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(b); err != nil {
-			return err
-		}
-		r, after = AfterRow(r, b.Last(), b.LastTie())
-	}
+	return eachChunk(b, fn, func() error { return src.ReadChunkAfter(ctx, in, r, after, limit, b) },
+		func() { r, after = AfterRow(r, b.Last(), b.LastTie()) })
 }
 
 // AfterRow returns what is left of r to read by a compound cursor once

@@ -100,9 +100,16 @@ type Snapshotter interface {
 // Streamer may read the rest of a range its stream cannot go on with. It
 // returns fn's first error, or nil at the end of r.
 func ReadChunks(ctx context.Context, src Source, in Input, r partition.Range, limit int, b *Batch, fn func(*Batch) error) error {
+	return eachChunk(b, fn, func() error { return src.ReadChunk(ctx, in, r, limit, b) }, func() { r = r.After(b.Last()) })
+}
+
+// eachChunk is the loop of ReadChunks and ReadChunksAfter: read fills b
+// with the next chunk (io.EOF at the end), fn takes it, and next moves
+// past its last row.
+func eachChunk(b *Batch, fn func(*Batch) error, read func() error, next func()) error {
 	for {
 		b.Reset()
-		err := src.ReadChunk(ctx, in, r, limit, b)
+		err := read()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -112,7 +119,7 @@ func ReadChunks(ctx context.Context, src Source, in Input, r partition.Range, li
 		if err := fn(b); err != nil {
 			return err
 		}
-		r = r.After(b.Last())
+		next()
 	}
 }
 

@@ -355,14 +355,8 @@ func (s *Postgres) Locate(ctx context.Context, in mapreduce.Input, r partition.R
 		return 0, 0, 0, errNoTable(s, in.Table)
 	}
 	c := quotePG(in.Cursor)
-	q := fmt.Sprintf("SELECT min(%[1]s)::int8, max(%[1]s)::int8, count(*) FROM %[2]s", c, t)
-	if in.Alias != "" {
-		q += " AS " + quotePG(in.Alias)
-	}
-	q += fmt.Sprintf(" WHERE %[1]s >= $1::int8 AND %[1]s <= $2::int8", c)
-	if in.Where != "" {
-		q += " AND (" + in.Where + ")"
-	}
+	q := fmt.Sprintf("SELECT min(%[1]s)::int8, max(%[1]s)::int8, count(*)%[2]s WHERE %[1]s >= $1::int8 AND %[1]s <= $2::int8%[3]s",
+		c, fromClause(quotePG, t, in), andWhere(in))
 	end, ok := r.Last()
 	if !ok {
 		return 0, 0, 0, nil
@@ -442,10 +436,7 @@ func (s *Postgres) EstimateGroups(ctx context.Context, in mapreduce.Input) (int6
 	if !ok || in.GroupBy < 1 || in.GroupBy > len(in.Exprs) {
 		return 0, fmt.Errorf("sources: estimate groups of table %q: no table or no GROUP BY", in.Table)
 	}
-	q := "EXPLAIN (FORMAT JSON) SELECT 1 FROM " + t
-	if in.Alias != "" {
-		q += " AS " + quotePG(in.Alias)
-	}
+	q := "EXPLAIN (FORMAT JSON) SELECT 1" + fromClause(quotePG, t, in)
 	if in.Where != "" {
 		q += " WHERE (" + in.Where + ")"
 	}
@@ -758,20 +749,8 @@ func chunkQueryPG(t string, in mapreduce.Input) string {
 	} else {
 		q.WriteString("SELECT " + c)
 	}
-	for _, col := range in.Columns {
-		q.WriteString(", " + quotePG(col))
-	}
-	for _, e := range in.Exprs {
-		q.WriteString(", (" + e + ")")
-	}
-	q.WriteString(" FROM " + t)
-	if in.Alias != "" {
-		q.WriteString(" AS " + quotePG(in.Alias))
-	}
-	fmt.Fprintf(&q, " WHERE %s >= $1::int8 AND %s <= $2::int8", c, c)
-	if in.Where != "" {
-		q.WriteString(" AND (" + in.Where + ")")
-	}
+	q.WriteString(selectList(quotePG, in) + fromClause(quotePG, t, in))
+	fmt.Fprintf(&q, " WHERE %s >= $1::int8 AND %s <= $2::int8%s", c, c, andWhere(in))
 	if in.GroupBy > 0 {
 		q.WriteString(" GROUP BY ")
 		for i := range in.GroupBy {

@@ -204,26 +204,13 @@ func compoundQueryPG(t string, in mapreduce.Input, kind orderKind, after bool) s
 	order, tie := in.CursorColumns()
 	o, id, c := quotePG(order), quotePG(tie), kind.cast()
 	var q strings.Builder
-	q.WriteString("SELECT " + o + ", " + id)
-	for _, col := range in.Columns {
-		q.WriteString(", " + quotePG(col))
-	}
-	for _, e := range in.Exprs {
-		q.WriteString(", (" + e + ")")
-	}
-	q.WriteString(" FROM " + t)
-	if in.Alias != "" {
-		q.WriteString(" AS " + quotePG(in.Alias))
-	}
+	q.WriteString("SELECT " + o + ", " + id + selectList(quotePG, in) + fromClause(quotePG, t, in))
 	if after {
 		fmt.Fprintf(&q, " WHERE (%s, %s) > ($1::%s, $4::int8) AND %s <= $2::%s", o, id, c, o, c)
 	} else {
 		fmt.Fprintf(&q, " WHERE %s >= $1::%s AND %s <= $2::%s", o, c, o, c)
 	}
-	if in.Where != "" {
-		q.WriteString(" AND (" + in.Where + ")")
-	}
-	fmt.Fprintf(&q, " ORDER BY %s, %s LIMIT $3::int8", o, id)
+	fmt.Fprintf(&q, "%s ORDER BY %s, %s LIMIT $3::int8", andWhere(in), o, id)
 	return q.String()
 }
 

@@ -320,21 +320,7 @@ func (s *SQLite) readErr(table string, r partition.Range, err error) error {
 func chunkQuery(in mapreduce.Input) string {
 	c := sqlname.Quote(in.Cursor)
 	var q strings.Builder
-	q.WriteString("SELECT " + c)
-	for _, col := range in.Columns {
-		q.WriteString(", " + sqlname.Quote(col))
-	}
-	for _, e := range in.Exprs {
-		q.WriteString(", (" + e + ")")
-	}
-	q.WriteString(" FROM " + sqlname.Quote(in.Table))
-	if in.Alias != "" {
-		q.WriteString(" AS " + sqlname.Quote(in.Alias))
-	}
-	fmt.Fprintf(&q, " WHERE %s >= ? AND %s <= ?", c, c)
-	if in.Where != "" {
-		q.WriteString(" AND (" + in.Where + ")")
-	}
-	fmt.Fprintf(&q, " ORDER BY %s LIMIT ?", c)
+	q.WriteString("SELECT " + c + selectList(sqlname.Quote, in) + fromClause(sqlname.Quote, sqlname.Quote(in.Table), in))
+	fmt.Fprintf(&q, " WHERE %s >= ? AND %s <= ?%s ORDER BY %s LIMIT ?", c, c, andWhere(in), c)
 	return q.String()
 }

@@ -144,25 +144,12 @@ func compoundQuery(in mapreduce.Input, after bool) string {
 	order, tie := in.CursorColumns()
 	o, id := sqlname.Quote(order), sqlname.Quote(tie)
 	var q strings.Builder
-	q.WriteString("SELECT " + o + ", " + id)
-	for _, col := range in.Columns {
-		q.WriteString(", " + sqlname.Quote(col))
-	}
-	for _, e := range in.Exprs {
-		q.WriteString(", (" + e + ")")
-	}
-	q.WriteString(" FROM " + sqlname.Quote(in.Table))
-	if in.Alias != "" {
-		q.WriteString(" AS " + sqlname.Quote(in.Alias))
-	}
+	q.WriteString("SELECT " + o + ", " + id + selectList(sqlname.Quote, in) + fromClause(sqlname.Quote, sqlname.Quote(in.Table), in))
 	if after {
 		fmt.Fprintf(&q, " WHERE (%s, %s) > (?1, ?4) AND %s <= ?2", o, id, o)
 	} else {
 		fmt.Fprintf(&q, " WHERE %s >= ?1 AND %s <= ?2", o, o)
 	}
-	if in.Where != "" {
-		q.WriteString(" AND (" + in.Where + ")")
-	}
-	fmt.Fprintf(&q, " ORDER BY %s, %s LIMIT ?3", o, id)
+	fmt.Fprintf(&q, "%s ORDER BY %s, %s LIMIT ?3", andWhere(in), o, id)
 	return q.String()
 }
