@@ -22,6 +22,13 @@ type Config struct {
 	// dead letters (gocloud.dev/blob: file:///abs/dir, or a scheme whose
 	// driver the binary links). Empty: Workdir.
 	Blobs string
+	// Shared says that many processes run the run at once, a task each
+	// (see shared.go), over a Store and Blobs they all reach: Open takes
+	// no lock on the run, and leaves the files that no checkpoint names,
+	// since another process may be about to commit them (mr gc removes
+	// those of attempts that died). Run is not for a shared run; MapTask,
+	// ReduceTask and FinishTask are.
+	Shared bool
 
 	// Table and Cursor override the job's Input. Empty: the job's.
 	Table  string

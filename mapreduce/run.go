@@ -148,7 +148,12 @@ func open(ctx context.Context, def Definition, src Source, sink Sink, cfg Config
 			return nil, fmt.Errorf("run %s: %w", id, ErrNotFinished)
 		}
 	}
-	if r.unlock, err = r.store.Lock(ctx, id); err != nil {
+	if cfg.Shared {
+		if err := checkShared(spec, cfg); err != nil {
+			return nil, err
+		}
+		r.unlock = func() error { return nil }
+	} else if r.unlock, err = r.store.Lock(ctx, id); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -295,6 +300,9 @@ func (r *Runner) loadState(ctx context.Context, plan *Plan) (err error) {
 	}
 	if len(r.damaged) > 0 {
 		r.log.Warn("run state damaged: uncommitted files are kept until it is healed", "run", plan.RunID, "partitions", len(r.damaged))
+		return nil
+	}
+	if r.cfg.Shared { // the files in flight of other processes are among them
 		return nil
 	}
 	keep := r.committedKeys()

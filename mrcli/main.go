@@ -197,6 +197,8 @@ again to resume), 2 usage error, 3 done but more rows failed than
 			gcCommand(),
 			dlqCommand(),
 			inspectCommand(),
+			workerCommand(),
+			migrateCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			switch {

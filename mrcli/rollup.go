@@ -71,8 +71,7 @@ func runRollup(c *cli.Context, args []string) error {
 	if c.Bool("explain") {
 		printRollupPlan(c.App.Writer, plan)
 	}
-	_, err = execute(c.Context, c.App.Writer, c.App.ErrWriter, job, c.Bool("explain"))
-	return err
+	return start(c, job)
 }
 
 // rollupFlags are the flags mr rollup has beyond mr run's, which mr dlq

@@ -66,7 +66,7 @@ of the stage before from --sink and writes its own there. After a crash
 the same command finds the stages before the one that crashed complete
 (they read no row) and resumes that one. --fresh recomputes every stage;
 --incremental and --explain are for jobs only.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "source", Usage: "`URL` of the database holding the input table", DefaultText: "PostgreSQL as the PG* environment says, like psql"},
 			&cli.StringFlag{Name: "sink", Usage: "`URL` of the database receiving the output table (default: --source)"},
 			&cli.StringFlag{Name: "table", Usage: "input `TABLE` (default: the job's)"},
@@ -91,7 +91,7 @@ the same command finds the stages before the one that crashed complete
 			logFormatFlag(),
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve the run's Prometheus metrics on http://`HOST:PORT`/metrics while it runs, e.g. :9464 (:0 picks a free port)"},
 			pluginFlag(),
-		},
+		}, submitFlags()...),
 		Action: action(runJob),
 	}
 }
@@ -117,8 +117,7 @@ func runJob(c *cli.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = execute(c.Context, c.App.Writer, c.App.ErrWriter, job, c.Bool("explain"))
-	return err
+	return start(c, job)
 }
 
 // jobCommand is what mr run and mr dlq replay read from their command
@@ -269,9 +268,9 @@ func openSource(ctx context.Context, url string) (mapreduce.Source, error) {
 // default" would run with settings the user did not ask for.
 func runConfig(c *cli.Context) (mapreduce.Config, error) {
 	hint := helpHint(c)
-	memory, err := humanize.ParseBytes(c.String("memory"))
-	if err != nil || memory > math.MaxInt64 {
-		return mapreduce.Config{}, usagef(hint, "invalid --memory %q: want a size such as 512MiB, 1GiB or 64MB", c.String("memory"))
+	memory, err := parseMemory(c, hint)
+	if err != nil {
+		return mapreduce.Config{}, err
 	}
 	cfg := mapreduce.DefaultConfig()
 	cfg.Workdir = c.String("workdir")
@@ -281,7 +280,8 @@ func runConfig(c *cli.Context) (mapreduce.Config, error) {
 	cfg.Buckets = c.Int("buckets")
 	cfg.ChunkSize = c.Int("chunk-size")
 	cfg.Workers = c.Int("workers")
-	cfg.Memory = int64(memory)
+	cfg.Memory = memory
+	cfg.Blobs = c.String("storage")
 	cfg.MaxRetries = c.Int("max-retries")
 	cfg.RetryDelay = c.Duration("retry-delay")
 	cfg.MaxFailureRate = c.Float64("max-failure-rate")
@@ -292,6 +292,15 @@ func runConfig(c *cli.Context) (mapreduce.Config, error) {
 		return mapreduce.Config{}, usagef(hint, "%v", err)
 	}
 	return cfg, nil
+}
+
+// parseMemory reads --memory.
+func parseMemory(c *cli.Context, hint string) (int64, error) {
+	memory, err := humanize.ParseBytes(c.String("memory"))
+	if err != nil || memory > math.MaxInt64 {
+		return 0, usagef(hint, "invalid --memory %q: want a size such as 512MiB, 1GiB or 64MB", c.String("memory"))
+	}
+	return int64(memory), nil
 }
 
 // planLines is how many partitions a run prints before it starts; --explain

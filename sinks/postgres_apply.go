@@ -212,6 +212,9 @@ func (s *Postgres) applyOnce(ctx context.Context, q applySQL, commit string, buc
 	if _, err := tx.Exec(ctx, q.record, commit, bucket, staged); err != nil {
 		return err
 	}
+	if err := runHook(ctx, tx); err != nil {
+		return err
+	}
 	if err := s.commitFunc(ctx, tx); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
@@ -220,6 +223,21 @@ func (s *Postgres) applyOnce(ctx context.Context, q applySQL, commit string, buc
 		return &commitError{err}
 	}
 	return nil
+}
+
+// runHook runs the pg.TxHook that ctx carries, if any, in tx when it
+// belongs to the database tx is in, so that its work commits with the
+// bucket: a worker's task completes with the bucket it applied.
+func runHook(ctx context.Context, tx pgx.Tx) error {
+	h := pg.TxHookFrom(ctx)
+	if h == nil {
+		return nil
+	}
+	db, err := pg.ServerDatabase(ctx, tx)
+	if err != nil || db != h.Database {
+		return err
+	}
+	return h.Run(ctx, tx)
 }
 
 // copyRows copies the rows of src into the columns cols of table, in tx,

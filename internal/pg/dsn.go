@@ -63,11 +63,53 @@ func Redact(dsn string) string {
 	return b.String()
 }
 
-// setting is one key=value pair of a DSN; its value is dsn[start:end] as
-// written (quoted, escaped), value unescaped.
+// WithoutSecrets returns dsn with its passwords left out, as a place to
+// store it that others read (a worker's task) must have it: the password
+// of a URL's user info, password and sslpassword parameters and settings.
+// Whoever connects with it gives the password as psql would, in
+// PGPASSWORD or ~/.pgpass. A DSN that does not parse is an error, since
+// where its secrets end cannot be told; one that is neither a URL nor
+// key=value (an SQLite path) is returned as it is.
+func WithoutSecrets(dsn string) (string, error) {
+	if _, _, ok := strings.Cut(dsn, "://"); ok {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", parseError("a URL that does not parse: " + Redact(dsn))
+		}
+		if u.User != nil {
+			u.User = url.User(u.User.Username())
+		}
+		q := u.Query()
+		for _, k := range secretKeys {
+			q.Del(k)
+		}
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	if !looksKeyValue(dsn) {
+		return dsn, nil
+	}
+	settings, err := keyValues(dsn)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	last := 0
+	for _, s := range settings {
+		if isSecretKey(s.key) {
+			b.WriteString(dsn[last:s.from])
+			last = s.end
+		}
+	}
+	b.WriteString(dsn[last:])
+	return b.String(), nil
+}
+
+// setting is one key=value pair of a DSN, dsn[from:end]; its value is
+// dsn[start:end] as written (quoted, escaped), value unescaped.
 type setting struct {
-	key, value string
-	start, end int
+	key, value       string
+	from, start, end int
 }
 
 // kvSpace is what libpq counts as white space between settings.
@@ -97,7 +139,7 @@ func keyValues(dsn string) ([]setting, error) {
 		}
 		i++
 		skip()
-		s := setting{key: key, start: i}
+		s := setting{key: key, from: k, start: i}
 		quoted := i < len(dsn) && dsn[i] == '\''
 		if quoted {
 			i++

@@ -19,6 +19,34 @@ import (
 	"github.com/mrengine/mr/internal/redact"
 )
 
+func TestWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, in, want string }{
+		{"UserInfo", "postgres://user:secret@host:5432/db?sslmode=disable", "postgres://user@host:5432/db?sslmode=disable"},
+		{"Parameters", "postgres://user@host/db?password=secret&sslpassword=s2&sslmode=disable", "postgres://user@host/db?sslmode=disable"},
+		{"NoPassword", "postgres://host/db", "postgres://host/db"},
+		{"KeyValue", "host=h password=secret dbname=db", "host=h  dbname=db"},
+		{"KeyValueQuoted", `host=h password='se cr\'et' sslpassword = x dbname=db`, "host=h   dbname=db"},
+		{"KeyValueNone", "host=h dbname=db", "host=h dbname=db"},
+		{"SQLite", "sqlite:events.db", "sqlite:events.db"},
+		{"Empty", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := pg.WithoutSecrets(tt.in)
+			if err != nil || got != tt.want {
+				t.Errorf("WithoutSecrets(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
+	}
+	if _, err := pg.WithoutSecrets("host='h password=secret"); err == nil {
+		t.Error("WithoutSecrets of a DSN that does not parse: no error")
+	}
+	if _, err := pg.WithoutSecrets("postgres://mr:hunter2@localhost:port/db"); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("WithoutSecrets of a URL that does not parse: %v", err)
+	}
+}
+
 func TestRedact(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
