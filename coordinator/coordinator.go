@@ -43,9 +43,9 @@ import (
 type Coordinator struct {
 	db    *pg.DB
 	store *Store
-	// database is the coordinator's pg.ServerDatabase, to tell a sink in
-	// the same database (see pg.TxHook).
-	database string
+	// namespace is the coordinator's pg.Namespace, to tell a sink in
+	// the same database and schema (see pg.TxHook).
+	namespace string
 }
 
 // Open connects to the coordinator database at dsn and checks that it is
@@ -64,7 +64,7 @@ func Open(ctx context.Context, dsn string) (*Coordinator, error) {
 		}
 		return nil, db.Scrub(fmt.Errorf("check the coordinator database %s: %w", db, err))
 	}
-	if c.database, err = pg.ServerDatabase(ctx, db.Pool); err != nil {
+	if c.namespace, err = pg.Namespace(ctx, db.Pool); err != nil {
 		db.Close()
 		return nil, db.Scrub(err)
 	}

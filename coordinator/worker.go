@@ -190,7 +190,7 @@ func (w *worker) run(ctx context.Context, job *rivertype.JobRow, ref taskRef, co
 	t := &task{taskRef: ref, job: job, completeTx: complete, worker: w.id, partitions: rec.partitions, buckets: rec.buckets}
 	ctx = withTask(ctx, t)
 	if ref.kind == kindReduce {
-		ctx = pg.WithTxHook(ctx, &pg.TxHook{Database: w.c.database, Run: func(ctx context.Context, tx pgx.Tx) error {
+		ctx = pg.WithTxHook(ctx, &pg.TxHook{Namespace: w.c.namespace, Run: func(ctx context.Context, tx pgx.Tx) error {
 			return t.inTx(ctx, tx, true, markDone(ref.run, ref.planCommit, ref.index))
 		}})
 	}

@@ -39,6 +39,7 @@ func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string,
 	rows := &bucketRows{r: r, ctx: ctx, bucket: b, comb: r.def.newCombiner(), parts: []part{{files: files}}}
 	defer rows.removeRegrouped()
 	rows.maxEntries = r.maxEntries(rows.comb)
+	crashpoint.Hit(ctx, crashpoint.BucketStarted)
 	if err := r.apply(ctx, t, commit, b, rows); err != nil {
 		var bad *damagedFileError
 		if errors.As(rows.err, &bad) { // whatever the sink made of it

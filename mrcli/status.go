@@ -11,7 +11,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mrengine/mr/coordinator"
 	"github.com/mrengine/mr/internal/pg"
+	"github.com/mrengine/mr/internal/redact"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -52,6 +54,7 @@ with
   until known), "rate_unit" (rows/s or buckets/s), "eta_seconds" (null
   until known), "partition_cells" (each partition as the text shows it)`,
 		Flags: []cli.Flag{workdirFlag(), jsonFlag("a table"),
+			coordinatorFlag("read the runs submitted to the coordinator database at `URL` (mr run --coordinator), with their tasks, attempts and workers"),
 			&cli.BoolFlag{Name: "watch", Usage: "with RUN, refresh until the run is done (see above)", DisableDefaultText: true},
 			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "with --watch, refresh every `DURATION`"},
 		},
@@ -59,8 +62,17 @@ with
 	}
 }
 
-func status(c *cli.Context, args []string) error {
+func status(c *cli.Context, args []string) (err error) {
 	cfg := stateConfig(c)
+	var coord *coordinator.Coordinator
+	if dsn := c.String("coordinator"); dsn != "" {
+		defer func() { err = redact.Error(err, pg.Secrets(dsn)...) }()
+		if coord, err = coordinator.Open(c.Context, dsn); err != nil {
+			return err
+		}
+		defer closeInto(&err, coord)
+		cfg.Store = coord.Store()
+	}
 	watch := c.Bool("watch")
 	switch {
 	case watch && len(args) != 1:
@@ -76,7 +88,10 @@ func status(c *cli.Context, args []string) error {
 		}
 		return writeRunsJSON(c.App.Writer, entries, time.Now())
 	case len(args) == 0:
-		return listRuns(c.Context, c.App.Writer, cfg)
+		if err := listRuns(c.Context, c.App.Writer, cfg); err != nil || coord == nil {
+			return err
+		}
+		return showWorkers(c.Context, c.App.Writer, coord)
 	case len(args) == 1:
 		ri, err := inspectRun(c, cfg, args[0])
 		if err != nil {
@@ -88,7 +103,10 @@ func status(c *cli.Context, args []string) error {
 		if c.Bool("json") {
 			return showRunJSON(c.App.Writer, cfg, ri)
 		}
-		return showRun(c.App.Writer, ri)
+		if err := showRun(c.App.Writer, ri); err != nil || coord == nil {
+			return err
+		}
+		return showTasks(c.Context, c.App.Writer, coord, args[0])
 	default:
 		return usagef("mr status --help", "mr status takes at most one RUN, got %q", args)
 	}

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/mrengine/mr/coordinator"
@@ -383,4 +386,76 @@ func runMigrate(c *cli.Context, args []string) (err error) {
 		fmt.Fprintf(c.App.Writer, "migrated %s: River versions %v, and mr's tables\n", db, applied)
 	}
 	return nil
+}
+
+// showTasks prints what the coordinator knows of a submitted run: its
+// phase, its tasks by state, and the attempts that committed or were
+// fenced.
+func showTasks(ctx context.Context, out io.Writer, coord *coordinator.Coordinator, run string) error {
+	st, err := coord.RunStatus(ctx, run)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\ncoordinator %s: phase %s, submitted %s", coord, st.Phase, st.SubmittedAt.Format(time.RFC3339))
+	if st.FinishedAt != nil {
+		fmt.Fprintf(out, ", finished %s", st.FinishedAt.Format(time.RFC3339))
+	}
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "TASKS\tSTATE\tCOUNT")
+	for _, t := range st.Tasks {
+		fmt.Fprintf(w, "%s\t%s\t%d\n", strings.TrimPrefix(t.Kind, "mr_"), t.State, t.N)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, f := range st.Failed {
+		fmt.Fprintf(out, "failed for good: %s\n", f)
+	}
+	var fenced, committed int
+	for _, a := range st.Attempts {
+		if a.Outcome == "fenced" {
+			fenced++
+		} else {
+			committed++
+		}
+	}
+	fmt.Fprintf(out, "\nattempts %d committed, %d fenced\n", committed, fenced)
+	if fenced == 0 {
+		return nil
+	}
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "FENCED\tJOB\tATTEMPT\tWORKER\tAT")
+	for _, a := range st.Attempts {
+		if a.Outcome == "fenced" {
+			fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", a.Task, a.JobID, a.Attempt, a.Worker, a.At.Format(time.RFC3339))
+		}
+	}
+	return w.Flush()
+}
+
+// workersSeen is how far back mr status lists workers.
+const workersSeen = time.Hour
+
+// showWorkers lists the workers seen within workersSeen.
+func showWorkers(ctx context.Context, out io.Writer, coord *coordinator.Coordinator) error {
+	ws, err := coord.Workers(ctx, workersSeen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n%d workers seen in the last %s\n", len(ws), workersSeen)
+	if len(ws) == 0 {
+		return nil
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "WORKER\tHOST\tPID\tSTARTED\tLAST SEEN\tRUNNING")
+	for _, wk := range ws {
+		state := strconv.Itoa(wk.Running) + " tasks"
+		if wk.StoppedAt != nil {
+			state = "stopped"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", wk.ID, wk.Host, wk.PID, wk.StartedAt.Format(time.RFC3339),
+			humanize.Time(wk.SeenAt), state)
+	}
+	return w.Flush()
 }

@@ -233,8 +233,8 @@ func runHook(ctx context.Context, tx pgx.Tx) error {
 	if h == nil {
 		return nil
 	}
-	db, err := pg.ServerDatabase(ctx, tx)
-	if err != nil || db != h.Database {
+	db, err := pg.Namespace(ctx, tx)
+	if err != nil || db != h.Namespace {
 		return err
 	}
 	return h.Run(ctx, tx)

@@ -4,10 +4,13 @@
 //
 // Two ways arm a point:
 //
-//   - The environment variable MR_CRASHPOINT=NAME[:N], read when the
-//     process starts: the N-th time (default the first) the process reaches
-//     the point NAME, it sends itself SIGKILL. This is a real crash; the
-//     command line's tests run mr in a subprocess with it.
+//   - The environment variable MR_CRASHPOINT=NAME[:N[:stop]], read when
+//     the process starts: the N-th time (default the first) the process
+//     reaches the point NAME, it sends itself SIGKILL. This is a real
+//     crash; the command line's tests run mr in a subprocess with it. With
+//     :stop it sends itself SIGSTOP instead, and goes on from the point
+//     when the test sends SIGCONT: a process paused (a long GC pause, a
+//     frozen VM) past its task's rescue, which wakes up at the worst time.
 //   - WithHook, for tests in one process: Hit calls the hook of its context
 //     at every point, and the hook may panic to stop the run there. The
 //     engine recovers a task's panic into the task's error, so the run ends
@@ -42,6 +45,9 @@ const (
 	// ChunkApplied: the sink committed a map-only chunk, and no checkpoint
 	// folds it in yet.
 	ChunkApplied = "chunk-applied"
+	// BucketStarted: a reduce task is about to read its bucket's files
+	// and apply them; nothing of the bucket is committed.
+	BucketStarted = "bucket-started"
 	// BucketApplied: the sink committed a bucket, the local done marker is
 	// not yet written.
 	BucketApplied = "bucket-applied"
@@ -60,6 +66,7 @@ var (
 	// installed; until then Hit looks no further.
 	active atomic.Bool
 	point  string       // armed by Env, or ""
+	stop   bool         // the point stops the process instead of killing it
 	left   atomic.Int64 // hits of point until the kill
 )
 
@@ -69,6 +76,8 @@ func init() {
 		return
 	}
 	name, count, _ := strings.Cut(v, ":")
+	count, action, _ := strings.Cut(count, ":")
+	stop = action == "stop"
 	n, err := strconv.Atoi(count)
 	if err != nil || n < 1 {
 		n = 1
@@ -98,6 +107,10 @@ func Hit(ctx context.Context, name string) {
 		hook(name)
 	}
 	if name == point && left.Add(-1) == 0 {
+		if stop {
+			pause()
+			return
+		}
 		self, _ := os.FindProcess(os.Getpid())
 		self.Kill() // SIGKILL on Unix
 		select {}   // the signal is on its way

@@ -81,9 +81,13 @@ func WithoutSecrets(dsn string) (string, error) {
 		}
 		q := u.Query()
 		for _, k := range secretKeys {
-			q.Del(k)
+			if q.Has(k) {
+				q.Del(k)
+				// libpq decodes only %XX in URLs, not '+' (and Encode
+				// writes a literal '+' as %2B, so every '+' left is a space).
+				u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
+			}
 		}
-		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
 	if !looksKeyValue(dsn) {

@@ -25,6 +25,8 @@ func TestWithoutSecrets(t *testing.T) {
 		{"UserInfo", "postgres://user:secret@host:5432/db?sslmode=disable", "postgres://user@host:5432/db?sslmode=disable"},
 		{"Parameters", "postgres://user@host/db?password=secret&sslpassword=s2&sslmode=disable", "postgres://user@host/db?sslmode=disable"},
 		{"NoPassword", "postgres://host/db", "postgres://host/db"},
+		{"QueryAsWritten", "postgres://u:pw@host/db?options=-c%20search_path%3Ds", "postgres://u@host/db?options=-c%20search_path%3Ds"},
+		{"SpacesStayEncoded", "postgres://host/db?password=pw&options=-c%20search_path%3Ds", "postgres://host/db?options=-c%20search_path%3Ds"},
 		{"KeyValue", "host=h password=secret dbname=db", "host=h  dbname=db"},
 		{"KeyValueQuoted", `host=h password='se cr\'et' sslpassword = x dbname=db`, "host=h   dbname=db"},
 		{"KeyValueNone", "host=h dbname=db", "host=h dbname=db"},

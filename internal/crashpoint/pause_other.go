@@ -1,0 +1,6 @@
+//go:build !unix
+
+package crashpoint
+
+// pause does nothing where there is no SIGSTOP.
+func pause() {}
