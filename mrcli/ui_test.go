@@ -3,6 +3,7 @@ package mrcli
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -183,6 +184,25 @@ func TestUI_NotMigrated(t *testing.T) {
 	}
 	if strings.Contains(msg, pgtest.RolePassword) || strings.Contains(out.String(), "http://") {
 		t.Errorf("error %q shows the password, or mr ui served anyway; stdout:\n%s", msg, out.String())
+	}
+}
+
+// TestUI_AddrInUse asks for a port that is taken: a usage error naming
+// the address and suggesting :0.
+func TestUI_AddrInUse(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dsn := pgtest.DSN(t)
+	migrateRiver(t, dsn)
+	var out, errOut syncBuffer
+	err = runUI(t.Context(), &out, &errOut, "--coordinator", dsn, "--addr", ln.Addr().String())
+	var usage *usageError
+	if !errors.As(err, &usage) || !strings.Contains(err.Error(), "--addr "+ln.Addr().String()+": listen tcp") || !strings.Contains(err.Error(), " --addr :0") {
+		t.Errorf("mr ui on a taken port: %v, want a usage error naming %s and suggesting :0", err, ln.Addr())
 	}
 }
 
