@@ -199,6 +199,7 @@ again to resume), 2 usage error, 3 done but more rows failed than
 			inspectCommand(),
 			workerCommand(),
 			migrateCommand(),
+			uiCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			switch {

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -210,7 +209,7 @@ type workerSet struct {
 type workerProc struct {
 	set  *workerSet
 	cmd  *exec.Cmd
-	out  *syncWriter
+	out  *syncBuffer
 	done chan struct{}
 	err  error // once done is closed
 }
@@ -223,7 +222,7 @@ func (s *workerSet) start(point string) *workerProc {
 		env = append(env, crashpoint.Env+"="+point)
 	}
 	args := append([]string{"worker", "--coordinator", s.dsn}, workerFlags...)
-	w := &workerProc{set: s, cmd: mrCommand(s.t, env, args...), out: &syncWriter{}, done: make(chan struct{})}
+	w := &workerProc{set: s, cmd: mrCommand(s.t, env, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	if err := w.cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -314,23 +313,4 @@ func (s *workerSet) stopAll() {
 			s.t.Errorf("worker %d: %v after SIGTERM:\n%s", w.cmd.Process.Pid, w.err, w.out)
 		}
 	}
-}
-
-// syncWriter collects a process's output, which the test may print while
-// the process still writes.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
