@@ -1,6 +1,7 @@
 package s3test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -84,6 +85,33 @@ func URL(t testing.TB) string {
 		t.Fatalf("s3test: create bucket %s: %v", name, err)
 	}
 	return bucketURL(name, s.endpoint)
+}
+
+// Uploads returns the keys of the multipart uploads begun in the bucket of
+// rawURL (a URL from URL) and neither completed nor aborted: what an
+// aborted or failed write must not leave behind, since S3 keeps their
+// parts, invisible to List and billed, until they are aborted.
+func Uploads(t testing.TB, rawURL string) []string {
+	t.Helper()
+	s := get(t)
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatalf("s3test: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), requestTimeout)
+	defer cancel()
+	var keys []string
+	p := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: &u.Host})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("s3test: list multipart uploads of %s: %v", u.Host, err)
+		}
+		for _, up := range page.Uploads {
+			keys = append(keys, *up.Key)
+		}
+	}
+	return keys
 }
 
 // bucketURL is the s3blob URL of bucket on the gateway at endpoint.
