@@ -263,3 +263,45 @@ func TestOpen_S3(t *testing.T) {
 		t.Errorf("Open with an unknown parameter = %v, want an error naming %s without the query's values", err, sb.name)
 	}
 }
+
+// A bucket that does not exist opens (S3 URLs are not checked until used),
+// and then every operation fails with ErrNoBucket: a configuration to fix,
+// not a missing blob, so never fs.ErrNotExist, which would make the engine
+// heal shuffle files that are not lost, nor a Delete that succeeds.
+func TestBucket_S3_NoBucket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u, err := url.Parse(s3test.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host += "-missing"
+	name := "s3://" + u.Host
+	b, err := blobs.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	_, readErr := b.ReadAll(ctx, testKey)
+	_, listErr := b.List(ctx, "run-1/")
+	commitErr := write(t, b, testKey, []byte("x")).Commit()
+	for op, err := range map[string]error{
+		"read":   readErr,
+		"list":   listErr,
+		"delete": b.Delete(ctx, testKey),
+		"commit": commitErr,
+	} {
+		if !errors.Is(err, blobs.ErrNoBucket) || errors.Is(err, fs.ErrNotExist) ||
+			!strings.Contains(err.Error(), "blobs: "+op+" "+name+"/") || !strings.HasSuffix(err.Error(), ": bucket does not exist") {
+			t.Errorf("%s in a missing bucket = %v, want blobs.ErrNoBucket, not fs.ErrNotExist, naming %s", op, err, name)
+		}
+		if err != nil {
+			noSecrets(t, err.Error())
+		}
+	}
+	var werr *blobs.WriteError
+	if !errors.As(commitErr, &werr) || werr.Op != "commit" || werr.Bucket != name || werr.Path != name+"/"+testKey || werr.Written != 1 {
+		t.Errorf("Commit in a missing bucket = %v (%+v), want a *WriteError of commit naming %s/%s", commitErr, werr, name, testKey)
+	}
+}
