@@ -5,6 +5,7 @@ var (
 	Unavailable     = unavailable
 	FindBin         = findBin
 	BucketPrefixFor = bucketPrefixFor
+	StartServer     = startServer
 	ErrNoBin        = errNoBin
 	InstallHint     = installHint
 )

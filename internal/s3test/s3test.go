@@ -185,7 +185,7 @@ var errNoBin = errors.New("found no versitygw")
 func unavailable(err error, ci bool) (msg string, fail bool) {
 	fix := installHint + ", or set " + EnvBin + "=/path/to/versitygw"
 	if !errors.Is(err, errNoBin) {
-		fix = "the error ends with the gateway's log; " + EnvBin + " picks another versitygw"
+		fix = "see the gateway's output, if any, above; or point " + EnvBin + " at another versitygw"
 	}
 	msg = fmt.Sprintf("s3test: no S3 server for tests: %v\n\tto fix: %s", err, fix)
 	if ci {

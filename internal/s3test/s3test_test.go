@@ -104,8 +104,8 @@ func TestUnavailable(t *testing.T) {
 	}{
 		{"MissingSkips", noBin, false, false, s3test.InstallHint},
 		{"MissingFailsInCI", noBin, true, true, s3test.InstallHint},
-		{"CrashSkips", crashed, false, false, "gateway's log"},
-		{"CrashFailsInCI", crashed, true, true, "gateway's log"},
+		{"CrashSkips", crashed, false, false, "gateway's output"},
+		{"CrashFailsInCI", crashed, true, true, "gateway's output"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -188,5 +188,23 @@ func TestBucketPrefixFor(t *testing.T) {
 		if got := s3test.BucketPrefixFor(arg0); got != want {
 			t.Errorf("BucketPrefixFor(%q) = %q, want %q", arg0, got, want)
 		}
+	}
+}
+
+// A gateway that exits at once fails the start with its output, and
+// leaves no directory behind. Not parallel: it sets TMPDIR.
+func TestStartServer_Exits(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	bin := filepath.Join(t.TempDir(), "versitygw")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho 'no backend for you' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3test.StartServer(bin); err == nil || !strings.Contains(err.Error(), "exited before answering") ||
+		!strings.Contains(err.Error(), "no backend for you") {
+		t.Errorf("StartServer of a gateway that exits = %v, want an error with its output", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("StartServer left %v in TMPDIR", left)
 	}
 }

@@ -40,7 +40,7 @@ var staticCredentials = credentials.NewStaticCredentialsProvider(AccessKey, Secr
 // a client for it.
 type server struct {
 	bin      string
-	dir      string // holds data/ (the buckets) and versitygw.log
+	dir      string // holds data/ (see data) and versitygw.log
 	endpoint string // http://127.0.0.1:<port>
 	client   *s3.Client
 	proc     *process
@@ -58,49 +58,50 @@ type process struct {
 
 // startServer starts bin with the posix backend in a fresh directory and
 // waits until it answers an authenticated request.
-func startServer(bin string) (s *server, err error) {
+func startServer(bin string) (*server, error) {
 	began := time.Now()
 	dir, err := os.MkdirTemp("", "mr-s3test-")
 	if err != nil {
 		return nil, fmt.Errorf("server directory: %w", err)
 	}
-	s = &server{bin: bin, dir: dir}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, s.shutdown())
-			s = nil
-		}
-	}()
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		return nil, fmt.Errorf("server directory: %w", err)
+	s := &server{bin: bin, dir: dir}
+	if err := s.startOnFreePort(); err != nil {
+		return nil, errors.Join(err, s.shutdown())
+	}
+	s.summary = fmt.Sprintf("s3test: started versitygw (%s) in %s at %s, data in %s",
+		bin, time.Since(began).Round(time.Millisecond), s.endpoint, s.data())
+	return s, nil
+}
+
+// data is the posix backend's root: each directory in it is a bucket.
+func (s *server) data() string { return filepath.Join(s.dir, "data") }
+
+// startOnFreePort starts the gateway on a free port, and on another if
+// someone takes that one first.
+func (s *server) startOnFreePort() error {
+	if err := os.Mkdir(s.data(), 0o700); err != nil {
+		return fmt.Errorf("server directory: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
 		s.client = client(s.endpoint)
-		err = s.start(ctx, port, data)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, errPortTaken) || attempt == portAttempts {
-			return nil, err
+		err = s.start(ctx, port)
+		if err == nil || !errors.Is(err, errPortTaken) || attempt == portAttempts {
+			return err
 		}
 	}
-	s.summary = fmt.Sprintf("s3test: started versitygw (%s) in %s at %s, data in %s",
-		bin, time.Since(began).Round(time.Millisecond), s.endpoint, data)
-	return s, nil
 }
 
 var errPortTaken = errors.New("port taken")
 
 // start runs the gateway on port and waits until it answers.
-func (s *server) start(ctx context.Context, port int, data string) error {
+func (s *server) start(ctx context.Context, port int) error {
 	logPath := filepath.Join(s.dir, "versitygw.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -111,7 +112,7 @@ func (s *server) start(ctx context.Context, port int, data string) error {
 		"--port", "127.0.0.1:"+strconv.Itoa(port),
 		"--region", Region,
 		"--quiet", // no line per request
-		"posix", data)
+		"posix", s.data())
 	// The keys go through the environment, which ps does not show.
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
 	cmd.Dir = s.dir
@@ -141,7 +142,11 @@ func (s *server) start(ctx context.Context, port int, data string) error {
 		if bytes.Contains(log, []byte("address already in use")) {
 			err = fmt.Errorf("%w: %w", errPortTaken, err)
 		}
-		return fmt.Errorf("%s: %w\n%s", cmd, err, tail(log))
+		err = fmt.Errorf("%s: %w", cmd, err)
+		if out := tail(log); out != "" {
+			err = fmt.Errorf("%w; its output:\n%s", err, out)
+		}
+		return err
 	}
 	return nil
 }
