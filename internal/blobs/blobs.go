@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/gcerrors"
@@ -32,8 +33,9 @@ const (
 // It is safe for concurrent use.
 type Bucket struct {
 	b    *blob.Bucket
-	dir  string // absolute root of a file bucket; "" for other schemes
-	name string // for messages: dir, or the URL without credentials
+	dir  string     // absolute root of a file bucket; "" for other schemes
+	name string     // for messages: dir, or the URL without credentials
+	s3   *s3.Client // an S3 bucket's client (see s3BeforeWrite); else nil
 
 	// synced holds the directories under dir whose own entry in their
 	// parent is known durable: their parent was fsynced after they existed.
@@ -107,7 +109,7 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		// query, so every query value is a secret.
 		return nil, fmt.Errorf("blobs: open %s: %w", name, redact.Error(cause(err), redact.URLSecrets(u, nil)...))
 	}
-	return &Bucket{b: bb, name: name}, nil
+	return &Bucket{b: bb, name: name, s3: s3Client(bb)}, nil
 }
 
 // location names the bucket at u without credentials: no user info, no
@@ -150,6 +152,9 @@ func (b *Bucket) NewWriter(ctx context.Context, key string) (*Writer, error) {
 			w.f = f
 			return f.Chmod(fileMode)
 		}
+	}
+	if b.s3 != nil {
+		opts.BeforeWrite = s3BeforeWrite(b.s3)
 	}
 	bw, err := b.b.NewWriter(ctx, key, opts)
 	if err != nil { // fileblob removed the temp file

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	_ "gocloud.dev/blob/s3blob"
 
@@ -58,14 +59,31 @@ func noSecrets(t *testing.T, msg string) {
 	}
 }
 
-// Sizes of blob: one PUT, and one past the SDK's 8 MiB part size, which
-// uploads in parts.
+// Sizes of blob: one PUT, and one past the SDK's 16 MiB threshold, which
+// is a multipart upload.
 var s3Sizes = []struct {
-	name string
-	size int
+	name      string
+	size      int
+	multipart bool
 }{
-	{"Small", 10 << 10},
-	{"Multipart", 9 << 20},
+	{"Small", 10 << 10, false},
+	{"Multipart", 17 << 20, true},
+}
+
+// waitUpload waits until the multipart upload of a blob of size has begun,
+// so that aborting it has parts to discard.
+func (sb *s3Bundle) waitUpload(t *testing.T, multipart bool) {
+	t.Helper()
+	if !multipart {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s3test.Uploads(t, sb.url)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no multipart upload began within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestWriter_Commit_S3(t *testing.T) {
@@ -136,6 +154,7 @@ func TestWriter_Abort_S3(t *testing.T) {
 			sb := setupS3(t)
 			b := sb.bucket
 			w := write(t, b, testKey, bytes.Repeat([]byte("x"), tc.size))
+			sb.waitUpload(t, tc.multipart)
 			for range 2 {
 				if err := w.Abort(); err != nil {
 					t.Fatalf("Abort() = %v", err)
@@ -175,6 +194,7 @@ func TestWriter_Commit_S3_Canceled(t *testing.T) {
 			if _, err := w.Write(bytes.Repeat([]byte("x"), tc.size)); err != nil {
 				t.Fatal(err)
 			}
+			sb.waitUpload(t, tc.multipart)
 			cancel()
 			err = w.Commit()
 			if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), sb.name+"/"+testKey) {

@@ -67,7 +67,8 @@
 // Other schemes (s3://, gs://, azblob://) go through blob.OpenBucket with
 // the drivers the importing binary links in. Their Commit is the driver's
 // Close: the object becomes visible whole, and is durable when the service
-// acknowledges it. Nothing is listed before then; on S3 a blob past the
-// SDK's part size is a multipart upload, which Abort, or a cancelled
-// context, aborts.
+// acknowledges it. Nothing is listed before then. On S3 a blob past 16 MiB
+// is a multipart upload, whose parts Abort, or a cancelled context, must
+// discard too: s3blob alone leaves them, billed, for S3 to keep (see
+// s3BeforeWrite).
 package blobs
