@@ -29,8 +29,9 @@ const (
 	portAttempts = 5
 	// stopTimeout bounds a graceful stop before it escalates to SIGKILL.
 	stopTimeout = 10 * time.Second
-	// requestTimeout bounds one request of the harness's own (a readiness
-	// probe, a CreateBucket); the gateway answers in milliseconds.
+	// requestTimeout bounds one request of the harness's own after the
+	// start (a CreateBucket, a page of Uploads); the gateway answers in
+	// milliseconds. Readiness probes have a second each.
 	requestTimeout = 10 * time.Second
 )
 
