@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/gcerrors"
@@ -32,8 +33,9 @@ const (
 // It is safe for concurrent use.
 type Bucket struct {
 	b    *blob.Bucket
-	dir  string // absolute root of a file bucket; "" for other schemes
-	name string // for messages: dir, or the URL without credentials
+	dir  string     // absolute root of a file bucket; "" for other schemes
+	name string     // for messages: dir, or the URL without credentials
+	s3   *s3.Client // an S3 bucket's client (see s3BeforeWrite); else nil
 
 	// synced holds the directories under dir whose own entry in their
 	// parent is known durable: their parent was fsynced after they existed.
@@ -107,7 +109,7 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		// query, so every query value is a secret.
 		return nil, fmt.Errorf("blobs: open %s: %w", name, redact.Error(cause(err), redact.URLSecrets(u, nil)...))
 	}
-	return &Bucket{b: bb, name: name}, nil
+	return &Bucket{b: bb, name: name, s3: s3Client(bb)}, nil
 }
 
 // location names the bucket at u without credentials: no user info, no
@@ -150,6 +152,9 @@ func (b *Bucket) NewWriter(ctx context.Context, key string) (*Writer, error) {
 			w.f = f
 			return f.Chmod(fileMode)
 		}
+	}
+	if b.s3 != nil {
+		opts.BeforeWrite = s3BeforeWrite(b.s3)
 	}
 	bw, err := b.b.NewWriter(ctx, key, opts)
 	if err != nil { // fileblob removed the temp file
@@ -357,18 +362,19 @@ func syncDir(dir string) error {
 }
 
 // ReadAll returns the blob under key. A missing key gives an error wrapping
-// fs.ErrNotExist.
+// fs.ErrNotExist; a missing bucket, ErrNoBucket.
 func (b *Bucket) ReadAll(ctx context.Context, key string) ([]byte, error) {
 	data, err := b.b.ReadAll(ctx, key)
 	if err != nil {
-		return nil, b.errorf("read", key, err)
+		return nil, b.errorf("read", key, b.bucketError(err, b.missingFunc(ctx)))
 	}
 	return data, nil
 }
 
-// Delete removes the blob under key. A missing key is not an error.
+// Delete removes the blob under key. A missing key is not an error; a
+// missing bucket is (ErrNoBucket).
 func (b *Bucket) Delete(ctx context.Context, key string) error {
-	err := b.b.Delete(ctx, key)
+	err := b.bucketError(b.b.Delete(ctx, key), b.missingFunc(ctx))
 	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return b.errorf("delete", key, err)
 	}
@@ -388,7 +394,7 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]string, error) {
 			break
 		}
 		if err != nil {
-			return nil, b.errorf("list", prefix, err)
+			return nil, b.errorf("list", prefix, b.bucketError(err, always))
 		}
 		if !obj.IsDir {
 			keys = append(keys, obj.Key)
@@ -436,6 +442,7 @@ func (e *WriteError) Unwrap() error { return e.Err }
 
 // writeError is a *WriteError of op on key, like errorf's.
 func (b *Bucket) writeError(op, key string, written, refused int64, err error) error {
+	err = b.bucketError(err, always)
 	return &WriteError{Op: op, Bucket: b.name, Path: b.where(key), Written: written, Refused: refused, Err: opCause(err)}
 }
 
@@ -443,6 +450,45 @@ func (b *Bucket) writeError(op, key string, written, refused int64, err error) e
 // the driver says the key is missing, fs.ErrNotExist.
 func (b *Bucket) errorf(op, key string, err error) error {
 	return fmt.Errorf("blobs: %s %s: %w", op, b.where(key), opCause(err))
+}
+
+// ErrNoBucket is the cause of an operation on an object store's bucket
+// that does not exist: a URL or a setup to fix. It is not fs.ErrNotExist,
+// which says that a blob is missing in a bucket that is there: on S3 both
+// are NotFound to gocloud, and taking one for the other would make a
+// reader treat its committed inputs as lost, and a Delete succeed.
+var ErrNoBucket = errors.New("bucket does not exist")
+
+// noBucketError is ErrNoBucket with the driver's error below it.
+type noBucketError struct{ err error }
+
+func (e *noBucketError) Error() string        { return ErrNoBucket.Error() }
+func (e *noBucketError) Is(target error) bool { return target == ErrNoBucket }
+func (e *noBucketError) Unwrap() error        { return e.err }
+
+// bucketError returns err, or, if err is an object store's NotFound and
+// missing reports that the bucket is what is missing, a *noBucketError
+// with err's cause.
+func (b *Bucket) bucketError(err error, missing func() bool) error {
+	if err != nil && b.dir == "" && gcerrors.Code(err) == gcerrors.NotFound && missing() {
+		return &noBucketError{cause(err)}
+	}
+	return err
+}
+
+// always is the missing of bucketError for the operations whose NotFound
+// can only be the bucket's: a write creates its key, and a List of no
+// keys is empty.
+func always() bool { return true }
+
+// missingFunc is the missing of bucketError for the operations on one key,
+// whose NotFound is usually the key's: it asks the store whether the
+// bucket is there. It costs a request, on NotFound only.
+func (b *Bucket) missingFunc(ctx context.Context) func() bool {
+	return func() bool {
+		ok, err := b.b.IsAccessible(ctx)
+		return err == nil && !ok
+	}
 }
 
 // opCause is the cause of a failed operation: see cause; a key the driver

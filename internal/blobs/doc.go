@@ -49,7 +49,9 @@
 //
 // Every error names the key (for a file bucket, its full path) and keeps
 // its cause for errors.Is: syscall.ENOSPC for a full disk, fs.ErrNotExist
-// for a missing key (whatever the driver). It drops the layers of package os
+// for a missing key (whatever the driver), and ErrNoBucket, never
+// fs.ErrNotExist, for an object store's bucket that is not there, which
+// gocloud reports like a missing key. It drops the layers of package os
 // and gocloud that name a temp file or repeat the key. A bucket is named by
 // its URL without user info or query; where a driver's error quotes the
 // whole URL, its password and every query value (drivers take keys and
@@ -65,5 +67,8 @@
 // Other schemes (s3://, gs://, azblob://) go through blob.OpenBucket with
 // the drivers the importing binary links in. Their Commit is the driver's
 // Close: the object becomes visible whole, and is durable when the service
-// acknowledges it.
+// acknowledges it. Nothing is listed before then. On S3 a blob past 16 MiB
+// is a multipart upload, whose parts Abort, or a cancelled context, must
+// discard too: s3blob alone leaves them, billed, for S3 to keep (see
+// s3BeforeWrite).
 package blobs
