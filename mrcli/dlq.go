@@ -90,7 +90,7 @@ func replayFlags() []cli.Flag {
 		Usage: "replay the run of mr rollup with this query (the argument) and these flags"})
 	for _, f := range runCommand().Flags {
 		switch f.Names()[0] {
-		case "explain", "fresh", "metrics-addr", "follow", "interval":
+		case "explain", "fresh", "metrics-addr", "follow", "interval", "coordinator", "storage", "detach":
 		case "incremental":
 			flags = append(flags, &cli.BoolFlag{Name: "incremental", DisableDefaultText: true,
 				Usage: "the run was started with --incremental (or --follow): part of its name"})

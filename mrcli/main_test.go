@@ -11,6 +11,7 @@ import (
 
 	"github.com/mrengine/mr/internal/pgtest"
 	"github.com/mrengine/mr/internal/runtest"
+	"github.com/mrengine/mr/internal/s3test"
 )
 
 func TestMain(m *testing.M) {
@@ -21,7 +22,7 @@ func TestMain(m *testing.M) {
 		Main()
 	}
 	flag.Parse()
-	code := pgtest.Run(m)
+	code := s3test.Stop(pgtest.Run(m))
 	if finished.dir != "" {
 		os.RemoveAll(finished.dir)
 	}
@@ -63,6 +64,9 @@ func TestApp_Help(t *testing.T) {
 		{"help/dlq-list.golden", []string{"dlq", "list", "--help"}},
 		{"help/dlq-show.golden", []string{"dlq", "show", "--help"}},
 		{"help/dlq-replay.golden", []string{"dlq", "replay", "--help"}},
+		{"help/worker.golden", []string{"worker", "--help"}},
+		{"help/migrate.golden", []string{"migrate", "--help"}},
+		{"help/ui.golden", []string{"ui", "--help"}},
 	} {
 		t.Run(strings.Join(append([]string{"mr"}, tt.args...), "_"), func(t *testing.T) {
 			t.Parallel()

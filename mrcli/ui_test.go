@@ -16,7 +16,6 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/mrengine/mr/internal/pgtest"
-	"github.com/mrengine/mr/internal/runtest"
 )
 
 // uiTaskArgs stands for the args of a map task, so that the UI has a job
@@ -216,13 +215,4 @@ func TestUI_UsageErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestUI_Help(t *testing.T) {
-	t.Parallel()
-	var out, errOut syncBuffer
-	if err := runUI(t.Context(), &out, &errOut, "--help"); err != nil || errOut.String() != "" {
-		t.Fatalf("mr ui --help: %v, stderr %q; want nil and nothing", err, errOut.String())
-	}
-	runtest.CheckGolden(t, "help/ui.golden", out.String())
 }

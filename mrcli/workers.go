@@ -267,7 +267,7 @@ commit. Every commit is fenced: an attempt that no longer owns its task
 			&cli.DurationFlag{Name: "task-timeout", Value: 10 * time.Minute, Usage: "cancel a task that runs longer than `DURATION`, and retry it from its last commit"},
 			&cli.DurationFlag{Name: "rescue-after", Value: 11 * time.Minute, Usage: "give a task that has run `DURATION` (its worker died) to another worker; must be longer than --task-timeout"},
 			&cli.BoolFlag{Name: "exit-when-idle", DisableDefaultText: true, Usage: "exit once no task has been queued or running for --idle"},
-			&cli.DurationFlag{Name: "idle", Value: 10 * time.Second, Usage: "with --exit-when-idle, how long the queue must be empty"},
+			&cli.DurationFlag{Name: "idle", Value: 10 * time.Second, Usage: "with --exit-when-idle, how long the queue must be empty: `DURATION`"},
 			logFormatFlag(),
 		},
 		Action: action(runWorker),

@@ -23,6 +23,7 @@ import (
 	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/internal/eventgen"
 	"github.com/mrengine/mr/internal/pgtest"
+	"github.com/mrengine/mr/internal/s3test"
 	"github.com/mrengine/mr/mapreduce"
 )
 
@@ -41,9 +42,11 @@ const chaosWait = 3 * time.Minute
 // commit must be fenced) and kills a third mid-reduce. The sink must
 // equal a one-process run's and the ground truth, the dead letters must
 // hold each poison row once, and the coordinator must show the fenced
-// attempt. The shuffle is on a shared directory, and the sink is the
+// attempt. With the shuffle on a shared directory the sink is the
 // coordinator's schema, so buckets commit with their tasks (pg.TxHook);
-// the sink in another schema takes the per-bucket ledger instead.
+// with the shuffle on S3 it is another schema, where the sink's
+// per-bucket ledger makes a bucket's apply idempotent and the task ends
+// after it, and the mid-reduce kill comes right after a bucket's commit.
 func TestWorkers_Chaos(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -55,7 +58,7 @@ func TestWorkers_Chaos(t *testing.T) {
 		reduceCrash string
 	}{
 		{name: "file", storage: fileStorage, reduceCrash: crashpoint.BucketStarted},
-		{name: "ledger", storage: fileStorage, otherSink: true, reduceCrash: crashpoint.BucketApplied},
+		{name: "s3", storage: s3Storage, otherSink: true, reduceCrash: crashpoint.BucketApplied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -64,6 +67,9 @@ func TestWorkers_Chaos(t *testing.T) {
 		})
 	}
 }
+
+// s3Storage is a bucket of a real S3 server on loopback.
+func s3Storage(t *testing.T) (string, []string) { return s3test.URL(t), s3test.Env() }
 
 // fileStorage is a shared directory.
 func fileStorage(t *testing.T) (string, []string) {

@@ -43,8 +43,14 @@ func Main(m *testing.M) { os.Exit(Run(m)) }
 // removes its directory. It returns the exit code for os.Exit: m.Run's, or
 // 1 if the tests passed but the shutdown failed. URL called after Run
 // fails its test.
-func Run(m *testing.M) int {
-	code := m.Run()
+func Run(m *testing.M) int { return Stop(m.Run()) }
+
+// Stop stops the gateway s3test started, if any, and removes its
+// directory, after tests that code ended with: the exit code for os.Exit
+// is code, or 1 if the tests passed but the shutdown failed. It is Run's
+// end, for a TestMain that runs the tests through another harness
+// (pgtest.Run).
+func Stop(code int) int {
 	if err := shutdown(); err != nil {
 		fmt.Fprintf(os.Stderr, "s3test: %v\n", err)
 		if code == 0 {
