@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -48,11 +49,19 @@ type Coordinator struct {
 	namespace string
 }
 
+// idleInTransaction bounds how long a coordinator session may sit in an
+// open transaction: every transaction of mr's and River's there is a few
+// statements long, and one left open is a process that froze inside it
+// (SIGSTOP, a paused VM), whose locks (a task's job row, River's leader
+// row) would stop the other workers until it woke up. The server ends
+// such a session, which rolls its transaction back.
+const idleInTransaction = 10 * time.Second
+
 // Open connects to the coordinator database at dsn and checks that it is
 // migrated (see Migrate): if not, the error wraps ErrNotMigrated and says
 // to run mr migrate.
 func Open(ctx context.Context, dsn string) (*Coordinator, error) {
-	db, err := pg.Open(ctx, dsn, pg.Options{MaxConns: 8})
+	db, err := pg.Open(ctx, dsn, pg.Options{MaxConns: 8, IdleInTransaction: idleInTransaction})
 	if err != nil {
 		return nil, err
 	}

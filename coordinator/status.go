@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,9 @@ import (
 // status and for following a run.
 type RunStatus struct {
 	Run, Commit string
+	// Command is the submitted command line, without passwords, that
+	// workers rebuild the run from.
+	Command []string
 	// Phase is map, reduce, finish or done.
 	Phase       string
 	SubmittedAt time.Time
@@ -50,8 +54,8 @@ var ErrNotSubmitted = errors.New("run not submitted to this coordinator")
 // RunStatus returns the status of run.
 func (c *Coordinator) RunStatus(ctx context.Context, run string) (*RunStatus, error) {
 	st := &RunStatus{Run: run}
-	err := c.db.Pool.QueryRow(ctx, "SELECT commit, phase, submitted_at, finished_at FROM mr_runs WHERE run = $1", run).
-		Scan(&st.Commit, &st.Phase, &st.SubmittedAt, &st.FinishedAt)
+	err := c.db.Pool.QueryRow(ctx, "SELECT command, commit, phase, submitted_at, finished_at FROM mr_runs WHERE run = $1", run).
+		Scan(&st.Command, &st.Commit, &st.Phase, &st.SubmittedAt, &st.FinishedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s in %s", ErrNotSubmitted, run, c)
 	}
@@ -84,6 +88,23 @@ func (c *Coordinator) RunStatus(ctx context.Context, run string) (*RunStatus, er
 		return nil, c.db.Scrub(err)
 	}
 	return st, nil
+}
+
+// Submitted lists the runs submitted to the coordinator, by id.
+func (c *Coordinator) Submitted(ctx context.Context) ([]string, error) {
+	rows, _ := c.db.Pool.Query(ctx, "SELECT run FROM mr_runs ORDER BY run")
+	runs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return runs, c.db.Scrub(err)
+}
+
+// Storage returns the --storage of a submitted command line.
+func (st *RunStatus) Storage() string {
+	for _, arg := range st.Command {
+		if s, ok := strings.CutPrefix(arg, "--storage="); ok {
+			return s
+		}
+	}
+	return ""
 }
 
 // refOf is the task of a job of kind with args.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -144,8 +145,17 @@ func (t *task) commit(ctx context.Context, pool *pgxpool.Pool, final bool, write
 	return err
 }
 
-// inTx is commit's work in tx, which may be another package's (see hook).
+// inTx is commit's work in tx, which may be another package's (see
+// pg.TxHook). From the fence on, tx holds the task's job row, which River
+// must update to rescue the task: a process that froze before its COMMIT
+// would hold it until it woke up, so the server is told to end the
+// session if it idles that long (see idleInTransaction), also where tx
+// is a sink's, on a connection the coordinator did not set up.
 func (t *task) inTx(ctx context.Context, tx pgx.Tx, final bool, write func(context.Context, pgx.Tx) error) error {
+	if _, err := tx.Exec(ctx, "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+		strconv.FormatInt(idleInTransaction.Milliseconds(), 10)); err != nil {
+		return err
+	}
 	if err := t.fence(ctx, tx); err != nil {
 		return err
 	}

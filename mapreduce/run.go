@@ -305,21 +305,8 @@ func (r *Runner) loadState(ctx context.Context, plan *Plan) (err error) {
 	if r.cfg.Shared { // the files in flight of other processes are among them
 		return nil
 	}
-	keep := r.committedKeys()
-	for _, prefix := range blobPrefixes() {
-		keys, err := r.blobs.List(ctx, r.plan.RunID+"/"+prefix)
-		if err != nil {
-			return fmt.Errorf("list %s of %s: %w", prefix, r.plan.RunID, err)
-		}
-		for _, k := range keys {
-			if !keep[k] {
-				if err := r.blobs.Delete(ctx, k); err != nil {
-					return fmt.Errorf("remove uncommitted %s of %s: %w", k, r.plan.RunID, err)
-				}
-			}
-		}
-	}
-	return nil
+	_, err = r.collect(ctx, r.blobs)
+	return err
 }
 
 // Close releases the run for other processes.

@@ -354,6 +354,52 @@ func (st *runState) committedKeys() map[string]bool {
 	return keep
 }
 
+// collect removes the blobs of the run in b that the state does not name
+// (see committedKeys), and returns how many it removed. Listing storage
+// is fine here; finding inputs never does, it reads the manifests.
+func (st *runState) collect(ctx context.Context, b *blobs.Bucket) (int, error) {
+	keep, removed := st.committedKeys(), 0
+	for _, prefix := range blobPrefixes() {
+		keys, err := b.List(ctx, st.plan.RunID+"/"+prefix)
+		if err != nil {
+			return removed, fmt.Errorf("list %s of %s: %w", prefix, st.plan.RunID, err)
+		}
+		for _, k := range keys {
+			if keep[k] {
+				continue
+			}
+			if err := b.Delete(ctx, k); err != nil {
+				return removed, fmt.Errorf("remove uncommitted %s of %s: %w", k, st.plan.RunID, err)
+			}
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+// Collect removes the files of run that no committed state names: those
+// of attempts that died, or were fenced, before their commit. It is for a
+// shared run that no worker runs any longer (see Config.Shared), whose
+// files no process collects on its own; a run in one process collects
+// them each time it starts. It refuses a run whose state is damaged,
+// since a damaged checkpoint's files are unknown.
+func Collect(ctx context.Context, cfg Config, run string) (removed int, err error) {
+	ri, err := Inspect(ctx, cfg, run)
+	if err != nil {
+		return 0, err
+	}
+	if len(ri.Damaged) > 0 {
+		return 0, fmt.Errorf("run %s: %s; its files are kept until a run heals it", run, ri.Damaged[0])
+	}
+	b, err := openBlobs(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, b.Close()) }()
+	st := &runState{plan: ri.Plan, checkpoints: ri.Checkpoints, replay: ri.Replay}
+	return st.collect(ctx, b)
+}
+
 // blobPrefixes are the key prefixes, after "<run>/", of every blob a run
 // writes: for garbage collection, which alone may list them.
 func blobPrefixes() []string { return append(slices.Clone(shuffle.Prefixes), dlqPrefix) }

@@ -28,7 +28,9 @@ type Summary struct {
 	Buckets        int
 	BucketsResumed int
 	// Groups is the number of output rows this attempt wrote: for a
-	// map-only job, the rows it upserted.
+	// map-only job, the rows it upserted. -1 where no one process knows
+	// it (a run on workers, each of which wrote some), and the summary
+	// line leaves it out.
 	Groups int64
 	// PartitionsHealed counts the partitions this attempt mapped again
 	// because their run state was damaged.
@@ -81,9 +83,12 @@ func (s Summary) String() string {
 	if s.Buckets > 0 {
 		buckets = fmt.Sprintf(", %d/%d buckets resumed", s.BucketsResumed, s.Buckets)
 	}
-	line := fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s%s, %s spilled, %d/%d partitions resumed (%d rows)%s, %d groups written",
+	line := fmt.Sprintf("%s: %d/%d items, %d failed (%.2f%%), %s%s, %s spilled, %d/%d partitions resumed (%d rows)%s",
 		id, s.Processed, s.Total, s.Failed, 100*s.FailureRate(), s.Elapsed.Round(time.Millisecond),
-		rate, humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, buckets, s.Groups)
+		rate, humanize.IBytes(uint64(s.BytesSpilled)), s.PartitionsResumed, s.Partitions, s.Resumed, buckets)
+	if s.Groups >= 0 {
+		line += fmt.Sprintf(", %d groups written", s.Groups)
+	}
 	if s.PartitionsHealed > 0 {
 		line += fmt.Sprintf(", %d partitions healed (their run state was damaged)", s.PartitionsHealed)
 	}

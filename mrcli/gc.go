@@ -36,9 +36,16 @@ It also removes what the sink recorded of each removed run: its rows of
 mr_bucket_commits (one per bucket, under the COMMIT shown, and under
 COMMIT.replayN for each mr dlq replay) and a claim on its output table in
 mr_table_owners it left. A sink it cannot reach is reported and skipped:
-the run's state is removed all the same, and its records there stay.`,
+the run's state is removed all the same, and its records there stay.
+
+With --coordinator, it removes instead, for every run submitted there
+whose phase is done, the files in its --storage that no committed state
+names: those of attempts that died, or were fenced, before their commit.
+Runs that workers still run are left alone, since their files in flight
+are among those.`,
 		Flags: []cli.Flag{
 			workdirFlag(),
+			coordinatorFlag("collect the files of failed attempts of the runs done in the coordinator database at `URL` (see above)"),
 			&cli.StringFlag{Name: "older-than", Value: "7d", Usage: "remove done runs whose last commit is older than `AGE`: 7d, 36h, 90m; 0 for every done run"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "list the runs that would be removed, and remove nothing", DisableDefaultText: true},
 		},
@@ -53,6 +60,9 @@ func gc(c *cli.Context, args []string) error {
 	olderThan, err := parseAge(c.String("older-than"))
 	if err != nil {
 		return usagef("mr gc --help", "invalid --older-than %q: %v", c.String("older-than"), err)
+	}
+	if dsn := c.String("coordinator"); dsn != "" {
+		return gcAttempts(c, dsn)
 	}
 	cfg := stateConfig(c)
 	entries, err := listEntries(c.Context, cfg)

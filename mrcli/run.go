@@ -110,6 +110,9 @@ func runJob(c *cli.Context, args []string) error {
 			return err
 		}
 		if p, ok := jobs.LookupPipeline(args[0]); ok {
+			if c.String("coordinator") != "" {
+				return usagef(helpHint(c), "the pipeline %s runs in one process: leave out --coordinator, or submit its stages' jobs one by one", p.Name)
+			}
 			return runPipeline(c, p, args)
 		}
 	}

@@ -220,8 +220,8 @@ func follow(ctx context.Context, out, errOut io.Writer, coord *coordinator.Coord
 		}
 		if st.Phase == "done" {
 			prog.Finish(phase)
-			sum := mapreduce.Summary{Job: plan.Job, RunID: plan.RunID, Total: read, Processed: read, Failed: failed,
-				Elapsed: time.Since(began), Partitions: len(plan.Partitions), Buckets: plan.Buckets}
+			sum := mapreduce.Summary{Job: plan.Job, RunID: plan.RunID, Total: read, Processed: read, Failed: failed, Read: read,
+				Elapsed: time.Since(began), Partitions: len(plan.Partitions), Buckets: plan.Buckets, Groups: -1}
 			for _, cp := range ri.Checkpoints {
 				sum.BytesSpilled += cp.Spilled
 			}
@@ -458,4 +458,42 @@ func showWorkers(ctx context.Context, out io.Writer, coord *coordinator.Coordina
 			humanize.Time(wk.SeenAt), state)
 	}
 	return w.Flush()
+}
+
+// gcAttempts is mr gc --coordinator: it collects the files of the failed
+// attempts of every run done in the coordinator (see mapreduce.Collect).
+func gcAttempts(c *cli.Context, dsn string) (err error) {
+	defer func() { err = redact.Error(err, pg.Secrets(dsn)...) }()
+	coord, err := coordinator.Open(c.Context, dsn)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, coord)
+	runs, err := coord.Submitted(c.Context)
+	if err != nil {
+		return err
+	}
+	var total, running int
+	for _, run := range runs {
+		st, err := coord.RunStatus(c.Context, run)
+		if err != nil {
+			return err
+		}
+		if st.Phase != "done" {
+			running++
+			continue
+		}
+		cfg := mapreduce.DefaultConfig()
+		cfg.Store, cfg.Blobs = coord.Store(), st.Storage()
+		n, err := mapreduce.Collect(c.Context, cfg, run)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			fmt.Fprintf(c.App.Writer, "%s: removed %d files of failed attempts\n", run, n)
+		}
+		total += n
+	}
+	fmt.Fprintf(c.App.Writer, "removed %d files of failed attempts of %d done runs; left %d runs that workers still run\n", total, len(runs)-running, running)
+	return nil
 }

@@ -119,7 +119,7 @@ func chaos(t *testing.T, storage string, env []string, otherSink bool, reduceCra
 	}
 	paused.signal(syscall.SIGCONT)
 	workers.start("") // the replacement of the killed ones
-	waitUntil(t, "the run to finish", func() bool { return workers.phase(run) == "done" })
+	workers.waitUntil("the run to finish", func() bool { return workers.phase(run) == "done" })
 	workers.stopAll()
 
 	const output = `SELECT account_id, day, category, events, total_cents FROM daily_rollup ORDER BY 1, 2, 3`
@@ -129,6 +129,14 @@ func chaos(t *testing.T, storage string, env []string, otherSink bool, reduceCra
 	}
 	if ref := tableRows(t, pgtest.PoolFor(t, refDSN), output); !slices.Equal(got, ref) {
 		t.Errorf("the workers' output differs from the one-process run's (%d rows, %d)", len(got), len(ref))
+	}
+
+	// The killed and the fenced attempts left files that no checkpoint
+	// names; mr gc removes them and leaves the committed ones, which the
+	// dead letters below are read from.
+	gc := runMR(t, "gc", "--coordinator", dsn)
+	if m := regexp.MustCompile(`removed (\d+) files of failed attempts of 1 done runs`).FindStringSubmatch(gc.stdout); gc.code != ExitOK || m == nil || m[1] == "0" {
+		t.Errorf("mr gc --coordinator: exit %d, want files of the failed attempts removed; stdout:\n%s\nstderr:\n%s", gc.code, gc.stdout, gc.stderr)
 	}
 
 	coord, err := coordinator.Open(ctx, dsn)
@@ -191,14 +199,33 @@ func tableRows(t *testing.T, db *pgxpool.Pool, query string) []string {
 }
 
 // waitUntil polls cond until it holds, or fails the test after chaosWait.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
+func (s *workerSet) waitUntil(what string, cond func() bool) {
+	s.t.Helper()
 	deadline := time.Now().Add(chaosWait)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s after %s", what, chaosWait)
+			s.diagnose()
+			s.t.Fatalf("gave up waiting for %s after %s", what, chaosWait)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// diagnose logs what the coordinator's jobs and sessions are doing, for a
+// test that gave up waiting.
+func (s *workerSet) diagnose() {
+	for _, q := range []string{
+		`SELECT id, kind, state, attempt, attempted_at, attempted_by FROM river_job WHERE state <> 'completed' ORDER BY id`,
+		`SELECT leader_id, elected_at, expires_at FROM river_leader`,
+		`SELECT pid, application_name, state, now() - xact_start, left(query, 100) FROM pg_stat_activity WHERE state LIKE 'idle in%' OR wait_event_type = 'Lock'`,
+	} {
+		if rows, err := s.db.Query(context.Background(), q); err == nil {
+			for rows.Next() {
+				vals, _ := rows.Values()
+				s.t.Logf("%s: %v", q[:40], vals)
+			}
+			rows.Close()
+		}
 	}
 }
 
@@ -255,6 +282,7 @@ func (w *workerProc) waitKilled() {
 			w.set.t.Fatalf("worker %d ended with %v, not at its crash point:\n%s", w.cmd.Process.Pid, w.err, w.out)
 		}
 	case <-time.After(chaosWait):
+		w.set.diagnose()
 		w.set.t.Fatalf("worker %d did not reach its crash point in %s:\n%s", w.cmd.Process.Pid, chaosWait, w.out)
 	}
 }
@@ -262,7 +290,7 @@ func (w *workerProc) waitKilled() {
 // waitStopped waits for the worker to stop itself (SIGSTOP).
 func (w *workerProc) waitStopped() {
 	w.set.t.Helper()
-	waitUntil(w.set.t, "the worker to stop itself", func() bool {
+	w.set.waitUntil("the worker to stop itself", func() bool {
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", w.cmd.Process.Pid))
 		// The state follows the command name, in parentheses.
 		i := bytes.LastIndexByte(stat, ')')
@@ -318,5 +346,47 @@ func (s *workerSet) stopAll() {
 		if w.err != nil {
 			s.t.Errorf("worker %d: %v after SIGTERM:\n%s", w.cmd.Process.Pid, w.err, w.out)
 		}
+	}
+}
+
+// TestWorkers_Errors shows the messages of what a user can get wrong with
+// workers, and that fixing it is all it takes: the unmigrated coordinator
+// refuses to run a worker or take a run until mr migrate, after which the
+// same command submits the run.
+func TestWorkers_Errors(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	if err := eventgen.SeedPostgres(context.Background(), pgtest.PoolFor(t, dsn), demoEvents(200), true); err != nil {
+		t.Fatal(err)
+	}
+	workdir := t.TempDir()
+	run := []string{"run", "daily_rollup", "--source", dsn, "--workdir", workdir, "--coordinator", dsn, "--detach"}
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"WorkerWithoutCoordinator", []string{"worker"}, ExitUsage, "missing --coordinator URL"},
+		{"RescueBeforeTimeout", []string{"worker", "--coordinator", dsn, "--task-timeout", "2s", "--rescue-after", "1s"}, ExitUsage,
+			"--rescue-after (1s) must be longer than --task-timeout (2s)"},
+		{"StorageWithoutCoordinator", []string{"run", "daily_rollup", "--source", dsn, "--workdir", workdir, "--storage", "file:///tmp/x"}, ExitUsage,
+			"--storage and --detach are for a run submitted to workers"},
+		{"IncrementalOnWorkers", append(slices.Clone(run), "--incremental"), ExitUsage, "--incremental and --follow run here"},
+		{"PipelineOnWorkers", []string{"run", "payload_channels", "--source", dsn, "--coordinator", dsn}, ExitUsage, "runs in one process"},
+		{"WorkerNotMigrated", []string{"worker", "--coordinator", dsn}, ExitFailed, "run mr migrate --coordinator URL first"},
+		{"SubmitNotMigrated", run, ExitFailed, "run mr migrate --coordinator URL first"},
+		{"MigrateWithoutCoordinator", []string{"migrate"}, ExitUsage, "missing --coordinator URL"},
+	} {
+		r := runMR(t, tt.args...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit %d and %q", tt.name, r.code, r.stderr, tt.code, tt.want)
+		}
+	}
+	if r := runMR(t, "migrate", "--coordinator", dsn); r.code != ExitOK {
+		t.Fatalf("mr migrate: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runMR(t, run...); r.code != ExitOK || !strings.Contains(r.stdout, "submitted run daily_rollup-") {
+		t.Fatalf("the same command after mr migrate: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }

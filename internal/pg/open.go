@@ -48,13 +48,13 @@ const forms = "write postgres://USER:PASSWORD@HOST:PORT/DATABASE or host=HOST po
 //
 // Its error holds no password.
 func Parse(dsn string, maxConns int32) (*pgxpool.Config, error) {
-	cfg, _, err := parse(dsn, maxConns)
+	cfg, _, err := parse(dsn, Options{MaxConns: maxConns})
 	return cfg, err
 }
 
 // parse is Parse, and reports whether the DSN (or PGAPPNAME) set
 // application_name itself.
-func parse(dsn string, maxConns int32) (cfg *pgxpool.Config, userApp bool, err error) {
+func parse(dsn string, opts Options) (cfg *pgxpool.Config, userApp bool, err error) {
 	fail := func(err error) error { return redact.Error(fmt.Errorf("%w (%s)", err, forms), Secrets(dsn)...) }
 	// pgxpool.ParseConfig consumes pool_max_conns, so look for it first,
 	// also where a service file set it.
@@ -67,8 +67,8 @@ func parse(dsn string, maxConns int32) (cfg *pgxpool.Config, userApp bool, err e
 	if err != nil {
 		return nil, false, fail(err)
 	}
-	if !setMax && maxConns > 0 {
-		cfg.MaxConns = maxConns
+	if !setMax && opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
 	}
 	cc := cfg.ConnConfig
 	if cc.ConnectTimeout == 0 {
@@ -78,6 +78,9 @@ func parse(dsn string, maxConns int32) (cfg *pgxpool.Config, userApp bool, err e
 	_, userApp = cc.RuntimeParams["application_name"]
 	if !userApp {
 		cc.RuntimeParams["application_name"] = applicationName
+	}
+	if _, set := cc.RuntimeParams["idle_in_transaction_session_timeout"]; !set && opts.IdleInTransaction > 0 {
+		cc.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(opts.IdleInTransaction.Milliseconds(), 10)
 	}
 	if _, set := cc.RuntimeParams["client_connection_check_interval"]; !set {
 		cfg.AfterConnect = checkConnection
@@ -128,6 +131,12 @@ type Options struct {
 	// MaxConns sizes the pool unless the DSN sets pool_max_conns; pgx's
 	// default (4, or the CPUs if more) when zero.
 	MaxConns int32
+	// IdleInTransaction, if positive, is the sessions'
+	// idle_in_transaction_session_timeout unless the DSN sets one: the
+	// server ends a session whose client has left a transaction open that
+	// long, and releases its locks, so that a process that froze inside a
+	// transaction (SIGSTOP, a paused VM) cannot block the others.
+	IdleInTransaction time.Duration
 }
 
 // Open parses dsn (see Parse), opens a pool on it and pings it. Close it
@@ -143,7 +152,7 @@ type Options struct {
 //
 // Its errors name the server and database (String) and hold no password.
 func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
-	cfg, userApp, err := parse(dsn, opts.MaxConns)
+	cfg, userApp, err := parse(dsn, opts)
 	if err != nil {
 		return nil, err
 	}
