@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mrengine/mr/internal/testserver"
 )
 
 const (
@@ -103,7 +104,7 @@ func startCluster(ctx context.Context) (c *cluster, err error) {
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		if c.port, err = freePort(); err != nil {
+		if c.port, err = testserver.FreePort(); err != nil {
 			return nil, err
 		}
 		err = c.start(ctx)
@@ -124,7 +125,7 @@ func (c *cluster) initdb(ctx context.Context) error {
 	cmd.Dir = c.base // the test's working directory may be closed to serverUser
 	c.as.apply(cmd, false)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s failed%s: %w\n%s", cmd, c.as.describe(), err, tail(out))
+		return fmt.Errorf("%s failed%s: %w\n%s", cmd, c.as.describe(), err, testserver.Tail(out))
 	}
 	if err := os.WriteFile(filepath.Join(c.data, "pg_hba.conf"), []byte(hbaConf), 0o600); err != nil {
 		return fmt.Errorf("pg_hba.conf: %w", err)
@@ -187,7 +188,7 @@ func (c *cluster) start(ctx context.Context) error {
 		if bytes.Contains(log, []byte("could not bind")) || bytes.Contains(log, []byte("could not create any TCP/IP sockets")) {
 			err = fmt.Errorf("%w: %w", errPortTaken, err)
 		}
-		return fmt.Errorf("%s%s: %w\n%s", cmd, c.as.describe(), err, tail(log))
+		return fmt.Errorf("%s%s: %w\n%s", cmd, c.as.describe(), err, testserver.Tail(log))
 	}
 	return nil
 }
@@ -356,27 +357,4 @@ func versionOf(path string) int {
 		}
 	}
 	return 0
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tail returns the last lines of a command's output, for error messages.
-func tail(out []byte) string {
-	const max = 2000
-	out = bytes.TrimSpace(out)
-	if len(out) > max {
-		out = out[len(out)-max:]
-		if i := bytes.IndexByte(out, '\n'); i >= 0 {
-			out = out[i+1:]
-		}
-	}
-	return string(out)
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mrengine/mr/internal/pg"
+	"github.com/mrengine/mr/internal/testserver"
 )
 
 // EnvDSN names the environment variable that points pgtest at an existing
@@ -424,19 +424,7 @@ func tokenKey(token string) (int32, bool) {
 // [a-z0-9_], a leading letter and 41 bytes, so that a schema name needs no quoting and stays
 // under PostgreSQL's 63-byte limit.
 func packageName(arg0 string) string {
-	name := strings.ToLower(filepath.Base(arg0))
-	name = strings.TrimSuffix(name, ".exe")
-	name = strings.TrimSuffix(name, ".test")
-	var b strings.Builder
-	for _, r := range name {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	name = b.String()
+	name := testserver.PackageName(arg0, '_')
 	if len(name) > 40 {
 		name = name[:40]
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mrengine/mr/internal/testserver"
 )
 
 // The root account of the gateway, whose keys Env hands to the SDK.
@@ -227,18 +228,7 @@ func nextBucketName() string {
 // package ("blobs.test" → "blobs"), so that a bucket in a log says whose it
 // is.
 func bucketPrefixFor(arg0 string) string {
-	name := strings.ToLower(filepath.Base(arg0))
-	name = strings.TrimSuffix(name, ".exe")
-	name = strings.TrimSuffix(name, ".test")
-	var b strings.Builder
-	for _, r := range name {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('-')
-		}
-	}
-	name = strings.Trim(b.String(), "-")
+	name := strings.Trim(testserver.PackageName(arg0, '-'), "-")
 	// Room for "-" and a sequence number within S3's 63.
 	if len(name) > 40 {
 		name = name[:40]

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mrengine/mr/internal/testserver"
 )
 
 const (
@@ -86,7 +87,7 @@ func (s *server) startOnFreePort() error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := testserver.FreePort()
 		if err != nil {
 			return err
 		}
@@ -144,7 +145,7 @@ func (s *server) start(ctx context.Context, port int) error {
 			err = fmt.Errorf("%w: %w", errPortTaken, err)
 		}
 		err = fmt.Errorf("%s: %w", cmd, err)
-		if out := tail(log); out != "" {
+		if out := testserver.Tail(log); out != "" {
 			err = fmt.Errorf("%w; its output:\n%s", err, out)
 		}
 		return err
@@ -257,27 +258,4 @@ func goInstallDir() string {
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && (runtime.GOOS == "windows" || fi.Mode()&0o111 != 0)
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tail returns the last lines of the gateway's log, for error messages.
-func tail(out []byte) string {
-	const max = 2000
-	out = bytes.TrimSpace(out)
-	if len(out) > max {
-		out = out[len(out)-max:]
-		if i := bytes.IndexByte(out, '\n'); i >= 0 {
-			out = out[i+1:]
-		}
-	}
-	return string(out)
 }
