@@ -156,7 +156,7 @@ func (t *task) inTx(ctx context.Context, tx pgx.Tx, final bool, write func(conte
 		strconv.FormatInt(idleInTransaction.Milliseconds(), 10)); err != nil {
 		return err
 	}
-	if err := t.fence(ctx, tx); err != nil {
+	if err := t.fence(ctx, tx, final); err != nil {
 		return err
 	}
 	if write != nil {
@@ -175,7 +175,11 @@ func (t *task) inTx(ctx context.Context, tx pgx.Tx, final bool, write func(conte
 // this attempt completed it already. The row lock holds until tx ends:
 // River's rescuer and completer update the row, so they wait for the
 // commit or see its outcome, and no other attempt can start meanwhile.
-func (t *task) fence(ctx context.Context, tx pgx.Tx) error {
+// It then locks the run's row (for update in a final commit, which ends
+// the task and may advance the run; shared otherwise) and fences a task
+// of a plan that mr run --fresh replaced since, whose commit would write
+// over the new plan's state.
+func (t *task) fence(ctx context.Context, tx pgx.Tx, final bool) error {
 	var state string
 	var attempt int
 	err := tx.QueryRow(ctx, "SELECT state, attempt FROM river_job WHERE id = $1 FOR UPDATE", t.job.ID).Scan(&state, &attempt)
@@ -190,14 +194,26 @@ func (t *task) fence(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("%w: attempt %d of the %s of run %s: its job %d is %s at attempt %d, so this attempt's commit changes nothing",
 			ErrFenced, t.job.Attempt, t, t.run, t.job.ID, state, attempt)
 	}
+	lock := "FOR SHARE"
+	if final {
+		lock = "FOR UPDATE"
+	}
+	var commit string
+	if err := tx.QueryRow(ctx, "SELECT commit FROM mr_runs WHERE run = $1 "+lock, t.run).Scan(&commit); err != nil {
+		return fmt.Errorf("read the plan of run %s: %w", t.run, err)
+	}
+	if commit != t.planCommit {
+		return fmt.Errorf("%w: the %s of run %s belongs to plan %s, which was replaced by plan %s (mr run --fresh)",
+			ErrFenced, t, t.run, t.planCommit, commit)
+	}
 	return nil
 }
 
 // end completes the task's job in tx, records the attempt, and, if the
 // task is the last of its phase to end, moves the run to the next phase
 // and queues its tasks: the barrier between map and reduce, and between
-// reduce and finish. The run's row is locked first, so that the last two
-// tasks of a phase to end cannot both miss each other's commit.
+// reduce and finish. The fence locked the run's row for update, so the
+// last two tasks of a phase to end cannot both miss each other's commit.
 func (t *task) end(ctx context.Context, tx pgx.Tx) error {
 	if err := t.completeTx(ctx, tx); err != nil {
 		return fmt.Errorf("complete job %d: %w", t.job.ID, err)
@@ -206,12 +222,9 @@ func (t *task) end(ctx context.Context, tx pgx.Tx) error {
 		VALUES ($1, $2, $3, $4, $5, 'committed') ON CONFLICT DO NOTHING`, t.run, t.String(), t.job.ID, t.job.Attempt, t.worker); err != nil {
 		return err
 	}
-	var phase, commit string
-	if err := tx.QueryRow(ctx, "SELECT phase, commit FROM mr_runs WHERE run = $1 FOR UPDATE", t.run).Scan(&phase, &commit); err != nil {
+	var phase string
+	if err := tx.QueryRow(ctx, "SELECT phase FROM mr_runs WHERE run = $1", t.run).Scan(&phase); err != nil {
 		return fmt.Errorf("read the phase of run %s: %w", t.run, err)
-	}
-	if commit != t.planCommit {
-		return nil // the run was planned again; its own tasks go on
 	}
 	switch {
 	case t.kind == kindMap && phase == phaseMap:

@@ -40,6 +40,21 @@ func checkShared(spec Spec, cfg Config) error {
 	return nil
 }
 
+// OpenTask opens the run of a task of a shared run for a worker: Open,
+// but a run that has no plan in the Store is an error wrapping ErrNoRun,
+// never planned anew, since a new plan would void the state every other
+// process committed under the old one; cfg must be Shared, not Fresh.
+func OpenTask(ctx context.Context, def Definition, src Source, sink Sink, cfg Config) (*Runner, error) {
+	if !cfg.Shared || cfg.Fresh {
+		return nil, errors.New("mapreduce: OpenTask opens a shared run as it is: set Config.Shared, not Fresh")
+	}
+	r, err := open(ctx, def, src, sink, cfg, false)
+	if errors.Is(err, ErrNotFinished) {
+		return nil, fmt.Errorf("%w: %w; the run was removed since its tasks were queued (mr gc?): submit it again", ErrNoRun, err)
+	}
+	return r, err
+}
+
 // Prepare readies the sink for a shared run before its first task: it
 // creates the output table if need be and claims it for the run (see
 // Replacer), so that a second run into the table is refused before a

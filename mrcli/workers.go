@@ -91,7 +91,7 @@ func submit(c *cli.Context, job jobCommand) (err error) {
 	defer func() { err = errors.Join(err, closeEnds()) }()
 	cfg := job.cfg
 	cfg.Store, cfg.Blobs, cfg.Shared = coord.Store(), storage, true
-	_, cfg.Logger = newProgress(io.Discard, job.logFormat)
+	cfg.Logger = newLogger(c.App.ErrWriter, job.logFormat, slog.LevelWarn)
 	runner, err := mapreduce.Open(ctx, job.def, src, sink, cfg)
 	if err != nil {
 		return err
@@ -340,7 +340,7 @@ func openTask(coord *coordinator.Coordinator, memory int64, log *slog.Logger) co
 		cfg.Store, cfg.Shared, cfg.Fresh = coord.Store(), true, false
 		cfg.Workers, cfg.Memory = concurrency, memory
 		cfg.Logger = log
-		r, err := mapreduce.Open(ctx, job.def, src, sink, cfg)
+		r, err := mapreduce.OpenTask(ctx, job.def, src, sink, cfg)
 		if err != nil {
 			return nil, nil, errors.Join(err, closeEnds())
 		}
