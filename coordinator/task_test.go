@@ -36,6 +36,7 @@ type taskBundle struct {
 	// app is the application_name of pool's connections, to tell them
 	// in pg_stat_activity from every other test's.
 	app string
+	dsn string
 }
 
 const (
@@ -73,6 +74,7 @@ func newTaskBundle(t *testing.T, partitions, buckets int, phase string) *taskBun
 		store:  &Store{pool: pool},
 		client: river.ClientFromContext[pgx.Tx](ctx),
 		app:    schema,
+		dsn:    dsn,
 	}
 }
 
