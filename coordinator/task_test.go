@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
@@ -424,6 +426,87 @@ func TestTask_Fence(t *testing.T) {
 			t.Errorf("job after the commit is %s; want completed", j.State)
 		}
 	})
+}
+
+// TestTask_Rescue checks the fence against River's own rescue statement
+// (its driver's JobRescueMany, which the rescuer runs on a job it found
+// running past the rescue time), on either side of a final commit.
+func TestTask_Rescue(t *testing.T) {
+	t.Parallel()
+	args := MapArgs{Run: testRun, Commit: testCommit, Partition: 0}
+
+	// The rescuer picked the job while attempt 1 was paused, and its
+	// update comes while attempt 1's final commit holds the job's row:
+	// it waits for the commit and then finds the job completed, so the
+	// task is not run again.
+	t.Run("DuringCommit", func(t *testing.T) {
+		t.Parallel()
+		b := newTaskBundle(t, 2, 1, phaseMap)
+		a1 := claim(t, b, args)
+		inTx, proceed := make(chan struct{}), make(chan struct{})
+		var commitErr, rescueErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			commitErr = a1.commit(b.ctx, b.pool, true, func(ctx context.Context, tx pgx.Tx) error {
+				close(inTx)
+				<-proceed
+				return put(ctx, tx, testRun, checkpointKey(0), testCommit, true, testCheckpoint(testCommit, 0, true))
+			})
+		})
+		<-inTx
+		wg.Go(func() { rescueErr = b.rescue(a1.job) })
+		waiting := b.waitForLockWaiters(t, 1, "river_job")
+		close(proceed)
+		wg.Wait()
+		if waiting != 1 {
+			t.Errorf("River's rescue did not wait for the commit holding the job's row")
+		}
+		if commitErr != nil || rescueErr != nil {
+			t.Fatalf("commit: %v; rescue: %v", commitErr, rescueErr)
+		}
+		if j := b.job(t, a1.job.ID); j.State != rivertype.JobStateCompleted || j.Attempt != 1 || len(j.Errors) != 0 {
+			t.Errorf("job after the commit and the rescue is %s at attempt %d with %d errors; want completed at 1, none", j.State, j.Attempt, len(j.Errors))
+		}
+		if cp, err := b.store.LoadCheckpoint(b.ctx, testRun, 0); err != nil || cp == nil || !cp.Done {
+			t.Errorf("LoadCheckpoint = %+v, %v; want the final checkpoint", cp, err)
+		}
+	})
+
+	// The rescue comes first: attempt 1's commit, after it, is fenced,
+	// although River has not given the job to another attempt yet.
+	t.Run("BeforeCommit", func(t *testing.T) {
+		t.Parallel()
+		b := newTaskBundle(t, 2, 1, phaseMap)
+		a1 := claim(t, b, args)
+		if err := b.rescue(a1.job); err != nil {
+			t.Fatal(err)
+		}
+		if j := b.job(t, a1.job.ID); j.State != rivertype.JobStateRetryable {
+			t.Fatalf("job after River's rescue is %s; want retryable", j.State)
+		}
+		checkFenced(t, b.save(a1, testCheckpoint(testCommit, 0, true)), a1, "final commit after River's rescue")
+		if got := b.body(t, checkpointKey(0)); got != "<none>" {
+			t.Errorf("the fenced commit wrote %s", got)
+		}
+	})
+}
+
+// rescue runs River's rescue of job as its rescuer does for a job running
+// past the rescue time (here any running job: the horizon is ahead).
+func (b *taskBundle) rescue(job *rivertype.JobRow) error {
+	errData, err := json.Marshal(rivertype.AttemptError{At: time.Now(), Attempt: job.Attempt, Error: "Stuck job rescued by JobRescuer"})
+	if err != nil {
+		return err
+	}
+	_, err = riverpgxv5.New(b.pool).GetExecutor().JobRescueMany(b.ctx, &riverdriver.JobRescueManyParams{
+		ID:           []int64{job.ID},
+		Error:        [][]byte{errData},
+		FinalizedAt:  []*time.Time{nil},
+		ScheduledAt:  []time.Time{time.Now()},
+		State:        []string{string(rivertype.JobStateRetryable)},
+		StuckHorizon: time.Now().Add(time.Hour),
+	})
+	return err
 }
 
 // countAdvances logs the updates of r1's row in mr_runs from now on, with
