@@ -17,8 +17,10 @@
 // locks the task's job and commits only while the job runs the attempt
 // making it (see task.fence), and the commit that ends a task completes
 // its job in the same transaction (River's JobCompleteTx). A zombie
-// attempt's commit changes nothing; its files, written under names of its
-// own, are named by no committed checkpoint and are collected by mr gc.
+// attempt's commit changes nothing, and it reports its failure to River
+// only once the live attempt has ended (see yield); its files, written
+// under names of its own, are named by no committed checkpoint and are
+// collected by mr gc.
 // A reduce into the coordinator database itself commits its bucket, the
 // bucket's record and the task's end in one transaction (see pg.TxHook);
 // into another database, the sink's per-bucket ledger makes the bucket's

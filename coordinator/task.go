@@ -172,7 +172,10 @@ func (t *task) inTx(ctx context.Context, tx pgx.Tx, final bool, write func(conte
 
 // fence locks the task's job row in tx and returns an error wrapping
 // ErrFenced unless the job is running this attempt, or errCommitted if
-// this attempt completed it already. The row lock holds until tx ends:
+// this attempt completed it already. (A job completed at this attempt's
+// number was completed by this attempt: River's completer completes a
+// job only for a Work that returned nil, and no attempt that is not the
+// job's returns nil, see yield.) The row lock holds until tx ends:
 // River's rescuer and completer update the row, so they wait for the
 // commit or see its outcome, and no other attempt can start meanwhile.
 // It then locks the run's row (for update in a final commit, which ends

@@ -683,8 +683,10 @@ func TestTask_End(t *testing.T) {
 	})
 
 	// A task of a plan replaced since (mr run --fresh resubmitted the run
-	// with a new Commit) ends its own job but must not move the new
-	// plan's run on, however many of its old partitions are done.
+	// with a new Commit) is fenced: its commit would write over the new
+	// plan's record of the partition, and must not move the new plan's
+	// run on. (Its next attempt finds the plan replaced and ends with
+	// nothing to do, see worker.run.)
 	t.Run("PlanReplaced", func(t *testing.T) {
 		t.Parallel()
 		b := newTaskBundle(t, 1, 1, phaseMap)
@@ -692,11 +694,16 @@ func TestTask_End(t *testing.T) {
 		if _, err := b.pool.Exec(b.ctx, "UPDATE mr_runs SET commit = 'c2' WHERE run = $1", testRun); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.save(a, testCheckpoint(testCommit, 0, true)); err != nil {
-			t.Fatalf("final commit of the old plan's task: %v", err)
+		for _, final := range []bool{false, true} {
+			if err := b.save(a, testCheckpoint(testCommit, 0, final)); !errors.Is(err, ErrFenced) || !strings.Contains(err.Error(), "replaced by plan c2") {
+				t.Fatalf("commit (final %v) of the old plan's task: %v; want it fenced, naming the new plan", final, err)
+			}
 		}
-		if j := b.job(t, a.job.ID); j.State != rivertype.JobStateCompleted {
-			t.Errorf("the old plan's job is %s; want completed", j.State)
+		if cp, err := b.store.LoadCheckpoint(b.ctx, testRun, 0); err != nil || cp != nil {
+			t.Errorf("the old plan's task wrote checkpoint %+v (%v); want none", cp, err)
+		}
+		if j := b.job(t, a.job.ID); j.State != rivertype.JobStateRunning {
+			t.Errorf("the old plan's job is %s; want still running, for River to retry", j.State)
 		}
 		if phase, _ := b.phase(t); phase != phaseMap {
 			t.Errorf("the new plan's run is at phase %s; want map", phase)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
@@ -54,7 +55,7 @@ func (c *Coordinator) Work(ctx context.Context, open Opener, cfg WorkerConfig) (
 	if cfg.RescueAfter <= cfg.TaskTimeout {
 		return fmt.Errorf("the rescue time %s must be longer than the task timeout %s: River would give running tasks to other workers", cfg.RescueAfter, cfg.TaskTimeout)
 	}
-	w := &worker{c: c, open: open, id: workerID(), log: cfg.Logger, concurrency: cfg.Concurrency}
+	w := &worker{c: c, open: open, id: workerID(), log: cfg.Logger, concurrency: cfg.Concurrency, taskTimeout: cfg.TaskTimeout}
 	if w.log == nil {
 		w.log = slog.Default()
 	}
@@ -157,6 +158,7 @@ type worker struct {
 	id          string
 	log         *slog.Logger
 	concurrency int
+	taskTimeout time.Duration // the longest a live attempt runs (see yield)
 }
 
 // taskWorker is the River worker of one kind of task.
@@ -204,6 +206,7 @@ func (w *worker) run(ctx context.Context, job *rivertype.JobRow, ref taskRef, co
 		_, rerr := w.c.db.Pool.Exec(context.WithoutCancel(ctx), `INSERT INTO mr_attempts (run, task, job_id, attempt, worker, outcome, detail)
 			VALUES ($1, $2, $3, $4, $5, 'fenced', $6) ON CONFLICT DO NOTHING`,
 			ref.run, ref.String(), job.ID, job.Attempt, w.id, err.Error())
+		yield(ctx, w.c.db.Pool, job, w.taskTimeout+commitTimeout)
 		return errors.Join(err, rerr)
 	}
 	if err != nil {
@@ -212,6 +215,35 @@ func (w *worker) run(ctx context.Context, job *rivertype.JobRow, ref taskRef, co
 	}
 	log.Info("task done", "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// yieldPoll is how often yield looks at the job.
+const yieldPoll = 500 * time.Millisecond
+
+// yield waits, after job's attempt was fenced, until no other attempt
+// runs the job, or for limit at the most: River's completer, which records
+// the error this attempt returns, sets the state of a running job
+// whatever attempt runs it (it checks the state, not the attempt), so it
+// would mark the live attempt's job failed, fence that attempt's next
+// commit and start a third while the second still works. Once the live
+// attempt has ended, the completer finds the job not running and leaves
+// it as it is. The wait outlives ctx, which a zombie's timeout has ended.
+func yield(ctx context.Context, pool *pgxpool.Pool, job *rivertype.JobRow, limit time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	defer cancel()
+	for {
+		var state string
+		var attempt int
+		err := pool.QueryRow(ctx, "SELECT state, attempt FROM river_job WHERE id = $1", job.ID).Scan(&state, &attempt)
+		if err != nil || state != string(rivertype.JobStateRunning) || attempt == job.Attempt {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(yieldPoll):
+		}
+	}
 }
 
 // do opens the run of command and runs the task ref on it.
