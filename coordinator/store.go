@@ -130,20 +130,22 @@ func markDone(run, commit string, bucket int) func(context.Context, pgx.Tx) erro
 	}
 }
 
-// BucketsDone lists the buckets marked done under commit, in order.
+// BucketsDone lists the buckets marked done under commit, in order. A
+// marker that fails its sum does not count, as with DirStore: the sink's
+// own record is the truth, and the bucket's reduce task marks it again.
 func (s *Store) BucketsDone(ctx context.Context, run, commit string) ([]int, error) {
-	rows, _ := s.pool.Query(ctx, "SELECT key FROM mr_state WHERE run = $1 AND commit = $2 AND key LIKE 'done/%' ORDER BY key", run, commit)
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	done := make([]int, 0, len(keys))
-	for _, k := range keys {
-		if b, err := strconv.Atoi(strings.TrimPrefix(k, "done/")); err == nil {
+	rows, _ := s.pool.Query(ctx, `SELECT key, body, sum FROM mr_state WHERE run = $1 AND commit = $2 AND key LIKE 'done/%' ORDER BY key`, run, commit)
+	var done []int
+	var key string
+	var body []byte
+	var sum int64
+	_, err := pgx.ForEachRow(rows, []any{&key, &body, &sum}, func() error {
+		if b, err := strconv.Atoi(strings.TrimPrefix(key, "done/")); err == nil && int64(xxhash.Sum64(body)) == sum {
 			done = append(done, b)
 		}
-	}
-	return done, nil
+		return nil
+	})
+	return done, err
 }
 
 // LoadReplay returns the run's replay manifest, or nil.
