@@ -88,7 +88,11 @@ func status(c *cli.Context, args []string) (err error) {
 		}
 		return writeRunsJSON(c.App.Writer, entries, time.Now())
 	case len(args) == 0:
-		if err := listRuns(c.Context, c.App.Writer, cfg); err != nil || coord == nil {
+		where := cfg.Workdir
+		if coord != nil {
+			where = coord.String()
+		}
+		if err := listRuns(c.Context, c.App.Writer, cfg, where); err != nil || coord == nil {
 			return err
 		}
 		return showWorkers(c.Context, c.App.Writer, coord)
@@ -128,13 +132,14 @@ func inspectRun(c *cli.Context, cfg mapreduce.Config, run string) (*mapreduce.Ru
 	return ri, err
 }
 
-func listRuns(ctx context.Context, out io.Writer, cfg mapreduce.Config) error {
+// listRuns lists the runs of cfg's Store, which is where.
+func listRuns(ctx context.Context, out io.Writer, cfg mapreduce.Config, where string) error {
 	runs, err := mapreduce.Runs(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	if len(runs) == 0 {
-		fmt.Fprintf(out, "no runs in %s\n", cfg.Workdir)
+		fmt.Fprintf(out, "no runs in %s\n", where)
 		return nil
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
