@@ -33,7 +33,10 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
-var _ mapreduce.Store = (*Store)(nil)
+var (
+	_ mapreduce.Store             = (*Store)(nil)
+	_ mapreduce.CheckpointsLoader = (*Store)(nil)
+)
 
 // Record keys, as DirStore's file names.
 const planKey, replayKey = "plan", "replay"
@@ -104,6 +107,33 @@ func (s *Store) LoadCheckpoint(ctx context.Context, run string, part int) (*mapr
 		return nil, err
 	}
 	return &cp, nil
+}
+
+// LoadCheckpoints loads the checkpoints of partitions 0 to n-1 in one
+// query (see mapreduce.CheckpointsLoader).
+func (s *Store) LoadCheckpoints(ctx context.Context, run string, n int) ([]*mapreduce.Checkpoint, []error, error) {
+	cps, errs := make([]*mapreduce.Checkpoint, n), make([]error, n)
+	rows, _ := s.pool.Query(ctx, "SELECT key, body, sum FROM mr_state WHERE run = $1 AND key LIKE 'checkpoint/%'", run)
+	var key string
+	var body []byte
+	var sum int64
+	_, err := pgx.ForEachRow(rows, []any{&key, &body, &sum}, func() error {
+		part, err := strconv.Atoi(strings.TrimPrefix(key, "checkpoint/"))
+		if err != nil || part < 0 || part >= n || key != checkpointKey(part) {
+			return nil // not one of the plan's partitions: no LoadCheckpoint would read it
+		}
+		var cp mapreduce.Checkpoint
+		if err := unsealed(run, key, body, sum, &cp); err != nil {
+			errs[part] = err
+			return nil
+		}
+		cps[part] = &cp
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the checkpoints of run %s from mr_state: %w", run, err)
+	}
+	return cps, errs, nil
 }
 
 // SaveCheckpoint replaces a partition's checkpoint, fenced under a task;
@@ -200,12 +230,19 @@ func (s *Store) get(ctx context.Context, run, key string, v any) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read %s of run %s from mr_state: %w", key, run, err)
 	}
+	return true, unsealed(run, key, body, sum, v)
+}
+
+// unsealed checks the record key of run against its sum and reads its
+// body into v; a record that fails either is an error wrapping
+// mapreduce.ErrDamaged.
+func unsealed(run, key string, body []byte, sum int64, v any) error {
 	where := fmt.Sprintf("the record %s of run %s in mr_state", key, run)
 	if got := int64(xxhash.Sum64(body)); got != sum {
-		return false, fmt.Errorf("%w: %s fails its checksum (its body hashes to %016x, its sum says %016x)", mapreduce.ErrDamaged, where, uint64(got), uint64(sum))
+		return fmt.Errorf("%w: %s fails its checksum (its body hashes to %016x, its sum says %016x)", mapreduce.ErrDamaged, where, uint64(got), uint64(sum))
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return false, fmt.Errorf("%w: %s does not parse (%v)", mapreduce.ErrDamaged, where, err)
+		return fmt.Errorf("%w: %s does not parse (%v)", mapreduce.ErrDamaged, where, err)
 	}
-	return true, nil
+	return nil
 }

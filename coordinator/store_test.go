@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -242,6 +243,31 @@ func TestStore_SaveCheckpoint(t *testing.T) {
 
 // TestStore_BucketsDone checks that done markers list in bucket order,
 // not the order they were marked in, and only under the Commit asked for.
+// TestStore_LoadCheckpoints loads all of a run's checkpoints in one query,
+// as one LoadCheckpoint each would: none where a partition has none, and
+// nothing of another run or of a partition past the plan's.
+func TestStore_LoadCheckpoints(t *testing.T) {
+	t.Parallel()
+	b := newStoreBundle(t)
+	for _, part := range []int{0, 2, 5} {
+		b.saveCheckpoint(t, "r1", testCheckpoint("c1", part, part == 2))
+	}
+	b.saveCheckpoint(t, "r2", testCheckpoint("c1", 1, false))
+	cps, errs, err := b.store.LoadCheckpoints(b.ctx, "r1", 4)
+	if err != nil || len(cps) != 4 || len(errs) != 4 {
+		t.Fatalf("LoadCheckpoints(r1, 4) = %d checkpoints, %d errors, %v", len(cps), len(errs), err)
+	}
+	for part := range 4 {
+		one, oneErr := b.store.LoadCheckpoint(b.ctx, "r1", part)
+		if oneErr != nil || errs[part] != nil || !reflect.DeepEqual(one, cps[part]) {
+			t.Errorf("partition %d: LoadCheckpoints gives %+v, %v; LoadCheckpoint %+v, %v", part, cps[part], errs[part], one, oneErr)
+		}
+	}
+	if cps[1] != nil || cps[3] != nil || cps[0] == nil || cps[2] == nil || !cps[2].Done {
+		t.Errorf("LoadCheckpoints(r1, 4) = %v; want partitions 0 and 2 (done), none for 1 and 3", cps)
+	}
+}
+
 func TestStore_BucketsDone(t *testing.T) {
 	t.Parallel()
 	b := newStoreBundle(t)
@@ -403,18 +429,29 @@ func TestStore_Damaged(t *testing.T) {
 			}{
 				{planKey, func() (any, error) { return b.store.LoadPlan(b.ctx, "r1") }},
 				{checkpointKey(3), func() (any, error) { return b.store.LoadCheckpoint(b.ctx, "r1", 3) }},
+				{checkpointKey(3), func() (any, error) {
+					cps, errs, err := b.store.LoadCheckpoints(b.ctx, "r1", 4)
+					if err != nil {
+						return nil, err
+					}
+					return cps[3], errs[3]
+				}},
 				{replayKey, func() (any, error) { return b.store.LoadReplay(b.ctx, "r1") }},
 			}
+			damaged := map[string]bool{}
 			for _, l := range loads {
 				args := []any{"r1", l.key}
 				if strings.Contains(tc.damage, "$3") {
 					args = append(args, int64(xxhash.Sum64String("not json")))
 				}
-				tag, err := b.pool.Exec(b.ctx, tc.damage, args...)
-				if err != nil || tag.RowsAffected() != 1 {
-					t.Fatalf("damage %s: %v, %d rows", l.key, err, tag.RowsAffected())
+				if !damaged[l.key] { // once: flipping a bit twice would heal it
+					damaged[l.key] = true
+					tag, err := b.pool.Exec(b.ctx, tc.damage, args...)
+					if err != nil || tag.RowsAffected() != 1 {
+						t.Fatalf("damage %s: %v, %d rows", l.key, err, tag.RowsAffected())
+					}
 				}
-				_, err = l.load()
+				_, err := l.load()
 				if !errors.Is(err, mapreduce.ErrDamaged) {
 					t.Errorf("load of damaged %s = %v; want an error wrapping mapreduce.ErrDamaged", l.key, err)
 					continue

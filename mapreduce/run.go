@@ -291,7 +291,14 @@ func (r *Runner) rebuildPlan(ctx context.Context, id string, damage error) (*Pla
 // their commit, or by an earlier plan. While any state is damaged it
 // removes nothing, since a damaged checkpoint's files are unknown. Listing
 // storage is fine here; finding inputs never does, it reads the manifests.
+// A shared run loads nothing here: a task reads the state it needs when it
+// starts, and the files in flight of other processes are among those that
+// no checkpoint names yet.
 func (r *Runner) loadState(ctx context.Context, plan *Plan) (err error) {
+	if r.cfg.Shared { // each task loads the state it needs (see shared.go)
+		r.runState = &runState{plan: plan, checkpoints: make([]*Checkpoint, len(plan.Partitions))}
+		return nil
+	}
 	if r.runState, err = loadRunState(ctx, r.store, plan); err != nil {
 		return err
 	}
@@ -300,9 +307,6 @@ func (r *Runner) loadState(ctx context.Context, plan *Plan) (err error) {
 	}
 	if len(r.damaged) > 0 {
 		r.log.Warn("run state damaged: uncommitted files are kept until it is healed", "run", plan.RunID, "partitions", len(r.damaged))
-		return nil
-	}
-	if r.cfg.Shared { // the files in flight of other processes are among them
 		return nil
 	}
 	_, err = r.collect(ctx, r.blobs)

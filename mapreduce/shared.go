@@ -71,8 +71,8 @@ func (r *Runner) Prepare(ctx context.Context) error {
 
 // MapTask runs the map task of partition part from the checkpoint the
 // Store holds now, to the end of the partition's range. A damaged
-// checkpoint is healed as Run heals it: the partition is mapped again
-// from the start of its range (see remap).
+// checkpoint, or dead-letter file it names, is healed as Run heals it:
+// the partition is mapped again from the start of its range (see remap).
 func (r *Runner) MapTask(ctx context.Context, part int) (err error) {
 	if part < 0 || part >= len(r.plan.Partitions) {
 		return fmt.Errorf("run %s has no partition %d", r.plan.RunID, part)
@@ -83,6 +83,9 @@ func (r *Runner) MapTask(ctx context.Context, part int) (err error) {
 		if cerr := cp.check(r.plan, part); cerr != nil {
 			err = fmt.Errorf("%w: checkpoint damaged: it %w", ErrDamaged, cerr)
 		}
+	}
+	if err == nil && cp != nil && cp.Commit == r.plan.Commit {
+		_, err = readDLQFiles(ctx, r.blobs, cp.deadLetterFiles())
 	}
 	switch {
 	case errors.Is(err, ErrDamaged):

@@ -264,8 +264,16 @@ type runState struct {
 // rows its files hold are in no checkpoint.
 func loadRunState(ctx context.Context, store Store, plan *Plan) (*runState, error) {
 	st := &runState{plan: plan, checkpoints: make([]*Checkpoint, len(plan.Partitions))}
+	load := func(part int) (*Checkpoint, error) { return store.LoadCheckpoint(ctx, plan.RunID, part) }
+	if cl, ok := store.(CheckpointsLoader); ok {
+		cps, errs, err := cl.LoadCheckpoints(ctx, plan.RunID, len(plan.Partitions))
+		if err != nil {
+			return nil, fmt.Errorf("checkpoints of %s: %w", plan.RunID, err)
+		}
+		load = func(part int) (*Checkpoint, error) { return cps[part], errs[part] }
+	}
 	for part := range st.checkpoints {
-		cp, err := store.LoadCheckpoint(ctx, plan.RunID, part)
+		cp, err := load(part)
 		switch {
 		case errors.Is(err, ErrDamaged):
 			st.damaged = append(st.damaged, Damage{part, fmt.Errorf("checkpoint damaged: %w", err)})

@@ -68,6 +68,17 @@ type Store interface {
 	SaveReplay(ctx context.Context, run string, m *ReplayManifest) error
 }
 
+// A CheckpointsLoader is a Store that loads all of a run's checkpoints at
+// once, where that is cheaper than one LoadCheckpoint each: one query of
+// a database instead of one per partition, for every task of a run on
+// workers and every mr status.
+type CheckpointsLoader interface {
+	// LoadCheckpoints returns, for partitions 0 to n-1 of run, what
+	// LoadCheckpoint would: cps[part] and errs[part]. err is for a load
+	// that failed as a whole.
+	LoadCheckpoints(ctx context.Context, run string, n int) (cps []*Checkpoint, errs []error, err error)
+}
+
 // ErrRunInUse is returned by Open for a run that another process has open.
 var ErrRunInUse = errors.New("run in use")
 

@@ -309,13 +309,14 @@ type stop struct{ point string }
 
 // redone says, of each point that comes before its commit, how many
 // points a resumed run reaches again before it gets past it: a map task
-// that stopped before its checkpoint redoes that spill, a map-only chunk
+// that stopped before its checkpoint redoes that spill, a bucket that
+// stopped before the sink applied it starts again, a map-only chunk
 // that stopped before the sink applied it is read again as a new chunk,
 // and a swap that stopped before its commit runs again from its start
 // (before-swap, then swap-renamed). A bucket or a map-only chunk that
 // stopped after its sink commit is not applied again, nor a table swapped
 // in twice.
-var redone = map[string]int{crashpoint.MapSpilled: 1, crashpoint.ChunkIntent: 1, crashpoint.BeforeSwap: 1, crashpoint.SwapRenamed: 2}
+var redone = map[string]int{crashpoint.MapSpilled: 1, crashpoint.BucketStarted: 1, crashpoint.ChunkIntent: 1, crashpoint.BeforeSwap: 1, crashpoint.SwapRenamed: 2}
 
 // maxAttempts bounds KillAndResume, in case a run makes no progress
 // between its stops: a bug, since every attempt commits once more than the
