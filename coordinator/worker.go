@@ -99,25 +99,25 @@ func (c *Coordinator) Work(ctx context.Context, open Opener, cfg WorkerConfig) (
 		return c.db.Scrub(fmt.Errorf("start River on %s: %w", c, err))
 	}
 	w.log.Info("worker started", "coordinator", c.String(), "concurrency", cfg.Concurrency)
-	waitErr := w.wait(ctx, cfg.IdleExit)
+	w.wait(ctx, cfg.IdleExit)
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TaskTimeout)
 	defer cancel()
 	if err := client.Stop(stopCtx); err != nil {
-		return errors.Join(waitErr, client.StopAndCancel(context.WithoutCancel(ctx)))
+		return errors.Join(err, client.StopAndCancel(context.WithoutCancel(ctx)))
 	}
-	return waitErr
+	return nil
 }
 
-// wait returns when ctx is done (nil) or, with idle > 0, once the queue
-// has been empty for idle; it records the worker as seen meanwhile.
-func (w *worker) wait(ctx context.Context, idle time.Duration) error {
+// wait returns when ctx is done or, with idle > 0, once the queue has been
+// empty for idle; it records the worker as seen meanwhile.
+func (w *worker) wait(ctx context.Context, idle time.Duration) {
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	busy := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-tick.C:
 		}
 		if _, err := w.c.db.Pool.Exec(ctx, "UPDATE mr_workers SET seen_at = now() WHERE id = $1", w.id); err != nil && ctx.Err() == nil {
@@ -136,7 +136,7 @@ func (w *worker) wait(ctx context.Context, idle time.Duration) error {
 			busy = time.Now()
 		case time.Since(busy) >= idle:
 			w.log.Info("no task left: stopping", "idle", idle)
-			return nil
+			return
 		}
 	}
 }

@@ -34,7 +34,7 @@ func submitFlags() []cli.Flag {
 	return []cli.Flag{
 		coordinatorFlag("submit the run's tasks to the workers (mr worker) of the coordinator database at `URL`, then follow it until it ends"),
 		&cli.StringFlag{Name: "storage", Usage: "with --coordinator, keep shuffle files and dead letters at `URL`, which every worker reaches: file:///shared/dir, or s3://bucket?region=…&endpoint=… (default: file:// of --workdir)"},
-		&cli.BoolFlag{Name: "detach", DisableDefaultText: true, Usage: "with --coordinator, return once the run is submitted; mr status --coordinator follows it"},
+		&cli.BoolFlag{Name: "detach", DisableDefaultText: true, Usage: "with --coordinator, return once the run is submitted; mr status RUN --coordinator URL --watch follows it"},
 	}
 }
 
@@ -235,7 +235,7 @@ func follow(ctx context.Context, out, errOut io.Writer, coord *coordinator.Coord
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("stopped following run %s, which goes on on its workers: mr status %s --coordinator URL follows it", plan.RunID, plan.RunID)
+			return fmt.Errorf("stopped following run %s, which goes on on its workers: mr status %s --coordinator URL --watch follows it", plan.RunID, plan.RunID)
 		case <-time.After(followInterval):
 		}
 	}
