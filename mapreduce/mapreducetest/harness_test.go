@@ -254,9 +254,9 @@ func TestHarness_KillAndResume(t *testing.T) {
 		res.CheckDeadLetters(t, clicksFailed...)
 		// 3 partitions of 10 rows in chunks of 4: a commit after each of
 		// the 3 chunks and one at the end of the range, then 3 buckets,
-		// then the swap of the output table, before and after its rename
-		// and after its commit.
-		want := slices.Concat(slices.Repeat([]string{"map-spilled"}, 12), slices.Repeat([]string{"bucket-applied"}, 3),
+		// each before and after its commit, then the swap of the output
+		// table, before and after its rename and after its commit.
+		want := slices.Concat(slices.Repeat([]string{"map-spilled"}, 12), slices.Repeat([]string{"bucket-started", "bucket-applied"}, 3),
 			[]string{"before-swap", "swap-renamed", "swapped"})
 		if !slices.Equal(res.Stops, want) {
 			t.Errorf("stopped at %v, want %v", res.Stops, want)
@@ -293,5 +293,5 @@ func TestHarness_KillAndResume_Catches(t *testing.T) {
 	h := mapreducetest.New(t, mapreducetest.Options{})
 	h.Load(t, clicks())
 	h.KillAndResume(rec, job)
-	rec.wantError("page_clicks: the run stopped 18 times", "differs from the uninterrupted run", `  differs ("/", `)
+	rec.wantError("page_clicks: the run stopped 21 times", "differs from the uninterrupted run", `  differs ("/", `)
 }
