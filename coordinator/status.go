@@ -25,7 +25,8 @@ type RunStatus struct {
 	// Tasks counts the run's tasks (of its plan) by kind and River state.
 	Tasks []TaskCount
 	// Failed describes each task that River gave up on (discarded or
-	// cancelled), with its last error: the run cannot end without it.
+	// cancelled) and no submission has queued again, with its last
+	// error: the run cannot end without it.
 	Failed []string
 	// Attempts lists the attempts that committed or were fenced, in time.
 	Attempts []Attempt
@@ -67,8 +68,11 @@ func (c *Coordinator) RunStatus(ctx context.Context, run string) (*RunStatus, er
 	if st.Tasks, err = pgx.CollectRows(rows, pgx.RowToStructByPos[TaskCount]); err != nil {
 		return nil, c.db.Scrub(err)
 	}
-	rows, _ = c.db.Pool.Query(ctx, `SELECT kind, args, coalesce(errors[array_upper(errors, 1)]->>'error', state::text) FROM river_job
-		WHERE args->>'run' = $1 AND args->>'commit' = $2 AND state IN ('discarded', 'cancelled') ORDER BY id`, run, st.Commit)
+	// A task given up on counts until a submission queues it anew.
+	rows, _ = c.db.Pool.Query(ctx, `SELECT kind, args, coalesce(errors[array_upper(errors, 1)]->>'error', state::text) FROM river_job j
+		WHERE args->>'run' = $1 AND args->>'commit' = $2 AND state IN ('discarded', 'cancelled')
+			AND NOT EXISTS (SELECT FROM river_job n WHERE n.kind = j.kind AND n.args = j.args AND n.id > j.id)
+		ORDER BY id`, run, st.Commit)
 	var kind, last string
 	var args []byte
 	_, err = pgx.ForEachRow(rows, []any{&kind, &args, &last}, func() error {

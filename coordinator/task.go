@@ -87,8 +87,13 @@ func (r taskRef) String() string {
 // jobs not yet given up, so that submitting a run again, or two barrier
 // commits, never queue one task twice.
 func insertOpts() *river.InsertOpts {
-	return &river.InsertOpts{Queue: queue, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return &river.InsertOpts{Queue: queue, MaxAttempts: maxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
+
+// maxAttempts is how often River runs a task before it gives it up (see
+// retryPolicy): River's default, 25, gave up after five minutes of a
+// database outage.
+const maxAttempts = 100
 
 // ErrFenced reports a commit of an attempt that no longer owns its task:
 // River gave the task to another attempt (its process stopped answering
@@ -138,7 +143,9 @@ var errCommitted = errors.New("committed already by this attempt")
 func (t *task) commit(ctx context.Context, pool *pgxpool.Pool, final bool, write func(context.Context, pgx.Tx) error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return t.inTx(ctx, tx, final, write) })
+	// Read committed, whatever the database's default: the barrier's
+	// count must see the commits that ended before its statement.
+	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error { return t.inTx(ctx, tx, final, write) })
 	if errors.Is(err, errCommitted) {
 		return nil
 	}
@@ -152,9 +159,14 @@ func (t *task) commit(ctx context.Context, pool *pgxpool.Pool, final bool, write
 // session if it idles that long (see idleInTransaction), also where tx
 // is a sink's, on a connection the coordinator did not set up.
 func (t *task) inTx(ctx context.Context, tx pgx.Tx, final bool, write func(context.Context, pgx.Tx) error) error {
-	if _, err := tx.Exec(ctx, "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
-		strconv.FormatInt(idleInTransaction.Milliseconds(), 10)); err != nil {
+	var isolation string
+	if err := tx.QueryRow(ctx, "SELECT current_setting('transaction_isolation'), set_config('idle_in_transaction_session_timeout', $1, true)",
+		strconv.FormatInt(idleInTransaction.Milliseconds(), 10)).Scan(&isolation, new(string)); err != nil {
 		return err
+	}
+	if isolation != "read committed" { // a sink's transaction, on a database whose default is another
+		return fmt.Errorf("the %s of run %s commits in a transaction at isolation %s; the coordinator's commits need read committed (set default_transaction_isolation)",
+			t, t.run, isolation)
 	}
 	if err := t.fence(ctx, tx, final); err != nil {
 		return err
@@ -170,19 +182,27 @@ func (t *task) inTx(ctx context.Context, tx pgx.Tx, final bool, write func(conte
 	return nil
 }
 
-// fence locks the task's job row in tx and returns an error wrapping
-// ErrFenced unless the job is running this attempt, or errCommitted if
-// this attempt completed it already. (A job completed at this attempt's
-// number was completed by this attempt: River's completer completes a
-// job only for a Work that returned nil, and no attempt that is not the
-// job's returns nil, see yield.) The row lock holds until tx ends:
-// River's rescuer and completer update the row, so they wait for the
-// commit or see its outcome, and no other attempt can start meanwhile.
-// It then locks the run's row (for update in a final commit, which ends
-// the task and may advance the run; shared otherwise) and fences a task
-// of a plan that mr run --fresh replaced since, whose commit would write
-// over the new plan's state.
+// fence locks the run's row in tx (for update in a final commit, which
+// ends the task and may advance the run; shared otherwise), then the
+// task's job row, in the order Submit takes them, and returns an error
+// wrapping ErrFenced unless the job is running this attempt of the run's
+// current plan (a task of a plan that mr run --fresh replaced would write
+// over the new plan's state), or errCommitted if this attempt completed
+// it already. (A job completed at this attempt's number was completed by
+// this attempt: River's completer completes a job only for a Work that
+// returned nil, and no attempt that is not the job's returns nil, see
+// yield.) The job row's lock holds until tx ends: River's rescuer and
+// completer update the row, so they wait for the commit or see its
+// outcome, and no other attempt can start meanwhile.
 func (t *task) fence(ctx context.Context, tx pgx.Tx, final bool) error {
+	lock := "FOR SHARE"
+	if final {
+		lock = "FOR UPDATE"
+	}
+	var commit string
+	if err := tx.QueryRow(ctx, "SELECT commit FROM mr_runs WHERE run = $1 "+lock, t.run).Scan(&commit); err != nil {
+		return fmt.Errorf("read the plan of run %s: %w", t.run, err)
+	}
 	var state string
 	var attempt int
 	err := tx.QueryRow(ctx, "SELECT state, attempt FROM river_job WHERE id = $1 FOR UPDATE", t.job.ID).Scan(&state, &attempt)
@@ -196,16 +216,7 @@ func (t *task) fence(ctx context.Context, tx pgx.Tx, final bool) error {
 	case attempt != t.job.Attempt || state != string(rivertype.JobStateRunning):
 		return fmt.Errorf("%w: attempt %d of the %s of run %s: its job %d is %s at attempt %d, so this attempt's commit changes nothing",
 			ErrFenced, t.job.Attempt, t, t.run, t.job.ID, state, attempt)
-	}
-	lock := "FOR SHARE"
-	if final {
-		lock = "FOR UPDATE"
-	}
-	var commit string
-	if err := tx.QueryRow(ctx, "SELECT commit FROM mr_runs WHERE run = $1 "+lock, t.run).Scan(&commit); err != nil {
-		return fmt.Errorf("read the plan of run %s: %w", t.run, err)
-	}
-	if commit != t.planCommit {
+	case commit != t.planCommit:
 		return fmt.Errorf("%w: the %s of run %s belongs to plan %s, which was replaced by plan %s (mr run --fresh)",
 			ErrFenced, t, t.run, t.planCommit, commit)
 	}

@@ -56,8 +56,9 @@ const fetchCooldown = 20 * time.Millisecond
 // an idle queue.
 const heartbeat = time.Second
 
-// Work runs a worker until ctx is done (it lets its running tasks commit
-// first, as River's Stop does) or, with IdleExit, until the queue is idle.
+// Work runs a worker until ctx is done (it lets its running tasks finish,
+// for up to TaskTimeout, as River's Stop does) or, with IdleExit, until
+// the queue is idle.
 func (c *Coordinator) Work(ctx context.Context, open Opener, cfg WorkerConfig) (err error) {
 	if cfg.RescueAfter <= cfg.TaskTimeout {
 		return fmt.Errorf("the rescue time %s must be longer than the task timeout %s: River would give running tasks to other workers", cfg.RescueAfter, cfg.TaskTimeout)
@@ -93,7 +94,7 @@ func (c *Coordinator) Work(ctx context.Context, open Opener, cfg WorkerConfig) (
 		err = errors.Join(err, serr)
 	}()
 	// River's client stops on its own context's end by cancelling its
-	// tasks; a worker asked to stop lets them commit first, so the
+	// tasks; a worker asked to stop lets them finish first, so the
 	// client runs under a context that only Stop ends.
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return c.db.Scrub(fmt.Errorf("start River on %s: %w", c, err))
@@ -153,6 +154,8 @@ func workerID() string {
 // retryPolicy retries a failed task after a second per attempt so far, up
 // to half a minute: a task resumes from its last commit, so a retry costs
 // little, and a task failed by a fence (see ErrFenced) should go on soon.
+// With maxAttempts, River gives a task up after about 40 minutes of
+// failures: a database or storage outage shorter than that loses nothing.
 type retryPolicy struct{}
 
 func (retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
@@ -219,6 +222,10 @@ func (w *worker) run(ctx context.Context, job *rivertype.JobRow, ref taskRef, co
 	}
 	if err != nil {
 		log.Warn("task failed; River retries it", "err", err)
+		// A zombie fails otherwise too (its timeout ended while it was
+		// paused): whatever the error, it must not report it over a
+		// live attempt.
+		yield(ctx, w.c.db.Pool, job, w.taskTimeout+commitTimeout)
 		return err
 	}
 	log.Info("task done", "elapsed", time.Since(start).Round(time.Millisecond))
@@ -257,6 +264,9 @@ func yield(ctx context.Context, pool *pgxpool.Pool, job *rivertype.JobRow, limit
 // do opens the run of command and runs the task ref on it.
 func (w *worker) do(ctx context.Context, command []string, ref taskRef) (err error) {
 	r, closeRun, err := w.open(ctx, command, w.concurrency)
+	if errors.Is(err, mapreduce.ErrNoRun) {
+		return fmt.Errorf("%w\nthe command of run %s opens another run here: does this worker see the same databases (its PG* environment, host names) and mr version as the one that submitted it?", err, ref.run)
+	}
 	if err != nil {
 		return err
 	}

@@ -309,7 +309,7 @@ func (r *Runner) loadState(ctx context.Context, plan *Plan) (err error) {
 		r.log.Warn("run state damaged: uncommitted files are kept until it is healed", "run", plan.RunID, "partitions", len(r.damaged))
 		return nil
 	}
-	_, err = r.collect(ctx, r.blobs)
+	_, err = r.collect(ctx, r.blobs, false)
 	return err
 }
 

@@ -363,9 +363,10 @@ func (st *runState) committedKeys() map[string]bool {
 }
 
 // collect removes the blobs of the run in b that the state does not name
-// (see committedKeys), and returns how many it removed. Listing storage
-// is fine here; finding inputs never does, it reads the manifests.
-func (st *runState) collect(ctx context.Context, b *blobs.Bucket) (int, error) {
+// (see committedKeys), and returns how many it removed; with dry, it only
+// counts them. Listing storage is fine here; finding inputs never does,
+// it reads the manifests.
+func (st *runState) collect(ctx context.Context, b *blobs.Bucket, dry bool) (int, error) {
 	keep, removed := st.committedKeys(), 0
 	for _, prefix := range blobPrefixes() {
 		keys, err := b.List(ctx, st.plan.RunID+"/"+prefix)
@@ -374,6 +375,10 @@ func (st *runState) collect(ctx context.Context, b *blobs.Bucket) (int, error) {
 		}
 		for _, k := range keys {
 			if keep[k] {
+				continue
+			}
+			if dry {
+				removed++
 				continue
 			}
 			if err := b.Delete(ctx, k); err != nil {
@@ -390,8 +395,9 @@ func (st *runState) collect(ctx context.Context, b *blobs.Bucket) (int, error) {
 // shared run that no worker runs any longer (see Config.Shared), whose
 // files no process collects on its own; a run in one process collects
 // them each time it starts. It refuses a run whose state is damaged,
-// since a damaged checkpoint's files are unknown.
-func Collect(ctx context.Context, cfg Config, run string) (removed int, err error) {
+// since a damaged checkpoint's files are unknown. With dry, it removes
+// nothing and counts what it would remove.
+func Collect(ctx context.Context, cfg Config, run string, dry bool) (removed int, err error) {
 	ri, err := Inspect(ctx, cfg, run)
 	if err != nil {
 		return 0, err
@@ -405,7 +411,7 @@ func Collect(ctx context.Context, cfg Config, run string) (removed int, err erro
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
 	st := &runState{plan: ri.Plan, checkpoints: ri.Checkpoints, replay: ri.Replay}
-	return st.collect(ctx, b)
+	return st.collect(ctx, b, dry)
 }
 
 // blobPrefixes are the key prefixes, after "<run>/", of every blob a run

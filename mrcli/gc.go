@@ -42,7 +42,7 @@ With --coordinator, it removes instead, for every run submitted there
 whose phase is done, the files in its --storage that no committed state
 names: those of attempts that died, or were fenced, before their commit.
 Runs that workers still run are left alone, since their files in flight
-are among those.`,
+are among those. --dry-run counts them and removes nothing.`,
 		Flags: []cli.Flag{
 			workdirFlag(),
 			coordinatorFlag("collect the files of failed attempts of the runs done in the coordinator database at `URL` (see above)"),
@@ -62,7 +62,10 @@ func gc(c *cli.Context, args []string) error {
 		return usagef("mr gc --help", "invalid --older-than %q: %v", c.String("older-than"), err)
 	}
 	if dsn := c.String("coordinator"); dsn != "" {
-		return gcAttempts(c, dsn)
+		if c.IsSet("older-than") {
+			return usagef("mr gc --help", "with --coordinator, mr gc removes the files of failed attempts of done runs, whatever their age: leave out --older-than")
+		}
+		return gcAttempts(c, dsn, c.Bool("dry-run"))
 	}
 	cfg := stateConfig(c)
 	entries, err := listEntries(c.Context, cfg)

@@ -84,7 +84,7 @@ func serveUI(c *cli.Context, args []string) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return usagef("mr ui --coordinator "+shellQuote(pg.Redact(dsn))+" --addr :0", "--addr %s: %v; choose another address, or :0 for a free port", addr, err)
+		return usagef("mr ui --coordinator "+pasteable(dsn)+" --addr :0", "--addr %s: %v; choose another address, or :0 for a free port", addr, err)
 	}
 	defer ln.Close() // until Serve owns it
 
@@ -152,7 +152,7 @@ func checkRiverSchema(ctx context.Context, db *pg.DB, dsn string) error {
 	}
 	if !res.OK {
 		return fmt.Errorf("coordinator %s lacks River's tables or their latest version (%s); run: mr migrate --coordinator %s",
-			db, strings.Join(res.Messages, "; "), shellQuote(pg.Redact(dsn)))
+			db, strings.Join(res.Messages, "; "), pasteable(dsn))
 	}
 	return nil
 }

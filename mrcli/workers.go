@@ -106,7 +106,7 @@ func submit(c *cli.Context, job jobCommand) (err error) {
 	plan := runner.Plan()
 	out := c.App.Writer
 	fmt.Fprintf(out, "submitted run %s to %s: %d partitions, %d buckets; workers run it: mr worker --coordinator %s\n",
-		plan.RunID, coord, len(plan.Partitions), plan.Buckets, shellQuote(pg.Redact(dsn)))
+		plan.RunID, coord, len(plan.Partitions), plan.Buckets, pasteable(dsn))
 	if c.Bool("detach") {
 		return nil
 	}
@@ -228,8 +228,8 @@ func follow(ctx context.Context, out, errOut io.Writer, coord *coordinator.Coord
 			prog.Close(nil)
 			fmt.Fprintln(out, sum)
 			if sum.FailureRate() > job.cfg.MaxFailureRate {
-				return fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; see mr dlq list %s",
-					mapreduce.ErrFailureRate, 100*sum.FailureRate(), job.cfg.MaxFailureRate, plan.RunID)
+				return fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g",
+					mapreduce.ErrFailureRate, 100*sum.FailureRate(), job.cfg.MaxFailureRate)
 			}
 			return nil
 		}
@@ -248,7 +248,7 @@ func workerCommand() *cli.Command {
 		Usage: "run the tasks of submitted runs (mr run --coordinator), on River",
 		Description: `Runs the map, reduce and finish tasks of the runs submitted to the
 coordinator database, as River jobs, --concurrency at a time, until Ctrl-C
-or SIGTERM (which let the running tasks commit first) or, with
+or SIGTERM (which let the running tasks finish, for up to --task-timeout) or, with
 --exit-when-idle, until no task is left. Start as many workers as you
 like, anywhere that reaches the coordinator, the source and sink databases
 and the run's --storage; each rebuilds a run from its submitted command
@@ -462,7 +462,7 @@ func showWorkers(ctx context.Context, out io.Writer, coord *coordinator.Coordina
 
 // gcAttempts is mr gc --coordinator: it collects the files of the failed
 // attempts of every run done in the coordinator (see mapreduce.Collect).
-func gcAttempts(c *cli.Context, dsn string) (err error) {
+func gcAttempts(c *cli.Context, dsn string, dry bool) (err error) {
 	defer func() { err = redact.Error(err, pg.Secrets(dsn)...) }()
 	coord, err := coordinator.Open(c.Context, dsn)
 	if err != nil {
@@ -472,6 +472,10 @@ func gcAttempts(c *cli.Context, dsn string) (err error) {
 	runs, err := coord.Submitted(c.Context)
 	if err != nil {
 		return err
+	}
+	verb := "removed"
+	if dry {
+		verb = "would remove"
 	}
 	var total, running int
 	for _, run := range runs {
@@ -485,15 +489,25 @@ func gcAttempts(c *cli.Context, dsn string) (err error) {
 		}
 		cfg := mapreduce.DefaultConfig()
 		cfg.Store, cfg.Blobs = coord.Store(), st.Storage()
-		n, err := mapreduce.Collect(c.Context, cfg, run)
+		n, err := mapreduce.Collect(c.Context, cfg, run, dry)
 		if err != nil {
 			return err
 		}
 		if n > 0 {
-			fmt.Fprintf(c.App.Writer, "%s: removed %d files of failed attempts\n", run, n)
+			fmt.Fprintf(c.App.Writer, "%s: %s %d files of failed attempts\n", run, verb, n)
 		}
 		total += n
 	}
-	fmt.Fprintf(c.App.Writer, "removed %d files of failed attempts of %d done runs; left %d runs that workers still run\n", total, len(runs)-running, running)
+	fmt.Fprintf(c.App.Writer, "%s %d files of failed attempts of %d done runs; left %d runs that workers still run\n", verb, total, len(runs)-running, running)
 	return nil
+}
+
+// pasteable is dsn as a command to paste should show it: without its
+// password, which the one who pastes it gives as psql takes it (a masked
+// password would be taken for one), or masked if it does not parse.
+func pasteable(dsn string) string {
+	if bare, err := pg.WithoutSecrets(dsn); err == nil {
+		return shellQuote(bare)
+	}
+	return shellQuote(pg.Redact(dsn))
 }

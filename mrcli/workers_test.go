@@ -134,8 +134,13 @@ func chaos(t *testing.T, storage string, env []string, otherSink bool, reduceCra
 	// The killed and the fenced attempts left files that no checkpoint
 	// names; mr gc removes them and leaves the committed ones, which the
 	// dead letters below are read from.
+	dry := runMR(t, "gc", "--coordinator", dsn, "--dry-run")
+	wouldGo := regexp.MustCompile(`would remove (\d+) files of failed attempts of 1 done runs`).FindStringSubmatch(dry.stdout)
+	if dry.code != ExitOK || wouldGo == nil || wouldGo[1] == "0" {
+		t.Errorf("mr gc --coordinator --dry-run: exit %d, want failed attempts' files counted; stdout:\n%s\nstderr:\n%s", dry.code, dry.stdout, dry.stderr)
+	}
 	gc := runMR(t, "gc", "--coordinator", dsn)
-	if m := regexp.MustCompile(`removed (\d+) files of failed attempts of 1 done runs`).FindStringSubmatch(gc.stdout); gc.code != ExitOK || m == nil || m[1] == "0" {
+	if m := regexp.MustCompile(`removed (\d+) files of failed attempts of 1 done runs`).FindStringSubmatch(gc.stdout); gc.code != ExitOK || m == nil || wouldGo == nil || m[1] != wouldGo[1] {
 		t.Errorf("mr gc --coordinator: exit %d, want files of the failed attempts removed; stdout:\n%s\nstderr:\n%s", gc.code, gc.stdout, gc.stderr)
 	}
 

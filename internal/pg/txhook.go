@@ -44,12 +44,13 @@ type Querier interface {
 // database it is connected to, the same however it was reached (socket or
 // TCP, any host name), through the server's start time (which no two
 // servers, nor two starts of one, share in practice), its port and the
-// database's oid; and the schemas of its search path. Two connections
-// with one Namespace see the same tables under the same names.
+// database's oid; the schemas of its search path; and its role. Two
+// connections with one Namespace see the same tables under the same
+// names, with the same privileges.
 func Namespace(ctx context.Context, q Querier) (string, error) {
 	var id string
 	err := q.QueryRow(ctx, `SELECT concat_ws('/', pg_postmaster_start_time(), current_setting('port'), d.oid, d.datname,
-			array_to_string(current_schemas(false), ','))
+			array_to_string(current_schemas(false), ','), current_user)
 		FROM pg_database d WHERE d.datname = current_database()`).Scan(&id)
 	return id, err
 }
