@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,17 +57,8 @@ type cluster struct {
 
 	mu struct {
 		sync.Mutex
-		proc *postmaster // nil while stopped
+		proc *testserver.Process // the postmaster; nil while stopped
 	}
-}
-
-// postmaster is a running server process. Its goroutine, which owns the
-// process, stays locked to the OS thread that started it: the parent-death
-// signal is tied to that thread, not to the process.
-type postmaster struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has exited; err is set
-	err    error
 }
 
 // startCluster finds the server binaries, removes stale clusters, runs
@@ -162,20 +152,8 @@ func (c *cluster) start(ctx context.Context) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	c.as.apply(cmd, true)
 
-	p := &postmaster{cmd: cmd, exited: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	if err := <-started; err != nil {
+	p, err := testserver.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start %s%s: %w", cmd.Path, c.as.describe(), err)
 	}
 	c.mu.Lock()
@@ -195,7 +173,7 @@ func (c *cluster) start(ctx context.Context) error {
 
 // waitReady polls until the server accepts a connection on its socket, the
 // process exits, or ctx ends.
-func (c *cluster) waitReady(ctx context.Context, p *postmaster) error {
+func (c *cluster) waitReady(ctx context.Context, p *testserver.Process) error {
 	for {
 		connCtx, cancel := context.WithTimeout(ctx, time.Second)
 		conn, err := pgx.Connect(connCtx, c.socketDSN())
@@ -204,8 +182,8 @@ func (c *cluster) waitReady(ctx context.Context, p *postmaster) error {
 			return conn.Close(ctx)
 		}
 		select {
-		case <-p.exited:
-			return fmt.Errorf("server exited before accepting connections: %v", p.err)
+		case <-p.Exited():
+			return fmt.Errorf("server exited before accepting connections: %v", p.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("server did not accept connections in time: %w (last: %v)", ctx.Err(), err)
 		case <-time.After(20 * time.Millisecond):
@@ -239,17 +217,7 @@ func (c *cluster) stop(sig syscall.Signal) error {
 	if p == nil {
 		return nil
 	}
-	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("signal postgres: %w", err)
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(stopTimeout):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-	return fmt.Errorf("postgres did not stop within %s of %s; killed", stopTimeout, sig)
+	return p.Stop(sig, stopTimeout, "postgres")
 }
 
 // shutdown stops the server at once and removes the cluster directory,

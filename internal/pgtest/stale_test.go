@@ -88,7 +88,7 @@ func TestOrphanedCluster(t *testing.T) {
 			t.Skip("needs pgtest's own cluster")
 		}
 		c.mu.Lock()
-		pid := c.mu.proc.cmd.Process.Pid
+		pid := c.mu.proc.Cmd.Process.Pid
 		c.mu.Unlock()
 		fmt.Printf("ORPHAN %s %d\n", c.base, pid)
 		time.Sleep(time.Hour)

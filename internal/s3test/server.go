@@ -45,17 +45,8 @@ type server struct {
 	dir      string // holds data/ (see data) and versitygw.log
 	endpoint string // http://127.0.0.1:<port>
 	client   *s3.Client
-	proc     *process
-	summary  string // how the server came to be, logged by the first test
-}
-
-// process is a running gateway. The goroutine that owns it stays locked to
-// the OS thread that started it: Linux's parent-death signal is tied to
-// that thread, not to the process.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has exited; err is set
-	err    error
+	proc     *testserver.Process // the gateway; nil while stopped
+	summary  string              // how the server came to be, logged by the first test
 }
 
 // startServer starts bin with the posix backend in a fresh directory and
@@ -121,20 +112,8 @@ func (s *server) start(ctx context.Context, port int) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = sysProcAttr()
 
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	if err := <-started; err != nil {
+	p, err := testserver.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
 	s.proc = p
@@ -165,8 +144,8 @@ func (s *server) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-s.proc.exited:
-			return fmt.Errorf("versitygw exited before answering: %v", s.proc.err)
+		case <-s.proc.Exited():
+			return fmt.Errorf("versitygw exited before answering: %v", s.proc.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("versitygw did not answer in time: %w (last: %v)", ctx.Err(), err)
 		case <-time.After(20 * time.Millisecond):
@@ -189,17 +168,7 @@ func (s *server) stop() error {
 	if p == nil {
 		return nil
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("signal versitygw: %w", err)
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(stopTimeout):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-	return fmt.Errorf("versitygw did not stop within %s of SIGTERM; killed", stopTimeout)
+	return p.Stop(syscall.SIGTERM, stopTimeout, "versitygw")
 }
 
 // shutdown stops the gateway and removes its directory.
