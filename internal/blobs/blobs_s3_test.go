@@ -103,28 +103,7 @@ func TestWriter_Commit_S3(t *testing.T) {
 			if keys, err := b.List(ctx, "run-1/"); err != nil || len(keys) != 0 {
 				t.Errorf("before Commit, List = %q, %v; want none", keys, err)
 			}
-			if err := w.Commit(); err != nil {
-				t.Fatal(err)
-			}
-			got, err := b.ReadAll(ctx, testKey)
-			if err != nil || !bytes.Equal(got, data) {
-				t.Errorf("ReadAll = %d bytes, %v; want the %d bytes written", len(got), err, len(data))
-			}
-			if keys, err := b.List(ctx, ""); err != nil || !slices.Equal(keys, []string{testKey}) {
-				t.Errorf("List = %q, %v; want only %s", keys, err, testKey)
-			}
-			if err := w.Abort(); err != nil {
-				t.Errorf("Abort after Commit = %v", err)
-			}
-			if _, err := b.ReadAll(ctx, testKey); err != nil {
-				t.Errorf("Abort after Commit removed the blob: %v", err)
-			}
-			if _, err := w.Write(data); err == nil {
-				t.Error("Write after Commit succeeded")
-			}
-			if err := w.Commit(); err == nil {
-				t.Error("second Commit succeeded")
-			}
+			checkCommit(t, b, w, data)
 			sb.noUploads(t, "after Commit")
 		})
 	}

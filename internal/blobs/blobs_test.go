@@ -121,28 +121,7 @@ func TestWriter_Commit(t *testing.T) {
 				t.Errorf("before Commit, List = %q, want none", keys)
 			}
 
-			if err := w.Commit(); err != nil {
-				t.Fatal(err)
-			}
-			got, err := b.ReadAll(ctx, testKey)
-			if err != nil || !bytes.Equal(got, data) {
-				t.Errorf("ReadAll = %d bytes, %v; want the %d bytes written", len(got), err, len(data))
-			}
-			if keys, err := b.List(ctx, ""); err != nil || !slices.Equal(keys, []string{testKey}) {
-				t.Errorf("List = %q, %v; want only %s", keys, err, testKey)
-			}
-			if err := w.Abort(); err != nil {
-				t.Errorf("Abort after Commit = %v", err)
-			}
-			if _, err := b.ReadAll(ctx, testKey); err != nil {
-				t.Errorf("Abort after Commit removed the blob: %v", err)
-			}
-			if _, err := w.Write(data); err == nil {
-				t.Error("Write after Commit succeeded")
-			}
-			if err := w.Commit(); err == nil {
-				t.Error("second Commit succeeded")
-			}
+			checkCommit(t, b, w, data)
 		})
 	}
 }
@@ -606,5 +585,35 @@ func TestOpen(t *testing.T) {
 	}
 	if b := setupMem(t); b.String() != "mem://" {
 		t.Errorf("String() = %q, want mem://", b.String())
+	}
+}
+
+// checkCommit commits w, which wrote data under testKey, and checks that
+// the blob is then visible, the only one in b, and that neither Abort nor
+// another Write or Commit changes it.
+func checkCommit(t *testing.T, b *blobs.Bucket, w *blobs.Writer, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ReadAll(ctx, testKey)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("ReadAll = %d bytes, %v; want the %d bytes written", len(got), err, len(data))
+	}
+	if keys, err := b.List(ctx, ""); err != nil || !slices.Equal(keys, []string{testKey}) {
+		t.Errorf("List = %q, %v; want only %s", keys, err, testKey)
+	}
+	if err := w.Abort(); err != nil {
+		t.Errorf("Abort after Commit = %v", err)
+	}
+	if _, err := b.ReadAll(ctx, testKey); err != nil {
+		t.Errorf("Abort after Commit removed the blob: %v", err)
+	}
+	if _, err := w.Write(data); err == nil {
+		t.Error("Write after Commit succeeded")
+	}
+	if err := w.Commit(); err == nil {
+		t.Error("second Commit succeeded")
 	}
 }
