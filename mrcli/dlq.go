@@ -37,7 +37,8 @@ With --json, prints one JSON object for scripts (names and meanings are
 stable; new fields may be added):
 
   {"errors": [{"run_id", "error", "letters", "partitions", "first_cursor", "stack"}]}`,
-				Flags:  []cli.Flag{workdirFlag(), jsonFlag("a table")},
+				Flags: []cli.Flag{workdirFlag(), jsonFlag("a table"),
+					coordinatorFlag("read the runs submitted to the coordinator database at `URL` (mr run --coordinator), whose dead letters are in their --storage")},
 				Action: action(dlqList),
 			},
 			{
@@ -56,6 +57,7 @@ meanings are stable; new fields may be added):
 				Flags: []cli.Flag{
 					workdirFlag(),
 					jsonFlag("JSON lines"),
+					coordinatorFlag("read the run submitted to the coordinator database at `URL` (mr run --coordinator), whose dead letters are in its --storage"),
 					&cli.IntFlag{Name: "partition", Value: -1, Usage: "only the letters of partition `N`", DefaultText: "all"},
 				},
 				Action: action(dlqShow),
@@ -139,17 +141,20 @@ func dlqReplay(c *cli.Context, args []string) (err error) {
 	return nil
 }
 
-func dlqList(c *cli.Context, args []string) error {
-	cfg := stateConfig(c)
+func dlqList(c *cli.Context, args []string) (err error) {
+	states, err := openRunStates(c)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, states)
 	var runs []*mapreduce.RunInfo
 	switch len(args) {
 	case 0:
-		var err error
-		if runs, err = mapreduce.Runs(c.Context, cfg); err != nil {
+		if runs, err = states.all(); err != nil {
 			return err
 		}
 	case 1:
-		ri, err := inspectRun(c, cfg, args[0])
+		ri, err := states.inspect(args[0])
 		if err != nil {
 			return err
 		}
@@ -203,7 +208,7 @@ type dlqErrorJSON struct {
 	mapreduce.ErrorCount
 }
 
-func dlqShow(c *cli.Context, args []string) error {
+func dlqShow(c *cli.Context, args []string) (err error) {
 	cfg := stateConfig(c)
 	if len(args) != 1 {
 		return usagef("mr dlq list --workdir "+cfg.Workdir, "mr dlq show takes one RUN, got %d arguments", len(args))
@@ -212,7 +217,12 @@ func dlqShow(c *cli.Context, args []string) error {
 	if part := c.Int("partition"); part != -1 {
 		filter.Partitions = []int{part}
 	}
-	ri, err := inspectRun(c, cfg, args[0])
+	states, err := openRunStates(c)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, states)
+	ri, err := states.inspect(args[0])
 	if err != nil {
 		return err
 	}

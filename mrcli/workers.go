@@ -228,8 +228,8 @@ func follow(ctx context.Context, out, errOut io.Writer, coord *coordinator.Coord
 			prog.Close(nil)
 			fmt.Fprintln(out, sum)
 			if sum.FailureRate() > job.cfg.MaxFailureRate {
-				return fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g",
-					mapreduce.ErrFailureRate, 100*sum.FailureRate(), job.cfg.MaxFailureRate)
+				return fmt.Errorf("%w: %.2f%% of rows failed, more than --max-failure-rate %g; see mr dlq list %s --coordinator URL",
+					mapreduce.ErrFailureRate, 100*sum.FailureRate(), job.cfg.MaxFailureRate, plan.RunID)
 			}
 			return nil
 		}
@@ -510,4 +510,68 @@ func pasteable(dsn string) string {
 		return shellQuote(bare)
 	}
 	return shellQuote(pg.Redact(dsn))
+}
+
+// runStates reads the state of runs for mr dlq: from --workdir, or with
+// --coordinator from the coordinator, where each run's dead letters are in
+// the --storage it was submitted with.
+type runStates struct {
+	c     *cli.Context
+	cfg   mapreduce.Config
+	coord *coordinator.Coordinator // nil without --coordinator
+}
+
+func openRunStates(c *cli.Context) (*runStates, error) {
+	s := &runStates{c: c, cfg: stateConfig(c)}
+	if dsn := c.String("coordinator"); dsn != "" {
+		coord, err := coordinator.Open(c.Context, dsn)
+		if err != nil {
+			return nil, redact.Error(err, pg.Secrets(dsn)...)
+		}
+		s.coord, s.cfg.Store = coord, coord.Store()
+	}
+	return s, nil
+}
+
+func (s *runStates) Close() error {
+	if s.coord == nil {
+		return nil
+	}
+	return s.coord.Close()
+}
+
+// inspect returns the state of run, as inspectRun.
+func (s *runStates) inspect(run string) (*mapreduce.RunInfo, error) {
+	cfg := s.cfg
+	if s.coord != nil {
+		st, err := s.coord.RunStatus(s.c.Context, run)
+		if errors.Is(err, coordinator.ErrNotSubmitted) {
+			return nil, usagef("mr status --coordinator URL", "%v", err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		cfg.Blobs = st.Storage()
+	}
+	return inspectRun(s.c, cfg, run)
+}
+
+// all returns the state of every run, by id.
+func (s *runStates) all() ([]*mapreduce.RunInfo, error) {
+	if s.coord == nil {
+		return mapreduce.Runs(s.c.Context, s.cfg)
+	}
+	ids, err := s.coord.Submitted(s.c.Context)
+	if err != nil {
+		return nil, err
+	}
+	var runs []*mapreduce.RunInfo
+	for _, id := range ids {
+		ri, err := s.inspect(id)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, ri)
+	}
+	return runs, nil
 }

@@ -5,6 +5,7 @@ package mrcli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -19,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mrengine/mr/coordinator"
 	"github.com/mrengine/mr/internal/crashpoint"
 	"github.com/mrengine/mr/internal/eventgen"
 	"github.com/mrengine/mr/internal/pgtest"
@@ -41,8 +41,8 @@ const chaosWait = 3 * time.Minute
 // (SIGSTOP, then SIGCONT once another attempt finished the task: its late
 // commit must be fenced) and kills a third mid-reduce. The sink must
 // equal a one-process run's and the ground truth, the dead letters must
-// hold each poison row once, and the coordinator must show the fenced
-// attempt. With the shuffle on a shared directory the sink is the
+// hold each poison row once (as mr dlq show --coordinator reads them),
+// and the coordinator must show the fenced attempt. With the shuffle on a shared directory the sink is the
 // coordinator's schema, so buckets commit with their tasks (pg.TxHook);
 // with the shuffle on S3 it is another schema, where the sink's
 // per-bucket ledger makes a bucket's apply idempotent and the task ends
@@ -144,19 +144,15 @@ func chaos(t *testing.T, storage string, env []string, otherSink bool, reduceCra
 		t.Errorf("mr gc --coordinator: exit %d, want files of the failed attempts removed; stdout:\n%s\nstderr:\n%s", gc.code, gc.stdout, gc.stderr)
 	}
 
-	coord, err := coordinator.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
+	shown := runMR(t, "dlq", "show", run, "--coordinator", dsn, "--json")
+	var letters struct {
+		DeadLetters []mapreduce.DeadLetter `json:"dead_letters"`
 	}
-	defer coord.Close()
-	cfg := mapreduce.DefaultConfig()
-	cfg.Store, cfg.Blobs = coord.Store(), storage
-	letters, err := mapreduce.DeadLetters(ctx, cfg, run, mapreduce.DeadLetterFilter{})
-	if err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal([]byte(shown.stdout), &letters); shown.code != ExitOK || err != nil {
+		t.Fatalf("mr dlq show --coordinator: exit %d, %v\nstdout:\n%s\nstderr:\n%s", shown.code, err, shown.stdout, shown.stderr)
 	}
 	var cursors []int64
-	for _, l := range letters {
+	for _, l := range letters.DeadLetters {
 		cursors = append(cursors, l.Cursor)
 	}
 	slices.Sort(cursors)
