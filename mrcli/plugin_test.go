@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/mrengine/mr/internal/eventgen"
 	"github.com/mrengine/mr/internal/runtest"
+	"github.com/mrengine/mr/internal/testserver"
 	"github.com/mrengine/mr/jobs"
 )
 
@@ -186,7 +186,7 @@ func buildTestPlugins(t *testing.T) string {
 	}
 	if err != nil {
 		msg := fmt.Sprintf("cannot build Go plugins: %v\n\tto fix: put go and a C compiler (go env CC) on PATH", err)
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+		if testserver.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg + "\n\t(skipped; with CI=true this fails)")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/mrengine/mr/internal/pgtest"
+	"github.com/mrengine/mr/internal/testserver"
 )
 
 // uiTaskArgs stands for the args of a map task, so that the UI has a job
@@ -61,7 +61,7 @@ func chromium(t *testing.T) string {
 		}
 	}
 	msg := "no Chromium to load the page in: apt-get install -y chromium"
-	if os.Getenv("CI") == "true" {
+	if testserver.InCI() {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)

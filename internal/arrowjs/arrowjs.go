@@ -27,6 +27,8 @@ import (
 	"testing"
 
 	"github.com/gofrs/flock"
+
+	"github.com/mrengine/mr/internal/testserver"
 )
 
 // Table is one file as Arrow JS reads it.
@@ -160,7 +162,7 @@ func read(t testing.TB, paths []string) ([]Table, error) {
 	t.Helper()
 	node, dir, err := setup()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if testserver.InCI() {
 			t.Fatal(err)
 		}
 		t.Skip(err)

@@ -246,16 +246,11 @@ func unavailable(t testing.TB, err error) {
 			"\tor unset %s to let pgtest start a PostgreSQL of its own", EnvDSN, EnvDSN)
 	}
 	msg := fmt.Sprintf("pgtest: no PostgreSQL for tests: %v\n\tto fix: %s", err, fix)
-	if inCI() {
+	if testserver.InCI() {
 		t.Fatal(msg)
 		return
 	}
 	t.Skip(msg + "\n\t(skipped; with CI=true this fails)")
-}
-
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
 }
 
 func setup() (*harness, error) {

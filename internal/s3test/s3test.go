@@ -154,7 +154,7 @@ func get(t testing.TB) *server {
 		if errors.Is(errSetup, errStopped) {
 			t.Fatal(errSetup)
 		}
-		msg, fail := unavailable(errSetup, inCI())
+		msg, fail := unavailable(errSetup, testserver.InCI())
 		if fail {
 			t.Fatal(msg)
 		}
@@ -199,11 +199,6 @@ func unavailable(err error, ci bool) (msg string, fail bool) {
 		return msg, true
 	}
 	return msg + "\n\t(skipped; with CI=true this fails)", false
-}
-
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
 }
 
 // shutdown stops the server. It also ends the Once, so that a later URL
