@@ -68,7 +68,7 @@ func Open(ctx context.Context, dsn string) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{db: db, store: &Store{pool: db.Pool}}
-	if err := checkSchema(ctx, db.Pool); err != nil {
+	if err := CheckSchema(ctx, db.Pool); err != nil {
 		db.Close()
 		if errors.Is(err, ErrNotMigrated) {
 			return nil, fmt.Errorf("%w (%s); run mr migrate --coordinator URL first", err, db)

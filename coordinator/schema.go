@@ -97,9 +97,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 // workers need.
 var ErrNotMigrated = errors.New("the coordinator database is not migrated")
 
-// checkSchema returns an error wrapping ErrNotMigrated, saying what is
+// CheckSchema returns an error wrapping ErrNotMigrated, saying what is
 // missing, unless River's migrations and mr's tables are all in place.
-func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
+func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	if err != nil {
 		return err

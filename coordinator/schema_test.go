@@ -38,7 +38,7 @@ func TestOpen_NotMigrated(t *testing.T) {
 		if _, err := pool.Exec(t.Context(), "DROP TABLE mr_workers"); err != nil {
 			t.Fatal(err)
 		}
-		err := checkSchema(t.Context(), pool)
+		err := CheckSchema(t.Context(), pool)
 		if !errors.Is(err, ErrNotMigrated) || !strings.Contains(err.Error(), "mr_workers") {
 			t.Errorf("checkSchema without mr_workers = %v; want an error wrapping ErrNotMigrated that names mr_workers", err)
 		}

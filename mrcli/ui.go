@@ -4,19 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivermigrate"
 	"github.com/urfave/cli/v2"
 	"riverqueue.com/riverui"
 
+	"github.com/mrengine/mr/coordinator"
 	"github.com/mrengine/mr/internal/pg"
 )
 
@@ -78,7 +76,7 @@ func serveUI(c *cli.Context, args []string) error {
 	}
 	defer db.Close()
 	db.SetApplicationName("mr/ui")
-	if err := checkRiverSchema(ctx, db, dsn); err != nil {
+	if err := checkSchema(ctx, db, dsn); err != nil {
 		return err
 	}
 	var lc net.ListenConfig
@@ -137,22 +135,16 @@ func serveUI(c *cli.Context, args []string) error {
 	return nil
 }
 
-// checkRiverSchema returns a clear error, naming the mr migrate command
-// to run, unless every River migration that this build of mr knows is
-// applied in db: the UI's queries would otherwise fail on each page with
-// a missing table or column.
-func checkRiverSchema(ctx context.Context, db *pg.DB, dsn string) error {
-	migrator, err := rivermigrate.New(riverpgxv5.New(db.Pool), &rivermigrate.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		return err
+// checkSchema returns a clear error, naming the mr migrate command to
+// run, unless the coordinator's tables are all in place: the UI's queries
+// would otherwise fail on each page with a missing table or column.
+func checkSchema(ctx context.Context, db *pg.DB, dsn string) error {
+	err := coordinator.CheckSchema(ctx, db.Pool)
+	if errors.Is(err, coordinator.ErrNotMigrated) {
+		return fmt.Errorf("coordinator %s lacks River's tables or mr's (%w); run: mr migrate --coordinator %s", db, err, pasteable(dsn))
 	}
-	res, err := migrator.Validate(ctx, nil)
 	if err != nil {
 		return db.Scrub(fmt.Errorf("check River's tables in %s: %w", db, err))
-	}
-	if !res.OK {
-		return fmt.Errorf("coordinator %s lacks River's tables or their latest version (%s); run: mr migrate --coordinator %s",
-			db, strings.Join(res.Messages, "; "), pasteable(dsn))
 	}
 	return nil
 }
