@@ -177,9 +177,9 @@ func (s *memSource) ReadChunk(_ context.Context, in mapreduce.Input, r partition
 	}
 	n := 0
 	for ; i < len(s.ids) && s.ids[i] < r.Hi && n < limit; i, n = i+1, n+1 {
-		slots := b.Append(s.ids[i])
+		b.Append(s.ids[i])
 		for j := range cols {
-			slots[j] = cols[j][i]
+			b.Set(j, cols[j][i])
 		}
 	}
 	if n == 0 {

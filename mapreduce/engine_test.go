@@ -61,8 +61,10 @@ func (s *memSource) ReadChunk(_ context.Context, _ mapreduce.Input, r partition.
 	s.mu.Lock()
 	for ; i < len(s.rows) && s.rows[i].id < r.Hi && b.Len() < limit; i++ {
 		row := s.rows[i]
-		v := b.Append(row.id)
-		v[0], v[1], v[2] = row.group, row.amount, row.kind
+		b.Append(row.id)
+		b.Set(0, row.group)
+		b.Set(1, row.amount)
+		b.Set(2, row.kind)
 		s.read[row.id]++
 	}
 	s.mu.Unlock()

@@ -83,9 +83,9 @@ func hotJob(b *testing.B, sql string) (*job, *mapreduce.Batch) {
 			rng.Int64N(15) + 1,
 			apd.New(rng.Int64N(100_000_000), -6).Text('f'),
 		}
-		vals := batch.Append(int64(r))
+		batch.Append(int64(r))
 		for i, c := range cols {
-			vals[i] = row[c]
+			batch.Set(i, row[c])
 		}
 	}
 	return p.job, batch

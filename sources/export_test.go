@@ -34,9 +34,9 @@ func SetSampleThresholds(s *Postgres, fullReadMax, bernoulliMax int64) {
 var DistinctCuts = distinctCuts
 
 // NewRowDecoder returns the decode function of a decoder of one query's
-// rows, as ReadChunk and Stream make one per query: its cursor, and the
-// other columns stored in values.
-func NewRowDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (func(raw [][]byte, values []any) (int64, error), error) {
+// rows, as ReadChunk and Stream make one per query: it appends a row to
+// b and returns its cursor.
+func NewRowDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (func(raw [][]byte, b *mapreduce.Batch) (int64, error), error) {
 	d, err := newRowDecoder(fields, m)
 	if err != nil {
 		return nil, err
@@ -49,9 +49,8 @@ func NewRowDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (func(raw []
 func SetMarkLogDelay(s *Postgres, d time.Duration) { s.markLogDelay = d }
 
 // NewTieDecoder is NewRowDecoder for a compound cursor's query: its
-// order column as the engine's cursor, its tie-breaker, and the other
-// columns stored in values.
-func NewTieDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (func(raw [][]byte, values []any) (int64, int64, error), error) {
+// order column as the engine's cursor and its tie-breaker.
+func NewTieDecoder(fields []pgconn.FieldDescription, m *pgtype.Map) (func(raw [][]byte, b *mapreduce.Batch) (int64, int64, error), error) {
 	d, err := newCursorDecoder(fields, m, true)
 	if err != nil {
 		return nil, err

@@ -535,7 +535,6 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 		return cmp.Or(err, io.EOF)
 	}
 	got, rest := 0, r
-	values := make([]any, len(in.Columns)+len(in.Exprs))
 	err = s.retry(ctx, func(ctx context.Context) error {
 		if rest.Empty() { // a fault after the range's last row: nothing is left to ask for
 			return nil
@@ -545,7 +544,7 @@ func (s *Postgres) ReadChunk(ctx context.Context, in mapreduce.Input, r partitio
 			return err
 		}
 		defer done()
-		return appendRows(rows, false, b, values, func(cursor, _ int64) error {
+		return appendRows(rows, false, b, func(cursor, _ int64) error {
 			got++
 			rest = rest.After(cursor)
 			return nil
@@ -586,7 +585,6 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 	// a whole, not of rest.Lo: taking the row at math.MaxInt64 leaves Lo
 	// where it was and clears ToMax.
 	rest := r
-	values := make([]any, len(in.Columns)+len(in.Exprs))
 	deliver := func() error {
 		if err := fn(b); err != nil {
 			return &callbackError{err}
@@ -599,7 +597,7 @@ func (s *Postgres) Stream(ctx context.Context, in mapreduce.Input, r partition.R
 		issued := rest
 		err = s.retry(ctx, func(ctx context.Context) error {
 			start := rest
-			err := s.streamOnce(ctx, in, q, rest, limit, b, values, deliver)
+			err := s.streamOnce(ctx, in, q, rest, limit, b, deliver)
 			switch {
 			case err != nil && rest != start && in.GroupBy > 0:
 				// Groups come in no order: no query reads "the rest" of a
@@ -644,7 +642,7 @@ func cancelled(err error) bool {
 // streamOnce runs Stream's query over r once, delivering a chunk whenever
 // limit rows have arrived and the rest at the end. An empty r, all that
 // is left after a fault that followed the last row, asks for nothing.
-func (s *Postgres) streamOnce(ctx context.Context, in mapreduce.Input, q string, r partition.Range, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
+func (s *Postgres) streamOnce(ctx context.Context, in mapreduce.Input, q string, r partition.Range, limit int, b *mapreduce.Batch, deliver func() error) error {
 	b.Reset() // rows of a chunk cut short by a fault are read again
 	last, ok := r.Last()
 	if !ok {
@@ -655,14 +653,14 @@ func (s *Postgres) streamOnce(ctx context.Context, in mapreduce.Input, q string,
 		return err
 	}
 	defer done()
-	return streamRows(rows, false, limit, b, values, deliver)
+	return streamRows(rows, false, limit, b, deliver)
 }
 
 // streamRows appends the rows of a range's query to b (see appendRows),
 // handing b to deliver whenever it holds limit rows, and the rest at the
 // end.
-func streamRows(rows pgx.Rows, compound bool, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
-	err := appendRows(rows, compound, b, values, func(int64, int64) error {
+func streamRows(rows pgx.Rows, compound bool, limit int, b *mapreduce.Batch, deliver func() error) error {
+	err := appendRows(rows, compound, b, func(int64, int64) error {
 		if b.Len() == limit {
 			return deliver()
 		}
@@ -674,11 +672,10 @@ func streamRows(rows pgx.Rows, compound bool, limit int, b *mapreduce.Batch, val
 	return deliver()
 }
 
-// appendRows decodes each row of rows into b, its values through values,
-// with its tie-breaker if the cursor is compound (see decodeTie), and
+// appendRows decodes each row of rows into b, with its tie-breaker if the cursor is compound (see decodeTie), and
 // then calls each with the row's cursor and tie-breaker. The decoder is
 // made at the first row, when the result's columns are known.
-func appendRows(rows pgx.Rows, compound bool, b *mapreduce.Batch, values []any, each func(cursor, tie int64) error) error {
+func appendRows(rows pgx.Rows, compound bool, b *mapreduce.Batch, each func(cursor, tie int64) error) error {
 	var dec *rowDecoder
 	for rows.Next() {
 		var err error
@@ -689,15 +686,12 @@ func appendRows(rows pgx.Rows, compound bool, b *mapreduce.Batch, values []any, 
 		}
 		var cursor, tie int64
 		if compound {
-			if cursor, tie, err = dec.decodeTie(rows.RawValues(), values); err != nil {
-				return err
-			}
-			copy(b.AppendTie(cursor, tie), values)
+			cursor, tie, err = dec.decodeTie(rows.RawValues(), b)
 		} else {
-			if cursor, err = dec.decode(rows.RawValues(), values); err != nil {
-				return err
-			}
-			copy(b.Append(cursor), values)
+			cursor, err = dec.decode(rows.RawValues(), b)
+		}
+		if err != nil {
+			return err
 		}
 		if err := each(cursor, tie); err != nil {
 			return err

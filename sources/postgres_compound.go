@@ -253,7 +253,6 @@ func (s *Postgres) ReadChunkAfter(ctx context.Context, in mapreduce.Input, r par
 	}
 	got, lo := 0, r.Lo
 	var lastTie int64 // where after points once a row arrived
-	values := make([]any, len(in.Columns)+len(in.Exprs))
 	err = s.retry(ctx, func(ctx context.Context) error {
 		if got == limit { // a fault after the chunk's last row
 			return nil
@@ -263,7 +262,7 @@ func (s *Postgres) ReadChunkAfter(ctx context.Context, in mapreduce.Input, r par
 			return err
 		}
 		defer done()
-		return appendRows(rows, true, b, values, func(cursor, tie int64) error {
+		return appendRows(rows, true, b, func(cursor, tie int64) error {
 			got++
 			lo, lastTie, after = cursor, tie, &lastTie
 			return nil
@@ -294,7 +293,6 @@ func (s *Postgres) StreamAfter(ctx context.Context, in mapreduce.Input, r partit
 		return nil
 	}
 	lo := r.Lo // with after, what fn has not taken yet: a new after on each chunk
-	values := make([]any, len(in.Columns)+len(in.Exprs))
 	deliver := func() error {
 		if err := fn(b); err != nil {
 			return &callbackError{err}
@@ -308,7 +306,7 @@ func (s *Postgres) StreamAfter(ctx context.Context, in mapreduce.Input, r partit
 		issued := after
 		err = s.retry(ctx, func(ctx context.Context) error {
 			start := after
-			err := s.streamAfterOnce(ctx, in, t, kind, lo, after, last, limit, b, values, deliver)
+			err := s.streamAfterOnce(ctx, in, t, kind, lo, after, last, limit, b, deliver)
 			if err != nil && after != start {
 				return pg.Progressed(err) // a fault after rows arrived is a new one
 			}
@@ -333,14 +331,14 @@ func (s *Postgres) StreamAfter(ctx context.Context, in mapreduce.Input, r partit
 }
 
 // streamAfterOnce is streamOnce for a compound cursor.
-func (s *Postgres) streamAfterOnce(ctx context.Context, in mapreduce.Input, t string, kind orderKind, lo int64, after *int64, last int64, limit int, b *mapreduce.Batch, values []any, deliver func() error) error {
+func (s *Postgres) streamAfterOnce(ctx context.Context, in mapreduce.Input, t string, kind orderKind, lo int64, after *int64, last int64, limit int, b *mapreduce.Batch, deliver func() error) error {
 	b.Reset() // rows of a chunk cut short by a fault are read again
 	rows, done, err := s.queryAfter(ctx, in, t, kind, lo, after, last, nil)
 	if err != nil {
 		return err
 	}
 	defer done()
-	return streamRows(rows, true, limit, b, values, deliver)
+	return streamRows(rows, true, limit, b, deliver)
 }
 
 // compoundErr wraps an error of reading r by a compound cursor.

@@ -11,23 +11,25 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/mrengine/mr/mapreduce"
 )
 
 // rowDecoder turns the raw values of a chunk query's rows into the values
 // a Batch holds (see the type doc of Postgres). It picks one decoder per
 // column from the result's field descriptions, once per query, and then
-// decodes the common types straight from their binary form: no
-// reflection and no scan plans per value, and no allocation beyond the
-// value itself.
+// decodes the common types straight from their binary form into the
+// batch's typed cells: no reflection, no scan plans and no allocation
+// per value.
 type rowDecoder struct {
 	m      *pgtype.Map
 	fields []pgconn.FieldDescription
 	kinds  []valueKind
 	// interned holds, per text or numeric column, the values already
 	// seen, boxed, so that a column of few distinct short values (a
-	// category, a status, a price) costs no allocation per row: a string
-	// in an interface costs two. It lives for one query, so it holds no
-	// memory past a chunk.
+	// category, a status, a price) costs no allocation per row when Map
+	// reads it as a string, as a key does. It lives for one query, so it
+	// holds no memory past a chunk.
 	interned []*internTable
 	// text is where numeric prints a value, reused from one to the next.
 	text []byte
@@ -114,13 +116,14 @@ func newCursorDecoder(fields []pgconn.FieldDescription, m *pgtype.Map, compound 
 	return d, nil
 }
 
-// decodeTie decodes one row of a compound cursor's query: the order
-// column (column 0) as the engine's int64 cursor (see orderInt64), the
-// tie-breaker (column 1), and the other columns into values. Like decode
-// it allocates nothing for the cursor.
-func (d *rowDecoder) decodeTie(raw [][]byte, values []any) (cursor, tie int64, err error) {
-	if len(raw) != len(d.kinds) || len(values) != len(raw)-2 {
-		return 0, 0, fmt.Errorf("row of %d values for %d columns", len(raw), len(values)+2)
+// decodeTie decodes one row of a compound cursor's query and appends it
+// to b: the order column (column 0) as the engine's int64 cursor (see
+// orderInt64), the tie-breaker (column 1), and the other columns as b's
+// columns. On an error b's last row is incomplete, and the engine
+// discards the batch.
+func (d *rowDecoder) decodeTie(raw [][]byte, b *mapreduce.Batch) (cursor, tie int64, err error) {
+	if len(raw) != len(d.kinds) || len(b.Columns()) != len(raw)-2 {
+		return 0, 0, fmt.Errorf("row of %d values for %d columns", len(raw), len(b.Columns())+2)
 	}
 	for i := range 2 {
 		if raw[i] == nil {
@@ -134,8 +137,9 @@ func (d *rowDecoder) decodeTie(raw [][]byte, values []any) (cursor, tie int64, e
 		return 0, 0, err
 	}
 	tie = d.integer(1, raw[1])
-	for i := range values {
-		if values[i], err = d.value(i+2, raw[i+2]); err != nil {
+	b.AppendTie(cursor, tie)
+	for c := range b.Columns() {
+		if err = d.set(b, c, c+2, raw[c+2]); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -207,24 +211,23 @@ func kindOf(f pgconn.FieldDescription) valueKind {
 	return kindOther
 }
 
-// decode decodes one row: it returns the cursor (column 0) and stores the
-// other columns in values.
-func (d *rowDecoder) decode(raw [][]byte, values []any) (int64, error) {
-	if len(raw) != len(d.kinds) || len(values) != len(raw)-1 {
-		return 0, fmt.Errorf("row of %d values for %d columns", len(raw), len(values)+1)
+// decode decodes one row and appends it to b: it returns the cursor
+// (column 0) and sets the other columns as b's columns. On an error b's
+// last row is incomplete, and the engine discards the batch.
+func (d *rowDecoder) decode(raw [][]byte, b *mapreduce.Batch) (int64, error) {
+	if len(raw) != len(d.kinds) || len(b.Columns()) != len(raw)-1 {
+		return 0, fmt.Errorf("row of %d values for %d columns", len(raw), len(b.Columns())+1)
 	}
 	if raw[0] == nil {
 		return 0, fmt.Errorf("cursor column %q is NULL", d.fields[0].Name)
 	}
-	// Not through value: an int64 above 255 in an interface costs an
-	// allocation, per row.
 	if want := fixedSize[d.kinds[0]]; len(raw[0]) != want {
 		return 0, d.errorf(0, "%d bytes, want %d", len(raw[0]), want)
 	}
 	cursor := d.integer(0, raw[0])
-	for i := range values {
-		var err error
-		if values[i], err = d.value(i+1, raw[i+1]); err != nil {
+	b.Append(cursor)
+	for c := range b.Columns() {
+		if err := d.set(b, c, c+1, raw[c+1]); err != nil {
 			return 0, err
 		}
 	}
@@ -250,74 +253,90 @@ func (d *rowDecoder) integer(i int, src []byte) int64 {
 // timestamps and dates, in Unix seconds.
 const pgEpoch = 946_684_800
 
-// value decodes the raw value src of column i.
-func (d *rowDecoder) value(i int, src []byte) (any, error) {
+// The values without a number are stored as the text PostgreSQL prints
+// for them, boxed once: infinite timestamps and dates, which have no
+// time.Time, and numeric's NaN and infinities.
+var (
+	infinity        any = "infinity"
+	negInfinity     any = "-infinity"
+	numericNaNText  any = "NaN"
+	numericPInfText any = "Infinity"
+	numericNInfText any = "-Infinity"
+)
+
+// set decodes the raw value src of result column i into column c of b's
+// last row.
+func (d *rowDecoder) set(b *mapreduce.Batch, c, i int, src []byte) error {
 	if src == nil {
-		return nil, nil
+		return nil // Append left the column NULL
 	}
 	kind := d.kinds[i]
 	if want := fixedSize[kind]; want != 0 && len(src) != want {
-		return nil, d.errorf(i, "%d bytes, want %d", len(src), want)
+		return d.errorf(i, "%d bytes, want %d", len(src), want)
 	}
 	switch kind {
 	case kindInt2, kindInt4, kindInt8:
-		return d.integer(i, src), nil
+		b.SetInt64(c, d.integer(i, src))
 	case kindFloat4:
-		return float64(math.Float32frombits(binary.BigEndian.Uint32(src))), nil
+		b.SetFloat64(c, float64(math.Float32frombits(binary.BigEndian.Uint32(src))))
 	case kindFloat8:
-		return math.Float64frombits(binary.BigEndian.Uint64(src)), nil
+		b.SetFloat64(c, math.Float64frombits(binary.BigEndian.Uint64(src)))
 	case kindText, kindString:
-		return d.intern(i, src), nil
+		d.setText(b, c, i, src)
 	case kindBytea, kindJSON:
-		return append([]byte(nil), src...), nil
+		b.SetBytes(c, src)
 	case kindBool:
-		return src[0] != 0, nil
+		b.SetBool(c, src[0] != 0)
 	case kindTimestamp:
-		us := int64(binary.BigEndian.Uint64(src))
-		switch us {
-		case math.MaxInt64:
-			return "infinity", nil
-		case math.MinInt64:
-			return "-infinity", nil
+		switch us := int64(binary.BigEndian.Uint64(src)); {
+		case us == math.MaxInt64:
+			b.Set(c, infinity)
+		case us == math.MinInt64:
+			b.Set(c, negInfinity)
+		case us > math.MaxInt64-pgEpochMicros: // past the year 292,000: beyond time.UnixMicro
+			sec, frac := us/1e6, us%1e6
+			b.Set(c, time.Unix(pgEpoch+sec, frac*1e3).UTC())
+		default:
+			b.SetUnixMicro(c, us+pgEpochMicros)
 		}
-		sec, frac := us/1e6, us%1e6
-		if frac < 0 {
-			sec, frac = sec-1, frac+1e6
-		}
-		return time.Unix(pgEpoch+sec, frac*1e3).UTC(), nil
 	case kindDate:
-		days := int32(binary.BigEndian.Uint32(src))
-		switch days {
+		switch days := int32(binary.BigEndian.Uint32(src)); days {
 		case math.MaxInt32:
-			return "infinity", nil
+			b.Set(c, infinity)
 		case math.MinInt32:
-			return "-infinity", nil
+			b.Set(c, negInfinity)
+		default:
+			b.SetUnixMicro(c, (pgEpoch+int64(days)*86400)*1_000_000)
 		}
-		return time.Unix(pgEpoch+int64(days)*86400, 0).UTC(), nil
 	case kindJSONB:
 		if len(src) == 0 || src[0] != 1 {
-			return nil, d.errorf(i, "unknown jsonb format version")
+			return d.errorf(i, "unknown jsonb format version")
 		}
-		return append([]byte(nil), src[1:]...), nil
+		b.SetBytes(c, src[1:])
 	case kindNumeric:
-		return d.numeric(i, src)
+		return d.numeric(b, c, i, src)
+	default:
+		return d.other(b, c, i, src)
 	}
-	return d.other(i, src)
+	return nil
 }
 
-// intern returns src of text or numeric column i as a string in an
-// interface, the one it returned before for the same value if it can.
-func (d *rowDecoder) intern(i int, src []byte) any {
+// setText sets text src of text or numeric column i as column c of b's
+// last row: the string it set before for the same value if it can,
+// boxed, else a copy.
+func (d *rowDecoder) setText(b *mapreduce.Batch, c, i int, src []byte) {
 	t := d.interned[i]
 	if t == nil || len(src) > internMaxLen {
-		return string(src)
+		b.SetText(c, src)
+		return
 	}
 	v, hit := t.values[string(src)] // no allocation for the lookup
 	if !hit {
 		v = any(string(src))
 		if len(t.values) < internMaxValues {
 			t.values[v.(string)] = v
-			return v
+			b.Set(c, v)
+			return
 		}
 	}
 	if len(t.values) == internMaxValues {
@@ -332,7 +351,7 @@ func (d *rowDecoder) intern(i int, src []byte) any {
 			t.lookups, t.hits = 0, 0
 		}
 	}
-	return v
+	b.Set(c, v)
 }
 
 // fixedSize is the size of the binary values of fixed size, 0 for the
@@ -362,16 +381,16 @@ const (
 )
 
 // numeric decodes binary numeric value src of column i into the text
-// numeric_out prints for it, allocating only the string and, as for text,
-// its box (neither when interned): going through pgtype's big.Int and back
-// to text cost a tenth of a rollup's CPU. Like numeric_recv it refuses a value of a
+// numeric_out prints for it, as column c of b's last row, allocating
+// nothing (see setText): going through pgtype's big.Int and back to text
+// cost a tenth of a rollup's CPU. Like numeric_recv it refuses a value of a
 // malformed length, sign, scale or digit; and like numeric_recv followed
 // by numeric_out it prints digits beyond the display scale cut off, and
 // zero without a sign, whatever the bytes say, though PostgreSQL only
 // ever sends the canonical form.
-func (d *rowDecoder) numeric(i int, src []byte) (any, error) {
+func (d *rowDecoder) numeric(b *mapreduce.Batch, c, i int, src []byte) error {
 	if len(src) < numericHeader {
-		return nil, d.errorf(i, "%d bytes, want at least %d", len(src), numericHeader)
+		return d.errorf(i, "%d bytes, want at least %d", len(src), numericHeader)
 	}
 	ndigits := int(binary.BigEndian.Uint16(src))
 	weight := int(int16(binary.BigEndian.Uint16(src[2:])))
@@ -380,24 +399,27 @@ func (d *rowDecoder) numeric(i int, src []byte) (any, error) {
 	digits := src[numericHeader:]
 	switch {
 	case len(digits) != 2*ndigits:
-		return nil, d.errorf(i, "%d bytes, want %d for %d digits", len(src), numericHeader+2*ndigits, ndigits)
+		return d.errorf(i, "%d bytes, want %d for %d digits", len(src), numericHeader+2*ndigits, ndigits)
 	case sign != numericPos && sign != numericNeg && sign != numericNaN && sign != numericPInf && sign != numericNInf:
-		return nil, d.errorf(i, "invalid sign 0x%04X", sign)
+		return d.errorf(i, "invalid sign 0x%04X", sign)
 	case scale > numericMaxScale:
-		return nil, d.errorf(i, "display scale %d, above the maximum %d", scale, numericMaxScale)
+		return d.errorf(i, "display scale %d, above the maximum %d", scale, numericMaxScale)
 	}
 	for k := 0; k < len(digits); k += 2 {
 		if v := binary.BigEndian.Uint16(digits[k:]); v >= 10000 {
-			return nil, d.errorf(i, "digit %d of %d is %d, want below 10000", k/2+1, ndigits, v)
+			return d.errorf(i, "digit %d of %d is %d, want below 10000", k/2+1, ndigits, v)
 		}
 	}
 	switch sign {
 	case numericNaN:
-		return "NaN", nil
+		b.Set(c, numericNaNText)
+		return nil
 	case numericPInf:
-		return "Infinity", nil
+		b.Set(c, numericPInfText)
+		return nil
 	case numericNInf:
-		return "-Infinity", nil
+		b.Set(c, numericNInfText)
+		return nil
 	}
 	// Leading zero digits print no zeros (make_result strips them).
 	for len(digits) > 0 && digits[0] == 0 && digits[1] == 0 {
@@ -442,7 +464,8 @@ func (d *rowDecoder) numeric(i int, src []byte) (any, error) {
 		text = text[1:] // zero, or digits all cut off: trunc_var made it zero, and zero has no sign
 	}
 	d.text = text
-	return d.intern(i, text), nil
+	d.setText(b, c, i, text)
+	return nil
 }
 
 // appendDigit4 appends the four decimal digits of base-10000 digit v.
@@ -464,24 +487,27 @@ const digitPairs = "00010203040506070809" +
 	"90919293949596979899"
 
 // other decodes a value of a type without a decoder of its own (uuid,
-// interval, arrays, …) with pgtype, and returns its text form, the way
-// PostgreSQL prints it. These are rarer in the columns a job reads, so
-// the detour costs little.
-func (d *rowDecoder) other(i int, src []byte) (any, error) {
+// interval, arrays, …) with pgtype into its text form, the way
+// PostgreSQL prints it, as column c of b's last row. These are rarer in
+// the columns a job reads, so the detour costs little.
+func (d *rowDecoder) other(b *mapreduce.Batch, c, i int, src []byte) error {
 	f := d.fields[i]
 	t, ok := d.m.TypeForOID(f.DataTypeOID)
 	if !ok { // unreachable: pgx asks for the text format of types it does not know
-		return string(src), nil
+		b.SetText(c, src)
+		return nil
 	}
 	v, err := t.Codec.DecodeValue(d.m, f.DataTypeOID, f.Format, src)
 	if err != nil {
-		return nil, d.errorf(i, "%v", err)
+		return d.errorf(i, "%v", err)
 	}
-	text, err := d.m.Encode(f.DataTypeOID, pgtype.TextFormatCode, v, nil)
+	text, err := d.m.Encode(f.DataTypeOID, pgtype.TextFormatCode, v, d.text[:0])
 	if err != nil {
-		return nil, d.errorf(i, "%v", err)
+		return d.errorf(i, "%v", err)
 	}
-	return string(text), nil
+	d.text = text
+	b.SetText(c, text)
+	return nil
 }
 
 func (d *rowDecoder) errorf(i int, format string, args ...any) error {

@@ -108,10 +108,13 @@ func numericDecoder(t testing.TB) func(src []byte) (any, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := mapreduce.NewBatch([]string{"v"})
 	return func(src []byte) (any, error) {
-		values := make([]any, 1)
-		_, err := decode([][]byte{make([]byte, 8), src}, values)
-		return values[0], err
+		b.Reset()
+		if _, err := decode([][]byte{make([]byte, 8), src}, b); err != nil {
+			return nil, err
+		}
+		return b.Row(0).Value(0), nil
 	}
 }
 
@@ -345,8 +348,8 @@ func BenchmarkDecodeNumeric(b *testing.B) {
 				b.Fatalf("column of type OID %d in format %d, want binary numeric", f.DataTypeOID, f.Format)
 			}
 			m := pgtype.NewMap()
-			values := make([]any, 1)
-			var decode func([][]byte, []any) (int64, error)
+			batch := mapreduce.NewBatch([]string{"v"})
+			var decode func([][]byte, *mapreduce.Batch) (int64, error)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				if i%rows == 0 {
@@ -355,7 +358,8 @@ func BenchmarkDecodeNumeric(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				if _, err := decode(c.rows[i%rows], values); err != nil {
+				batch.Reset()
+				if _, err := decode(c.rows[i%rows], batch); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -293,9 +293,12 @@ func (s *SQLite) appendRows(rows *sql.Rows, in mapreduce.Input, r partition.Rang
 			if !ok {
 				return errCursorValue(s, in.Table, in.Cursor, tie)
 			}
-			copy(b.AppendTie(c, id), values)
+			b.AppendTie(c, id)
 		} else {
-			copy(b.Append(c), values)
+			b.Append(c)
+		}
+		for i, v := range values {
+			b.Set(i, v)
 		}
 		n++
 	}
