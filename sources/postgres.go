@@ -672,9 +672,10 @@ func streamRows(rows pgx.Rows, compound bool, limit int, b *mapreduce.Batch, del
 	return deliver()
 }
 
-// appendRows decodes each row of rows into b, with its tie-breaker if the cursor is compound (see decodeTie), and
-// then calls each with the row's cursor and tie-breaker. The decoder is
-// made at the first row, when the result's columns are known.
+// appendRows decodes each row of rows into b, with its tie-breaker if
+// the cursor is compound (see decodeTie), and then calls each with the
+// row's cursor and tie-breaker. The decoder is made at the first row,
+// when the result's columns are known.
 func appendRows(rows pgx.Rows, compound bool, b *mapreduce.Batch, each func(cursor, tie int64) error) error {
 	var dec *rowDecoder
 	for rows.Next() {
