@@ -88,16 +88,35 @@ func Pool(t testing.TB) *pgxpool.Pool {
 	return PoolFor(t, DSN(t))
 }
 
-// PoolFor returns a pool on dsn, closed in t.Cleanup.
+// PoolFor returns a pool on dsn, closed in t.Cleanup, and reset by
+// Restart.
 func PoolFor(t testing.TB, dsn string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(t.Context(), dsn)
 	if err != nil {
 		t.Fatalf("pgtest: pool for %s: %v", pg.Redact(dsn), err)
 	}
-	t.Cleanup(pool.Close)
+	openPools.Lock()
+	openPools.m[pool] = true
+	openPools.Unlock()
+	t.Cleanup(func() {
+		openPools.Lock()
+		delete(openPools.m, pool)
+		openPools.Unlock()
+		pool.Close()
+	})
 	return pool
 }
+
+// openPools are the pools of PoolFor not yet closed. Restart resets them:
+// their idle connections die with the server, and pgxpool pings only
+// those idle for over a second before it hands one out, so a query right
+// after a restart would fail with "terminating connection due to
+// administrator command".
+var openPools = struct {
+	sync.Mutex
+	m map[*pgxpool.Pool]bool
+}{m: map[*pgxpool.Pool]bool{}}
 
 // Tx begins a transaction that is rolled back in t.Cleanup, for tests that
 // never commit. Its search_path is set to a fresh schema created inside the
@@ -157,10 +176,11 @@ func PasswordDSN(t testing.TB, password string) string {
 
 // Restart restarts the cluster (fast shutdown, then start on the same port)
 // and waits until it accepts connections again, for connection-fault tests.
-// Every open connection breaks; pools reconnect on later use. Because it
-// disturbs every test of the binary, call it only from a test that does not
-// call t.Parallel (go test runs those while the parallel tests wait). It
-// skips the test under MR_TEST_DSN.
+// Every open connection breaks; pgtest's own pools and those of PoolFor
+// are reset, so that their next use connects anew. Because it disturbs
+// every test of the binary, call it only from a test that does not call
+// t.Parallel (go test runs those while the parallel tests wait). It skips
+// the test under MR_TEST_DSN.
 func Restart(t testing.TB) {
 	t.Helper()
 	h := get(t)
@@ -173,6 +193,11 @@ func Restart(t testing.TB) {
 		t.Fatalf("pgtest: restart: %v", err)
 	}
 	h.pool.Reset()
+	openPools.Lock()
+	for pool := range openPools.m {
+		pool.Reset()
+	}
+	openPools.Unlock()
 }
 
 const (
