@@ -255,7 +255,7 @@ func naiveLoop(ctx context.Context, conn *pgx.Conn, sh shape, limit int64) (int6
 			break
 		}
 		for _, e := range chunk {
-			if e.payload == nil || !isJSONObject([]byte(*e.payload)) {
+			if e.payload == nil || !jobs.IsJSONObject([]byte(*e.payload)) {
 				continue // a dead letter: logged and skipped, in a real loop
 			}
 			if _, err := conn.Exec(ctx, sh.naiveUpsert, sh.naiveArgs(e.account, e.ts, e.category, e.amount)...); err != nil {

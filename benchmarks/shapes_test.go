@@ -1,9 +1,7 @@
 package benchmarks
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -123,7 +121,7 @@ var CategoryDayRollup = mapreduce.Job[DayCategory, jobs.RollupTotals]{
 		if row.Null(payload) {
 			return mapreduce.Permanent(errors.New("payload is NULL"))
 		}
-		if !isJSONObject(row.Bytes(payload)) {
+		if !jobs.IsJSONObject(row.Bytes(payload)) {
 			return mapreduce.Permanent(errors.New("payload is not a JSON object"))
 		}
 		emit(DayCategory{Day: mapreduce.DateOf(row.Time(ts)), Category: row.String(category)},
@@ -140,10 +138,4 @@ func init() {
 			panic("benchmarks: shape " + sh.name + " checks no payload to check cheaply")
 		}
 	}
-}
-
-// isJSONObject is daily_rollup's rule for a good payload.
-func isJSONObject(p []byte) bool {
-	p = bytes.TrimLeft(p, " \t\r\n")
-	return len(p) > 0 && p[0] == '{' && json.Valid(p)
 }

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 
 	"github.com/mrengine/mr/mapreduce"
@@ -31,8 +30,6 @@ const (
 	colPayload
 )
 
-var errPayloadNotObject = errors.New("payload is not a JSON object")
-
 // DailyRollup sums events and amounts per account, UTC day and category,
 // over events(id, account_id, ts, category, amount_cents, payload). A row
 // whose payload is not a JSON object fails, and goes to the DLQ.
@@ -45,7 +42,7 @@ var DailyRollup = mapreduce.Job[RollupKey, RollupTotals]{
 		if row.Null(colPayload) {
 			return mapreduce.Permanent(errors.New("payload is NULL"))
 		}
-		if !isJSONObject(row.Bytes(colPayload)) {
+		if !IsJSONObject(row.Bytes(colPayload)) {
 			return mapreduce.Permanent(errPayloadNotObject)
 		}
 		k := RollupKey{Account: row.Int64(colAccount), Day: mapreduce.DateOf(row.Time(colTS)), Category: row.String(colCategory)}
@@ -58,16 +55,6 @@ var DailyRollup = mapreduce.Job[RollupKey, RollupTotals]{
 	// Sums merge into stored sums: mr run daily_rollup --incremental adds
 	// the new events to the stored totals.
 	Incremental: true,
-}
-
-// isJSONObject reports whether p parses as a JSON object: its first
-// non-space byte opens one, and it is valid JSON.
-func isJSONObject(p []byte) bool {
-	i := 0
-	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n') {
-		i++
-	}
-	return i < len(p) && p[i] == '{' && json.Valid(p)
 }
 
 // init validates DailyRollup in place before registering it, which

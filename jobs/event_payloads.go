@@ -45,7 +45,7 @@ var EventPayloads = mapreduce.Job[int64, PayloadFields]{
 		}
 		p := row.Bytes(payloadColPayload)
 		var obj map[string]json.RawMessage
-		if !isJSONObject(p) || json.Unmarshal(p, &obj) != nil {
+		if !IsJSONObject(p) || json.Unmarshal(p, &obj) != nil {
 			return mapreduce.Permanent(errPayloadNotObject)
 		}
 		f := PayloadFields{Account: row.Int64(payloadColAccount), Keys: int64(len(obj))}

@@ -87,15 +87,3 @@ func TestList(t *testing.T) {
 		t.Errorf("daily_rollup spec = %+v", spec)
 	}
 }
-
-func TestIsJSONObject(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]bool{
-		`{"a":1}`: true, " \n\t{}": true, `{"a":`: false, `[1,2]`: false, `"x"`: false,
-		``: false, `   `: false, `plain text`: false, `{} {}`: false,
-	} {
-		if got := isJSONObject([]byte(in)); got != want {
-			t.Errorf("isJSONObject(%q) = %t, want %t", in, got, want)
-		}
-	}
-}
