@@ -50,26 +50,62 @@ func BenchmarkMapCombine(b *testing.B) {
 				b.ReportMetric(float64(groups), "groups")
 			})
 			b.Run(fmt.Sprintf("shape=%s/%s/path=engine", sh.name, rowsName(rows)), func(b *testing.B) {
-				skipUnlessAllowed(b, rows)
-				src := memEvents(rows)
-				sink := &discardSink{}
-				cfg := benchConfig(b)
-				var s mapreduce.Summary
-				var err error
-				b.SetBytes(src.bytes)
-				b.ReportAllocs()
-				for b.Loop() {
-					if s, err = mapreduce.Run(context.Background(), def, src, sink, cfg); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(rows*int64(b.N))/b.Elapsed().Seconds(), "rows/s")
-				b.ReportMetric(float64(s.Groups), "groups")
-				b.ReportMetric(float64(s.BytesSpilled)/(1<<20), "spilled-MiB")
+				mapCombineEngine(b, def, rows)
 			})
 		}
 	}
+	def, err := jobs.Lookup(EventTotals.Name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, rows := range []int64{smallRows, heavyRows, hugeRows} {
+		b.Run(fmt.Sprintf("shape=distinct/%s/path=engine", rowsName(rows)), func(b *testing.B) {
+			mapCombineEngine(b, def, rows)
+		})
+	}
 }
+
+// mapCombineEngine is BenchmarkMapCombine's path=engine: def through
+// mapreduce.Run over memEvents(rows) into a discardSink.
+func mapCombineEngine(b *testing.B, def mapreduce.Definition, rows int64) {
+	skipUnlessAllowed(b, rows)
+	src := memEvents(rows)
+	sink := &discardSink{}
+	cfg := benchConfig(b)
+	var s mapreduce.Summary
+	var err error
+	b.SetBytes(src.bytes)
+	b.ReportAllocs()
+	for b.Loop() {
+		if s, err = mapreduce.Run(context.Background(), def, src, sink, cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(rows*int64(b.N))/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(s.Groups), "groups")
+	b.ReportMetric(float64(s.BytesSpilled)/(1<<20), "spilled-MiB")
+}
+
+// EventTotals keys every event by its id, a group per row: the far end
+// of cardinality, where a map task's combine table never meets a key
+// twice, so that its map tasks stream their pairs to the shuffle
+// uncombined (see mapreduce/adapt.go). It is registered by this package
+// alone, for BenchmarkMapCombine/shape=distinct.
+var EventTotals = mapreduce.Job[int64, jobs.RollupTotals]{
+	Name:        "event_totals",
+	Description: "events and total cents per event (benchmarks only)",
+	Input:       mapreduce.Input{Table: "events", Cursor: "id", Columns: []string{"amount_cents"}},
+	Output:      mapreduce.Output{Table: "event_totals"},
+	Key:         mapreduce.Columns[int64]("event_id"),
+	Value:       jobs.DailyRollup.Value,
+	Map: func(_ context.Context, row mapreduce.Row, emit func(int64, jobs.RollupTotals)) error {
+		emit(row.Cursor(), jobs.RollupTotals{Events: 1, TotalCents: row.Int64(0)})
+		return nil
+	},
+	Combine: jobs.DailyRollup.Combine,
+}
+
+func init() { jobs.Register(EventTotals) }
 
 // mapCombine runs j.Map over every row of src in chunks of
 // mapreduce.DefaultConfig().ChunkSize and combines the pairs in a Go map; rows whose

@@ -33,6 +33,13 @@ type combiner interface {
 	rows() OutputRows
 	// keys iterates over the keys held, as the output's key columns.
 	keys() OutputRows
+	// adapt decides, once Map has emitted a sample of pairs from mapped
+	// rows, whether a map task that expects about rows rows in all
+	// should go on combining (see streamWorthIt). If not, it moves what
+	// it holds into w and sends every later pair straight there, in its
+	// key's bucket, until the task ends. It reports whether it has
+	// decided.
+	adapt(w *shuffle.Writer, mapped, rows int64) (decided bool)
 	// merge combines into the values held the stored rows of their keys
 	// that a Merger read back (key columns, then Spec.Restore's).
 	merge(stored OutputRows) error
@@ -54,6 +61,12 @@ type mapCombiner[K comparable, V any] struct {
 	emitFunc func(K, V)
 	dec      shuffle.RecordDecoder
 	keyBytes int // average encoded key size seen at the last spill
+	// pairs counts the pairs combined since the last spill. Once adapt
+	// chose to stream, out is the writer that every pair goes to, and
+	// streamed counts those since the last spill.
+	pairs    int
+	out      *shuffle.Writer
+	streamed int
 }
 
 func (j *Job[K, V]) newCombiner() combiner {
@@ -70,6 +83,16 @@ func (t *mapCombiner[K, V]) mapRow(ctx context.Context, row Row) error {
 			}
 		}
 		return err
+	}
+	if t.out != nil {
+		for _, p := range t.pending {
+			t.write(t.out, p.k, p.v)
+			if t.job.Release != nil {
+				t.job.Release(p.v)
+			}
+		}
+		t.streamed += len(t.pending)
+		return nil
 	}
 	// Only a successful attempt's pairs reach the combiner. A panic in Combine
 	// is not the row's fault: it stops the task.
@@ -101,6 +124,7 @@ func (t *mapCombiner[K, V]) callMap(ctx context.Context, row Row) (err error) {
 // map-only job has no Combine: v replaces the value held, so that of one
 // chunk's pairs of a key the one emitted last wins.
 func (t *mapCombiner[K, V]) combine(k K, v V) (merged bool) {
+	t.pairs++
 	if t.job.Combine == nil {
 		t.m[k] = v
 		return false
@@ -136,7 +160,9 @@ func (t *mapCombiner[K, V]) nameOverflow(k *K) {
 	}
 }
 
-func (t *mapCombiner[K, V]) len() int { return len(t.m) }
+// len counts the records streamed since the last spill too: they take
+// memory in w's builders until the spill flushes them.
+func (t *mapCombiner[K, V]) len() int { return len(t.m) + t.streamed }
 
 // entryBytes counts the key and value twice (a Go map keeps spare slots,
 // and a spill copies every entry into Arrow builders) plus the string bytes
@@ -151,17 +177,39 @@ func (t *mapCombiner[K, V]) entryBytes() int {
 func (t *mapCombiner[K, V]) spill(w *shuffle.Writer) {
 	var keyBytes int
 	for k, v := range t.m {
-		h := w.Hash()
-		t.job.Key.Encode(k, h)
-		keyBytes += h.Len()
-		e := w.Record(h)
-		t.job.Key.Encode(k, e)
-		t.job.Value.Encode(v, e)
+		keyBytes += t.write(w, k, v)
 	}
 	if len(t.m) > 0 {
 		t.keyBytes = keyBytes / len(t.m)
 	}
 	clear(t.m)
+	t.pairs, t.streamed = 0, 0
+}
+
+// write appends the record of k and v to w, in k's bucket, and returns
+// the size of k's encoding.
+func (t *mapCombiner[K, V]) write(w *shuffle.Writer, k K, v V) int {
+	h := w.Hash()
+	t.job.Key.Encode(k, h)
+	e := w.Record(h)
+	t.job.Key.Encode(k, e)
+	t.job.Value.Encode(v, e)
+	return h.Len()
+}
+
+func (t *mapCombiner[K, V]) adapt(w *shuffle.Writer, mapped, rows int64) bool {
+	switch {
+	case t.job.Combine == nil: // map-only: the combiner keeps the last pair of a key
+		return true
+	case int64(t.pairs) < streamSample(rows) || mapped == 0:
+		return false
+	case !streamWorthIt(len(t.m), t.pairs, rows*int64(t.pairs)/mapped):
+		return true
+	}
+	moved := len(t.m)
+	t.spill(w)
+	t.out, t.streamed = w, moved
+	return true
 }
 
 func (t *mapCombiner[K, V]) rows() OutputRows {

@@ -38,6 +38,9 @@ type mapTask struct {
 	// (Input.GroupBy) commits whole.
 	unsaved []shuffle.File
 	spills  int
+	// adapted is set once the combiner has decided whether to combine
+	// or stream (see adapt.go).
+	adapted bool
 }
 
 // mapPartition runs a map task from checkpoint cp on.
@@ -132,6 +135,9 @@ func (t *mapTask) chunk(ctx context.Context, b *Batch) error {
 			return t.stopEarly(ctx)
 		}
 		return nil
+	}
+	if !t.adapted {
+		t.adapted = t.comb.adapt(t.writer, t.rows, r.plan.Partitions[t.cp.Partition].Rows)
 	}
 	full := t.comb.len() >= t.maxEntries
 	switch {
