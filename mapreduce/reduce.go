@@ -107,6 +107,12 @@ func (br *bucketRows) Next() bool {
 			br.n++
 			return true
 		}
+		if br.cur != nil && br.err == nil {
+			br.err = br.cur.Err() // Finalize's
+		}
+		if br.err != nil {
+			return false
+		}
 		br.cur = nil
 		if !br.nextPart() {
 			return false
