@@ -223,37 +223,47 @@ func (t *mapCombiner[K, V]) rows() OutputRows {
 	return &combinerRows[K, V]{job: t.job, entries: sortByKey(entries, t.job.Key)}
 }
 
-// combinerRows yields a combiner's entries as output rows.
+// combinerRows yields a combiner's entries as output rows, each encoded
+// when it is read (Values or EncodeRow).
 type combinerRows[K comparable, V any] struct {
 	job     *Job[K, V]
 	entries []pair[K, V]
+	cur     pair[K, V]
 	enc     valuesEncoder
 	err     error // of Finalize, which ends the rows
 }
 
 func (r *combinerRows[K, V]) Next() bool {
-	if len(r.entries) == 0 {
+	if len(r.entries) == 0 || r.err != nil {
 		r.entries = nil
 		return false
 	}
-	e := r.entries[0]
-	r.entries = r.entries[1:]
-	r.enc.values = r.enc.values[:0]
-	r.job.Key.Encode(e.k, &r.enc)
-	if r.job.Finalize != nil {
-		if err := r.job.Finalize(e.v, &r.enc); err != nil {
-			r.err = err
-			r.entries = nil
-			return false
-		}
-	} else {
-		r.job.Value.Encode(e.v, &r.enc)
-	}
+	r.cur, r.entries = r.entries[0], r.entries[1:]
 	return true
 }
 
-func (r *combinerRows[K, V]) Values() ([]any, error) { return r.enc.values, nil }
-func (r *combinerRows[K, V]) Err() error             { return r.err }
+func (r *combinerRows[K, V]) Values() ([]any, error) {
+	r.enc.values = r.enc.values[:0]
+	if err := r.EncodeRow(&r.enc); err != nil {
+		return nil, err
+	}
+	return r.enc.values, nil
+}
+
+func (r *combinerRows[K, V]) EncodeRow(e Encoder) error {
+	r.job.Key.Encode(r.cur.k, e)
+	if r.job.Finalize == nil {
+		r.job.Value.Encode(r.cur.v, e)
+		return nil
+	}
+	if err := r.job.Finalize(r.cur.v, e); err != nil {
+		r.err = err
+		return err
+	}
+	return nil
+}
+
+func (r *combinerRows[K, V]) Err() error { return r.err }
 
 func (t *mapCombiner[K, V]) keys() OutputRows {
 	keys := make([]K, 0, len(t.m))

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/apd/v3"
+
 	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
@@ -92,6 +94,32 @@ type memSink struct {
 	table   map[string]int64 // group → total
 	commits map[string]bool  // commit/bucket
 	applied int
+	// encodeRows reads rows through RowEncoder, as the PostgreSQL sink
+	// does, instead of Values.
+	encodeRows bool
+}
+
+// fieldsOf collects the fields of a row that EncodeRow writes.
+type fieldsOf struct{ values []any }
+
+func (f *fieldsOf) Int64(v int64)          { f.values = append(f.values, v) }
+func (f *fieldsOf) Float64(v float64)      { f.values = append(f.values, v) }
+func (f *fieldsOf) String(v string)        { f.values = append(f.values, v) }
+func (f *fieldsOf) Bool(v bool)            { f.values = append(f.values, v) }
+func (f *fieldsOf) Date(v mapreduce.Date)  { f.values = append(f.values, v) }
+func (f *fieldsOf) Time(v time.Time)       { f.values = append(f.values, v) }
+func (f *fieldsOf) Decimal(v *apd.Decimal) { f.values = append(f.values, v) }
+func (f *fieldsOf) Bytes(v []byte)         { f.values = append(f.values, v) }
+func (f *fieldsOf) Null()                  { f.values = append(f.values, nil) }
+
+// values reads the current row of rows as s is set to.
+func (s *memSink) values(rows mapreduce.OutputRows) ([]any, error) {
+	if !s.encodeRows {
+		return rows.Values()
+	}
+	var f fieldsOf
+	err := rows.(mapreduce.RowEncoder).EncodeRow(&f)
+	return f.values, err
 }
 
 func newMemSink() *memSink {
@@ -117,7 +145,7 @@ func (s *memSink) Committed(_ context.Context, c string) ([]int, error) {
 func (s *memSink) Apply(_ context.Context, _ mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
 	staged := map[string]int64{}
 	for rows.Next() {
-		v, err := rows.Values()
+		v, err := s.values(rows)
 		if err != nil {
 			return err
 		}

@@ -726,47 +726,54 @@ func TestRun_MapOnlyFinalize(t *testing.T) {
 }
 
 // TestRun_ReduceFinalize: a Finalize that fails in the reduce stops the
-// run with its error, and leaves no bucket half applied; fixed, the run
-// resumes and writes every group.
+// run with its error, whether the sink reads the bucket's rows with
+// Values or with EncodeRow, and leaves no bucket half applied; fixed, the
+// run resumes and writes every group.
 func TestRun_ReduceFinalize(t *testing.T) {
 	t.Parallel()
-	rows := randomRows(31, 2_000, 300, 0)
-	var broken atomic.Bool
-	var calls atomic.Int64
-	broken.Store(true)
-	base := sumJob(t)
-	j := &mapreduce.Job[string, int64]{
-		Name:    "reduce_finalize_test",
-		Input:   base.Input,
-		Output:  mapreduce.Output{Table: "sums", Values: []mapreduce.Field{{Name: "doubled", Type: mapreduce.TypeInt64}}},
-		Key:     base.Key,
-		Value:   base.Value,
-		Combine: func(a, b int64) int64 { return a + b },
-		Map: func(_ context.Context, row mapreduce.Row, emit func(string, int64)) error {
-			emit(row.String(0), row.Int64(1))
-			return nil
-		},
-		Finalize: func(v int64, out mapreduce.Encoder) error {
-			if calls.Add(1) > 100 && broken.Load() {
-				return errors.New("finalize bug")
+	for _, encode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("EncodeRow=%t", encode), func(t *testing.T) {
+			t.Parallel()
+			rows := randomRows(31, 2_000, 300, 0)
+			var broken atomic.Bool
+			var calls atomic.Int64
+			broken.Store(true)
+			base := sumJob(t)
+			j := &mapreduce.Job[string, int64]{
+				Name:    "reduce_finalize_test",
+				Input:   base.Input,
+				Output:  mapreduce.Output{Table: "sums", Values: []mapreduce.Field{{Name: "doubled", Type: mapreduce.TypeInt64}}},
+				Key:     base.Key,
+				Value:   base.Value,
+				Combine: func(a, b int64) int64 { return a + b },
+				Map: func(_ context.Context, row mapreduce.Row, emit func(string, int64)) error {
+					emit(row.String(0), row.Int64(1))
+					return nil
+				},
+				Finalize: func(v int64, out mapreduce.Encoder) error {
+					if calls.Add(1) > 100 && broken.Load() {
+						return errors.New("finalize bug")
+					}
+					out.Int64(2 * v)
+					return nil
+				},
 			}
-			out.Int64(2 * v)
-			return nil
-		},
+			cfg := runtest.Config(t)
+			cfg.Partitions, cfg.Buckets, cfg.Workers = 2, 2, 1
+			sink := newMemSink()
+			sink.encodeRows = encode
+			if _, err := mapreduce.Run(context.Background(), j, &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); err == nil || !strings.Contains(err.Error(), "finalize bug") {
+				t.Fatalf("Run = %v, want Finalize's error", err)
+			}
+			broken.Store(false)
+			if _, err := mapreduce.Run(context.Background(), j, &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]int64{}
+			for _, r := range rows {
+				want[r.group] += 2 * r.amount
+			}
+			checkTable(t, sink.table, want)
+		})
 	}
-	cfg := runtest.Config(t)
-	cfg.Partitions, cfg.Buckets, cfg.Workers = 2, 2, 1
-	sink := newMemSink()
-	if _, err := mapreduce.Run(context.Background(), j, &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); err == nil || !strings.Contains(err.Error(), "finalize bug") {
-		t.Fatalf("Run = %v, want Finalize's error", err)
-	}
-	broken.Store(false)
-	if _, err := mapreduce.Run(context.Background(), j, &memSource{rows: rows, read: map[int64]int{}}, sink, cfg); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int64{}
-	for _, r := range rows {
-		want[r.group] += 2 * r.amount
-	}
-	checkTable(t, sink.table, want)
 }

@@ -124,6 +124,10 @@ func (br *bucketRows) Next() bool {
 func (br *bucketRows) Values() ([]any, error) { return br.cur.Values() }
 func (br *bucketRows) Err() error             { return br.err }
 
+// EncodeRow passes the current row to e: bucketRows' rows come from
+// combiners, which are RowEncoders.
+func (br *bucketRows) EncodeRow(e Encoder) error { return br.cur.(RowEncoder).EncodeRow(e) }
+
 // nextPart loads parts until the combiner holds one whole; it returns
 // false at the end of the bucket or on an error (br.err).
 func (br *bucketRows) nextPart() bool {

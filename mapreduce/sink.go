@@ -148,3 +148,14 @@ type OutputRows interface {
 	Values() ([]any, error)
 	Err() error
 }
+
+// RowEncoder is implemented by the OutputRows of a bucket, which Apply
+// and MergeParts.Merge hand to a sink: besides Values, EncodeRow writes
+// the current row through e, field by field (with Array for an array
+// field), in the same order and with the same values. It lets a sink
+// that writes a wire format, like PostgreSQL's binary COPY, encode each
+// value straight from the job's key and value, with no []any in between.
+// A row is read once, by Values or by EncodeRow.
+type RowEncoder interface {
+	EncodeRow(e Encoder) error
+}

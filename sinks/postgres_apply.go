@@ -243,6 +243,15 @@ func runHook(ctx context.Context, tx pgx.Tx) error {
 // copyRows copies the rows of src into the columns cols of table, in tx,
 // and returns how many it copied.
 func copyRows(ctx context.Context, tx pgx.Tx, table pgx.Identifier, cols []string, src *copySource) (int64, error) {
+	if rows, ok := src.rows.(mapreduce.RowEncoder); ok {
+		copied, encoded, err := copyEncoded(ctx, tx, table, cols, src, rows)
+		if srcErr := src.Err(); srcErr != nil {
+			return 0, srcErr
+		}
+		if encoded || err != nil {
+			return copied, err
+		}
+	}
 	copied, err := tx.CopyFrom(ctx, table, cols, src)
 	// CopyFrom reports a failing row source as the server's "COPY from
 	// stdin failed"; the source's own error says more.
