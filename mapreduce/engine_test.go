@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/apd/v3"
-
 	"github.com/mrengine/mr/internal/runtest"
 	"github.com/mrengine/mr/mapreduce"
 	"github.com/mrengine/mr/partition"
@@ -99,27 +97,14 @@ type memSink struct {
 	encodeRows bool
 }
 
-// fieldsOf collects the fields of a row that EncodeRow writes.
-type fieldsOf struct{ values []any }
-
-func (f *fieldsOf) Int64(v int64)          { f.values = append(f.values, v) }
-func (f *fieldsOf) Float64(v float64)      { f.values = append(f.values, v) }
-func (f *fieldsOf) String(v string)        { f.values = append(f.values, v) }
-func (f *fieldsOf) Bool(v bool)            { f.values = append(f.values, v) }
-func (f *fieldsOf) Date(v mapreduce.Date)  { f.values = append(f.values, v) }
-func (f *fieldsOf) Time(v time.Time)       { f.values = append(f.values, v) }
-func (f *fieldsOf) Decimal(v *apd.Decimal) { f.values = append(f.values, v) }
-func (f *fieldsOf) Bytes(v []byte)         { f.values = append(f.values, v) }
-func (f *fieldsOf) Null()                  { f.values = append(f.values, nil) }
-
 // values reads the current row of rows as s is set to.
 func (s *memSink) values(rows mapreduce.OutputRows) ([]any, error) {
 	if !s.encodeRows {
 		return rows.Values()
 	}
-	var f fieldsOf
+	var f fieldBuf
 	err := rows.(mapreduce.RowEncoder).EncodeRow(&f)
-	return f.values, err
+	return f.vals, err
 }
 
 func newMemSink() *memSink {

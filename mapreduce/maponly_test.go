@@ -680,25 +680,7 @@ func TestRun_MapOnlyFinalize(t *testing.T) {
 	var broken atomic.Bool
 	var calls atomic.Int64
 	broken.Store(true)
-	base := sumJob(t)
-	j := &mapreduce.Job[string, int64]{
-		Name:   "finalize_test",
-		Input:  base.Input,
-		Output: mapreduce.Output{Table: "sums", Values: []mapreduce.Field{{Name: "doubled", Type: mapreduce.TypeInt64}}},
-		Key:    base.Key,
-		Value:  base.Value,
-		Map: func(_ context.Context, row mapreduce.Row, emit func(string, int64)) error {
-			emit(row.String(0), row.Int64(1))
-			return nil
-		},
-		Finalize: func(v int64, out mapreduce.Encoder) error {
-			if calls.Add(1) > 500 && broken.Load() { // in the chunks of the rows past 1,000 or so
-				return errors.New("finalize bug")
-			}
-			out.Int64(2 * v)
-			return nil
-		},
-	}
+	j := finalizeJob(t, "finalize_test", nil, 500, &calls, &broken)
 	cfg := runtest.Config(t)
 	cfg.Partitions, cfg.Workers, cfg.ChunkSize = 1, 1, 100
 	sink := newMemSink()
@@ -738,26 +720,7 @@ func TestRun_ReduceFinalize(t *testing.T) {
 			var broken atomic.Bool
 			var calls atomic.Int64
 			broken.Store(true)
-			base := sumJob(t)
-			j := &mapreduce.Job[string, int64]{
-				Name:    "reduce_finalize_test",
-				Input:   base.Input,
-				Output:  mapreduce.Output{Table: "sums", Values: []mapreduce.Field{{Name: "doubled", Type: mapreduce.TypeInt64}}},
-				Key:     base.Key,
-				Value:   base.Value,
-				Combine: func(a, b int64) int64 { return a + b },
-				Map: func(_ context.Context, row mapreduce.Row, emit func(string, int64)) error {
-					emit(row.String(0), row.Int64(1))
-					return nil
-				},
-				Finalize: func(v int64, out mapreduce.Encoder) error {
-					if calls.Add(1) > 100 && broken.Load() {
-						return errors.New("finalize bug")
-					}
-					out.Int64(2 * v)
-					return nil
-				},
-			}
+			j := finalizeJob(t, "reduce_finalize_test", func(a, b int64) int64 { return a + b }, 100, &calls, &broken)
 			cfg := runtest.Config(t)
 			cfg.Partitions, cfg.Buckets, cfg.Workers = 2, 2, 1
 			sink := newMemSink()
@@ -775,5 +738,31 @@ func TestRun_ReduceFinalize(t *testing.T) {
 			}
 			checkTable(t, sink.table, want)
 		})
+	}
+}
+
+// finalizeJob is sumJob's key and value with combine (nil: map-only) and
+// a Finalize that doubles each total, and that fails once it has been
+// called more than after times while broken is set.
+func finalizeJob(t *testing.T, name string, combine func(a, b int64) int64, after int64, calls *atomic.Int64, broken *atomic.Bool) *mapreduce.Job[string, int64] {
+	base := sumJob(t)
+	return &mapreduce.Job[string, int64]{
+		Name:    name,
+		Input:   base.Input,
+		Output:  mapreduce.Output{Table: "sums", Values: []mapreduce.Field{{Name: "doubled", Type: mapreduce.TypeInt64}}},
+		Key:     base.Key,
+		Value:   base.Value,
+		Combine: combine,
+		Map: func(_ context.Context, row mapreduce.Row, emit func(string, int64)) error {
+			emit(row.String(0), row.Int64(1))
+			return nil
+		},
+		Finalize: func(v int64, out mapreduce.Encoder) error {
+			if calls.Add(1) > after && broken.Load() {
+				return errors.New("finalize bug")
+			}
+			out.Int64(2 * v)
+			return nil
+		},
 	}
 }
