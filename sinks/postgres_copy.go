@@ -132,7 +132,8 @@ type copyEncoder struct {
 	err  error
 }
 
-// y2k is PostgreSQL's epoch for dates and timestamps, as Unix time.
+// y2kDays and y2kMicros are PostgreSQL's epoch for dates and timestamps,
+// 2000-01-01, in days and in microseconds of Unix time.
 const (
 	y2kDays   = 10_957
 	y2kMicros = y2kDays * 24 * 60 * 60 * 1_000_000
