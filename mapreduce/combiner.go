@@ -38,7 +38,8 @@ type combiner interface {
 	// should go on combining (see streamWorthIt). If not, it moves what
 	// it holds into w and sends every later pair straight there, in its
 	// key's bucket, until the task ends. It reports whether it has
-	// decided.
+	// decided. Only a job with Combine adapts: a map-only task keeps the
+	// last pair of each key, and never calls it.
 	adapt(w *shuffle.Writer, mapped, rows int64) (decided bool)
 	// merge combines into the values held the stored rows of their keys
 	// that a Merger read back (key columns, then Spec.Restore's).
@@ -61,7 +62,7 @@ type mapCombiner[K comparable, V any] struct {
 	emitFunc func(K, V)
 	dec      shuffle.RecordDecoder
 	keyBytes int // average encoded key size seen at the last spill
-	// pairs counts the pairs combined since the last spill. Once adapt
+	// pairs counts the pairs Map emitted since the last spill. Once adapt
 	// chose to stream, out is the writer that every pair goes to, and
 	// streamed counts those since the last spill.
 	pairs    int
@@ -94,6 +95,7 @@ func (t *mapCombiner[K, V]) mapRow(ctx context.Context, row Row) error {
 		t.streamed += len(t.pending)
 		return nil
 	}
+	t.pairs += len(t.pending)
 	// Only a successful attempt's pairs reach the combiner. A panic in Combine
 	// is not the row's fault: it stops the task.
 	var k K
@@ -124,7 +126,6 @@ func (t *mapCombiner[K, V]) callMap(ctx context.Context, row Row) (err error) {
 // map-only job has no Combine: v replaces the value held, so that of one
 // chunk's pairs of a key the one emitted last wins.
 func (t *mapCombiner[K, V]) combine(k K, v V) (merged bool) {
-	t.pairs++
 	if t.job.Combine == nil {
 		t.m[k] = v
 		return false
@@ -199,8 +200,6 @@ func (t *mapCombiner[K, V]) write(w *shuffle.Writer, k K, v V) int {
 
 func (t *mapCombiner[K, V]) adapt(w *shuffle.Writer, mapped, rows int64) bool {
 	switch {
-	case t.job.Combine == nil: // map-only: the combiner keeps the last pair of a key
-		return true
 	case int64(t.pairs) < streamSample(rows) || mapped == 0:
 		return false
 	case !streamWorthIt(len(t.m), t.pairs, rows*int64(t.pairs)/mapped):
