@@ -103,6 +103,12 @@ const (
 	// processes, which otherwise can fail with a unique violation on
 	// pg_type when both create the same table at the same moment.
 	prepareLockClass = 0x6d727370
+
+	// indexLockClass is the first key of the advisory lock under which a
+	// staging table's indexes are built ("mrsi"); the second is hashtext
+	// of the staging table's qualified name. A second build waits for the
+	// first and then finds its indexes (see Swap).
+	indexLockClass = 0x6d727369
 )
 
 // UnavailableError reports a PostgreSQL server that stayed unreachable for

@@ -18,14 +18,16 @@ var _ mapreduce.Replacer = (*Postgres)(nil)
 // Stage returns the staging table of run for t (see mapreduce.Replacer),
 // in t's schema, named by stageName. A new one is
 //
-//	CREATE TABLE stage (LIKE t INCLUDING ALL)
+//	CREATE TABLE stage (LIKE t INCLUDING ALL EXCLUDING INDEXES)
 //
 // which copies t's columns with their defaults, NOT NULL and CHECK
-// constraints, identity and generated columns, indexes (the key among
-// them), comments and storage settings. It does not copy what LIKE leaves
-// out: grants, the owner (the new table belongs to the role mr connects
-// as), row-level security policies, triggers, foreign keys, publication
-// memberships and partitioning. Re-apply those after a run if t has them.
+// constraints, identity and generated columns, comments and storage
+// settings. Swap gives it t's indexes (the key among them, with their
+// comments) once it is filled (see buildIndexes). It does not copy what
+// LIKE leaves out: grants, the owner (the new table belongs to the role mr
+// connects as), row-level security policies, triggers, foreign keys,
+// publication memberships and partitioning. Re-apply those after a run if
+// t has them.
 func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, commit string) (mapreduce.OutputTable, error) {
 	fail := func(err error) error {
 		return s.db.Scrub(fmt.Errorf("sinks: stage table %q for commit %q in %s: %w", t.Name, commit, s, err))
@@ -84,7 +86,7 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 					return err
 				}
 			}
-			if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", qstage, n.out.Sanitize())); err != nil {
+			if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL EXCLUDING INDEXES)", qstage, n.out.Sanitize())); err != nil {
 				return err
 			}
 			// LIKE copies the comments of columns, constraints and
@@ -117,10 +119,14 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 }
 
 // Swap replaces t with the staging table of run (see mapreduce.Replacer).
-// In one transaction it records the swap, analyzes the staging table (so
-// that readers' first queries on it get good plans), drops t, renames the
-// staging table to t and gives its indexes t's names (index and
-// constraint names LIKE generated from the staging table's name). The old
+// It first builds t's indexes on the staging table (see buildIndexes), in
+// a transaction of its own that locks the staging table only, so that
+// t's readers and the schema's other runs do not wait for the build. Then,
+// in one transaction, it records the swap, builds any index that t gained
+// since, analyzes the staging table (so that readers' first queries on it
+// get good plans), drops t, renames the staging table to t and gives its
+// indexes t's names and comments (PostgreSQL named them after the staging
+// table). The old
 // table is locked (ACCESS EXCLUSIVE) from the DROP to the COMMIT only:
 // queries already reading it finish first, and queries that arrive
 // meanwhile wait and then read the new table. A view or materialized view
@@ -138,10 +144,18 @@ func (s *Postgres) Swap(ctx context.Context, t mapreduce.OutputTable, run, commi
 	if err != nil {
 		return fail(err)
 	}
+	err = s.retry(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			return s.indexStage(ctx, tx, t, n, run, commit)
+		})
+	})
+	if err != nil {
+		return fail(err)
+	}
 	// A retry after a COMMIT whose reply was lost finds the swap recorded.
 	err = s.retry(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			return s.swapOnce(ctx, tx, n, run, commit)
+			return s.swapOnce(ctx, tx, t, n, run, commit)
 		})
 	})
 	if err != nil {
@@ -150,7 +164,38 @@ func (s *Postgres) Swap(ctx context.Context, t mapreduce.OutputTable, run, commi
 	return nil
 }
 
-func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, run, commit string) error {
+// indexStage builds t's indexes on the staging table of run, unless the
+// swap is done already or the staging table is not the one of commit,
+// which swapOnce reports.
+func (s *Postgres) indexStage(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable, n names, run, commit string) error {
+	stage := stageName(n.schema, n.table, run)
+	if err := lockIndexes(ctx, tx, n, stage); err != nil {
+		return err
+	}
+	marks, err := postgresMarks(ctx, tx, n, commit)
+	if err != nil {
+		return err
+	}
+	old, err := relation(ctx, tx, n.schema, n.table)
+	if err != nil || (old != 0 && marks[swapBucket] == old) {
+		return err
+	}
+	staged, err := relation(ctx, tx, n.schema, stage)
+	if err != nil || staged == 0 || staged != marks[stageBucket] {
+		return err
+	}
+	_, err = buildIndexes(ctx, tx, t, old, staged, pgx.Identifier{n.schema, stage}.Sanitize())
+	return err
+}
+
+// lockIndexes takes the lock under which the indexes of the staging table
+// stage are built, until tx ends.
+func lockIndexes(ctx context.Context, tx pgx.Tx, n names, stage string) error {
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", indexLockClass, n.schema+"."+stage)
+	return err
+}
+
+func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable, n names, run, commit string) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", prepareLockClass, n.schema); err != nil {
 		return err
 	}
@@ -175,6 +220,13 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, run, commit
 			"run the same command again: it builds the table anew and applies them again", stage)
 	}
 	qstage := pgx.Identifier{n.schema, stage}.Sanitize()
+	if err := lockIndexes(ctx, tx, n, stage); err != nil {
+		return err
+	}
+	indexes, err := buildIndexes(ctx, tx, t, old, staged, qstage)
+	if err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, "ANALYZE "+qstage); err != nil {
 		return err
 	}
@@ -207,6 +259,14 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, n names, run, commit
 	if err := renameIndexes(ctx, tx, n, staged, names); err != nil {
 		return err
 	}
+	for _, x := range indexes {
+		if x.comment == "" {
+			continue
+		}
+		if _, err := tx.Exec(ctx, x.comment); err != nil {
+			return err
+		}
+	}
 	if err := postgresMark(ctx, tx, n, commit, swapBucket, staged); err != nil {
 		return err
 	}
@@ -231,65 +291,6 @@ func dependentViews(ctx context.Context, tx pgx.Tx, oid uint32) ([]string, error
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
-// indexNames returns the names of the indexes of the table oid by what
-// they index (see indexShape), in order of creation.
-func indexNames(ctx context.Context, tx pgx.Tx, oid uint32) (map[string][]string, error) {
-	rows, err := tx.Query(ctx, indexShape+` ORDER BY i.indexrelid`, oid)
-	if err != nil {
-		return nil, err
-	}
-	names := map[string][]string{}
-	var name, shape string
-	_, err = pgx.ForEachRow(rows, []any{&name, &shape}, func() error {
-		names[shape] = append(names[shape], name)
-		return nil
-	})
-	return names, err
-}
-
-// indexShape selects the indexes of a table ($1): each one's name, and
-// what it indexes: its kind, and its definition from USING on (method,
-// columns, operator classes, INCLUDE, predicate), which names neither the
-// index nor the table.
-const indexShape = `SELECT c.relname::text,
-		concat_ws(' ', i.indisprimary, i.indisunique, i.indisexclusion, substring(pg_get_indexdef(i.indexrelid) from ' USING .*$'))
-	FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1`
-
-// renameIndexes gives the indexes of the renamed staging table (oid) the
-// names of the old table's indexes (old, by indexShape) that index the
-// same: LIKE named them after the staging table, and without this every
-// run would leave new names, and the key constraint with them (renaming
-// an index renames its constraint). An index without a match keeps its
-// name.
-func renameIndexes(ctx context.Context, tx pgx.Tx, n names, oid uint32, old map[string][]string) error {
-	rows, err := tx.Query(ctx, indexShape+` ORDER BY i.indexrelid`, oid)
-	if err != nil {
-		return err
-	}
-	type index struct{ name, shape string }
-	indexes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (index, error) {
-		var i index
-		return i, row.Scan(&i.name, &i.shape)
-	})
-	if err != nil {
-		return err
-	}
-	for _, i := range indexes {
-		names := old[i.shape]
-		if len(names) == 0 {
-			continue
-		}
-		old[i.shape] = names[1:]
-		if names[0] == i.name {
-			continue
-		}
-		if _, err := tx.Exec(ctx, "ALTER INDEX "+pgx.Identifier{n.schema, i.name}.Sanitize()+" RENAME TO "+ident(names[0])); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // postgresMarks returns the records stageBucket and swapBucket that the

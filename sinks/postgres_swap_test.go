@@ -49,8 +49,10 @@ func TestPostgres_Swap(t *testing.T) {
 	}
 
 	// Into its staging table a commit copies each bucket straight in (see
-	// Apply): no upsert, so a key that a second bucket brings again fails
-	// that bucket whole, leaving the first bucket's row and no record.
+	// Apply), and the key's index is built only at the swap: a key that a
+	// second bucket brings again, which no run of mr does, fails the swap
+	// with an error that names the index and the key and says what to do,
+	// and the old table stays.
 	t.Run("StagedCopiesDirectly", func(t *testing.T) {
 		t.Parallel()
 		b := setupPostgres(t)
@@ -60,19 +62,20 @@ func TestPostgres_Swap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = b.sink.Apply(ctx, staged, "c1", 1, countRows(14, 2, 3))
-		if err == nil || !strings.Contains(err.Error(), "duplicate key") {
-			t.Fatalf("a key applied by two buckets: %v, want a duplicate key error", err)
-		}
-		if err := b.sink.Apply(ctx, staged, "c1", 1, countRows(15, 2, 3)); err != nil {
+		if err := b.sink.Apply(ctx, staged, "c1", 1, countRows(14, 2, 3)); err != nil {
 			t.Fatal(err)
-		}
-		got := fmt.Sprint(b.query(t, `SELECT k, n FROM `+staged.Name+` ORDER BY k`))
-		if want := "[[10 2] [11 2] [12 2] [13 2] [14 2] [15 3] [16 3]]"; got != want {
-			t.Errorf("staging table: %s, want %s", got, want)
 		}
 		if got := fmt.Sprint(b.query(t, `SELECT bucket, "rows" FROM mr_bucket_commits WHERE commit_key = 'c1' AND bucket >= 0 ORDER BY 1`)); got != "[[0 5] [1 2]]" {
 			t.Errorf("records of c1: %s, want buckets 0 and 1 with 5 and 2 rows", got)
+		}
+		err = b.sink.Swap(ctx, counts, "r", "c1")
+		for _, want := range []string{"breaks unique index counts_pkey of table counts", "Key (k)=(14) is duplicated", "run again with --fresh"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Swap error = %v, want one containing %q", err, want)
+			}
+		}
+		if got := fmt.Sprint(b.query(t, `SELECT count(*), sum(n)::bigint FROM counts`)); got != "[[8 8]]" {
+			t.Errorf("after the failed swap: count, sum = %s, want the old table's [[8 8]]", got)
 		}
 	})
 
@@ -84,7 +87,10 @@ func TestPostgres_Swap(t *testing.T) {
 		for _, stmt := range []string{
 			`CREATE TABLE counts (k bigint PRIMARY KEY, n bigint CHECK (n > 0), note text DEFAULT 'x')`,
 			`CREATE INDEX counts_n ON counts (n)`,
+			`CREATE UNIQUE INDEX "counts n, big" ON counts ((n * 100 + k)) INCLUDE (note) WHERE n > 1`,
 			`COMMENT ON TABLE counts IS 'made by hand'`,
+			`COMMENT ON INDEX counts_n IS 'for lookups by n'`,
+			`COMMENT ON CONSTRAINT counts_pkey ON counts IS 'the job''s key'`,
 		} {
 			if _, err := b.pool.Exec(t.Context(), stmt); err != nil {
 				t.Fatal(err)
@@ -98,9 +104,15 @@ func TestPostgres_Swap(t *testing.T) {
 			"[[10 2 x] [11 2 x] [12 2 x] [13 2 x] [14 2 x]]"; got != want {
 			t.Errorf("rows = %s, want %s", got, want)
 		}
-		got := fmt.Sprint(b.query(t, `SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'counts'::regclass ORDER BY 1`))
-		if want := "[[counts_n] [counts_pkey]]"; got != want {
-			t.Errorf("indexes = %s, want %s", got, want)
+		got := fmt.Sprint(b.query(t, `SELECT replace(pg_get_indexdef(indexrelid), current_schema() || '.', ''), coalesce(obj_description(indexrelid, 'pg_class'), '-')
+			FROM pg_index WHERE indrelid = 'counts'::regclass ORDER BY 1`))
+		if want := `[[CREATE INDEX counts_n ON counts USING btree (n) for lookups by n] ` +
+			`[CREATE UNIQUE INDEX "counts n, big" ON counts USING btree ((((n * 100) + k))) INCLUDE (note) WHERE (n > 1) -] ` +
+			`[CREATE UNIQUE INDEX counts_pkey ON counts USING btree (k) -]]`; got != want {
+			t.Errorf("indexes, comments:\n got %s\nwant %s", got, want)
+		}
+		if got := fmt.Sprint(b.query(t, `SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conrelid = 'counts'::regclass AND conname = 'counts_pkey'`)); got != "[[the job's key]]" {
+			t.Errorf("key constraint's comment = %s, want the job's key", got)
 		}
 		got = fmt.Sprint(b.query(t, `SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'counts'::regclass ORDER BY 1`))
 		if want := "[[counts_n_check CHECK ((n > 0))] [counts_pkey PRIMARY KEY (k)]]"; got != want {
@@ -111,6 +123,74 @@ func TestPostgres_Swap(t *testing.T) {
 		}
 		if got := fmt.Sprint(b.query(t, `SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname LIKE 'counts\_mr\_next\_%'`)); got != "[[0]]" {
 			t.Errorf("relations left of the staging table: %s, want none", got)
+		}
+	})
+
+	// A unique index of the user's on other columns than the key, which
+	// the output breaks, fails the swap with what to do, and the old
+	// table stays.
+	t.Run("UniqueIndexBroken", func(t *testing.T) {
+		t.Parallel()
+		b := setupPostgres(t)
+		for _, stmt := range []string{
+			`CREATE TABLE counts (k bigint PRIMARY KEY, n bigint)`,
+			`CREATE UNIQUE INDEX counts_one_per_n ON counts (n) WHERE n > 1`,
+		} {
+			if _, err := b.pool.Exec(t.Context(), stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stageAndApply(t, b, counts)
+		err := b.sink.Swap(t.Context(), counts, "r", "c1")
+		for _, want := range []string{"breaks unique index counts_one_per_n of table counts", "Key (n)=(2) is duplicated", "drop it or change the job"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Swap error = %v, want one containing %q", err, want)
+			}
+		}
+		if got := fmt.Sprint(b.query(t, `SELECT count(*) FROM counts`)); got != "[[8]]" {
+			t.Errorf("after the failed swap: %s rows, want the old table's 8", got)
+		}
+	})
+
+	// An output table dropped during the run leaves no indexes to copy:
+	// the swapped-in table gets the key, as Prepare would have made it.
+	t.Run("OutputTableDropped", func(t *testing.T) {
+		t.Parallel()
+		b := setupPostgres(t)
+		stageAndApply(t, b, counts)
+		if _, err := b.pool.Exec(t.Context(), `DROP TABLE counts`); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.sink.Swap(t.Context(), counts, "r", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprint(b.query(t, `SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'counts'::regclass`))
+		if !strings.HasSuffix(got, " PRIMARY KEY (k)]]") {
+			t.Errorf("constraints = %s, want the key", got)
+		}
+	})
+
+	// Swaps of one run at the same time, as a shared run's workers may
+	// start, build each index once.
+	t.Run("ConcurrentSwaps", func(t *testing.T) {
+		t.Parallel()
+		b := setupPostgres(t)
+		if _, err := b.pool.Exec(t.Context(), `CREATE TABLE counts (k bigint PRIMARY KEY, n bigint); CREATE INDEX counts_n ON counts (n)`); err != nil {
+			t.Fatal(err)
+		}
+		stageAndApply(t, b, counts)
+		errs := make(chan error, 3)
+		for range cap(errs) {
+			go func() { errs <- b.sink.Swap(t.Context(), counts, "r", "c1") }()
+		}
+		for range cap(errs) {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		got := fmt.Sprint(b.query(t, `SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'counts'::regclass ORDER BY 1`))
+		if want := "[[counts_n] [counts_pkey]]"; got != want {
+			t.Errorf("indexes = %s, want %s", got, want)
 		}
 	})
 
