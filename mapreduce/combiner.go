@@ -29,8 +29,8 @@ type combiner interface {
 	// combiner.
 	spill(w *shuffle.Writer)
 	// rows empties the combiner into its finalized output rows, in key
-	// order (see sortByKey).
-	rows() OutputRows
+	// order (see sortByKey) if sorted, else in no particular order.
+	rows(sorted bool) OutputRows
 	// keys iterates over the keys held, as the output's key columns.
 	keys() OutputRows
 	// adapt decides, once Map has emitted a sample of pairs from mapped
@@ -211,7 +211,7 @@ func (t *mapCombiner[K, V]) adapt(w *shuffle.Writer, mapped, rows int64) bool {
 	return true
 }
 
-func (t *mapCombiner[K, V]) rows() OutputRows {
+func (t *mapCombiner[K, V]) rows(sorted bool) OutputRows {
 	entries := make([]pair[K, V], 0, len(t.m))
 	for k, v := range t.m {
 		entries = append(entries, pair[K, V]{k, v})
@@ -219,7 +219,10 @@ func (t *mapCombiner[K, V]) rows() OutputRows {
 	// A fresh map lets the old one, sized for every key, be collected
 	// while the sink drains the entries, and the sort's copy of them.
 	t.m = make(map[K]V)
-	return &combinerRows[K, V]{job: t.job, entries: sortByKey(entries, t.job.Key)}
+	if sorted {
+		entries = sortByKey(entries, t.job.Key)
+	}
+	return &combinerRows[K, V]{job: t.job, entries: entries}
 }
 
 // combinerRows yields a combiner's entries as output rows, each encoded

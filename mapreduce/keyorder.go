@@ -17,7 +17,8 @@ import (
 // 2 shared CPUs). Strings order by their bytes, as under the C collation;
 // elsewhere the order is still nearly the index's, which is what counts.
 // Each key is encoded once into one buffer (see keyOrder), and entries
-// are sorted by those bytes.
+// are sorted by those bytes. Rows that go where no index is kept up to
+// date skip it (see AnyOrder).
 func sortByKey[K comparable, V any](entries []pair[K, V], codec Codec[K]) []pair[K, V] {
 	var enc keyOrder
 	ends := make([]int, len(entries))

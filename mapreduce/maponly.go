@@ -219,7 +219,7 @@ func (t *mapTask) chunkRows() (*chunkRows, error) {
 	out := t.r.spec.Output
 	width := len(out.Keys) + len(out.Values)
 	c := &chunkRows{width: width, values: make([]any, 0, t.comb.len()*width)}
-	rows := t.comb.rows()
+	rows := t.comb.rows(true)
 	for rows.Next() {
 		v, err := rows.Values()
 		if err != nil {

@@ -99,6 +99,7 @@ type bucketRows struct {
 	n          int64          // rows yielded
 	regrouped  []shuffle.File // sub-part files written, removed at the end
 	flushes    int            // of sub-parts, to name their files
+	unsorted   bool           // see InAnyOrder
 }
 
 func (br *bucketRows) Next() bool {
@@ -117,12 +118,15 @@ func (br *bucketRows) Next() bool {
 		if !br.nextPart() {
 			return false
 		}
-		br.cur = br.comb.rows()
+		br.cur = br.comb.rows(!br.unsorted)
 	}
 }
 
 func (br *bucketRows) Values() ([]any, error) { return br.cur.Values() }
 func (br *bucketRows) Err() error             { return br.err }
+
+// InAnyOrder makes the rows come unsorted (see AnyOrder).
+func (br *bucketRows) InAnyOrder() { br.unsorted = true }
 
 // EncodeRow passes the current row to e: bucketRows' rows come from
 // combiners, which are RowEncoders.
@@ -155,7 +159,7 @@ func (m mergeParts) Merge(stored OutputRows) (OutputRows, error) {
 		return nil, err
 	}
 	m.br.n += int64(m.br.comb.len())
-	return m.br.comb.rows(), nil
+	return m.br.comb.rows(true), nil
 }
 
 // load reads part p into the combiner and reports whether it holds the

@@ -159,3 +159,13 @@ type OutputRows interface {
 type RowEncoder interface {
 	EncodeRow(e Encoder) error
 }
+
+// AnyOrder is implemented by the OutputRows of a bucket that Apply hands
+// to a sink. They come in the order of their keys' columns (see
+// sortByKey), which spares an index on them random writes; a sink that
+// writes them where no index is kept up to date, as into a table whose
+// indexes it builds later, calls InAnyOrder before the first Next to get
+// them unsorted, without the sort's cost.
+type AnyOrder interface {
+	InAnyOrder()
+}

@@ -117,7 +117,11 @@ func applyStatements(t mapreduce.OutputTable, n names) applySQL {
 func (s *Postgres) Apply(ctx context.Context, t mapreduce.OutputTable, commit string, bucket int, rows mapreduce.OutputRows) error {
 	src := newCopySource(rows, len(t.Keys)+len(t.Values))
 	staged, _ := s.staged.Load(t.Name)
-	return s.applyBucket(ctx, "apply", t, commit, bucket, staged == commit, func() bool { return src.started },
+	direct := staged == commit
+	if r, ok := rows.(mapreduce.AnyOrder); ok && direct {
+		r.InAnyOrder() // the staging table has no index yet (see buildIndexes)
+	}
+	return s.applyBucket(ctx, "apply", t, commit, bucket, direct, func() bool { return src.started },
 		func(ctx context.Context, tx pgx.Tx, q applySQL) (int64, error) {
 			return copyRows(ctx, tx, q.stage, q.cols, src)
 		})
