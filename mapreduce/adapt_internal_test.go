@@ -76,7 +76,7 @@ func TestCombiner_Adapt(t *testing.T) {
 		t.Helper()
 		w := shuffle.NewWriter(shuffle.Schema(spec.Shuffle), 4, 7, memory.NewGoAllocator())
 		defer w.Release()
-		c := j.newCombiner().(*mapCombiner[int64, int64])
+		c := j.newCombiner(0).(*mapCombiner[int64, int64])
 		batch := NewBatch([]string{"k"})
 		decided := false
 		for i, k := range keys {
@@ -101,7 +101,7 @@ func TestCombiner_Adapt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reduce := j.newCombiner().(*mapCombiner[int64, int64])
+		reduce := j.newCombiner(0).(*mapCombiner[int64, int64])
 		if err := shuffle.Read(ctx, b, files, func(rec arrow.RecordBatch) error { reduce.add(rec); return nil }); err != nil {
 			t.Fatal(err)
 		}

@@ -33,6 +33,9 @@ type combiner interface {
 	rows(sorted bool) OutputRows
 	// keys iterates over the keys held, as the output's key columns.
 	keys() OutputRows
+	// peakKeys is the most keys the combiner held when it spilled or
+	// yielded its rows: the size to make the next task's combiner with.
+	peakKeys() int
 	// adapt decides, once Map has emitted a sample of pairs from mapped
 	// rows, whether a map task that expects about rows rows in all
 	// should go on combining (see streamWorthIt). If not, it moves what
@@ -68,10 +71,11 @@ type mapCombiner[K comparable, V any] struct {
 	pairs    int
 	out      *shuffle.Writer
 	streamed int
+	peak     int // see peakKeys
 }
 
-func (j *Job[K, V]) newCombiner() combiner {
-	t := &mapCombiner[K, V]{job: j, m: make(map[K]V)}
+func (j *Job[K, V]) newCombiner(keys int) combiner {
+	t := &mapCombiner[K, V]{job: j, m: make(map[K]V, keys)}
 	t.emitFunc = func(k K, v V) { t.pending = append(t.pending, pair[K, V]{k, v}) }
 	return t
 }
@@ -175,7 +179,10 @@ func (t *mapCombiner[K, V]) entryBytes() int {
 	return 2*int(unsafe.Sizeof(k)+unsafe.Sizeof(v)) + 2*t.keyBytes + t.job.ValueBytes + 16
 }
 
+func (t *mapCombiner[K, V]) peakKeys() int { return t.peak }
+
 func (t *mapCombiner[K, V]) spill(w *shuffle.Writer) {
+	t.peak = max(t.peak, len(t.m))
 	var keyBytes int
 	for k, v := range t.m {
 		keyBytes += t.write(w, k, v)
@@ -212,6 +219,7 @@ func (t *mapCombiner[K, V]) adapt(w *shuffle.Writer, mapped, rows int64) bool {
 }
 
 func (t *mapCombiner[K, V]) rows(sorted bool) OutputRows {
+	t.peak = max(t.peak, len(t.m))
 	entries := make([]pair[K, V], 0, len(t.m))
 	for k, v := range t.m {
 		entries = append(entries, pair[K, V]{k, v})

@@ -191,7 +191,9 @@ type Spec struct {
 // function keeps its compile-time types.
 type Definition interface {
 	Spec() Spec
-	newCombiner() combiner
+	// newCombiner returns an empty combiner whose table has room for
+	// keys keys (0 if unknown), so that it need not grow to them.
+	newCombiner(keys int) combiner
 	// checked returns the job validated, its codecs derived, as a copy:
 	// running a job never writes to the caller's variable, which other
 	// runs may be reading.

@@ -49,7 +49,7 @@ func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 	t := &mapTask{
 		r:          r,
 		cp:         cp,
-		comb:       r.def.newCombiner(),
+		comb:       r.def.newCombiner(int(r.mapKeys.Load())),
 		writer:     shuffle.NewWriter(r.schema, r.plan.Buckets, r.plan.Seed, memory.NewGoAllocator()),
 		dlq:        dlqWriter{blobs: r.blobs},
 		rest:       cp.Range,
@@ -71,6 +71,7 @@ func (r *Runner) mapPartition(ctx context.Context, cp *Checkpoint) (err error) {
 	if err := t.run(ctx); err != nil {
 		return fmt.Errorf("partition %d %s: %w", part, cp.Range, err)
 	}
+	r.mapKeys.Store(int64(t.comb.peakKeys()))
 	return nil
 }
 

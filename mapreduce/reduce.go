@@ -36,7 +36,7 @@ func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string,
 			err = fmt.Errorf("bucket %d: %w", b, err)
 		}
 	}()
-	rows := &bucketRows{r: r, ctx: ctx, bucket: b, comb: r.def.newCombiner(), parts: []part{{files: files}}}
+	rows := &bucketRows{r: r, ctx: ctx, bucket: b, comb: r.def.newCombiner(int(r.reduceKeys.Load())), parts: []part{{files: files}}}
 	defer rows.removeRegrouped()
 	rows.maxEntries = r.maxEntries(rows.comb)
 	crashpoint.Hit(ctx, crashpoint.BucketStarted)
@@ -48,6 +48,7 @@ func (r *Runner) reduceBucket(ctx context.Context, t OutputTable, commit string,
 		return fmt.Errorf("bucket %d: %w", b, err)
 	}
 	crashpoint.Hit(ctx, crashpoint.BucketApplied)
+	r.reduceKeys.Store(int64(rows.comb.peakKeys()))
 	r.groups.Add(rows.n)
 	r.progress.Add(PhaseReduce, 1)
 	return r.store.MarkBucketDone(ctx, r.plan.RunID, r.plan.Commit, b)

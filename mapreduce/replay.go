@@ -179,7 +179,7 @@ func (r *Runner) Replay(ctx context.Context) (_ ReplayResult, err error) {
 	res.Generation = m.Generation
 
 	// Re-map the letters still in force.
-	comb := r.def.newCombiner()
+	comb := r.def.newCombiner(0)
 	var (
 		newCursors []int64
 		remaining  = make([][]DeadLetter, len(r.checkpoints))
