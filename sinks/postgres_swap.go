@@ -172,12 +172,8 @@ func (s *Postgres) indexStage(ctx context.Context, tx pgx.Tx, t mapreduce.Output
 	if err := lockIndexes(ctx, tx, n, stage); err != nil {
 		return err
 	}
-	marks, err := postgresMarks(ctx, tx, n, commit)
-	if err != nil {
-		return err
-	}
-	old, err := relation(ctx, tx, n.schema, n.table)
-	if err != nil || (old != 0 && marks[swapBucket] == old) {
+	marks, old, swapped, err := swapState(ctx, tx, n, commit)
+	if err != nil || swapped {
 		return err
 	}
 	staged, err := relation(ctx, tx, n.schema, stage)
@@ -186,6 +182,19 @@ func (s *Postgres) indexStage(ctx context.Context, tx pgx.Tx, t mapreduce.Output
 	}
 	_, err = buildIndexes(ctx, tx, t, old, staged, pgx.Identifier{n.schema, stage}.Sanitize())
 	return err
+}
+
+// swapState returns the records of commit's steps (see postgresMarks)
+// and the oid of the output table (0 if there is none), and whether it is
+// the table that commit swapped in.
+func swapState(ctx context.Context, tx pgx.Tx, n names, commit string) (marks map[int]uint32, old uint32, swapped bool, err error) {
+	if marks, err = postgresMarks(ctx, tx, n, commit); err != nil {
+		return nil, 0, false, err
+	}
+	if old, err = relation(ctx, tx, n.schema, n.table); err != nil {
+		return nil, 0, false, err
+	}
+	return marks, old, old != 0 && marks[swapBucket] == old, nil
 }
 
 // lockIndexes takes the lock under which the indexes of the staging table
@@ -199,12 +208,8 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTa
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", prepareLockClass, n.schema); err != nil {
 		return err
 	}
-	marks, err := postgresMarks(ctx, tx, n, commit)
-	if err != nil {
-		return err
-	}
-	old, err := relation(ctx, tx, n.schema, n.table)
-	if err != nil || (old != 0 && marks[swapBucket] == old) {
+	marks, old, swapped, err := swapState(ctx, tx, n, commit)
+	if err != nil || swapped {
 		return err
 	}
 	if err := s.claimTable(ctx, tx, n, run, commit); err != nil {
