@@ -36,8 +36,8 @@ type Result struct {
 	// Spent is true when Do gave up because the budget was spent; the
 	// error is then op's last, transient, fault.
 	Spent bool
-	// Interrupted is true when ctx ended while Do waited to retry; the
-	// error is then op's last, transient, fault.
+	// Interrupted is true when ctx ended while Do was retrying (waiting,
+	// or in op again); the error is then op's last, transient, fault.
 	Interrupted bool
 }
 
@@ -94,6 +94,12 @@ func Do(ctx context.Context, budget time.Duration, op func(context.Context) erro
 		now := time.Now()
 		if !first.IsZero() {
 			r.Waited = now.Sub(first)
+		}
+		if ctx.Err() != nil && !first.IsZero() && Transient(err) {
+			// The ctx ended during a retry, or as its wait ended: a wait
+			// and ctx.Done can be ready at once, and select picks either.
+			r.Interrupted = true
+			return r, err
 		}
 		if err == nil || ctx.Err() != nil || !Transient(err) {
 			return r, err

@@ -136,6 +136,23 @@ func TestDo(t *testing.T) {
 			t.Errorf("Do = %+v, %v; want 1 attempt and %v", r, err, fault)
 		}
 	})
+
+	// A ctx that ends in a retry's op, or as its wait ends (when the
+	// select picks the timer), interrupts the retries all the same.
+	t.Run("ContextEndedDuringRetry", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithCancel(t.Context())
+		calls := 0
+		r, err := Do(ctx, time.Minute, func(context.Context) error {
+			if calls++; calls == 2 {
+				cancel()
+			}
+			return fault
+		})
+		if err != fault || !r.Interrupted || r.Spent || r.Attempts != 2 {
+			t.Errorf("Do = %+v, %v; want 2 attempts, interrupted, and %v", r, err, fault)
+		}
+	})
 }
 
 // A fault after progress is a new fault: the budget starts over, so a long
