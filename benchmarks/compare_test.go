@@ -13,7 +13,6 @@ import (
 
 	"github.com/mrengine/mr/jobs"
 	"github.com/mrengine/mr/mapreduce"
-	"github.com/mrengine/mr/partition"
 	"github.com/mrengine/mr/sinks"
 	"github.com/mrengine/mr/sources"
 )
@@ -176,27 +175,28 @@ func compare(b *testing.B, ev *pgEvents, sh shape, def mapreduce.Definition) {
 		extracted.Seconds()/runs, mrs, mapPhase.Seconds()/runs, reducePhase.Seconds()/runs, goCPU.Seconds()/runs, pgCPU.Seconds()/runs, s)
 }
 
-// extract reads the columns of in over cfg.Partitions equal ranges of
-// its cursor, cfg.Workers of them at a time, as mr's map phase does
-// (Stream, chunks of cfg.ChunkSize), and drops the rows: what the map
-// phase would take if Map, the combine and the spill cost nothing. It
-// checks that it read want rows and returns how long it took.
+// extract reads the columns of in over the cfg.Partitions ranges that
+// mr's plan takes (the source's Split), cfg.Workers of them at a time, as
+// mr's map phase does (Stream, chunks of cfg.ChunkSize), and drops the
+// rows: what the map phase would take if Map, the combine and the spill
+// cost nothing. It checks that it read want rows and returns how long the
+// reading took, without the planning.
 func extract(ctx context.Context, src *sources.Postgres, in mapreduce.Input, cfg mapreduce.Config, want int64) (time.Duration, error) {
-	start := time.Now()
 	info, err := src.Describe(ctx, in)
 	if err != nil {
 		return 0, err
 	}
-	ranges, err := partition.Split(info.Min, info.Max, cfg.Partitions)
+	parts, err := src.Split(ctx, in, info, cfg.Partitions)
 	if err != nil {
 		return 0, err
 	}
+	start := time.Now()
 	var read atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(cfg.Workers)
-	for _, r := range ranges {
+	for _, p := range parts {
 		g.Go(func() error {
-			return src.Stream(ctx, in, r, cfg.ChunkSize, mapreduce.NewBatch(in.Names()), func(b *mapreduce.Batch) error {
+			return src.Stream(ctx, in, p.Range, cfg.ChunkSize, mapreduce.NewBatch(in.Names()), func(b *mapreduce.Batch) error {
 				read.Add(int64(b.Len()))
 				return nil
 			})

@@ -126,6 +126,8 @@ func (br *bucketRows) Next() bool {
 func (br *bucketRows) Values() ([]any, error) { return br.cur.Values() }
 func (br *bucketRows) Err() error             { return br.err }
 
+var _ AnyOrder = (*bucketRows)(nil)
+
 // InAnyOrder makes the rows come unsorted (see AnyOrder).
 func (br *bucketRows) InAnyOrder() { br.unsorted = true }
 

@@ -64,8 +64,9 @@ type Replacer interface {
 	Claim(ctx context.Context, t OutputTable, run, commit string) error
 
 	// Stage returns the table into which Apply builds the output of
-	// commit: a staging table next to t (same columns, keys and, where the
-	// backend can copy them, defaults, constraints and indexes), whose name
+	// commit: a staging table next to t (same columns and, where the
+	// backend can copy them, defaults and constraints; a backend may give
+	// it t's keys and indexes only at Swap, once it is filled), whose name
 	// derives from run, so that every plan of a run uses the same one.
 	// It creates the table for a commit that has none yet, dropping a
 	// staging table left by an earlier plan of the run, and finds it again
@@ -74,10 +75,12 @@ type Replacer interface {
 	Stage(ctx context.Context, t OutputTable, run, commit string) (OutputTable, error)
 
 	// Swap replaces t with the staging table of run, in one transaction
-	// that also records the swap under commit; a commit already swapped is
-	// left alone. It fails, changing nothing, where the database keeps the
-	// old table from being dropped (a view that depends on it, say), with
-	// an error that says what to remove before running again.
+	// that also records the swap under commit (a backend may build the
+	// staging table's indexes before it, in a transaction of their own);
+	// a commit already swapped is left alone. It fails, leaving t as it
+	// was, where the database keeps the old table from being dropped (a
+	// view that depends on it, say) or the output breaks one of t's unique
+	// indexes, with an error that says what to do before running again.
 	Swap(ctx context.Context, t OutputTable, run, commit string) error
 }
 

@@ -40,8 +40,10 @@
 // output table. Stage creates a staging table next to it, named after the
 // table and the run (t_mr_next_<hash of table and run id>, shortened to
 // fit 63 bytes), with the table's columns, keys, defaults, constraints and
-// indexes; the run's buckets are applied there. Swap then drops the old
-// table and renames the staging table to its name in one transaction,
+// indexes (on PostgreSQL, the indexes and the key come at Swap, built
+// once the buckets are in); the run's buckets are applied there. Swap
+// then drops the old table and renames the staging table to its name in
+// one transaction,
 // which records the swap in mr_bucket_commits (bucket -1; bucket -2 marks
 // the staging table created for the commit): readers see the old table
 // until the commit and the new one after it, and the rename costs the

@@ -34,14 +34,15 @@ type stageIndex struct {
 // creation, with the statements that build each one on the table qstage.
 // An index that backs a constraint (primary key, unique, exclusion) is
 // built by adding the constraint; any other is built from its definition,
-// which pg_get_indexdef writes as CREATE [UNIQUE] INDEX name ON
-// schema.table USING …, of which the part from USING on names neither.
+// which pg_get_indexdef writes as CREATE [UNIQUE] INDEX name ON [ONLY]
+// schema.table USING … (see indexPrefixExpr), of which the part from
+// USING on names neither.
 func outputIndexes(ctx context.Context, tx pgx.Tx, oid uint32, qstage string) ([]stageIndex, error) {
 	rows, err := tx.Query(ctx, `SELECT c.relname::text, `+indexShapeExpr+`,
 			CASE WHEN con.oid IS NOT NULL THEN 'ALTER TABLE '||$2::text||' ADD '||pg_get_constraintdef(con.oid) END,
 			CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END,
 			pg_get_indexdef(i.indexrelid),
-			format('CREATE %sINDEX %I ON %I.%I USING ', CASE WHEN i.indisunique THEN 'UNIQUE ' END, c.relname, n.nspname, t.relname),
+			`+indexPrefixExpr+`,
 			concat_ws('; ',
 				(SELECT format('COMMENT ON INDEX %I.%I IS %L', n.nspname, c.relname, d) FROM obj_description(i.indexrelid, 'pg_class') d WHERE d IS NOT NULL),
 				(SELECT format('COMMENT ON CONSTRAINT %I ON %I.%I IS %L', con.conname, n.nspname, t.relname, d) FROM obj_description(con.oid, 'pg_constraint') d WHERE d IS NOT NULL))
@@ -64,7 +65,7 @@ func outputIndexes(ctx context.Context, tx pgx.Tx, oid uint32, qstage string) ([
 		case constraint != nil:
 			x.build = *constraint
 		case ok:
-			x.build = "CREATE " + unique + "INDEX ON " + qstage + " USING " + rest
+			x.build = "CREATE " + unique + "INDEX ON " + qstage + " " + rest
 		default:
 			return fmt.Errorf("index %s cannot be built on the staging table: its definition %q does not begin %q", x.name, def, prefix)
 		}
@@ -116,7 +117,7 @@ func buildIndexes(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable, old, 
 // indexError explains a unique index that the run's output breaks.
 func indexError(x stageIndex, t mapreduce.OutputTable, qstage string, err error) error {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" && pgErr.Code != "23P01" { // unique_violation, exclusion_violation
 		return fmt.Errorf("build index %s of table %s on its staging table %s: %w", x.name, t.Name, qstage, err)
 	}
 	return fmt.Errorf("the run's output, in staging table %s, breaks unique index %s of table %s (%s): "+
@@ -148,14 +149,25 @@ func indexNames(ctx context.Context, tx pgx.Tx, oid uint32) (map[string][]string
 const indexShape = `SELECT c.relname::text, ` + indexShapeExpr + `
 	FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1`
 
-// indexShapeExpr is indexShape's shape of the index i.
-const indexShapeExpr = `concat_ws(' ', i.indisprimary, i.indisunique, i.indisexclusion, substring(pg_get_indexdef(i.indexrelid) from ' USING .*$'))`
+// indexShapeExpr is indexShape's shape of the index i (of pg_class row
+// c): its kind, and pg_get_indexdef's text after indexPrefixExpr.
+const indexShapeExpr = `concat_ws(' ', i.indisprimary, i.indisunique, i.indisexclusion, substr(pg_get_indexdef(i.indexrelid), length(` + indexPrefixExpr + `) + 1))`
+
+// indexPrefixExpr is how pg_get_indexdef begins the definition of the
+// index i (of pg_class row c), up to USING: CREATE [UNIQUE] INDEX name ON
+// [ONLY] schema.table, with quote_identifier's quoting, which format's %I
+// shares. Cutting it off by its length, not at the first " USING ", keeps
+// names that hold those words out of the shape.
+const indexPrefixExpr = `format('CREATE %sINDEX %I ON %s%s ', CASE WHEN i.indisunique THEN 'UNIQUE ' END, c.relname,
+	CASE WHEN c.relkind = 'I' THEN 'ONLY ' END,
+	(SELECT format('%I.%I', s.nspname, r.relname) FROM pg_catalog.pg_class r
+		JOIN pg_catalog.pg_namespace s ON s.oid = r.relnamespace WHERE r.oid = i.indrelid))`
 
 // renameIndexes gives the indexes of the renamed staging table (oid) the
 // names of the old table's indexes (old, by indexShape) that index the
-// same: LIKE named them after the staging table, and without this every
-// run would leave new names, and the key constraint with them (renaming
-// an index renames its constraint). An index without a match keeps its
+// same: buildIndexes let PostgreSQL name them after the staging table,
+// and without this every run would leave new names, and the key
+// constraint with them (renaming an index renames its constraint). An index without a match keeps its
 // name.
 func renameIndexes(ctx context.Context, tx pgx.Tx, n names, oid uint32, old map[string][]string) error {
 	rows, err := tx.Query(ctx, indexShape+` ORDER BY i.indexrelid`, oid)

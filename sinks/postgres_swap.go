@@ -89,8 +89,8 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 			if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL EXCLUDING INDEXES)", qstage, n.out.Sanitize())); err != nil {
 				return err
 			}
-			// LIKE copies the comments of columns, constraints and
-			// indexes, not the table's own.
+			// LIKE copies the comments of columns and constraints (Swap
+			// those of indexes), not the table's own.
 			var comment *string
 			err = tx.QueryRow(ctx, `SELECT format('COMMENT ON TABLE %s IS %L', $1::text, d) FROM obj_description($2::regclass, 'pg_class') d
 				WHERE d IS NOT NULL`, qstage, n.out.Sanitize()).Scan(&comment)
@@ -126,10 +126,9 @@ func (s *Postgres) Stage(ctx context.Context, t mapreduce.OutputTable, run, comm
 // since, analyzes the staging table (so that readers' first queries on it
 // get good plans), drops t, renames the staging table to t and gives its
 // indexes t's names and comments (PostgreSQL named them after the staging
-// table). The old
-// table is locked (ACCESS EXCLUSIVE) from the DROP to the COMMIT only:
-// queries already reading it finish first, and queries that arrive
-// meanwhile wait and then read the new table. A view or materialized view
+// table). The old table is locked (ACCESS EXCLUSIVE) from the DROP to the
+// COMMIT only: queries already reading it finish first, and queries that
+// arrive meanwhile wait and then read the new table. A view or materialized view
 // that depends on t stops the swap with an error naming it, since
 // PostgreSQL cannot drop a table that a view uses; so does any other
 // dependent object, such as a foreign key of another table.

@@ -87,6 +87,7 @@ func TestPostgres_Swap(t *testing.T) {
 		for _, stmt := range []string{
 			`CREATE TABLE counts (k bigint PRIMARY KEY, n bigint CHECK (n > 0), note text DEFAULT 'x')`,
 			`CREATE INDEX counts_n ON counts (n)`,
+			`CREATE INDEX "counts USING note" ON counts (note)`,
 			`CREATE UNIQUE INDEX "counts n, big" ON counts ((n * 100 + k)) INCLUDE (note) WHERE n > 1`,
 			`COMMENT ON TABLE counts IS 'made by hand'`,
 			`COMMENT ON INDEX counts_n IS 'for lookups by n'`,
@@ -106,7 +107,8 @@ func TestPostgres_Swap(t *testing.T) {
 		}
 		got := fmt.Sprint(b.query(t, `SELECT replace(pg_get_indexdef(indexrelid), current_schema() || '.', ''), coalesce(obj_description(indexrelid, 'pg_class'), '-')
 			FROM pg_index WHERE indrelid = 'counts'::regclass ORDER BY 1`))
-		if want := `[[CREATE INDEX counts_n ON counts USING btree (n) for lookups by n] ` +
+		if want := `[[CREATE INDEX "counts USING note" ON counts USING btree (note) -] ` +
+			`[CREATE INDEX counts_n ON counts USING btree (n) for lookups by n] ` +
 			`[CREATE UNIQUE INDEX "counts n, big" ON counts USING btree ((((n * 100) + k))) INCLUDE (note) WHERE (n > 1) -] ` +
 			`[CREATE UNIQUE INDEX counts_pkey ON counts USING btree (k) -]]`; got != want {
 			t.Errorf("indexes, comments:\n got %s\nwant %s", got, want)

@@ -618,8 +618,8 @@ func Run(t *testing.T, newBackend NewFunc) {
 					apply(bundle, "c1", 0, rowsOf(rows))
 					apply(bundle, "c2", 0, rowsOf(rows))
 					checkTable(bundle, stored(rows))
-					// The staging table has the user's key index and
-					// columns, and so has the table after the swap.
+					// The staging table has the user's columns, and the
+					// table after the swap the key index too.
 					rows = makeRows(10, 20, 2)
 					staged := stage(bundle, rollup, "run1", "c4")
 					applyTo(bundle, staged, "c4", 0, rowsOf(rows))
