@@ -36,6 +36,10 @@ type Bucket struct {
 	dir  string     // absolute root of a file bucket; "" for other schemes
 	name string     // for messages: dir, or the URL without credentials
 	s3   *s3.Client // an S3 bucket's client (see s3BeforeWrite); else nil
+	// s3Bucket and s3Prefix name an S3 bucket's keys as S3 sees them:
+	// the URL's host, and its prefix parameter, which gocloud puts
+	// before every key (see sweepUploads).
+	s3Bucket, s3Prefix string
 
 	// synced holds the directories under dir whose own entry in their
 	// parent is known durable: their parent was fsynced after they existed.
@@ -109,7 +113,7 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		// query, so every query value is a secret.
 		return nil, fmt.Errorf("blobs: open %s: %w", name, redact.Error(cause(err), redact.URLSecrets(u, nil)...))
 	}
-	return &Bucket{b: bb, name: name, s3: s3Client(bb)}, nil
+	return &Bucket{b: bb, name: name, s3: s3Client(bb), s3Bucket: u.Host, s3Prefix: u.Query().Get("prefix")}, nil
 }
 
 // location names the bucket at u without credentials: no user info, no
@@ -271,6 +275,11 @@ func (w *Writer) Abort() error {
 	if w.visible {
 		if derr := w.b.b.Delete(context.Background(), w.key); derr != nil && gcerrors.Code(derr) != gcerrors.NotFound {
 			err = derr
+		}
+	}
+	if w.b.s3 != nil && w.written >= s3MultipartThreshold && !w.visible {
+		if serr := w.b.sweepUploads(w.key); serr != nil {
+			err = serr
 		}
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package blobs
 
 import (
+	"context"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -48,3 +49,48 @@ func s3BeforeWrite(c *s3.Client) func(as func(any) bool) error {
 		return nil
 	}
 }
+
+// sweepUploads aborts the multipart uploads of key left after a write was
+// aborted. The transfer manager aborts its upload itself (see
+// s3BeforeWrite), but a part whose request the cancel cut short on the
+// client may still be written on the server after that, which leaves the
+// upload in place: S3's documentation of AbortMultipartUpload warns that
+// an upload may have to be aborted more than once. So the uploads of key
+// are listed and aborted, twice, s3SweepWait apart, to catch a part that
+// landed late. Keys are unique per attempt, so no other writer's upload
+// is aborted.
+func (b *Bucket) sweepUploads(key string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s3AbortTimeout)
+	defer cancel()
+	full := b.s3Prefix + key
+	for sweep := range 2 {
+		if sweep > 0 {
+			time.Sleep(s3SweepWait)
+		}
+		p := s3.NewListMultipartUploadsPaginator(b.s3, &s3.ListMultipartUploadsInput{Bucket: &b.s3Bucket, Prefix: &full})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, up := range page.Uploads {
+				if up.Key == nil || *up.Key != full {
+					continue
+				}
+				if _, err := b.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.s3Bucket, Key: up.Key, UploadId: up.UploadId}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// s3MultipartThreshold is the blob size from which the transfer manager
+// uploads in parts: its default (v0.4.3), which s3blob keeps. A smaller
+// blob is one PUT, with no upload to sweep.
+const s3MultipartThreshold = 16 << 20
+
+// s3SweepWait is how long sweepUploads waits for a late part before it
+// looks again: the server writes a part it has whole within milliseconds.
+const s3SweepWait = 200 * time.Millisecond
