@@ -114,7 +114,8 @@ func buildIndexes(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTable, old, 
 	return want, nil
 }
 
-// indexError explains a unique index that the run's output breaks.
+// indexError wraps the failed build of index x, explaining a unique (or
+// exclusion) index that the run's output breaks.
 func indexError(x stageIndex, t mapreduce.OutputTable, qstage string, err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23505" && pgErr.Code != "23P01" { // unique_violation, exclusion_violation
@@ -164,12 +165,16 @@ const indexPrefixExpr = `format('CREATE %sINDEX %I ON %s%s ', CASE WHEN i.indisu
 		JOIN pg_catalog.pg_namespace s ON s.oid = r.relnamespace WHERE r.oid = i.indrelid))`
 
 // renameIndexes gives the indexes of the renamed staging table (oid) the
-// names of the old table's indexes (old, by indexShape) that index the
-// same: buildIndexes let PostgreSQL name them after the staging table,
-// and without this every run would leave new names, and the key
-// constraint with them (renaming an index renames its constraint). An index without a match keeps its
-// name.
-func renameIndexes(ctx context.Context, tx pgx.Tx, n names, oid uint32, old map[string][]string) error {
+// names of the old table's indexes (old, as outputIndexes returned them)
+// that index the same, by shape: buildIndexes let PostgreSQL name them
+// after the staging table, and without this every run would leave new
+// names, and the key constraint with them (renaming an index renames its
+// constraint). An index without a match keeps its name.
+func renameIndexes(ctx context.Context, tx pgx.Tx, n names, oid uint32, old []stageIndex) error {
+	byShape := map[string][]string{}
+	for _, x := range old {
+		byShape[x.shape] = append(byShape[x.shape], x.name)
+	}
 	rows, err := tx.Query(ctx, indexShape+` ORDER BY i.indexrelid`, oid)
 	if err != nil {
 		return err
@@ -183,11 +188,11 @@ func renameIndexes(ctx context.Context, tx pgx.Tx, n names, oid uint32, old map[
 		return err
 	}
 	for _, i := range indexes {
-		names := old[i.shape]
+		names := byShape[i.shape]
 		if len(names) == 0 {
 			continue
 		}
-		old[i.shape] = names[1:]
+		byShape[i.shape] = names[1:]
 		if names[0] == i.name {
 			continue
 		}

@@ -234,11 +234,7 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTa
 	if _, err := tx.Exec(ctx, "ANALYZE "+qstage); err != nil {
 		return err
 	}
-	var names map[string][]string
 	if old != 0 {
-		if names, err = indexNames(ctx, tx, old); err != nil {
-			return err
-		}
 		views, err := dependentViews(ctx, tx, old)
 		if err != nil {
 			return err
@@ -260,7 +256,7 @@ func (s *Postgres) swapOnce(ctx context.Context, tx pgx.Tx, t mapreduce.OutputTa
 	if _, err := tx.Exec(ctx, "ALTER TABLE "+qstage+" RENAME TO "+ident(n.table)); err != nil {
 		return err
 	}
-	if err := renameIndexes(ctx, tx, n, staged, names); err != nil {
+	if err := renameIndexes(ctx, tx, n, staged, indexes); err != nil {
 		return err
 	}
 	for _, x := range indexes {
